@@ -1,0 +1,170 @@
+"""The `studio` command: a thin layer over the core modules.
+
+    studio launch [--port N] [--share --auth U:P]     open the web app
+    studio train CONFIG.yaml [--set key=value ...]    train in the foreground
+    studio count --model M --method lora --rank 8     trainable parameters and memory, no weights
+    studio data inspect FILE                          what a data file holds and what is wrong with it
+
+Errors are one line on stderr and a non-zero exit; set STUDIO_DEBUG=1 for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from studio import __version__
+from studio.errors import StudioError
+
+
+def add_launch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    p.add_argument("--workspace", help="workspace folder (default $STUDIO_WORKSPACE or ./workspace)")
+    p.add_argument("--share", action="store_true", help="also open a public Gradio link (needs --auth)")
+    p.add_argument("--auth", action="append", default=[], metavar="USER:PASS",
+                   help="require this login (repeat for several users)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from studio.ui.app import launch
+
+    launch(host=args.host, port=args.port, workspace=args.workspace, share=args.share,
+           auth=args.auth, open_browser=not args.no_browser)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from studio.config import load_config
+    from studio.train.worker import run_training
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(args.workspace)
+    if args.resume:
+        run_dir = ws.run_dir(args.config)
+        cfg = load_config(run_dir / "config.yaml")
+    else:
+        cfg = load_config(args.config, args.set)
+        label = cfg.name or f"{cfg.method.stage}-{cfg.method.name}"
+        run_dir = ws.new_run_dir(label)
+    print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
+    out = run_training(cfg, run_dir, resume=args.resume, show_progress=not args.quiet)
+    print(f"saved {out}", flush=True)
+    return 0
+
+
+def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        raise StudioError(f"`studio {what}` is not available in this version yet.")
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="studio", description="Fine-tuning Studio: teach a language model your own job.")
+    parser.add_argument("--version", action="version", version=f"studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("launch", help="open the web app (same as python launch.py)")
+    add_launch_args(p)
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("train", help="run a training stage in the foreground with a progress bar")
+    p.add_argument("config", help="run config YAML (or a run id / folder with --resume)")
+    p.add_argument("--workspace")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set train.learning_rate=1e-4")
+    p.add_argument("--resume", action="store_true", help="continue a run from its latest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="inspect or convert a data file")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("inspect", help="detect the format, validate, report problems by row")
+    q.add_argument("file")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--workspace")
+    q.set_defaults(func=_not_yet("data inspect"))
+    q = data_sub.add_parser("convert", help="normalise to TRL's messages or preference format")
+    q.add_argument("file")
+    q.add_argument("--to", choices=["messages", "preference"], required=True)
+    q.add_argument("--out", required=True)
+    q.add_argument("--workspace")
+    q.set_defaults(func=_not_yet("data convert"))
+
+    p = sub.add_parser("count", help="trainable and total parameters and a memory estimate, no weights")
+    p.add_argument("--model", required=True)
+    p.add_argument("--method", choices=["full", "lora", "qlora"], default="lora")
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--alpha", type=float, default=16)
+    p.add_argument("--targets", default="q_proj,v_proj")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--workspace")
+    p.set_defaults(func=_not_yet("count"))
+
+    p = sub.add_parser("eval", help="held-out metrics for a run or a model")
+    p.add_argument("target", metavar="RUN_OR_MODEL")
+    p.add_argument("--data", required=True)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--workspace")
+    p.set_defaults(func=_not_yet("eval"))
+
+    p = sub.add_parser("export", help="write a merged model or the adapter for plain transformers/PEFT")
+    p.add_argument("run", metavar="RUN")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--merged", action="store_true")
+    kind.add_argument("--adapter", action="store_true")
+    p.add_argument("--out", required=True)
+    p.add_argument("--workspace")
+    p.set_defaults(func=_not_yet("export"))
+
+    p = sub.add_parser("prefs", help="preference votes")
+    prefs_sub = p.add_subparsers(dest="prefs_command", metavar="ACTION", required=True)
+    q = prefs_sub.add_parser("export", help="votes as TRL preference data (prompt, chosen, rejected)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--workspace")
+    q.set_defaults(func=_not_yet("prefs export"))
+    return parser
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter that users cannot act on out of the terminal."""
+    import logging
+
+    # bitsandbytes warns on import when it cannot fetch an optional CPU kernel from the hub
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except (StudioError, ValueError) as err:
+        if os.environ.get("STUDIO_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # last resort: still one line, the detail only on request
+        if os.environ.get("STUDIO_DEBUG"):
+            raise
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"error: {type(err).__name__}: {first} (set STUDIO_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=None, default=str))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,389 @@
+"""Typed run configuration: what to train, on what, how.
+
+A run is described by one `RunConfig`, made of small dataclasses. It is read from and written to
+YAML (the files in presets/ and each run's config.yaml) and checked by `RunConfig.validate()`, which
+raises `ValueError` with a sentence a user can act on.
+
+    cfg = load_config("presets/tiny-sft-lora.yaml", overrides=["train.learning_rate=1e-3"])
+    save_config(cfg, "runs/x/config.yaml")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHODS = ("full", "lora", "qlora")
+STAGES = ("sft", "reward", "dpo", "rlhf", "ppo")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr")
+DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"
+    """'tiny' for the built-in model, a hub id (org/name) or a local folder."""
+    revision: str | None = None
+    """Hub branch, tag or commit; None means the default branch."""
+    trust_remote_code: bool = False
+    """Run model code shipped with a hub repository. Off unless you trust its author."""
+    parent_run: str | None = None
+    """Start from an earlier run's weights (its adapter or model), by run id or folder."""
+
+
+@dataclass
+class DataConfig:
+    train: str = "assets/data/support_sft.jsonl"
+    """Training data: a file, a saved dataset folder, a workspace dataset name or a hub dataset id."""
+    eval: str | None = None
+    """Held-out data for eval loss; None means carve `eval_fraction` out of the training data."""
+    eval_fraction: float = 0.0
+    """Share of the training rows kept aside for evaluation when no eval file is given."""
+    split: str = "train"
+    """Split to read from a hub dataset."""
+    subset: str | None = None
+    """Subset (configuration) of a hub dataset."""
+    max_length: int = 512
+    """Longest sequence in tokens; longer rows are truncated."""
+
+
+@dataclass
+class MethodConfig:
+    name: str = "lora"
+    """full: every weight trains. lora: small adapters train, the base is frozen. qlora: lora on a
+    quantised base."""
+    stage: str = "sft"
+    """sft, reward (reward model), dpo, rlhf (reward model + policy optimisation) or ppo."""
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    """Rank of the adapter matrices: more rank, more trainable parameters."""
+    alpha: float = 16.0
+    """Scale of the adapter update (the update is multiplied by alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the adapter input during training."""
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    """Names of the linear layers that get an adapter, or ['all-linear']."""
+    dora: bool = False
+    """Weight-decomposed LoRA: learns magnitude and direction apart; a bit slower, often better."""
+    rslora: bool = False
+    """Rank-stabilised scaling (alpha / sqrt(r)), which keeps high ranks from learning too slowly."""
+
+
+@dataclass
+class QuantSettings:
+    bits: int = 4
+    """4 or 8: the precision the frozen base is stored in."""
+    quant_type: str = "nf4"
+    """4-bit data type: nf4 (normal float, the QLoRA default) or fp4."""
+    double_quant: bool = True
+    """Quantise the quantisation constants too, saving about 0.4 bits per weight."""
+    compute_dtype: str = "bfloat16"
+    """Type the 4-bit weights are expanded to for each matrix product."""
+
+
+@dataclass
+class TrainSettings:
+    learning_rate: float = 2e-4
+    """Peak learning rate."""
+    epochs: float = 1.0
+    """Passes over the training data (ignored when max_steps > 0)."""
+    max_steps: int = -1
+    """Stop after this many optimizer steps; -1 means use epochs."""
+    batch_size: int = 4
+    """Rows per device per step."""
+    grad_accum: int = 1
+    """Steps whose gradients add up before one optimizer update."""
+    warmup_ratio: float = 0.0
+    """Share of the steps spent ramping the learning rate up from zero."""
+    scheduler: str = "linear"
+    """Learning-rate schedule after warmup."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay of AdamW."""
+    max_grad_norm: float = 1.0
+    """Clip gradients to this norm."""
+    precision: str = "auto"
+    """auto picks bf16 on GPUs that support it and fp32 on CPU (bf16 is far slower on CPU)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about 30% slower."""
+    seed: int = 42
+    """Seed for shuffling, dropout and initialisation."""
+    logging_steps: int = 5
+    """Log loss and learning rate every this many steps."""
+    eval_steps: int = 0
+    """Evaluate every this many steps; 0 evaluates once per epoch when there is eval data."""
+    save_steps: int = 0
+    """Save a checkpoint every this many steps; 0 saves at the end of each epoch."""
+    save_total_limit: int = 2
+    """Checkpoints kept on disk; older ones are deleted."""
+    num_processes: int = 1
+    """Processes (usually one per GPU) started through `accelerate launch`."""
+    accelerate_config: str | None = None
+    """An accelerate config file (DeepSpeed ZeRO, FSDP) used when num_processes > 1."""
+
+
+@dataclass
+class DpoSettings:
+    beta: float = 0.1
+    """How far the tuned model may move from the reference: lower beta, bolder updates."""
+    loss_type: str = "sigmoid"
+    """sigmoid (the DPO paper), hinge, ipo or robust."""
+
+
+@dataclass
+class RlSettings:
+    reward_model: str | None = None
+    """Run id or folder of the reward model that scores generations (rlhf, ppo)."""
+    kl_coef: float = 0.05
+    """Penalty on drifting from the starting policy."""
+    num_generations: int = 4
+    """Answers sampled per prompt and compared with each other."""
+    max_new_tokens: int = 64
+    """Longest generated answer during training."""
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    quant: QuantSettings = field(default_factory=QuantSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    dpo: DpoSettings = field(default_factory=DpoSettings)
+    rl: RlSettings = field(default_factory=RlSettings)
+    name: str = ""
+    """A label for the run, shown in the runs table."""
+
+    def validate(self) -> RunConfig:
+        """Raise ValueError with one readable sentence for the first problem found."""
+        m, lo, q, t, d = self.method, self.lora, self.quant, self.train, self.data
+        _choice("method.name", m.name, METHODS)
+        _choice("method.stage", m.stage, STAGES)
+        if not self.model.name or not str(self.model.name).strip():
+            raise ValueError("model.name is empty: give 'tiny', a hub id such as org/model, or a folder.")
+        if m.name != "full":
+            if not 1 <= lo.r <= 1024:
+                raise ValueError(f"LoRA rank must be between 1 and 1024 (got {lo.r}).")
+            if not lo.alpha > 0:
+                raise ValueError(f"LoRA alpha must be positive (got {lo.alpha}).")
+            if not 0 <= lo.dropout < 1:
+                raise ValueError(f"LoRA dropout must be at least 0 and below 1 (got {lo.dropout}).")
+            if not lo.targets:
+                raise ValueError("Pick at least one target module for LoRA, or 'all-linear'.")
+        if m.name == "qlora":
+            if q.bits not in (4, 8):
+                raise ValueError(f"QLoRA quantises the base to 4 or 8 bits (got {q.bits}).")
+            _choice("quant.quant_type", q.quant_type, QUANT_TYPES)
+            _choice("quant.compute_dtype", q.compute_dtype, COMPUTE_DTYPES)
+        if not (t.learning_rate > 0 and math.isfinite(t.learning_rate)):
+            raise ValueError(f"The learning rate must be a positive number (got {t.learning_rate}).")
+        if t.max_steps <= 0 and not t.epochs > 0:
+            raise ValueError("Train for at least some steps: set epochs above 0 or max_steps above 0.")
+        for key in ("batch_size", "grad_accum", "num_processes", "logging_steps"):
+            if getattr(t, key) < 1:
+                raise ValueError(f"train.{key} must be at least 1 (got {getattr(t, key)}).")
+        if not 0 <= t.warmup_ratio < 1:
+            raise ValueError(f"train.warmup_ratio must be at least 0 and below 1 (got {t.warmup_ratio}).")
+        _choice("train.scheduler", t.scheduler, SCHEDULERS)
+        _choice("train.precision", t.precision, PRECISIONS)
+        if t.eval_steps < 0 or t.save_steps < 0:
+            raise ValueError("train.eval_steps and train.save_steps must be 0 (per epoch) or more.")
+        if t.save_total_limit < 1:
+            raise ValueError(f"train.save_total_limit must be at least 1 (got {t.save_total_limit}).")
+        if not 16 <= d.max_length <= 1_048_576:
+            raise ValueError(f"data.max_length must be between 16 and 1048576 tokens (got {d.max_length}).")
+        if not 0 <= d.eval_fraction < 1:
+            raise ValueError(f"data.eval_fraction must be at least 0 and below 1 (got {d.eval_fraction}).")
+        if not str(d.train).strip():
+            raise ValueError("data.train is empty: name a data file, a saved dataset or a hub dataset.")
+        if m.stage == "dpo":
+            _choice("dpo.loss_type", self.dpo.loss_type, DPO_LOSSES)
+            if not self.dpo.beta > 0:
+                raise ValueError(f"DPO beta must be positive (got {self.dpo.beta}).")
+        if m.stage in ("rlhf", "ppo"):
+            if self.rl.num_generations < 2:
+                raise ValueError("RLHF compares answers with each other: rl.num_generations must be at least 2.")
+            if self.rl.kl_coef < 0:
+                raise ValueError(f"rl.kl_coef cannot be negative (got {self.rl.kl_coef}).")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML; sections that do not apply to the method are left out."""
+        out = {"name": self.name} if self.name else {}
+        out |= {"model": _asdict(self.model), "method": _asdict(self.method), "data": _asdict(self.data)}
+        if self.method.name != "full":
+            out["lora"] = _asdict(self.lora)
+        if self.method.name == "qlora":
+            out["quant"] = _asdict(self.quant)
+        out["train"] = _asdict(self.train)
+        if self.method.stage == "dpo":
+            out["dpo"] = _asdict(self.dpo)
+        if self.method.stage in ("rlhf", "ppo"):
+            out["rl"] = _asdict(self.rl)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> RunConfig:
+        """Build from parsed YAML, naming any unknown or mistyped key."""
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise ValueError("A run config must be a mapping of sections (model:, method:, train: ...).")
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in sections:
+                raise ValueError(f"Unknown section '{key}'{_suggest(key, sections)}.")
+            if key == "name":
+                kwargs["name"] = "" if value is None else str(value)
+                continue
+            kwargs[key] = _build_section(key, sections[key].default_factory, value)
+        cfg = cls(**kwargs)
+        if cfg.method.name == "full" and "quant" in raw:
+            raise ValueError("QLoRA applies to LoRA only: choose method lora or qlora, not full.")
+        return cfg
+
+
+def _asdict(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(allowed)} (got {value!r}).")
+
+
+def _suggest(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _build_section(name: str, factory: Any, value: Any) -> Any:
+    section = factory()
+    if value is None:
+        return section
+    if not isinstance(value, dict):
+        raise ValueError(f"Section '{name}' must be a mapping of settings, not {type(value).__name__}.")
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    for key, item in value.items():
+        if key not in fields:
+            raise ValueError(f"Unknown setting '{name}.{key}'{_suggest(key, fields)}.")
+        setattr(section, key, _coerce(f"{name}.{key}", item, fields[key].type))
+    return section
+
+
+def _coerce(key: str, value: Any, type_text: str) -> Any:
+    """Turn YAML/CLI values into the field's type, or say which setting is wrong."""
+    optional = "None" in str(type_text)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{key} needs a value.")
+    kind = _kind_of(str(type_text))
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "on", "1"):
+                return True
+            if str(value).lower() in ("false", "no", "off", "0"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is list:
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ValueError
+            return [str(v) for v in value]
+        if kind is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be {_kind_name(kind)} (got {value!r}).") from None
+    return value
+
+
+def _kind_of(type_text: str) -> type:
+    for name, kind in (("list", list), ("bool", bool), ("float", float), ("int", int)):
+        if type_text.startswith(name):
+            return kind
+    return str
+
+
+def _kind_name(kind: type) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", list: "a list",
+            str: "text"}.get(kind, kind.__name__)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings (values parsed as YAML) to a raw config mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set needs section.key=value (got {item!r}).")
+        path, text = item.split("=", 1)
+        parts = path.strip().split(".")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {path}: '{part}' is not a section.")
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config, apply `--set` overrides and validate it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"Config file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"Config file {path} is not UTF-8 text.") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"Config file {path} is not valid YAML{line}.") from None
+    raw = apply_overrides(raw or {}, overrides or [])
+    try:
+        return RunConfig.from_dict(raw).validate()
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The YAML text of a config."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_config(cfg), encoding="utf-8")
+    return path

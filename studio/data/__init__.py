@@ -1,0 +1,1 @@
+"""Data: reading files, detecting their format, normalising to TRL's forms, validating."""

@@ -1,0 +1,140 @@
+"""What every stage shares: precision, model loading (plain, 4/8-bit, from a parent run), the LoRA
+config and the `transformers` training arguments built from a `RunConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from studio.config import RunConfig
+from studio.errors import StudioError
+from studio.models.loading import resolve_model
+
+
+def resolve_precision(precision: str) -> str:
+    """'auto' becomes bf16 on a GPU that supports it, fp16 on an older GPU, fp32 on CPU."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def torch_dtype(precision: str) -> Any:
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
+def quantization_config(cfg: RunConfig) -> Any:
+    """bitsandbytes settings for QLoRA, None for other methods."""
+    if cfg.method.name != "qlora":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    q = cfg.quant
+    if q.bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=q.quant_type,
+        bnb_4bit_use_double_quant=q.double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, q.compute_dtype),
+    )
+
+
+def base_model_path(cfg: RunConfig) -> Path:
+    return resolve_model(cfg.model.name, cfg.model.revision)
+
+
+def load_causal_lm(cfg: RunConfig, precision: str, model_class: Any = None, **extra: Any) -> Any:
+    """Load the base model (quantised for QLoRA); a parent run's adapter is merged in first."""
+    from transformers import AutoModelForCausalLM
+
+    model_class = model_class or AutoModelForCausalLM
+    quant = quantization_config(cfg)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision), "trust_remote_code": cfg.model.trust_remote_code}
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["dtype"] = torch_dtype("bf16" if cfg.quant.compute_dtype == "bfloat16" else precision)
+    kwargs.update(extra)
+    path = base_model_path(cfg)
+    try:
+        model = model_class.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as err:
+        raise StudioError(f"Could not load model '{cfg.model.name}': {str(err).splitlines()[0]}") from None
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = model.generation_config.pad_token_id or model.config.eos_token_id
+    return model
+
+
+def lora_config(cfg: RunConfig, task_type: str = "CAUSAL_LM") -> Any:
+    """PEFT LoraConfig for lora/qlora, None for full fine-tuning."""
+    if cfg.method.name == "full":
+        return None
+    from peft import LoraConfig
+
+    lo = cfg.lora
+    targets: Any = "all-linear" if lo.targets == ["all-linear"] else list(lo.targets)
+    return LoraConfig(
+        r=lo.r,
+        lora_alpha=lo.alpha,
+        lora_dropout=lo.dropout,
+        target_modules=targets,
+        use_dora=lo.dora,
+        use_rslora=lo.rslora,
+        bias="none",
+        task_type=task_type,
+    )
+
+
+def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: bool) -> dict[str, Any]:
+    """Keyword arguments shared by every TRL config class (SFTConfig, DPOConfig, RewardConfig ...)."""
+    import torch
+
+    t = cfg.train
+    eval_strategy = "no"
+    if has_eval:
+        eval_strategy = "steps" if t.eval_steps > 0 else "epoch"
+    return {
+        "output_dir": str(run_dir / "checkpoints"),
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.batch_size,
+        "per_device_eval_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "warmup_ratio": t.warmup_ratio,
+        "lr_scheduler_type": t.scheduler,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": not torch.cuda.is_available(),
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "seed": t.seed,
+        "data_seed": t.seed,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "eval_strategy": eval_strategy,
+        "eval_steps": t.eval_steps or None,
+        "save_strategy": "steps" if t.save_steps > 0 else "epoch",
+        "save_steps": t.save_steps or 500,
+        "save_total_limit": t.save_total_limit,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "remove_unused_columns": True,
+    }
+
+
+def split_eval(train: Any, cfg: RunConfig) -> tuple[Any, Any]:
+    """Carve an eval set out of the training data when asked to and no eval file is given."""
+    frac = cfg.data.eval_fraction
+    if frac <= 0 or len(train) < 4:
+        return train, None
+    parts = train.train_test_split(test_size=frac, seed=cfg.train.seed)
+    return parts["train"], parts["test"]

@@ -1,0 +1,1 @@
+"""Models: finding them (built-in, hub, local), loading them, counting and sizing them."""

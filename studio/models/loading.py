@@ -1,0 +1,101 @@
+"""Find and load models and tokenizers: the built-in tiny model, a local folder or a hub id.
+
+Hub access failures (no network, no such repo, gated repo) become one `StudioError` sentence that
+names the model and the cause. torch and transformers are imported inside the functions so that
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError
+from studio.paths import TINY_MODEL
+
+BUILTIN = {"tiny": TINY_MODEL}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+CONFIG_FILES = ["config.json", "generation_config.json"]
+TOKENIZER_FILES = ["tokenizer*", "special_tokens_map.json", "vocab*", "merges.txt", "*.model",
+                   "chat_template.*", "added_tokens.json"]
+WEIGHT_FILES = ["*.safetensors", "*.safetensors.index.json"]
+
+
+def is_local(name: str) -> bool:
+    return name in BUILTIN or Path(name).expanduser().is_dir()
+
+
+def resolve_model(name: str, revision: str | None = None, weights: bool = True) -> Path:
+    """A local folder holding the model's files, fetching them from the hub when `name` is a hub id.
+
+    With `weights=False` only the config and tokenizer files are fetched.
+    """
+    name = (name or "").strip()
+    if name in BUILTIN:
+        path = BUILTIN[name]
+        if not (path / "config.json").exists():
+            raise StudioError(f"The built-in model is missing from {path}; rebuild it with "
+                              "`python -m studio.demo.build --out assets/tiny-model`.")
+        return path
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").exists():
+            raise StudioError(f"The folder {local} has no config.json, so it is not a model folder.")
+        return local.resolve()
+    if not _HUB_ID.match(name) or name.startswith((".", "/", "~")):
+        raise StudioError(f"Model '{name}' is neither a folder on this machine nor a hub id like org/model.")
+    patterns = CONFIG_FILES + TOKENIZER_FILES + (WEIGHT_FILES if weights else [])
+    return Path(_download(name, revision, patterns))
+
+
+def _download(repo_id: str, revision: str | None, patterns: list[str]) -> str:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
+    except GatedRepoError:
+        raise StudioError(f"Model '{repo_id}' is gated on the hub: accept its licence on its page and "
+                          "log in with `huggingface-cli login`, or use a local copy.") from None
+    except RepositoryNotFoundError:
+        raise StudioError(f"Model '{repo_id}' does not exist on the hub (or is private; log in to "
+                          "reach private models).") from None
+    except RevisionNotFoundError:
+        raise StudioError(f"Model '{repo_id}' has no revision '{revision}'.") from None
+    except LocalEntryNotFoundError:
+        raise StudioError(f"Model '{repo_id}' is not in the local cache and the hub cannot be reached "
+                          "(no network or offline mode): connect once to download it, or give a "
+                          "local folder.") from None
+    except OSError as err:
+        raise StudioError(f"Model '{repo_id}' could not be fetched from the hub: "
+                          f"{err.strerror or err}.") from None
+
+
+def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name, revision, weights=False)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model_config(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoConfig
+
+    path = resolve_model(name, revision, weights=False)
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise StudioError(f"Model '{name}' needs its own code from the hub: enable "
+                              "trust_remote_code only if you trust its author.") from None
+        raise StudioError(f"Model '{name}' has a config transformers cannot read: {err}") from None
+

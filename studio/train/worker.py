@@ -1,0 +1,141 @@
+"""The training worker: runs one stage into a run folder. Same entry for the CLI, the UI and
+`accelerate launch`:
+
+    python -m studio train RUN_CONFIG.yaml [--workspace DIR] [--set key=value ...]
+
+It writes config.yaml (resolved), metrics.jsonl (flushed at every log event), status.json, the
+checkpoints and finally adapter/ (LoRA, QLoRA) or model/ (full fine-tuning). A file named STOP in
+the run folder, or SIGTERM, makes it save a checkpoint and end cleanly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.config import RunConfig, save_config
+from studio.errors import StudioError
+from studio.train.metrics import MetricsWriter
+from studio.train.status import write_status
+
+STOP_FILE = "STOP"
+
+
+def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) -> Any:
+    from transformers import TrainerCallback
+
+    class StudioCallback(TrainerCallback):
+        """Streams log events to metrics.jsonl and status.json; honours stop requests."""
+
+        def __init__(self) -> None:
+            self.started = time.time()
+            self.last_tokens = 0
+            self.stop_requested = False
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.started = time.time()
+            write_status(run_dir, state="running", step=state.global_step, total_steps=state.max_steps)
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.stop_requested or (run_dir / STOP_FILE).exists():
+                control.should_save = True
+                control.should_training_stop = True
+                self.stop_requested = True
+            if show_progress:
+                _progress(state.global_step, state.max_steps, time.time() - self.started)
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = dict(logs or {})
+            elapsed = time.time() - self.started
+            record = {"step": state.global_step, "epoch": state.epoch, "time": elapsed, **logs}
+            tokens = getattr(state, "num_input_tokens_seen", 0) or 0
+            if tokens and elapsed > 0:
+                record["tokens_per_second"] = tokens / elapsed
+            loss = logs.get("loss")
+            writer.write(record)
+            write_status(run_dir, step=state.global_step, total_steps=state.max_steps, elapsed=elapsed)
+            if isinstance(loss, float) and not math.isfinite(loss):
+                control.should_training_stop = True
+                raise StudioError(f"The loss became {loss} at step {state.global_step}: lower the "
+                                  "learning rate or check the data.")
+
+    return StudioCallback()
+
+
+def _progress(step: int, total: int, elapsed: float) -> None:
+    total = max(total, 1)
+    done = min(step / total, 1.0)
+    eta = elapsed / step * (total - step) if step else 0.0
+    bar = "#" * int(done * 30)
+    sys.stderr.write(f"\r[{bar:<30}] {step}/{total} {elapsed:5.0f}s elapsed, ETA {eta:4.0f}s")
+    sys.stderr.flush()
+    if step >= total:
+        sys.stderr.write("\n")
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"),
+                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    return ckpts[-1] if ckpts else None
+
+
+def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progress: bool = False) -> Path:
+    """Train one stage into `run_dir`; return the folder of the saved adapter or model."""
+    from studio.methods import stage_module
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    if not resume:
+        save_config(cfg, run_dir / "config.yaml")
+    write_status(run_dir, state="starting", pid=os.getpid(), run_id=run_dir.name, stage=cfg.method.stage,
+                 method=cfg.method.name, model=cfg.model.name, started=time.time(), error=None)
+    writer = MetricsWriter(run_dir)
+    callback = _make_callback(run_dir, writer, show_progress)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):  # finish the current step, save, leave
+        callback.stop_requested = True
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        trainer = stage_module(cfg.method.stage).build_trainer(cfg, run_dir, [callback])
+        checkpoint = latest_checkpoint(run_dir) if resume else None
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        if callback.stop_requested:
+            write_status(run_dir, state="stopped", finished=time.time())
+            return run_dir / "checkpoints"
+        out = run_dir / ("model" if cfg.method.name == "full" else "adapter")
+        trainer.save_model(str(out))
+        tok = getattr(trainer, "processing_class", None)
+        if tok is not None and hasattr(tok, "save_pretrained"):
+            tok.save_pretrained(str(out))
+        write_status(run_dir, state="completed", finished=time.time(), output=str(out))
+        return out
+    except BaseException as err:
+        write_status(run_dir, state="failed", finished=time.time(), error=describe_failure(err))
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        writer.close()
+
+
+def describe_failure(err: BaseException) -> str:
+    """One sentence for the runs table and the CLI."""
+    if isinstance(err, KeyboardInterrupt):
+        return "Interrupted from the keyboard."
+    if isinstance(err, (StudioError, ValueError)):
+        return str(err)
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "out of memory" in text.lower():
+        return "Out of GPU memory: try QLoRA, a smaller batch with more gradient accumulation, " \
+               "a shorter max length or gradient checkpointing."
+    if isinstance(err, OSError) and err.errno == 28:
+        return "The disk is full: free space in the workspace and resume the run."
+    return f"{type(err).__name__}: {text}"

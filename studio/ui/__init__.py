@@ -1,0 +1,1 @@
+"""The web app: the only package that imports gradio. app.py assembles one file per tab."""

@@ -1,0 +1,99 @@
+"""Where the studio keeps things: one folder holds datasets, runs, votes and exports.
+
+    ws = Workspace.open()            # --workspace, else $STUDIO_WORKSPACE, else ./workspace
+    run_dir = ws.new_run_dir("sft-lora")
+
+Layout:
+    datasets/       saved datasets (JSONL + metadata), versioned
+    runs/<id>/      one folder per training run (config.yaml, metrics.jsonl, status.json, ...)
+    prefs.sqlite    preference votes
+    exports/        merged models and adapters written for use outside the studio
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.errors import StudioError
+
+ENV_VAR = "STUDIO_WORKSPACE"
+DEFAULT_DIR = "workspace"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None) -> Workspace:
+        """Open (creating if needed) the workspace at `path`, $STUDIO_WORKSPACE or ./workspace."""
+        chosen = Path(path or os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser().resolve()
+        if chosen.exists() and not chosen.is_dir():
+            raise StudioError(f"The workspace {chosen} is a file, not a folder.")
+        ws = cls(chosen)
+        try:
+            for folder in (ws.datasets, ws.runs, ws.exports):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StudioError(f"Cannot create the workspace at {chosen}: {err.strerror}.") from None
+        return ws
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def prefs_db(self) -> Path:
+        return self.root / "prefs.sqlite"
+
+    def new_run_dir(self, label: str = "run") -> Path:
+        """Create and return a fresh run folder named by time and label, e.g. 20261126-153000-sft-lora."""
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:48] or "run"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1000):
+            run_id = f"{stamp}-{slug}" if n == 0 else f"{stamp}-{slug}-{n}"
+            path = self.runs / run_id
+            try:
+                path.mkdir(parents=True)
+                return path
+            except FileExistsError:
+                continue
+        raise StudioError(f"Could not create a new run folder under {self.runs}.")
+
+    def run_dir(self, run: str | os.PathLike) -> Path:
+        """Find a run by id (a folder under runs/) or by its folder path."""
+        text = str(run)
+        if _RUN_ID.match(text) and (self.runs / text).is_dir():
+            return self.runs / text
+        path = Path(text).expanduser()
+        if path.is_dir() and (path / "config.yaml").exists():
+            return path.resolve()
+        raise StudioError(f"No run '{text}' in {self.runs}, and it is not a run folder either.")
+
+    def list_runs(self) -> list[Path]:
+        """Run folders, newest first."""
+        if not self.runs.is_dir():
+            return []
+        found = [p for p in self.runs.iterdir() if p.is_dir() and (p / "config.yaml").exists()]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def contains(self, path: str | os.PathLike) -> bool:
+        """True when `path` lies inside the workspace (after resolving links and '..')."""
+        try:
+            Path(path).resolve().relative_to(self.root)
+            return True
+        except ValueError:
+            return False

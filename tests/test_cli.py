@@ -1,0 +1,77 @@
+"""The `studio` command: help lists the commands, errors are one line, hub ids fail clearly offline."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import PYTHON, ROOT, subprocess_env
+
+from studio.cli import main
+from studio.errors import StudioError
+from studio.models.loading import resolve_model
+
+COMMANDS = ["launch", "train", "data", "count", "eval", "export", "prefs"]
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "studio", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=subprocess_env(**env), timeout=120)
+
+
+def test_help_lists_every_command():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for command in COMMANDS:
+        assert f"    {command}" in out.stdout
+    data = run_cli("data", "--help").stdout
+    assert "inspect" in data and "convert" in data
+
+
+def test_console_script_is_declared():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'studio = "studio.cli:main"' in text
+
+
+def test_bad_config_is_one_line_on_stderr(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("lora:\n  r: 0\n")
+    out = run_cli("train", str(bad), "--workspace", str(tmp_path / "ws"))
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0
+    assert "rank must be between 1 and 1024" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0"}], ids=["offline", "no-network"])
+def test_uncached_hub_model_fails_with_one_sentence(tmp_path, env):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  name: example-org/not-cached-model-7b\n")
+    out = run_cli("train", str(cfg), "--workspace", str(tmp_path / "ws"), "--quiet",
+                  HF_HOME=str(tmp_path / "hf"), **env)
+    assert out.returncode == 1
+    err = out.stderr.strip()
+    assert "Traceback" not in out.stderr and err.count("\n") == 0, err
+    assert "example-org/not-cached-model-7b" in err
+    assert "not in the local cache and the hub cannot be reached" in err
+    # the run it began is marked failed with the same reason
+    status = next((tmp_path / "ws" / "runs").glob("*/status.json")).read_text()
+    assert '"failed"' in status and "not-cached-model-7b" in status
+
+
+def test_model_names_that_are_neither_folder_nor_hub_id():
+    with pytest.raises(StudioError, match="neither a folder on this machine nor a hub id"):
+        resolve_model("no such thing!")
+    with pytest.raises(StudioError, match="built-in"):
+        from studio.models import loading
+        saved = loading.BUILTIN["tiny"]
+        try:
+            loading.BUILTIN["tiny"] = ROOT / "nowhere"
+            resolve_model("tiny")
+        finally:
+            loading.BUILTIN["tiny"] = saved
+
+
+def test_main_returns_nonzero_for_missing_config(capsys, tmp_path):
+    assert main(["train", str(tmp_path / "none.yaml"), "--workspace", str(tmp_path)]) == 1
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""RunConfig: YAML round trip, overrides, and the sentences users see for bad settings."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from studio.config import RunConfig, apply_overrides, dump_config, load_config, save_config
+
+
+def test_defaults_validate_and_round_trip(tmp_path):
+    cfg = RunConfig().validate()
+    path = save_config(cfg, tmp_path / "c.yaml")
+    again = load_config(path)
+    assert again == cfg
+    assert dump_config(again) == dump_config(cfg)
+
+
+def test_round_trip_keeps_every_section_that_applies(tmp_path):
+    cfg = RunConfig.from_dict({
+        "name": "q",
+        "model": {"name": "org/m", "revision": "main"},
+        "method": {"name": "qlora", "stage": "dpo"},
+        "lora": {"r": 64, "alpha": 128, "targets": ["q_proj", "k_proj"], "dora": True, "rslora": True},
+        "quant": {"bits": 4, "quant_type": "fp4", "double_quant": False, "compute_dtype": "float16"},
+        "train": {"learning_rate": 5e-5, "epochs": 2, "batch_size": 2, "grad_accum": 8},
+        "dpo": {"beta": 0.3, "loss_type": "ipo"},
+    }).validate()
+    again = load_config(save_config(cfg, tmp_path / "c.yaml"))
+    assert again == cfg
+    assert again.quant.quant_type == "fp4" and again.lora.dora and again.dpo.loss_type == "ipo"
+
+
+def test_sections_that_do_not_apply_are_not_written():
+    full = RunConfig.from_dict({"method": {"name": "full"}}).to_dict()
+    assert "lora" not in full and "quant" not in full and "dpo" not in full
+    lora = RunConfig.from_dict({"method": {"name": "lora"}}).to_dict()
+    assert "lora" in lora and "quant" not in lora
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"method": {"name": "full"}, "quant": {"bits": 4}},
+     "QLoRA applies to LoRA only: choose method lora or qlora, not full"),
+    ({"lora": {"r": 0}}, "rank must be between 1 and 1024"),
+    ({"lora": {"r": 2048}}, "rank must be between 1 and 1024"),
+    ({"lora": {"alpha": -1}}, "alpha must be positive"),
+    ({"lora": {"dropout": 1.5}}, "dropout"),
+    ({"lora": {"targets": []}}, "at least one target module"),
+    ({"method": {"name": "qlora"}, "quant": {"bits": 3}}, "4 or 8 bits"),
+    ({"method": {"name": "qlora"}, "quant": {"quant_type": "int4"}}, "quant.quant_type must be one of"),
+    ({"method": {"name": "partial"}}, "method.name must be one of full, lora, qlora"),
+    ({"method": {"stage": "pretrain"}}, "method.stage must be one of"),
+    ({"train": {"learning_rate": 0}}, "learning rate must be a positive number"),
+    ({"train": {"learning_rate": float("nan")}}, "learning rate must be a positive number"),
+    ({"train": {"batch_size": 0}}, "train.batch_size must be at least 1"),
+    ({"train": {"epochs": 0}}, "set epochs above 0 or max_steps above 0"),
+    ({"train": {"warmup_ratio": 1.0}}, "warmup_ratio"),
+    ({"data": {"max_length": 4}}, "data.max_length must be between"),
+    ({"method": {"stage": "dpo"}, "dpo": {"beta": 0}}, "DPO beta must be positive"),
+    ({"method": {"stage": "rlhf"}, "rl": {"num_generations": 1}}, "at least 2"),
+])
+def test_bad_settings_raise_a_readable_sentence(raw, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict(raw).validate()
+
+
+def test_unknown_keys_are_named_with_a_suggestion():
+    with pytest.raises(ValueError, match=r"Unknown setting 'train.learning_rte' \(did you mean 'learning_rate'"):
+        RunConfig.from_dict({"train": {"learning_rte": 1e-4}})
+    with pytest.raises(ValueError, match=r"Unknown section 'lroa' \(did you mean 'lora'"):
+        RunConfig.from_dict({"lroa": {}})
+
+
+def test_wrong_types_name_the_setting():
+    with pytest.raises(ValueError, match=r"lora.r must be a whole number \(got 'eight'\)"):
+        RunConfig.from_dict({"lora": {"r": "eight"}})
+    with pytest.raises(ValueError, match="train.batch_size must be a whole number"):
+        RunConfig.from_dict({"train": {"batch_size": 2.5}})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        RunConfig.from_dict({"train": [1, 2]})
+    # a float setting written as an integer is fine
+    assert RunConfig.from_dict({"lora": {"alpha": 16}}).lora.alpha == 16.0
+
+
+def test_overrides_parse_values_as_yaml(tmp_path):
+    raw = apply_overrides({}, ["train.learning_rate=1e-3", "lora.targets=[q_proj, o_proj]",
+                              "method.name=full", "train.gradient_checkpointing=true"])
+    cfg = RunConfig.from_dict(raw).validate()
+    assert cfg.train.learning_rate == 1e-3
+    assert cfg.lora.targets == ["q_proj", "o_proj"]
+    assert cfg.method.name == "full" and cfg.train.gradient_checkpointing is True
+    with pytest.raises(ValueError, match="section.key=value"):
+        apply_overrides({}, ["nonsense"])
+
+
+def test_load_config_names_the_file_for_bad_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  learning_rate: [1,\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.yaml is not valid YAML at line"):
+        load_config(bad)
+    missing = tmp_path / "none.yaml"
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(missing)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        load_config(latin)
+    wrong = tmp_path / "list.yaml"
+    wrong.write_text(yaml.safe_dump([1, 2]), encoding="utf-8")
+    with pytest.raises(ValueError, match="mapping of sections"):
+        load_config(wrong)

@@ -1,0 +1,42 @@
+"""metrics.jsonl is read incrementally, survives torn lines, and status.json is replaced atomically."""
+
+from __future__ import annotations
+
+import json
+
+from studio.train.metrics import MetricsReader, MetricsWriter
+from studio.train.status import read_status, write_status
+
+
+def test_reader_returns_only_new_records(tmp_path):
+    writer = MetricsWriter(tmp_path)
+    reader = MetricsReader(tmp_path)
+    assert reader.read_new() == []
+    writer.write({"step": 1, "loss": 2.0})
+    writer.write({"step": 2, "loss": float("nan")})
+    got = reader.read_new()
+    assert [r["step"] for r in got] == [1, 2] and got[1]["loss"] == "nan"
+    assert reader.read_new() == []
+    writer.write({"step": 3, "loss": 1.0})
+    assert [r["step"] for r in reader.read_new()] == [3]
+    writer.close()
+
+
+def test_partial_line_waits_and_garbage_is_skipped(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    reader = MetricsReader(tmp_path)
+    with open(path, "w") as fh:
+        fh.write(json.dumps({"step": 1}) + "\n{\"step\": 2, \"lo")
+    assert [r["step"] for r in reader.read_new()] == [1]
+    with open(path, "a") as fh:
+        fh.write("ss\": 1.5}\nnot json\n" + json.dumps({"step": 3}) + "\n")
+    assert [r["step"] for r in reader.read_new()] == [2, 3]
+
+
+def test_status_merges_fields(tmp_path):
+    assert read_status(tmp_path)["state"] == "unknown"
+    write_status(tmp_path, state="running", step=1)
+    write_status(tmp_path, step=5)
+    s = read_status(tmp_path)
+    assert s["state"] == "running" and s["step"] == 5 and "updated" in s
+    assert not list(tmp_path.glob("*.tmp*"))
