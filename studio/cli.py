@@ -57,6 +57,64 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from studio.data.validate import inspect_file
+
+    report = inspect_file(args.file, fmt=args.format, model=args.model or None, max_length=args.max_length)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report_text(report))
+    if not report.ok:
+        why = report.reason if report.format is None else "no row is usable"
+        print(f"error: {report.source}: {why}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report_text(report, shown: int = 20) -> str:
+    lines = [f"file:    {report.source} (read as {report.read_as})",
+             f"format:  {report.format or 'unknown'} - {report.format_label} ({report.reason})",
+             f"rows:    {report.total_rows} ({len(report.usable)} usable)"]
+    if report.mapping:
+        lines.append("columns: " + ", ".join(f"{k} <- {v}" for k, v in report.mapping.items()))
+    counts = report.counts()
+    lines.append("issues:  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) if counts else "none"))
+    for item in report.problem_rows(shown):
+        lines.append(f"  {item['where']:>10}  {item['field']}: {item['problem']} [{item['severity']}]")
+    if len(report.issues) > shown:
+        lines.append(f"  ... and {len(report.issues) - shown} more (use --json for all)")
+    if report.token_lengths:
+        lens = sorted(report.token_lengths)
+        lines.append(f"tokens:  min {lens[0]}, median {lens[len(lens) // 2]}, max {lens[-1]} "
+                     f"(max length {report.max_length})")
+    lines += [f"note:    {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from studio.data.store import write_jsonl
+    from studio.data.validate import inspect_file
+
+    report = inspect_file(args.file, fmt=args.format, model=None, max_length=None)
+    if report.format is None:
+        raise StudioError(f"{report.source}: {report.reason}; name it with --format.")
+    want = "sft" if args.to == "messages" else "preference"
+    if report.kind != want:
+        other = "preference" if report.kind == "preference" else "messages"
+        raise StudioError(f"{report.source} holds {report.format_label} data; convert it --to {other}.")
+    if not report.usable:
+        raise StudioError(f"{report.source}: no row is usable; see `studio data inspect {args.file}`.")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = write_jsonl(out, report.usable)
+    skipped = report.total_rows - n
+    print(f"rows written: {n} to {out}" + (f" ({skipped} unusable rows skipped)" if skipped else ""))
+    return 0
+
+
 def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         raise StudioError(f"`studio {what}` is not available in this version yet.")
@@ -87,15 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("inspect", help="detect the format, validate, report problems by row")
     q.add_argument("file")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    q.add_argument("--format", help="skip detection and read as this format")
+    q.add_argument("--model", default="tiny", help="tokenizer for token lengths (default: the built-in model)")
+    q.add_argument("--max-length", type=int, default=512, help="flag rows longer than this many tokens")
     q.add_argument("--workspace")
-    q.set_defaults(func=_not_yet("data inspect"))
+    q.set_defaults(func=cmd_data_inspect)
     q = data_sub.add_parser("convert", help="normalise to TRL's messages or preference format")
     q.add_argument("file")
     q.add_argument("--to", choices=["messages", "preference"], required=True)
     q.add_argument("--out", required=True)
+    q.add_argument("--format", help="skip detection and read as this format")
     q.add_argument("--workspace")
-    q.set_defaults(func=_not_yet("data convert"))
+    q.set_defaults(func=cmd_data_convert)
 
     p = sub.add_parser("count", help="trainable and total parameters and a memory estimate, no weights")
     p.add_argument("--model", required=True)

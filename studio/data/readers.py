@@ -1,0 +1,268 @@
+"""Read data files into plain rows (a list of dicts), with errors that name the file, line and field.
+
+    rows = read_rows("train.jsonl")        # .json .jsonl .csv .tsv .parquet .txt, or a saved folder
+    rows = read_hub("tatsu-lab/alpaca", split="train")
+
+Every failure is a `DataError` carrying one sentence, e.g.
+"train.jsonl line 17: not valid JSON (Expecting ',' delimiter at column 30)."
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError
+
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".txt")
+MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(1 << 30)))
+"""Files above this size are refused with a hint instead of exhausting memory (default 1 GiB)."""
+
+
+class DataError(StudioError):
+    """A data problem described in one sentence naming the file, and the line or row where known."""
+
+
+@dataclass
+class ReadResult:
+    rows: list[dict[str, Any]]
+    source: str
+    kind: str
+    """json, jsonl, csv, tsv, parquet, txt, saved (datasets.save_to_disk folder) or hub."""
+    lines: list[int] | None = None
+    """For JSONL, the file line of each row (blank lines are skipped, so rows and lines can differ)."""
+    notes: list[str] = field(default_factory=list)
+
+    def where(self, index: int) -> str:
+        """'line 12' for JSONL, 'row 12' otherwise (1-based)."""
+        if self.lines is not None and index < len(self.lines):
+            return f"line {self.lines[index]}"
+        return f"row {index + 1}"
+
+
+def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
+    """Read a data file or a saved dataset folder."""
+    path = Path(path)
+    name = path.name
+    if path.is_dir():
+        return _read_saved(path, split)
+    if not path.exists():
+        raise DataError(f"{name}: no such file.")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(f"{name}: files of type '{suffix or 'none'}' are not read; use "
+                        f"{', '.join(SUFFIXES)} or a saved dataset folder.")
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{name}: the file is empty.")
+    if size > MAX_BYTES:
+        raise DataError(f"{name}: the file is {size / 2**30:.1f} GiB, over the {MAX_BYTES / 2**30:.1f} GiB the "
+                        "studio reads at once; split it, or save it with datasets.save_to_disk and load the folder.")
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    text = _decode(path)
+    if not text.strip():
+        raise DataError(f"{name}: the file holds only whitespace.")
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(text, name)
+    if suffix == ".json":
+        return _read_json(text, name)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(path, text, name, sep="\t" if suffix == ".tsv" else ",")
+    return _read_txt(text, name)
+
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+                        f"{err.start}); save the file as UTF-8.") from None
+
+
+def _read_jsonl(text: str, name: str) -> ReadResult:
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    decoder = json.JSONDecoder()
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            value = decoder.decode(line)
+        except json.JSONDecodeError as err:
+            hint = " (the file may be cut short)" if number >= text.count("\n") else ""
+            raise DataError(f"{name} line {number}: not valid JSON ({_msg(err)} at column {err.colno}){hint}.") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{name} line {number}: each line must be a JSON object with named fields, "
+                            f"not {_kind(value)}.")
+        rows.append(value)
+        lines.append(number)
+    if not rows:
+        raise DataError(f"{name}: no rows found.")
+    return ReadResult(rows, name, "jsonl", lines=lines)
+
+
+def _read_json(text: str, name: str) -> ReadResult:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        if _unbalanced(text):
+            raise DataError(f"{name} line {err.lineno}: the JSON ends early (is the file truncated?).") from None
+        if text.lstrip().startswith("{") and "\n{" in text:
+            try:  # JSON Lines saved with a .json name
+                result = _read_jsonl(text, name)
+                result.notes.append("read as JSON Lines (one object per line)")
+                return result
+            except DataError:
+                pass
+        raise DataError(f"{name} line {err.lineno}: not valid JSON ({_msg(err)} at column {err.colno}).") from None
+    if isinstance(value, dict):
+        value = _unwrap(value, name)
+    if not isinstance(value, list):
+        raise DataError(f"{name}: expected a list of objects, found {_kind(value)}.")
+    if not value:
+        raise DataError(f"{name}: the list is empty.")
+    for i, row in enumerate(value):
+        if not isinstance(row, dict):
+            raise DataError(f"{name} row {i + 1}: expected an object with named fields, found {_kind(row)}.")
+    return ReadResult(value, name, "json")
+
+
+def _msg(err: json.JSONDecodeError) -> str:
+    return err.msg.removesuffix(" at").removesuffix(" starting at")
+
+
+def _unbalanced(text: str) -> bool:
+    """True when brackets or a string are still open at the end: the file was cut short."""
+    depth, in_string, escape = 0, False, False
+    for ch in text:
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+    return in_string or depth > 0
+
+
+def _unwrap(value: dict[str, Any], name: str) -> Any:
+    """Accept {"data": [...]}, {"train": [...]} and column-oriented {"col": [..], "col2": [..]}."""
+    lists = {k: v for k, v in value.items() if isinstance(v, list)}
+    for key in ("data", "train", "rows", "examples", "records"):
+        if isinstance(value.get(key), list):
+            return value[key]
+    if lists and len(lists) == len(value):
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) == 1:
+            n = lengths.pop()
+            return [{k: v[i] for k, v in lists.items()} for i in range(n)]
+        raise DataError(f"{name}: the columns have different lengths ({', '.join(f'{k}: {len(v)}' for k, v in lists.items())}).")
+    if len(lists) == 1:
+        return next(iter(lists.values()))
+    return [value]  # a single example
+
+
+def _read_csv(path: Path, text: str, name: str, sep: str) -> ReadResult:
+    import io
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, engine="c")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name}: no columns found.") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{name}: {_csv_problem(str(err))}.") from None
+    if frame.empty:
+        raise DataError(f"{name}: a header but no rows.")
+    unnamed = [c for c in frame.columns if str(c).startswith("Unnamed:")]
+    if len(unnamed) == len(frame.columns):
+        raise DataError(f"{name}: the first line must name the columns.")
+    rows = frame.drop(columns=unnamed).to_dict(orient="records")
+    return ReadResult(rows, name, "tsv" if sep == "\t" else "csv")
+
+
+def _csv_problem(message: str) -> str:
+    import re
+
+    text = message.splitlines()[0]
+    if m := re.search(r"EOF inside string starting at row (\d+)", text):
+        return f"row {int(m.group(1))}: a quote is opened and never closed"
+    if m := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text):
+        return f"line {m.group(2)}: expected {m.group(1)} fields, found {m.group(3)} (an unquoted separator?)"
+    return f"cannot be parsed as CSV ({text})"
+
+
+def _read_txt(text: str, name: str) -> ReadResult:
+    """Blank-line separated paragraphs become rows; without blank lines, each line is a row."""
+    normal = text.replace("\r\n", "\n")
+    parts = [p.strip() for p in normal.split("\n\n")] if "\n\n" in normal.strip() else normal.split("\n")
+    rows = [{"text": p.strip()} for p in parts if p.strip()]
+    return ReadResult(rows, name, "txt")
+
+
+def _read_parquet(path: Path) -> ReadResult:
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise DataError(f"{path.name}: not a readable Parquet file ({str(err).splitlines()[0]}).") from None
+    rows = table.to_pylist()
+    if not rows:
+        raise DataError(f"{path.name}: the table has no rows.")
+    return ReadResult(rows, path.name, "parquet")
+
+
+def _read_saved(path: Path, split: str) -> ReadResult:
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception:
+        raise DataError(f"{path.name}: this folder is not a dataset saved with datasets.save_to_disk.") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DataError(f"{path.name}: no split '{split}' (it has {', '.join(loaded)}).")
+        loaded = loaded[split]
+    return ReadResult(loaded.to_list(), path.name, "saved")
+
+
+def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, limit: int | None = None) -> ReadResult:
+    """Read a hub dataset (needs a network unless it is cached)."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(dataset_id, subset, split=split)
+    except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "connect" in first.lower() or "offline" in first.lower() or "resolve" in first.lower():
+            first = "the hub cannot be reached and it is not cached"
+        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {first}.") from None
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    return ReadResult(ds.to_list(), dataset_id, "hub")
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false",
+            type(None): "null", dict: "an object"}.get(type(value), type(value).__name__)

@@ -1,0 +1,116 @@
+"""Saved datasets in the workspace: named, versioned, never overwritten.
+
+    path = save_dataset(ws, "support", records, eval_fraction=0.1)   # datasets/support/v3/
+    names = list_datasets(ws)
+
+Each version is a folder holding train.jsonl, eval.jsonl (when split) and meta.json. A version is
+written to a temporary folder and renamed into place, so a failure leaves earlier versions intact.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.data.readers import DataError
+from studio.workspace import Workspace
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _NAME.match(name) or ".." in name:
+        raise DataError(f"Dataset name {name!r} must be 1-64 letters, digits, '-', '_' or '.', starting "
+                        "with a letter or digit.")
+    return name
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> int:
+    with open(path, "w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return len(records)
+
+
+def versions(ws: Workspace, name: str) -> list[int]:
+    folder = ws.datasets / check_name(name)
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name[1:]) for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"v\d+", p.name))
+
+
+def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: str,
+                 eval_fraction: float = 0.0, seed: int = 0, source: str = "") -> Path:
+    """Write a new version of dataset `name`; return its folder."""
+    name = check_name(name)
+    if not records:
+        raise DataError(f"Dataset {name}: nothing to save, it has no usable rows.")
+    if not 0 <= eval_fraction < 1:
+        raise DataError(f"The eval share must be at least 0 and below 1 (got {eval_fraction}).")
+    rows = list(records)
+    n_eval = int(round(len(rows) * eval_fraction)) if eval_fraction else 0
+    if eval_fraction and len(rows) >= 2:
+        n_eval = min(max(n_eval, 1), len(rows) - 1)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    eval_idx = set(order[:n_eval])
+    train = [r for i, r in enumerate(rows) if i not in eval_idx]
+    evaluation = [r for i, r in enumerate(rows) if i in eval_idx]
+    folder = ws.datasets / name
+    folder.mkdir(parents=True, exist_ok=True)
+    version = (versions(ws, name) or [0])[-1] + 1
+    tmp = folder / f".v{version}.tmp{time.time_ns()}"
+    tmp.mkdir()
+    try:
+        write_jsonl(tmp / "train.jsonl", train)
+        if evaluation:
+            write_jsonl(tmp / "eval.jsonl", evaluation)
+        meta = {"name": name, "version": version, "kind": kind, "rows": len(rows), "train_rows": len(train),
+                "eval_rows": len(evaluation), "eval_fraction": eval_fraction, "seed": seed, "source": source,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        final = folder / f"v{version}"
+        tmp.rename(final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
+    """The latest version of each saved dataset, with its metadata."""
+    out = []
+    if not ws.datasets.is_dir():
+        return out
+    for folder in sorted(ws.datasets.iterdir()):
+        if not folder.is_dir() or not _NAME.match(folder.name):
+            continue
+        vs = versions(ws, folder.name)
+        if not vs:
+            continue
+        try:
+            meta = json.loads((folder / f"v{vs[-1]}" / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {"name": folder.name, "version": vs[-1]}
+        meta["versions"] = vs
+        meta["path"] = str(folder / f"v{vs[-1]}")
+        out.append(meta)
+    return out
+
+
+def dataset_path(ws: Workspace, name: str, version: int | None = None, split: str = "train") -> Path:
+    """The JSONL file of a saved dataset (latest version unless given)."""
+    vs = versions(ws, name)
+    if not vs:
+        raise DataError(f"No saved dataset named {name!r} in {ws.datasets}.")
+    v = version or vs[-1]
+    path = ws.datasets / name / f"v{v}" / f"{split}.jsonl"
+    if not path.exists():
+        raise DataError(f"Dataset {name} v{v} has no {split} split.")
+    return path

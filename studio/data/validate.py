@@ -1,0 +1,198 @@
+"""The validation report: what a file holds, which rows are unusable and why, how long rows are.
+
+    report = inspect_file("train.jsonl", model="tiny", max_length=512)
+    report.summary()            # one paragraph for people
+    report.to_dict()            # what `studio data inspect --json` prints
+
+Problems carry the row's place in the file ('line 12' for JSONL, 'row 12' otherwise) and its field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.data.formats import SPECS, Detection, Issue, detect, normalise
+from studio.data.readers import ReadResult, read_rows
+
+_CATEGORIES = [
+    ("out of order", "turns out of order"), ("unknown role", "unknown role"), ("identical", "chosen = rejected"),
+    ("no assistant", "no assistant turn"), ("duplicate", "duplicate"), ("tokens, longer", "too long"),
+    ("missing or empty", "missing or empty"), ("is empty", "missing or empty"), ("no turns", "missing or empty"),
+    ("no answer", "missing or empty"), ("no prompt", "missing or empty"),
+]
+
+
+def category(issue: Issue) -> str:
+    for needle, name in _CATEGORIES:
+        if needle in issue.message:
+            return name
+    return "wrong type or shape"
+
+
+@dataclass
+class Report:
+    source: str
+    read_as: str
+    format: str | None
+    format_label: str
+    kind: str | None
+    reason: str
+    columns: list[str]
+    mapping: dict[str, str]
+    total_rows: int
+    records: list[dict[str, Any] | None]
+    issues: list[Issue]
+    places: list[str]
+    """'line N' / 'row N' for each issue, same order as issues."""
+    token_lengths: list[int] = field(default_factory=list)
+    max_length: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r is not None]
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return self.format is not None and bool(self.usable)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(category(i) for i in self.issues))
+
+    def problem_rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        out = [{"where": p, "row": i.index + 1, "field": i.field, "severity": i.severity, "problem": i.message}
+               for p, i in zip(self.places, self.issues)]
+        return out[:limit] if limit else out
+
+    def summary(self) -> str:
+        if self.format is None:
+            return (f"{self.source}: {self.total_rows} rows with columns {', '.join(self.columns)}; "
+                    f"{self.reason}.")
+        parts = [f"{self.source}: {self.format_label}, {self.total_rows} rows, {len(self.usable)} usable"]
+        if self.counts():
+            parts.append("; ".join(f"{n} {k}" for k, n in sorted(self.counts().items())))
+        if self.token_lengths:
+            lens = sorted(self.token_lengths)
+            parts.append(f"tokens: median {lens[len(lens) // 2]}, max {lens[-1]}")
+        return ". ".join(parts) + "."
+
+    def to_dict(self, issue_limit: int = 1000) -> dict[str, Any]:
+        lens = sorted(self.token_lengths)
+        return {
+            "file": self.source, "read_as": self.read_as, "format": self.format, "kind": self.kind,
+            "reason": self.reason, "columns": self.columns, "mapping": self.mapping,
+            "rows": self.total_rows, "usable_rows": len(self.usable), "ok": self.ok,
+            "issue_counts": self.counts(), "issues": self.problem_rows(issue_limit),
+            "issues_shown": min(len(self.issues), issue_limit),
+            "tokens": {"max_length": self.max_length, "min": lens[0] if lens else None,
+                       "median": lens[len(lens) // 2] if lens else None, "max": lens[-1] if lens else None},
+            "notes": self.notes,
+        }
+
+
+def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, str] | None = None,
+                 tokenizer: Any = None, max_length: int | None = None) -> Report:
+    guess = detect(read.rows) if fmt is None else Detection(fmt, mapping or {}, "chosen by hand")
+    if fmt is not None and not mapping:
+        from studio.data.formats import columns_of, default_mapping
+
+        guess.mapping = default_mapping(fmt, columns_of(read.rows))
+    cols = guess.columns or _columns(read.rows)
+    if guess.name is None:
+        return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
+                      [None] * len(read.rows), [], [], notes=list(read.notes))
+    records, issues = normalise(read.rows, guess.name, guess.mapping)
+    issues += _duplicates(records)
+    lengths: list[int] = []
+    if tokenizer is not None:
+        lengths = token_lengths(records, tokenizer)
+        if max_length:
+            idx = [i for i, r in enumerate(records) if r is not None]
+            for i, n in zip(idx, lengths):
+                if n > max_length:
+                    issues.append(Issue(i, _main_field(guess), f"{n} tokens, longer than the max length "
+                                        f"{max_length}; it will be truncated", "warning"))
+    issues.sort(key=lambda i: i.index)
+    return Report(read.source, read.kind, guess.name, SPECS[guess.name].label, SPECS[guess.name].kind,
+                  guess.reason, cols, guess.mapping, len(read.rows), records, issues,
+                  [read.where(i.index) for i in issues], lengths, max_length, list(read.notes))
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    from studio.data.formats import columns_of
+
+    return columns_of(rows)
+
+
+def _main_field(guess: Detection) -> str:
+    return next(iter(guess.mapping.values()), "row")
+
+
+def _duplicates(records: list[dict[str, Any] | None]) -> list[Issue]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, rec in enumerate(records):
+        if rec is None:
+            continue
+        key = json.dumps(rec, sort_keys=True, ensure_ascii=False)
+        if key in seen:
+            out.append(Issue(i, "row", f"duplicate of row {seen[key] + 1}", "warning"))
+        else:
+            seen[key] = i
+    return out
+
+
+def render_for_length(record: dict[str, Any], tokenizer: Any) -> str:
+    """The text a model is trained on for a normalised record (template applied when there is one)."""
+    if "text" in record:
+        return record["text"]
+    msgs = record["messages"] if "messages" in record else record["prompt"] + _longer(record)
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(msgs, tokenize=False)
+    return "\n".join(f"{m['role']}: {m['content']}" for m in msgs)
+
+
+def _longer(record: dict[str, Any]) -> list[dict[str, str]]:
+    size = lambda ms: sum(len(m["content"]) for m in ms)  # noqa: E731
+    return max(record["chosen"], record["rejected"], key=size)
+
+
+def token_lengths(records: list[dict[str, Any] | None], tokenizer: Any, batch: int = 4096) -> list[int]:
+    """Token count of each usable record, in order."""
+    texts = [render_for_length(r, tokenizer) for r in records if r is not None]
+    out: list[int] = []
+    for start in range(0, len(texts), batch):
+        enc = tokenizer(texts[start:start + batch], add_special_tokens=False)["input_ids"]
+        out.extend(len(ids) for ids in enc)
+    return out
+
+
+def inspect_file(path: str | Path, fmt: str | None = None, mapping: dict[str, str] | None = None,
+                 model: str | None = "tiny", max_length: int | None = 512) -> Report:
+    """Read, detect, normalise and validate a file; token lengths use `model`'s tokenizer."""
+    read = read_rows(path)
+    tokenizer = None
+    if model:
+        from studio.models.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(model)
+    return build_report(read, fmt, mapping, tokenizer, max_length)
+
+
+def histogram(lengths: list[int], bins: int = 30) -> list[tuple[int, int, int]]:
+    """(low, high, count) buckets for the token-length chart."""
+    if not lengths:
+        return []
+    lo, hi = min(lengths), max(lengths)
+    width = max(1, -(-(hi - lo + 1) // bins))
+    counts = Counter((n - lo) // width for n in lengths)
+    return [(lo + b * width, lo + (b + 1) * width - 1, counts.get(b, 0)) for b in range((hi - lo) // width + 1)]
+

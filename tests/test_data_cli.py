@@ -1,0 +1,61 @@
+"""`studio data inspect` and `studio data convert` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from conftest import PYTHON, ROOT, subprocess_env
+
+DATA = os.path.join(os.path.dirname(__file__), "assets", "data")
+
+
+def studio(*args):
+    return subprocess.run([PYTHON, "-m", "studio", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=subprocess_env(), timeout=120)
+
+
+def test_inspect_json_reports_format_rows_and_issues():
+    out = studio("data", "inspect", os.path.join(DATA, "openai.jsonl"), "--json", "--model", "")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["format"] == "messages" and report["rows"] == 5 and report["usable_rows"] == 2
+    assert {i["where"] for i in report["issues"]} == {"line 3", "line 4", "line 5"}
+
+
+def test_inspect_text_output_lists_problem_lines():
+    out = studio("data", "inspect", os.path.join(DATA, "sharegpt.jsonl"), "--model", "")
+    assert out.returncode == 0
+    assert "line 4" in out.stdout and "unknown role 'robot'" in out.stdout
+
+
+def test_unusable_file_exits_1_with_one_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"b": 2}\n')
+    out = studio("data", "inspect", str(bad), "--model", "")
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and "no known format matches" in out.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b'[{"text": "a"')
+    out = studio("data", "inspect", str(broken))
+    assert out.returncode == 1 and out.stderr.startswith("error: broken.json line 1: the JSON ends early")
+    assert "Traceback" not in out.stderr
+
+
+def test_convert_to_messages_and_preference(tmp_path):
+    out = studio("data", "convert", os.path.join(DATA, "alpaca.json"), "--to", "messages",
+                 "--out", str(tmp_path / "m.jsonl"))
+    assert out.returncode == 0, out.stderr
+    assert "rows written: 4" in out.stdout and "1 unusable rows skipped" in out.stdout
+    rows = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert all(r["messages"][-1]["role"] == "assistant" for r in rows)
+    out = studio("data", "convert", os.path.join(DATA, "hh.jsonl"), "--to", "preference",
+                 "--out", str(tmp_path / "p.jsonl"))
+    assert out.returncode == 0 and "rows written: 2" in out.stdout
+    row = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])
+    assert set(row) == {"prompt", "chosen", "rejected"}
+    wrong = studio("data", "convert", os.path.join(DATA, "hh.jsonl"), "--to", "messages",
+                   "--out", str(tmp_path / "x.jsonl"))
+    assert wrong.returncode == 1 and "convert it --to preference" in wrong.stderr
+    assert not (tmp_path / "x.jsonl").exists()

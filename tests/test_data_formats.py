@@ -1,0 +1,118 @@
+"""Format detection and normalisation into TRL's forms, on files in the shapes real datasets use."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from studio.data.formats import detect, normalise, parse_hh
+from studio.data.readers import read_rows
+from studio.data.validate import build_report
+
+DATA = os.path.join(os.path.dirname(__file__), "assets", "data")
+
+
+def report(name, **kw):
+    return build_report(read_rows(os.path.join(DATA, name)), **kw)
+
+
+@pytest.mark.parametrize("name, fmt, usable", [
+    ("alpaca.json", "alpaca", 4), ("sharegpt.jsonl", "sharegpt", 2), ("openai.jsonl", "messages", 2),
+    ("dolly.jsonl", "dolly", 2), ("prompt_completion.csv", "prompt_completion", 3),
+    ("qa.tsv", "prompt_completion", 2), ("corpus.txt", "text", 3), ("pref_strings.jsonl", "preference", 1),
+    ("pref_messages.jsonl", "preference_messages", 2), ("hh.jsonl", "hh", 2),
+])
+def test_detects_and_normalises(name, fmt, usable):
+    r = report(name)
+    assert r.format == fmt
+    assert len(r.usable) == usable
+
+
+def test_alpaca_becomes_messages_with_system_history_and_input():
+    r = report("alpaca.json")
+    assert r.records[1]["messages"] == [{"role": "user", "content": "Translate to French.\n\nGood morning"},
+                                        {"role": "assistant", "content": "Bonjour"}]
+    roles = [m["role"] for m in r.records[2]["messages"]]
+    assert roles == ["system", "user", "assistant", "user", "assistant"]
+    assert r.records[2]["messages"][1]["content"] == "Hi"
+
+
+def test_sharegpt_roles_are_mapped():
+    r = report("sharegpt.jsonl")
+    assert [m["role"] for m in r.records[0]["messages"]] == ["system", "user", "assistant"]
+
+
+def test_content_parts_are_joined():
+    assert report("openai.jsonl").records[1]["messages"][0]["content"] == "Hello there"
+
+
+def test_dolly_puts_context_before_the_instruction():
+    msg = report("dolly.jsonl").records[0]["messages"][0]["content"]
+    assert msg.startswith("Virgin Australia commenced") and msg.endswith("start operating?")
+
+
+def test_hh_transcripts_split_on_the_shared_prefix():
+    rec = report("hh.jsonl").records[0]
+    assert [m["role"] for m in rec["prompt"]] == ["user", "assistant", "user"]
+    assert rec["chosen"] == [{"role": "assistant", "content": "They can hurt people, and I try to be helpful instead."}]
+    assert rec["rejected"] == [{"role": "assistant", "content": "Whatever."}]
+
+
+def test_preference_messages_drop_the_repeated_prompt():
+    r = report("pref_messages.jsonl")
+    assert r.records[0] == {"prompt": [{"role": "user", "content": "What is 2+2?"}],
+                            "chosen": [{"role": "assistant", "content": "4"}],
+                            "rejected": [{"role": "assistant", "content": "5"}]}
+    assert r.records[1]["prompt"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_problems_name_row_and_field():
+    rows = {p["where"]: p for p in report("openai.jsonl").problem_rows()}
+    assert rows["line 3"]["field"] == "messages"
+    assert rows["line 3"]["problem"] == "'messages' must be a list of turns, found text"
+    assert "two user turns in a row" in rows["line 4"]["problem"]
+    assert "no assistant turn" in rows["line 5"]["problem"]
+    pref = {p["where"]: p for p in report("pref_strings.jsonl").problem_rows()}
+    assert "identical" in pref["line 2"]["problem"]
+    assert pref["line 3"]["problem"] == "'prompt' is missing or empty"
+    dup = {p["where"]: p for p in report("alpaca.json").problem_rows()}
+    assert dup["row 5"]["problem"] == "duplicate of row 2" and dup["row 5"]["severity"] == "warning"
+    assert dup["row 4"]["problem"] == "'output' is missing or empty"
+    assert report("alpaca.json").counts() == {"duplicate": 1, "missing or empty": 1}
+
+
+def test_unknown_columns_can_be_mapped_by_hand():
+    rows = [{"q": "2+2?", "a": "4"}, {"q": "3+3?", "a": "6"}]
+    assert detect(rows).name is None
+    records, issues = normalise(rows, "prompt_completion", {"prompt": "q", "completion": "a"})
+    assert not issues and records[0]["messages"][1] == {"role": "assistant", "content": "4"}
+    with pytest.raises(ValueError, match="needs a column for completion"):
+        normalise(rows, "prompt_completion", {"prompt": "q"})
+    with pytest.raises(ValueError, match="Unknown format"):
+        normalise(rows, "csv-ish", {})
+
+
+def test_wrong_detection_can_be_overridden():
+    rows = [{"instruction": "Say hi", "output": "hi", "input": ""}]
+    r = build_report(read_rows_from(rows), fmt="prompt_completion",
+                     mapping={"prompt": "instruction", "completion": "output"})
+    assert r.format == "prompt_completion" and len(r.usable) == 1
+
+
+def read_rows_from(rows):
+    from studio.data.readers import ReadResult
+
+    return ReadResult(rows, "inline", "json")
+
+
+def test_parse_hh_requires_turns():
+    turns = parse_hh("\n\nHuman: a\n\nAssistant: b", "chosen")
+    assert turns == [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+
+
+def test_numbers_are_text_but_objects_are_not():
+    records, issues = normalise([{"prompt": 12, "completion": 13}, {"prompt": {"x": 1}, "completion": "a"}],
+                                "prompt_completion")
+    assert records[0]["messages"][0]["content"] == "12"
+    assert issues[0].index == 1 and "should be text, found an object" in issues[0].message

@@ -1,0 +1,149 @@
+"""Readers: every file type, and one clear sentence for every kind of broken file."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from studio.data.readers import DataError, read_rows
+from studio.data.validate import build_report
+
+DATA = os.path.join(os.path.dirname(__file__), "assets", "data")
+
+
+@pytest.mark.parametrize("name, kind, rows", [
+    ("alpaca.json", "json", 5), ("sharegpt.jsonl", "jsonl", 4), ("prompt_completion.csv", "csv", 3),
+    ("qa.tsv", "tsv", 2), ("corpus.txt", "txt", 3), ("dolly.jsonl", "jsonl", 2),
+])
+def test_reads_each_file_type(name, kind, rows):
+    result = read_rows(os.path.join(DATA, name))
+    assert result.kind == kind and len(result.rows) == rows
+
+
+def test_jsonl_keeps_file_line_numbers_across_blank_lines():
+    result = read_rows(os.path.join(DATA, "sharegpt.jsonl"))
+    assert result.where(2) == "line 4"  # a blank line sits between rows 2 and 3
+
+
+def test_parquet_and_saved_folder(tmp_path):
+    import datasets
+
+    ds = datasets.Dataset.from_list([{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}])
+    ds.to_parquet(str(tmp_path / "x.parquet"))
+    assert read_rows(tmp_path / "x.parquet").rows[1] == {"prompt": "c", "completion": "d"}
+    ds.save_to_disk(str(tmp_path / "saved"))
+    assert len(read_rows(tmp_path / "saved").rows) == 2
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "dd"))
+    assert len(read_rows(tmp_path / "dd").rows) == 2
+    with pytest.raises(DataError, match="no split 'test'"):
+        read_rows(tmp_path / "dd", split="test")
+
+
+def test_json_wrappers_and_columns(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"data": [{"text": "x"}]}))
+    assert read_rows(tmp_path / "a.json").rows == [{"text": "x"}]
+    (tmp_path / "b.json").write_text(json.dumps({"prompt": ["p1", "p2"], "completion": ["c1", "c2"]}))
+    assert read_rows(tmp_path / "b.json").rows[1] == {"prompt": "p2", "completion": "c2"}
+    (tmp_path / "c.json").write_text('{"text": "a"}\n{"text": "b"}\n')  # JSON Lines named .json
+    got = read_rows(tmp_path / "c.json")
+    assert len(got.rows) == 2 and got.notes
+
+
+def write(tmp_path, name, data: bytes):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("empty.jsonl", b"", r"empty.jsonl: the file is empty"),
+    ("blank.json", b"  \n\n ", r"blank.json: the file holds only whitespace"),
+    ("cut.json", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c", "comp', r"cut.json line 1: the JSON ends early"),
+    ("cut.jsonl", b'{"text": "a"}\n{"text": "b"}\n{"text": "c', r"cut.jsonl line 3: not valid JSON .*cut short"),
+    ("bad.jsonl", b'{"text": "a"}\n{"text" "b"}\n', r"bad.jsonl line 2: not valid JSON \(Expecting ':' delimiter"),
+    ("latin.jsonl", '{"text": "caf\xe9"}\n'.encode("latin-1"), r"latin.jsonl line 1: not UTF-8 text \(byte 0xe9"),
+    ("quote.csv", b'prompt,completion\n"hello,world\nbye,now\n', r"quote.csv: row 1: a quote is opened and never closed"),
+    ("fields.csv", b'prompt,completion\na,b\nc,d,e\n', r"fields.csv: line 3: expected 2 fields, found 3"),
+    ("list.jsonl", b'[1, 2]\n', r"list.jsonl line 1: each line must be a JSON object"),
+    ("scalar.json", b'42', r"scalar.json: expected a list of objects, found a number"),
+    ("mixed.json", b'[{"a": 1}, 7]', r"mixed.json row 2: expected an object"),
+    ("header.csv", b'prompt,completion\n', r"header.csv: a header but no rows"),
+    ("x.xlsx", b'PK..', r"x.xlsx: files of type '.xlsx' are not read"),
+    ("broken.parquet", b'PAR1 not really', r"broken.parquet: not a readable Parquet file"),
+])
+def test_broken_files_get_one_sentence(tmp_path, name, data, message):
+    with pytest.raises(DataError, match=message) as info:
+        read_rows(write(tmp_path, name, data))
+    assert "\n" not in str(info.value)
+
+
+def test_huge_file_is_refused_without_reading_it(tmp_path):
+    big = tmp_path / "huge.jsonl"
+    with open(big, "wb") as fh:  # a sparse 2 GiB file: no disk or memory is spent on it
+        fh.truncate(2 * 1024**3)
+    with pytest.raises(DataError, match=r"huge.jsonl: the file is 2.0 GiB, over the 1.0 GiB"):
+        read_rows(big)
+
+
+def test_missing_file_and_not_a_saved_folder(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_rows(tmp_path / "nope.jsonl")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(DataError, match="not a dataset saved with datasets.save_to_disk"):
+        read_rows(tmp_path / "folder")
+
+
+def test_parquet_with_nested_columns_of_the_wrong_type(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"messages": pa.array([[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+                                            [{"role": "user", "content": "x"}]]),
+                      "other": [1, 2]})
+    pq.write_table(table, tmp_path / "ok.parquet")
+    report = build_report(read_rows(tmp_path / "ok.parquet"))
+    assert report.format == "messages" and len(report.usable) == 1
+    assert "no assistant turn" in report.problem_rows()[0]["problem"]
+    wrong = pa.table({"messages": pa.array([{"role": "user", "content": "hi"}]), "id": [1]})
+    pq.write_table(wrong, tmp_path / "wrong.parquet")
+    report = build_report(read_rows(tmp_path / "wrong.parquet"), fmt="messages")
+    assert report.problem_rows()[0]["problem"] == "'messages' must be a list of turns, found an object"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400), suffix=st.sampled_from([".json", ".jsonl", ".csv", ".tsv", ".txt", ".parquet"]))
+def test_random_bytes_never_escape_as_tracebacks(tmp_path, data, suffix):
+    path = write(tmp_path, "fuzz" + suffix, data)
+    try:
+        report = build_report(read_rows(path))
+    except DataError as err:
+        assert "\n" not in str(err)
+        return
+    assert report.total_rows >= 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["messages", "role", "content", "from", "value", "prompt", "chosen", "rejected",
+                         "instruction", "output", "text", "conversations", "completion", "x"]), children, max_size=5),
+    max_leaves=25)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(json_values, min_size=1, max_size=6))
+def test_random_json_never_escapes(tmp_path, rows):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    try:
+        report = build_report(read_rows(path))
+    except DataError as err:
+        assert "\n" not in str(err)
+        return
+    assert len(report.records) == report.total_rows
+    for issue in report.issues:
+        assert issue.message and "\n" not in issue.message

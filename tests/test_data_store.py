@@ -1,0 +1,55 @@
+"""Saved datasets: versioned, split, and earlier versions survive failures and bad names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.data.readers import DataError
+from studio.data.store import dataset_path, list_datasets, save_dataset, versions
+from studio.workspace import Workspace
+
+RECORDS = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+           for i in range(20)]
+
+
+def test_versions_split_and_listing(tmp_path):
+    ws = Workspace.open(tmp_path)
+    v1 = save_dataset(ws, "support", RECORDS, "sft", eval_fraction=0.2, seed=1)
+    assert v1.name == "v1"
+    train = (v1 / "train.jsonl").read_text().splitlines()
+    evaluation = (v1 / "eval.jsonl").read_text().splitlines()
+    assert len(train) == 16 and len(evaluation) == 4
+    assert not set(train) & set(evaluation)
+    meta = json.loads((v1 / "meta.json").read_text())
+    assert meta["kind"] == "sft" and meta["eval_rows"] == 4
+    v2 = save_dataset(ws, "support", RECORDS[:5], "sft")
+    assert v2.name == "v2" and not (v2 / "eval.jsonl").exists()
+    assert versions(ws, "support") == [1, 2]
+    assert (v1 / "train.jsonl").read_text().splitlines() == train  # v1 untouched
+    listed = list_datasets(ws)
+    assert listed[0]["name"] == "support" and listed[0]["versions"] == [1, 2] and listed[0]["rows"] == 5
+    assert dataset_path(ws, "support") == v2 / "train.jsonl"
+    assert dataset_path(ws, "support", 1, "eval") == v1 / "eval.jsonl"
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", "x" * 80, "semi;colon"])
+def test_bad_names_are_refused(tmp_path, name):
+    ws = Workspace.open(tmp_path)
+    with pytest.raises(DataError, match="must be 1-64 letters"):
+        save_dataset(ws, name, RECORDS, "sft")
+    assert not any(ws.datasets.iterdir())
+
+
+def test_failed_save_keeps_earlier_versions(tmp_path):
+    ws = Workspace.open(tmp_path)
+    save_dataset(ws, "d", RECORDS, "sft")
+    bad = RECORDS + [{"messages": object()}]  # not JSON-serialisable: the write fails midway
+    with pytest.raises(TypeError):
+        save_dataset(ws, "d", bad, "sft")
+    assert versions(ws, "d") == [1]
+    assert not [p for p in (ws.datasets / "d").iterdir() if p.name.startswith(".")]
+    assert len((ws.datasets / "d" / "v1" / "train.jsonl").read_text().splitlines()) == 20
+    with pytest.raises(DataError, match="no usable rows"):
+        save_dataset(ws, "d", [], "sft")
