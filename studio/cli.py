@@ -39,20 +39,29 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from studio.config import load_config
+    from pathlib import Path
+
+    from studio.config import load_config, save_config
+    from studio.data.load import resolve_source
     from studio.train.worker import run_training
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
-    if args.resume:
+    if args.resume and not args.run_dir:
         run_dir = ws.run_dir(args.config)
         cfg = load_config(run_dir / "config.yaml")
+    elif args.run_dir:  # the runner made the folder and wrote the config already
+        run_dir = Path(args.run_dir)
+        cfg = load_config(args.config, args.set)
     else:
         cfg = load_config(args.config, args.set)
-        label = cfg.name or f"{cfg.method.stage}-{cfg.method.name}"
-        run_dir = ws.new_run_dir(label)
+        cfg.data.train = resolve_source(cfg.data.train, ws)
+        cfg.data.eval = resolve_source(cfg.data.eval, ws) if cfg.data.eval else None
+        run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
+        save_config(cfg, run_dir / "config.yaml")
     print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
-    out = run_training(cfg, run_dir, resume=args.resume, show_progress=not args.quiet)
+    out = run_training(cfg, run_dir, resume=args.resume, show_progress=not args.quiet,
+                       lock_path=ws.root / "train.lock")
     print(f"saved {out}", flush=True)
     return 0
 
@@ -139,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a setting, e.g. --set train.learning_rate=1e-4")
     p.add_argument("--resume", action="store_true", help="continue a run from its latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--run-dir", help=argparse.SUPPRESS)  # used by the runner: train into this folder
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("data", help="inspect or convert a data file")

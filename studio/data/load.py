@@ -1,8 +1,8 @@
-"""Load training data named in a run config into a `datasets.Dataset`.
+"""Load the data a run config names, normalised, as a `datasets.Dataset` a TRL trainer takes.
 
-Accepts a JSON/JSONL/CSV/TSV/Parquet file, a folder written by `datasets.save_to_disk`, or a hub
-dataset id. Paths relative to the working directory are tried first, then relative to the project
-(so presets can name the shipped demo files).
+A source is a file, a saved-dataset folder, a dataset saved in the workspace (by name), or a hub
+dataset id. Whatever its format (Alpaca, ShareGPT, HH ...), rows are normalised to TRL's forms by
+studio.data.formats; unusable rows are left out and counted.
 """
 
 from __future__ import annotations
@@ -10,38 +10,57 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from studio.errors import StudioError
+from studio.data.formats import SPECS
+from studio.data.readers import DataError, read_hub, read_rows
+from studio.data.validate import build_report
 from studio.paths import resolve_project_path
 
-_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+KIND_NAMES = {"sft": "instruction or chat", "preference": "preference (prompt, chosen, rejected)", "text": "plain text"}
 
 
-def load_dataset_source(source: str, split: str = "train", subset: str | None = None) -> Any:
+def resolve_source(source: str, workspace: Any = None) -> str:
+    """A workspace dataset name becomes the path of its latest train file; other sources pass through."""
+    path = resolve_project_path(source)
+    if path.exists():
+        return str(path.resolve())
+    if workspace is not None:
+        from studio.data.store import dataset_path, versions
+
+        try:
+            if versions(workspace, source):
+                return str(dataset_path(workspace, source))
+        except DataError:
+            pass
+    return source
+
+
+def load_records(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Normalised usable records of a source, and how many rows were left out.
+
+    `wanted` names the acceptable kinds ('sft', 'text', 'preference').
+    """
+    path = resolve_project_path(source)
+    if path.exists() or Path(source).suffix:
+        read = read_rows(path, split=split)
+    else:
+        read = read_hub(source, split=split, subset=subset)
+    report = build_report(read)
+    if report.format is None:
+        raise DataError(f"{read.source}: {report.reason} (columns: {', '.join(report.columns)}).")
+    if report.kind not in wanted:
+        need = " or ".join(KIND_NAMES[k] for k in wanted)
+        raise DataError(f"{read.source} holds {SPECS[report.format].label} data, but this stage needs {need} data.")
+    if not report.usable:
+        first = report.problem_rows(1)[0]
+        raise DataError(f"{read.source}: no usable row; {first['where']}, {first['field']}: {first['problem']}.")
+    return report.usable, report.total_rows - len(report.usable)
+
+
+def load_dataset_source(source: str, wanted: tuple[str, ...], split: str = "train",
+                        subset: str | None = None) -> Any:
+    """The records as a datasets.Dataset."""
     import datasets
 
-    path = resolve_project_path(source)
-    if path.is_dir():
-        try:
-            loaded = datasets.load_from_disk(str(path))
-        except (FileNotFoundError, ValueError) as err:
-            raise StudioError(f"{path} is not a saved dataset folder: {err}") from None
-        if isinstance(loaded, datasets.DatasetDict):
-            if split not in loaded:
-                raise StudioError(f"{path} has no split '{split}' (it has {', '.join(loaded)}).")
-            loaded = loaded[split]
-        return loaded
-    if path.suffix.lower() in _BUILDERS:
-        if not path.exists():
-            raise StudioError(f"Data file {path} does not exist.")
-        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-        try:
-            return datasets.load_dataset(_BUILDERS[path.suffix.lower()], data_files=str(path),
-                                         split="train", **kwargs)
-        except Exception as err:  # datasets wraps parser errors in many types
-            raise StudioError(f"Could not read {path}: {str(err).splitlines()[0]}") from None
-    if Path(source).suffix:
-        raise StudioError(f"Data file {source} does not exist or has a type the studio cannot read.")
-    try:
-        return datasets.load_dataset(source, subset, split=split)
-    except Exception as err:
-        raise StudioError(f"Could not load hub dataset '{source}': {str(err).splitlines()[0]}") from None
+    records, _ = load_records(source, wanted, split, subset)
+    return datasets.Dataset.from_list(records)

@@ -2,6 +2,8 @@
 
 STAGE_MODULES = {
     "sft": "studio.methods.sft",
+    "reward": "studio.methods.reward",
+    "dpo": "studio.methods.dpo",
 }
 
 

@@ -18,6 +18,8 @@ from studio.errors import StudioError
 from studio.methods import common
 from studio.models.loading import load_tokenizer
 
+WANTED = ("sft", "text")
+
 
 def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, bool]:
     """Return the dataset in a form SFTTrainer takes, and whether to use assistant_only_loss."""
@@ -48,10 +50,10 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     marks = "generation" in (tokenizer.chat_template or "")
-    train = load_dataset_source(cfg.data.train, cfg.data.split, cfg.data.subset)
+    train = load_dataset_source(cfg.data.train, WANTED, cfg.data.split, cfg.data.subset)
     train, assistant_only = prepare_sft_dataset(train, marks)
     if cfg.data.eval:
-        evaluation, _ = prepare_sft_dataset(load_dataset_source(cfg.data.eval), marks)
+        evaluation, _ = prepare_sft_dataset(load_dataset_source(cfg.data.eval, WANTED), marks)
     else:
         train, evaluation = common.split_eval(train, cfg)
     args = SFTConfig(

@@ -7,6 +7,7 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,9 @@ def load_model_config(name: str, revision: str | None = None, trust_remote_code:
                               "trust_remote_code only if you trust its author.") from None
         raise StudioError(f"Model '{name}' has a config transformers cannot read: {err}") from None
 
+
+
+@functools.lru_cache(maxsize=8)
+def cached_tokenizer(name: str) -> Any:
+    """A tokenizer shared read-only between requests (token counts, template previews)."""
+    return load_tokenizer(name)

@@ -10,6 +10,7 @@ the run folder, or SIGTERM, makes it save a checkpoint and end cleanly.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import signal
@@ -85,25 +86,66 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progress: bool = False) -> Path:
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
+
+
+def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any) -> Any:
+    """Hold the device lock (one training at a time); while another run holds it, show 'queued'.
+
+    Returns the open lock file (the lock lives as long as it stays open, and the OS releases it
+    if this process dies), or None when a stop was requested while waiting.
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock_path, "a+")
+    owner = lock_path.with_suffix(".owner")
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            owner.write_text(run_dir.name, encoding="utf-8")
+            return fh
+        except BlockingIOError:
+            holder = owner.read_text(encoding="utf-8").strip() if owner.exists() else "another run"
+            write_status(run_dir, state="queued", pid=os.getpid(), waiting_for=holder)
+            if should_stop():
+                fh.close()
+                return None
+            time.sleep(1.0)
+
+
+def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progress: bool = False,
+                 lock_path: Path | None = None) -> Path:
     """Train one stage into `run_dir`; return the folder of the saved adapter or model."""
     from studio.methods import stage_module
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
-    if not resume:
+    if not resume and not (run_dir / "config.yaml").exists():
         save_config(cfg, run_dir / "config.yaml")
-    write_status(run_dir, state="starting", pid=os.getpid(), run_id=run_dir.name, stage=cfg.method.stage,
-                 method=cfg.method.name, model=cfg.model.name, started=time.time(), error=None)
-    writer = MetricsWriter(run_dir)
-    callback = _make_callback(run_dir, writer, show_progress)
-    previous = signal.getsignal(signal.SIGTERM)
+    stop_asked = {"flag": (run_dir / STOP_FILE).exists()}
 
     def on_sigterm(signum, frame):  # finish the current step, save, leave
-        callback.stop_requested = True
+        stop_asked["flag"] = True
+        if callback is not None:
+            callback.stop_requested = True
 
+    callback = None
+    previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, on_sigterm)
+    lock = None
+    if lock_path is not None and _is_main_process():
+        lock = wait_for_device(lock_path, run_dir, lambda: stop_asked["flag"] or (run_dir / STOP_FILE).exists())
+        if lock is None:
+            signal.signal(signal.SIGTERM, previous)
+            write_status(run_dir, state="stopped", finished=time.time(), waiting_for=None)
+            (run_dir / STOP_FILE).unlink(missing_ok=True)
+            return run_dir
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    write_status(run_dir, state="starting", pid=os.getpid(), run_id=run_dir.name, stage=cfg.method.stage,
+                 method=cfg.method.name, model=cfg.model.name, started=time.time(), error=None, waiting_for=None)
+    writer = MetricsWriter(run_dir)
+    callback = _make_callback(run_dir, writer, show_progress)
+    callback.stop_requested = stop_asked["flag"]
     try:
         trainer = stage_module(cfg.method.stage).build_trainer(cfg, run_dir, [callback])
         checkpoint = latest_checkpoint(run_dir) if resume else None
@@ -124,6 +166,8 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     finally:
         signal.signal(signal.SIGTERM, previous)
         writer.close()
+        if lock is not None:
+            lock.close()
 
 
 def describe_failure(err: BaseException) -> str:

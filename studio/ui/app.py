@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from studio import __version__
 from studio.errors import StudioError
 from studio.paths import ASSETS
 from studio.ui.context import AppContext
-from studio.ui.tabs import guide, placeholder
+from studio.ui.tabs import data, guide, placeholder
 from studio.workspace import Workspace
 
 TAB_ORDER = ("Data", "Method", "Train", "Preferences", "Chat", "Guide")
@@ -24,7 +26,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs():
             for title in TAB_ORDER:
                 with gr.Tab(title, id=title.lower()):
-                    if title == "Guide":
+                    if title == "Data":
+                        data.build(ctx)
+                    elif title == "Guide":
                         guide.build(ctx)
                     else:
                         placeholder.build(title)
@@ -47,6 +51,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
     if share and not logins:
         raise StudioError("A shared link is public: add --auth USER:PASS so that it needs a login.")
     ws = Workspace.open(workspace)
+    # uploads land inside the workspace, not in a system-wide temporary folder
+    os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
     app = build_app(AppContext(workspace=ws, shared=share))
     css_file = ASSETS / "css" / "studio.css"
     print(f"Fine-tuning Studio on http://{host}:{port}  (workspace {ws.root})", flush=True)
@@ -60,5 +66,6 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
         theme=gr.themes.Soft(),
         show_error=False,
         allowed_paths=[],
+        max_file_size="1gb",
         quiet=True,
     )

@@ -1,0 +1,46 @@
+"""Direct preference optimisation with TRL's DPOTrainer.
+
+    studio train presets/tiny-dpo.yaml
+
+Learns from (prompt, chosen, rejected) pairs without a reward model. With LoRA the reference model
+is the base with the adapter switched off, so no second copy of the model is held in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from studio.config import RunConfig
+from studio.data.load import load_dataset_source
+from studio.methods import common
+from studio.models.loading import load_tokenizer
+
+WANTED = ("preference",)
+
+
+def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
+    from trl import DPOConfig, DPOTrainer
+
+    precision = common.resolve_precision(cfg.train.precision)
+    tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
+    train = load_dataset_source(cfg.data.train, WANTED, cfg.data.split, cfg.data.subset)
+    evaluation = load_dataset_source(cfg.data.eval, WANTED) if cfg.data.eval else None
+    if evaluation is None:
+        train, evaluation = common.split_eval(train, cfg)
+    args = DPOConfig(
+        **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
+        max_length=cfg.data.max_length,
+        beta=cfg.dpo.beta,
+        loss_type=[cfg.dpo.loss_type],
+    )
+    model = common.load_causal_lm(cfg, precision)
+    return DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        processing_class=tokenizer,
+        peft_config=common.lora_config(cfg),
+        callbacks=callbacks,
+    )

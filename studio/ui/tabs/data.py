@@ -1,0 +1,284 @@
+"""Data tab: bring data in (upload, hub, saved, or written by hand), see its format and problems by
+row, map columns when detection is wrong, preview what the model sees, save a versioned dataset.
+
+Per-browser state lives in gr.State: the rows read, and the latest report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.data import store
+from studio.data.formats import SPECS
+from studio.data.preview import template_preview
+from studio.data.readers import SUFFIXES, ReadResult, read_hub, read_rows
+from studio.data.validate import Report, build_report
+from studio.errors import StudioError
+from studio.models.loading import cached_tokenizer
+from studio.ui.context import AppContext
+from studio.ui.plots import token_length_histogram
+
+FIELDS = ["messages", "conversations", "instruction", "input", "context", "output", "response", "prompt",
+          "completion", "chosen", "rejected", "system", "history", "text"]
+AUTO = "auto-detect"
+NONE = "(none)"
+SFT_COLUMNS = ["system", "prompt", "response"]
+PREF_COLUMNS = ["prompt", "chosen", "rejected"]
+
+
+def _read(source: dict[str, Any]) -> ReadResult:
+    return ReadResult(source["rows"], source["name"], source["kind"], source.get("lines"))
+
+
+def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], model: str,
+            max_length: float) -> tuple[Report | None, str]:
+    """Build the report for the rows in hand; returns (report, message)."""
+    if not source:
+        return None, "Load a file, a hub dataset or a saved dataset first."
+    read = _read(source)
+    tokenizer = None
+    note = ""
+    if model.strip():
+        try:
+            tokenizer = cached_tokenizer(model.strip())
+        except StudioError as err:
+            note = f" Token lengths skipped: {err}"
+    try:
+        report = build_report(read, None if fmt == AUTO else fmt, mapping or None, tokenizer, int(max_length))
+    except ValueError as err:
+        return None, f"⚠️ {err}"
+    return report, report.summary() + note
+
+
+def _outputs(report: Report | None, message: str, max_length: float) -> list[Any]:
+    """Values for: status, issues table, histogram, format dropdown, mapping dropdowns, preview slider."""
+    if report is None:
+        return [message, pd.DataFrame(), None, gr.update(), *[gr.update() for _ in FIELDS],
+                gr.update(maximum=1, value=1)]
+    issues = pd.DataFrame(report.problem_rows(2000), columns=["where", "field", "severity", "problem"])
+    fig = token_length_histogram(report.token_lengths, int(max_length)) if report.token_lengths else None
+    choices = [NONE, *report.columns]
+    dropdowns = []
+    wanted = set(SPECS[report.format].fields) if report.format else set()
+    for name in FIELDS:
+        dropdowns.append(gr.update(choices=choices, value=report.mapping.get(name, NONE),
+                                   visible=name in wanted))
+    return [message, issues, fig, gr.update(value=report.format or AUTO), *dropdowns,
+            gr.update(maximum=max(1, report.total_rows), value=1)]
+
+
+def _mapping(values: tuple[str, ...]) -> dict[str, str]:
+    return {name: v for name, v in zip(FIELDS, values) if v and v != NONE}
+
+
+def _source_from(read: ReadResult) -> dict[str, Any]:
+    return {"rows": read.rows, "name": read.source, "kind": read.kind, "lines": read.lines}
+
+
+def build(ctx: AppContext) -> None:
+    source = gr.State(None)
+    report_state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload = gr.File(label="Upload data", file_types=list(SUFFIXES), type="filepath")
+        with gr.Column(scale=2):
+            hub_id = gr.Textbox(label="…or a hub dataset", placeholder="org/dataset")
+            with gr.Row():
+                hub_split = gr.Textbox(label="split", value="train", scale=1)
+                hub_subset = gr.Textbox(label="subset", placeholder="optional", scale=1)
+            hub_btn = gr.Button("Load from hub", size="sm")
+        with gr.Column(scale=1):
+            saved = gr.Dropdown(label="…or a saved dataset", choices=_saved_names(ctx), allow_custom_value=False)
+            saved_btn = gr.Button("Open saved", size="sm")
+    with gr.Row():
+        fmt = gr.Dropdown([AUTO, *SPECS], value=AUTO, label="Format", scale=2,
+                          info="Detected automatically; change it when detection is wrong.")
+        model = gr.Textbox(value="tiny", label="Tokenizer of model", scale=2,
+                           info="Token counts and the template preview use this model.")
+        max_length = gr.Number(value=512, label="Max length (tokens)", precision=0, scale=1)
+        recheck = gr.Button("Re-check", scale=1)
+    with gr.Accordion("Column mapping", open=False):
+        with gr.Row():
+            mapping_boxes = [gr.Dropdown([NONE], value=NONE, label=name, visible=False, min_width=140)
+                             for name in FIELDS]
+    status = gr.Markdown("Load data to see its format and problems.", elem_id="data-status")
+    with gr.Row():
+        issues = gr.Dataframe(label="Problems by row", interactive=False, max_height=320, wrap=True, scale=3)
+        hist = gr.Plot(label="Token lengths", scale=2)
+    with gr.Accordion("Template preview: what the model sees", open=True):
+        with gr.Row():
+            row_no = gr.Number(value=1, minimum=1, precision=0, label="Row", scale=1)
+            tok_info = gr.Markdown()
+        preview = gr.HTML()
+    with gr.Row():
+        save_name = gr.Textbox(label="Save as", placeholder="my-dataset", scale=2)
+        eval_share = gr.Slider(0, 0.5, value=0.1, step=0.01, label="Eval share", scale=2)
+        save_btn = gr.Button("Save version", variant="primary", scale=1)
+    save_msg = gr.Markdown()
+    with gr.Accordion("Write examples by hand", open=False):
+        kind = gr.Radio(["instructions", "preferences"], value="instructions", label="Kind")
+        table = gr.Dataframe(value=pd.DataFrame(columns=SFT_COLUMNS), headers=SFT_COLUMNS, interactive=True,
+                             label="Examples (edit cells directly)", wrap=True)
+        with gr.Row():
+            a = gr.Textbox(label="system / prompt", lines=2)
+            b = gr.Textbox(label="prompt / chosen", lines=2)
+            c = gr.Textbox(label="response / rejected", lines=2)
+        with gr.Row():
+            add_btn = gr.Button("Add example")
+            del_rows = gr.Textbox(label="Delete rows", placeholder="e.g. 2, 5-7", scale=2)
+            del_btn = gr.Button("Delete")
+            use_btn = gr.Button("Check these examples", variant="secondary")
+
+    outputs = [status, issues, hist, fmt, *mapping_boxes, row_no]
+
+    def run_format(src, f, mx, mdl):  # a new format starts from its default column mapping
+        report, msg = analyse(src, f, {}, mdl, mx)
+        return [report, *_outputs(report, msg, mx)]
+
+    def run_mapping(src, f, mx, mdl, *maps):
+        report, msg = analyse(src, f, _mapping(maps) if f != AUTO else {}, mdl, mx)
+        return [report, *_outputs(report, msg, mx)]
+
+    def load_file(path, mdl, mx):
+        if not path:
+            return [None, None, *_outputs(None, "No file chosen.", mx)]
+        try:
+            src = _source_from(read_rows(path))
+        except StudioError as err:
+            return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
+        report, msg = analyse(src, AUTO, {}, mdl, mx)
+        return [src, report, *_outputs(report, msg, mx)]
+
+    def load_hub(ds_id, split, subset, mdl, mx):
+        if not ds_id.strip():
+            return [None, None, *_outputs(None, "Name a hub dataset, e.g. org/dataset.", mx)]
+        try:
+            src = _source_from(read_hub(ds_id.strip(), split.strip() or "train", subset.strip() or None))
+        except StudioError as err:
+            return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
+        report, msg = analyse(src, AUTO, {}, mdl, mx)
+        return [src, report, *_outputs(report, msg, mx)]
+
+    def load_saved(name, mdl, mx):
+        if not name:
+            return [None, None, *_outputs(None, "Pick a saved dataset.", mx)]
+        try:
+            src = _source_from(read_rows(store.dataset_path(ctx.workspace, name)))
+        except StudioError as err:
+            return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
+        src["name"] = name
+        report, msg = analyse(src, AUTO, {}, mdl, mx)
+        return [src, report, *_outputs(report, msg, mx)]
+
+    upload.upload(load_file, [upload, model, max_length], [source, report_state, *outputs])
+    hub_btn.click(load_hub, [hub_id, hub_split, hub_subset, model, max_length], [source, report_state, *outputs])
+    saved_btn.click(load_saved, [saved, model, max_length], [source, report_state, *outputs])
+    fmt.input(run_format, [source, fmt, max_length, model], [report_state, *outputs])
+    recheck.click(run_mapping, [source, fmt, max_length, model, *mapping_boxes], [report_state, *outputs])
+    for box in mapping_boxes:
+        box.input(run_mapping, [source, fmt, max_length, model, *mapping_boxes], [report_state, *outputs])
+
+    def show_preview(report, n, mdl):
+        if report is None or not report.records:
+            return "", ""
+        rec = report.records[min(int(n), len(report.records)) - 1]
+        if rec is None:
+            problem = next((i.message for i in report.issues if i.index == int(n) - 1), "unusable")
+            return f"<p>Row {int(n)} is not usable: {problem}.</p>", ""
+        try:
+            pv = template_preview(rec, cached_tokenizer(mdl.strip() or "tiny"))
+        except (StudioError, ValueError, TypeError) as err:
+            return f"<p>No preview: {err}</p>", ""
+        return pv.html(), f"**{pv.total} tokens**, {pv.trained} trained — {pv.rule}."
+
+    for trigger in (row_no.change, report_state.change):
+        trigger(show_preview, [report_state, row_no, model], [preview, tok_info])
+
+    def save(report, name, share):
+        if report is None or not report.ok:
+            return "⚠️ Nothing usable to save yet.", gr.update()
+        try:
+            folder = store.save_dataset(ctx.workspace, name, report.usable, report.kind, float(share),
+                                        source=report.source)
+        except StudioError as err:
+            return f"⚠️ {err}", gr.update()
+        skipped = report.total_rows - len(report.usable)
+        extra = f" ({skipped} unusable rows left out)" if skipped else ""
+        return (f"Saved **{folder.parent.name} {folder.name}**: {len(report.usable)} rows{extra}.",
+                gr.update(choices=_saved_names(ctx), value=folder.parent.name))
+
+    save_btn.click(save, [report_state, save_name, eval_share], [save_msg, saved])
+
+    kind.change(lambda k: pd.DataFrame(columns=SFT_COLUMNS if k == "instructions" else PREF_COLUMNS),
+                kind, table)
+    add_btn.click(add_example, [table, kind, a, b, c], [table, a, b, c, save_msg])
+    del_btn.click(delete_rows, [table, del_rows], [table, save_msg])
+
+    def check_table(frame, k, mdl, mx):
+        src = table_source(frame, k)
+        if src is None:
+            return [None, None, *_outputs(None, "Write at least one example first.", mx)]
+        report, msg = analyse(src, "prompt_completion" if k == "instructions" else "preference",
+                              dict(zip(*_table_mapping(k))), mdl, mx)
+        return [src, report, *_outputs(report, msg, mx)]
+
+    use_btn.click(check_table, [table, kind, model, max_length], [source, report_state, *outputs])
+
+
+def _saved_names(ctx: AppContext) -> list[str]:
+    return [d["name"] for d in store.list_datasets(ctx.workspace)]
+
+
+def _table_mapping(kind: str) -> tuple[list[str], list[str]]:
+    if kind == "instructions":
+        return ["system", "prompt", "completion"], ["system", "prompt", "response"]
+    return ["prompt", "chosen", "rejected"], ["prompt", "chosen", "rejected"]
+
+
+def table_source(frame: pd.DataFrame | None, kind: str) -> dict[str, Any] | None:
+    """Rows written in the table, as if read from a file."""
+    if frame is None or len(frame) == 0:
+        return None
+    frame = frame.fillna("")
+    rows = [{k: str(v) for k, v in rec.items()} for rec in frame.to_dict(orient="records")]
+    rows = [r for r in rows if any(v.strip() for v in r.values())]
+    return {"rows": rows, "name": "examples written by hand", "kind": "table", "lines": None} if rows else None
+
+
+def add_example(frame: pd.DataFrame | None, kind: str, a: str, b: str, c: str):
+    cols = SFT_COLUMNS if kind == "instructions" else PREF_COLUMNS
+    values = [a, b, c]
+    if not any(v.strip() for v in values):
+        return frame, a, b, c, "Type an example first."
+    frame = frame if frame is not None and len(frame.columns) == 3 else pd.DataFrame(columns=cols)
+    row = pd.DataFrame([dict(zip(cols, values))])
+    return pd.concat([frame, row], ignore_index=True), "", "", "", f"Added example {len(frame) + 1}."
+
+
+def parse_row_numbers(text: str, count: int) -> list[int]:
+    """'2, 5-7' -> [1, 4, 5, 6] (0-based), or ValueError naming the bad part."""
+    out: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        try:
+            start, end = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"'{part}' is not a row number or range like 5-7.") from None
+        if not 1 <= start <= end <= count:
+            raise ValueError(f"Rows {part} are outside 1-{count}.")
+        out.update(range(start - 1, end))
+    return sorted(out)
+
+
+def delete_rows(frame: pd.DataFrame | None, text: str):
+    if frame is None or len(frame) == 0:
+        return frame, "There are no rows to delete."
+    try:
+        idx = parse_row_numbers(text, len(frame))
+    except ValueError as err:
+        return frame, f"⚠️ {err}"
+    return frame.drop(index=frame.index[idx]).reset_index(drop=True), f"Deleted {len(idx)} rows."
+

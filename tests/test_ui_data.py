@@ -1,0 +1,38 @@
+"""The Data tab's own helpers: hand-written examples, row deletion, analysis of the rows in hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from studio.ui.tabs.data import AUTO, add_example, analyse, delete_rows, parse_row_numbers, table_source
+
+
+def test_parse_row_numbers():
+    assert parse_row_numbers("2, 5-7", 10) == [1, 4, 5, 6]
+    with pytest.raises(ValueError, match="outside 1-3"):
+        parse_row_numbers("4", 3)
+    with pytest.raises(ValueError, match="'x' is not a row number"):
+        parse_row_numbers("x", 3)
+
+
+def test_add_check_and_delete_examples():
+    frame = pd.DataFrame(columns=["system", "prompt", "response"])
+    frame, *_ , msg = add_example(frame, "instructions", "", "What is 2+2?", "4")
+    frame, *_ , msg = add_example(frame, "instructions", "Be brief.", "Capital of Peru?", "Lima")
+    frame, *_ , msg = add_example(frame, "instructions", "", "No answer", "")
+    assert len(frame) == 3 and msg == "Added example 3."
+    report, text = analyse(table_source(frame, "instructions"), "prompt_completion",
+                           {"system": "system", "prompt": "prompt", "completion": "response"}, "", 512)
+    assert len(report.usable) == 2
+    assert report.records[1]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert report.problem_rows()[0]["where"] == "row 3"
+    frame, msg = delete_rows(frame, "3")
+    assert len(frame) == 2 and msg == "Deleted 1 rows."
+    frame2, msg = delete_rows(frame, "9")
+    assert len(frame2) == 2 and "outside" in msg
+
+
+def test_analyse_without_rows_asks_for_data():
+    report, msg = analyse(None, AUTO, {}, "", 512)
+    assert report is None and "Load a file" in msg
