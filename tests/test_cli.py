@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import PYTHON, ROOT, subprocess_env
+from helpers import PYTHON, ROOT, subprocess_env
 
 from studio.cli import main
 from studio.errors import StudioError

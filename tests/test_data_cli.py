@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from conftest import PYTHON, ROOT, subprocess_env
+from helpers import PYTHON, ROOT, subprocess_env
 
 DATA = os.path.join(os.path.dirname(__file__), "assets", "data")
 

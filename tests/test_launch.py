@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import PYTHON, ROOT, free_port, subprocess_env
+from helpers import PYTHON, ROOT, free_port, subprocess_env
 
 
 def _wait_for(url: str, proc: subprocess.Popen, limit: float) -> tuple[int, float]:

@@ -106,7 +106,8 @@ def build(ctx: AppContext) -> None:
                              for name in FIELDS]
     status = gr.Markdown("Load data to see its format and problems.", elem_id="data-status")
     with gr.Row():
-        issues = gr.Dataframe(label="Problems by row", interactive=False, max_height=320, wrap=True, scale=3)
+        issues = gr.Dataframe(label="Problems by row", interactive=False, max_height=320, wrap=True, scale=3,
+                              elem_id="data-issues")
         hist = gr.Plot(label="Token lengths", scale=2)
     with gr.Accordion("Template preview: what the model sees", open=True):
         with gr.Row():

@@ -1,0 +1,34 @@
+"""The Data tab in a real browser: upload a file, see format and problems by row, save a version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import expect
+
+DATA = Path(__file__).resolve().parents[1] / "assets" / "data"
+
+
+def open_tab(page, url, name):
+    page.goto(url)
+    page.get_by_role("tab", name=name).click()
+
+
+def test_upload_shows_format_and_problem_rows(page, app_url):
+    open_tab(page, app_url, "Data")
+    page.locator("input[type=file]").first.set_input_files(str(DATA / "openai.jsonl"))
+    status = page.locator("#data-status")
+    status.get_by_text("Chat messages", exact=False).wait_for()
+    assert "5 rows, 2 usable" in status.inner_text()
+    issues = page.locator("#data-issues")
+    expect(issues).to_contain_text("two user turns in a row")
+    expect(issues).to_contain_text("line 3")
+
+
+def test_broken_upload_gives_one_sentence(page, app_url, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b'[{"prompt": "a", "completion": "b"}, {"prompt": "c"')
+    open_tab(page, app_url, "Data")
+    page.locator("input[type=file]").first.set_input_files(str(broken))
+    page.locator("#data-status").get_by_text("the JSON ends early", exact=False).wait_for()
+    assert "Traceback" not in page.content()
