@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from studio.config import load_config, save_config
-    from studio.data.load import resolve_source
+    from studio.train.runner import resolve_inputs
     from studio.train.worker import run_training
     from studio.workspace import Workspace
 
@@ -55,8 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.set)
     else:
         cfg = load_config(args.config, args.set)
-        cfg.data.train = resolve_source(cfg.data.train, ws)
-        cfg.data.eval = resolve_source(cfg.data.eval, ws) if cfg.data.eval else None
+        resolve_inputs(cfg, ws)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
     print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
@@ -124,6 +123,22 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_count(args: argparse.Namespace) -> int:
+    from studio.models.estimate import choices_to_config, estimate_run, format_estimate
+    from studio.models.memory import TrainingSetup
+
+    cfg = choices_to_config(args.model, args.method, args.stage, args.rank, args.alpha, args.dropout,
+                            args.targets, args.dora, args.rslora, bits=args.bits)
+    setup = TrainingSetup(batch_size=args.batch_size, seq_len=args.seq_len, precision=args.precision,
+                          gradient_checkpointing=args.gradient_checkpointing)
+    est = estimate_run(cfg, setup)
+    if args.json:
+        print_json(est.to_dict())
+    else:
+        print(format_estimate(est))
+    return 0
+
+
 def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         raise StudioError(f"`studio {what}` is not available in this version yet.")
@@ -174,10 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["full", "lora", "qlora"], default="lora")
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16)
-    p.add_argument("--targets", default="q_proj,v_proj")
+    p.add_argument("--targets", default="q_proj,v_proj", help="comma-separated layer names, or all-linear")
+    p.add_argument("--stage", choices=["sft", "reward", "dpo", "rlhf", "ppo"], default="sft")
+    p.add_argument("--dropout", type=float, default=0.05)
+    p.add_argument("--dora", action="store_true", help="weight-decomposed LoRA")
+    p.add_argument("--rslora", action="store_true", help="rank-stabilised scaling (same count)")
+    p.add_argument("--bits", type=int, choices=[4, 8], default=4, help="QLoRA base precision")
+    p.add_argument("--batch-size", type=int, default=1, help="rows per step for the memory estimate")
+    p.add_argument("--seq-len", type=int, default=512, help="tokens per row for the memory estimate")
+    p.add_argument("--precision", choices=["bf16", "fp16", "fp32", "mixed"], default="bf16")
+    p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--json", action="store_true")
     p.add_argument("--workspace")
-    p.set_defaults(func=_not_yet("count"))
+    p.set_defaults(func=cmd_count)
 
     p = sub.add_parser("eval", help="held-out metrics for a run or a model")
     p.add_argument("target", metavar="RUN_OR_MODEL")

@@ -46,12 +46,37 @@ def quantization_config(cfg: RunConfig) -> Any:
     )
 
 
-def base_model_path(cfg: RunConfig) -> Path:
+def base_model_path(cfg: RunConfig, run_dir: Path | None = None) -> Path:
+    """Where the starting weights are: the base model, or an earlier run's result merged into it."""
+    if cfg.model.parent_run:
+        return parent_weights(cfg, Path(cfg.model.parent_run), run_dir)
     return resolve_model(cfg.model.name, cfg.model.revision)
 
 
-def load_causal_lm(cfg: RunConfig, precision: str, model_class: Any = None, **extra: Any) -> Any:
-    """Load the base model (quantised for QLoRA); a parent run's adapter is merged in first."""
+def parent_weights(cfg: RunConfig, parent: Path, run_dir: Path | None) -> Path:
+    """A parent run's full model folder, or its adapter merged into the base (written once, beside the run)."""
+    if (parent / "model" / "config.json").exists():
+        return parent / "model"
+    adapter = parent / "adapter"
+    if not (adapter / "adapter_config.json").exists():
+        raise StudioError(f"The parent run {parent.name} has no finished adapter or model to start from.")
+    target = (run_dir or parent) / "parent-merged"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model.name, cfg.model.revision),
+                                                dtype=torch.float32, trust_remote_code=cfg.model.trust_remote_code)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.save_pretrained(str(target))
+    return target
+
+
+def load_causal_lm(cfg: RunConfig, precision: str, model_class: Any = None, run_dir: Path | None = None,
+                   **extra: Any) -> Any:
+    """Load the starting model (quantised for QLoRA); a parent run's adapter is merged in first."""
     from transformers import AutoModelForCausalLM
 
     model_class = model_class or AutoModelForCausalLM
@@ -61,7 +86,7 @@ def load_causal_lm(cfg: RunConfig, precision: str, model_class: Any = None, **ex
         kwargs["quantization_config"] = quant
         kwargs["dtype"] = torch_dtype("bf16" if cfg.quant.compute_dtype == "bfloat16" else precision)
     kwargs.update(extra)
-    path = base_model_path(cfg)
+    path = base_model_path(cfg, run_dir)
     try:
         model = model_class.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as err:

@@ -34,7 +34,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         beta=cfg.dpo.beta,
         loss_type=[cfg.dpo.loss_type],
     )
-    model = common.load_causal_lm(cfg, precision)
+    model = common.load_causal_lm(cfg, precision, run_dir=run_dir)
     return DPOTrainer(
         model=model,
         args=args,

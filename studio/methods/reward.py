@@ -33,7 +33,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
         max_length=cfg.data.max_length,
     )
-    model = common.load_causal_lm(cfg, precision, model_class=AutoModelForSequenceClassification, num_labels=1)
+    model = common.load_causal_lm(cfg, precision, model_class=AutoModelForSequenceClassification,
+                                  run_dir=run_dir, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
     return RewardTrainer(
         model=model,

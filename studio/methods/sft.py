@@ -63,7 +63,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         packing=False,
         dataset_num_proc=None,
     )
-    model = common.load_causal_lm(cfg, precision)
+    model = common.load_causal_lm(cfg, precision, run_dir=run_dir)
     return SFTTrainer(
         model=model,
         args=args,

@@ -61,9 +61,20 @@ def _spawn(cmd: list[str], run_dir: Path) -> int:
     return proc.pid
 
 
+def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
+    """Turn workspace names into paths, so the run's config.yaml says exactly what it used."""
+    from studio.data.load import resolve_source
+
+    cfg.data.train = resolve_source(cfg.data.train, ws)
+    cfg.data.eval = resolve_source(cfg.data.eval, ws) if cfg.data.eval else None
+    if cfg.model.parent_run:
+        cfg.model.parent_run = str(ws.run_dir(cfg.model.parent_run))
+    return cfg
+
+
 def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None) -> Path:
     """Create the run folder, write its config and start the worker; returns at once."""
-    cfg.validate()
+    resolve_inputs(cfg.validate(), ws)
     run_dir = ws.new_run_dir(label or cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
     config_path = save_config(cfg, run_dir / "config.yaml")
     write_status(run_dir, state="queued", run_id=run_dir.name, stage=cfg.method.stage, method=cfg.method.name,

@@ -15,3 +15,77 @@ def token_length_histogram(lengths: list[int], max_length: int | None = None) ->
                       annotation_text=f"max length {max_length}", annotation_position="top right")
     fig.update_layout(title="Tokens per row", xaxis_title="tokens", yaxis_title="rows", bargap=0.05, **_LAYOUT)
     return fig
+
+
+_PALETTE = ["#4f7cac", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50", "#f39c12"]
+_STAGE_PREFIXES = ("rewards/", "accuracy", "margin", "reward", "kl", "logps/", "eval_rewards/", "eval_accuracy")
+
+
+def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.8):
+    """Loss (raw and smoothed) with eval loss, learning rate, and the stage's own metrics, one colour per run."""
+    from plotly.subplots import make_subplots
+
+    from studio.train.runs import smooth
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "learning rate", "stage metrics"),
+                        horizontal_spacing=0.06)
+    for n, (run, series) in enumerate(runs.items()):
+        color = _PALETTE[n % len(_PALETTE)]
+        short = run[-28:]
+        if "loss" in series:
+            xs, ys = series["loss"]
+            fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 1}, opacity=0.35,
+                            name=f"{short} loss", legendgroup=run, showlegend=False, row=1, col=1)
+            fig.add_scatter(x=xs, y=smooth(ys, smooth_weight), mode="lines", line={"color": color, "width": 2},
+                            name=f"{short} loss (smoothed)", legendgroup=run, row=1, col=1)
+        if "eval_loss" in series:
+            xs, ys = series["eval_loss"]
+            fig.add_scatter(x=xs, y=ys, mode="lines+markers", line={"color": color, "dash": "dash"},
+                            name=f"{short} eval loss", legendgroup=run, row=1, col=1)
+        if "learning_rate" in series:
+            xs, ys = series["learning_rate"]
+            fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color}, name=f"{short} lr",
+                            legendgroup=run, showlegend=False, row=1, col=2)
+        for key, (xs, ys) in series.items():
+            if key.startswith(_STAGE_PREFIXES) or "/" in key and not key.startswith("eval_loss"):
+                fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{short} {key}", legendgroup=run,
+                                line={"width": 1.5}, row=1, col=3)
+    fig.update_layout(template="plotly_white", height=340, margin={"l": 40, "r": 10, "t": 40, "b": 30},
+                      legend={"orientation": "h", "y": -0.15}, uirevision="keep")
+    fig.update_xaxes(title_text="step")
+    return fig
+
+
+
+def rank_chart(ranks: list[int], trainable: list[int], full: int, rank: int | None = None,
+               current: int | None = None, label: str = "LoRA") -> go.Figure:
+    """Trainable parameters against LoRA rank (log scale), with full fine-tuning as the line to stay under.
+
+    Built from plain dicts without a template: it is redrawn on every slider step, and copying a plotly
+    template costs ~15 ms where this takes ~2.
+    """
+    hover = "r=%{x}: %{y:,} trainable<extra></extra>"
+    data = [{"type": "scatter", "x": ranks, "y": trainable, "mode": "lines+markers", "name": label,
+             "line": {"color": "#4f7cac"}, "hovertemplate": hover}]
+    if rank is not None and current is not None:
+        data.append({"type": "scatter", "x": [rank], "y": [current], "mode": "markers", "name": f"r={rank}",
+                     "marker": {"size": 12, "color": "#27ae60", "symbol": "diamond"}, "hovertemplate": hover})
+    axis = {"gridcolor": "#ebebeb", "zeroline": False, "type": "log"}
+    layout = {
+        "title": {"text": "Trainable parameters by rank"}, "height": 300, "showlegend": False,
+        "margin": _LAYOUT["margin"], "paper_bgcolor": "white", "plot_bgcolor": "white", "uirevision": "keep",
+        "xaxis": {**axis, "title": {"text": "rank r"}, "tickvals": ranks},
+        "yaxis": {**axis, "title": {"text": "parameters"}, "exponentformat": "SI"},
+        "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": full, "y1": full,
+                    "line": {"color": "#c0392b", "dash": "dash"}}],
+        "annotations": [{"xref": "paper", "x": 1, "y": _log10(full), "yanchor": "top", "xanchor": "right",
+                         "showarrow": False, "text": f"full fine-tuning {full:,}", "font": {"color": "#c0392b"}}],
+    }
+    return go.Figure(data=data, layout=layout)
+
+
+def _log10(value: float) -> float:
+    import math
+
+    # annotations on a log axis are placed in log10 units, unlike shapes
+    return math.log10(value) if value > 0 else 0.0

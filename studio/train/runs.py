@@ -1,0 +1,99 @@
+"""What the runs table and the curves show, read from run folders alone.
+
+    rows = list_runs(ws)              # one dict per run: stage, model, method, status, steps, loss ...
+    series = curves(records)          # metric name -> (steps, values), ready to plot
+
+Everything comes from config.yaml, status.json and metrics.jsonl, so a reload, a second browser or
+a restarted app sees the same truth.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studio.train.metrics import read_all
+from studio.train.runner import refresh_status
+from studio.workspace import Workspace
+
+# Keys the trainer logs that are not curves worth drawing.
+_NOT_CURVES = {"step", "epoch", "time", "total_flos", "train_runtime", "train_samples_per_second",
+               "train_steps_per_second", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second",
+               "num_input_tokens_seen", "train_loss"}
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    status = refresh_status(run_dir)
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        cfg = {}
+    records = read_all(run_dir)
+    losses = [r["loss"] for r in records if isinstance(r.get("loss"), (int, float))]
+    started = status.get("started") or status.get("created")
+    ended = status.get("finished") or (time.time() if status.get("state") == "running" else status.get("updated"))
+    return {
+        "run": run_dir.name,
+        "stage": (cfg.get("method") or {}).get("stage", status.get("stage", "?")),
+        "model": (cfg.get("model") or {}).get("name", status.get("model", "?")),
+        "method": (cfg.get("method") or {}).get("name", status.get("method", "?")),
+        "status": status.get("state", "unknown"),
+        "steps": f"{status.get('step', 0)}/{status.get('total_steps', '?')}",
+        "final loss": round(losses[-1], 4) if losses else None,
+        "duration": _duration(ended - started) if started and ended else "",
+        "parent": (cfg.get("model") or {}).get("parent_run") or "",
+        "error": status.get("error") or "",
+    }
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def list_runs(ws: Workspace) -> list[dict[str, Any]]:
+    return [run_summary(p) for p in ws.list_runs()]
+
+
+def curves(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """metric -> (steps, values) for every numeric metric logged, skipping non-finite values."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for rec in records:
+        step = rec.get("step")
+        if step is None:
+            continue
+        for key, value in rec.items():
+            if key in _NOT_CURVES or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value):
+                continue
+            xs, ys = out.setdefault(key, ([], []))
+            xs.append(step)
+            ys.append(float(value))
+    return out
+
+
+def smooth(values: list[float], weight: float = 0.8) -> list[float]:
+    """Exponential moving average with bias correction, as TensorBoard draws it."""
+    out, avg = [], 0.0
+    for n, v in enumerate(values, start=1):
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg / (1 - weight**n))
+    return out
+
+
+def progress(status: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """Step, total, elapsed and ETA for the progress bar."""
+    now = now or time.time()
+    step, total = int(status.get("step") or 0), int(status.get("total_steps") or 0)
+    started = status.get("started")
+    elapsed = (status.get("finished") or now) - started if started else 0.0
+    eta = elapsed / step * (total - step) if step and total and status.get("state") == "running" else None
+    return {"step": step, "total": total, "fraction": step / total if total else 0.0,
+            "elapsed": elapsed, "eta": eta, "state": status.get("state", "unknown")}
