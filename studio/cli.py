@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 
 from studio import __version__
 from studio.errors import StudioError
@@ -139,11 +138,44 @@ def cmd_count(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise StudioError(f"`studio {what}` is not available in this version yet.")
+def cmd_eval(args: argparse.Namespace) -> int:
+    from studio.chat.engine import load_for_chat
+    from studio.chat.evaluate import eval_rows, evaluate_model
+    from studio.workspace import Workspace
 
-    return handler
+    ws = Workspace.open(args.workspace)
+    rows = eval_rows(args.data, args.limit)
+    loaded = load_for_chat(args.target, ws)
+    result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows)
+    if args.json:
+        print_json(result.to_dict(with_answers=args.answers))
+    else:
+        print(f"model {result.model}\nrows {result.rows}\nexact_match {result.exact_match:.3f}\n"
+              f"loss {result.loss:.4f}\nperplexity {result.perplexity:.2f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from studio.chat.export import export_run
+    from studio.workspace import Workspace
+
+    out = export_run(Workspace.open(args.workspace), args.run, args.out, merged=args.merged)
+    print(out)
+    return 0
+
+
+def cmd_prefs_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from studio.data.store import write_jsonl
+    from studio.prefs.store import PreferenceStore
+    from studio.workspace import Workspace
+
+    rows = PreferenceStore(Workspace.open(args.workspace).prefs_db).export_rows()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"rows written: {write_jsonl(out, rows)} to {out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,10 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="held-out metrics for a run or a model")
     p.add_argument("target", metavar="RUN_OR_MODEL")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="held-out conversations; the last turn is the reference")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--answers", action="store_true", help="include each answer in the JSON")
     p.add_argument("--workspace")
-    p.set_defaults(func=_not_yet("eval"))
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="write a merged model or the adapter for plain transformers/PEFT")
     p.add_argument("run", metavar="RUN")
@@ -217,14 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--adapter", action="store_true")
     p.add_argument("--out", required=True)
     p.add_argument("--workspace")
-    p.set_defaults(func=_not_yet("export"))
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("prefs", help="preference votes")
     prefs_sub = p.add_subparsers(dest="prefs_command", metavar="ACTION", required=True)
     q = prefs_sub.add_parser("export", help="votes as TRL preference data (prompt, chosen, rejected)")
     q.add_argument("--out", required=True)
     q.add_argument("--workspace")
-    q.set_defaults(func=_not_yet("prefs export"))
+    q.set_defaults(func=cmd_prefs_export)
     return parser
 
 

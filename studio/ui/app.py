@@ -13,7 +13,7 @@ from studio import __version__
 from studio.errors import StudioError
 from studio.paths import ASSETS
 from studio.ui.context import AppContext
-from studio.ui.tabs import data, guide, placeholder, train
+from studio.ui.tabs import chat, data, guide, placeholder, train
 from studio.workspace import Workspace
 
 TAB_ORDER = ("Data", "Method", "Train", "Preferences", "Chat", "Guide")
@@ -30,6 +30,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                         data.build(ctx)
                     elif title == "Train":
                         train.build(ctx)
+                    elif title == "Chat":
+                        chat.build(ctx)
                     elif title == "Guide":
                         guide.build(ctx)
                     else:

@@ -1,0 +1,1 @@
+"""Chat with tuned models: loading and merging, streaming generation, evaluation, export."""

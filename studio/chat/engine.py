@@ -1,0 +1,208 @@
+"""Load a model for chatting (a base model, or a run's adapter merged into its base) and stream
+its answers token by token.
+
+    cache = ModelCache()
+    loaded = cache.load("20261126-153000-sft-lora", ws)        # or "tiny", a hub id, a folder
+    for text in stream_reply(loaded, messages, GenerationSettings()):
+        print(text)                                            # the answer so far
+
+One cache per app holds at most `capacity` models; Unload frees them so chat never starves training.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError
+from studio.workspace import Workspace
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 128
+    """Longest answer in tokens."""
+    temperature: float = 0.0
+    """0 answers greedily (the same answer every time); higher values vary more."""
+    top_p: float = 1.0
+    """Sample only from the smallest set of tokens whose probabilities add up to this."""
+    repetition_penalty: float = 1.0
+    """Above 1 discourages repeating tokens already in the text."""
+    system_prompt: str = ""
+    """Sent first, before the conversation."""
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: Any
+    tokenizer: Any
+    notes: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0
+
+
+def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None, dict[str, Any]]:
+    """(base model name, run folder or None, run config mapping) for a run id/folder or a model name."""
+    import yaml
+
+    if ws is not None:
+        try:
+            run_dir = ws.run_dir(target)
+        except StudioError:
+            run_dir = None
+        if run_dir is not None:
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+            return (cfg.get("model") or {}).get("name", "tiny"), run_dir, cfg
+    return target, None, {}
+
+
+def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None) -> LoadedModel:
+    """Load a base model, or a run's result: the base with its adapter merged, or its full model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio.models.loading import resolve_model
+
+    start = time.time()
+    say = progress or (lambda fraction, text: None)
+    base_name, run_dir, cfg = describe_target(target, ws)
+    notes: list[str] = []
+    dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    say(0.1, "finding the weights")
+    if run_dir is None:
+        path = resolve_model(base_name)
+        weights_from, adapter = path, None
+    else:
+        if (run_dir / "model" / "config.json").exists():
+            weights_from, adapter = run_dir / "model", None
+        elif (run_dir / "adapter" / "adapter_config.json").exists():
+            parent = (cfg.get("model") or {}).get("parent_run")
+            weights_from = (run_dir / "parent-merged") if parent and (run_dir / "parent-merged").exists() \
+                else resolve_model(base_name)
+            adapter = run_dir / "adapter"
+        else:
+            raise StudioError(f"Run {run_dir.name} has no finished adapter or model yet.")
+        if (cfg.get("method") or {}).get("name") == "qlora":
+            notes.append("The run trained on a 4-bit base; its adapter is merged into a 16-bit copy of the base "
+                         "for chat, so answers can differ slightly from the quantised model.")
+        if (cfg.get("method") or {}).get("stage") == "reward":
+            raise StudioError(f"Run {run_dir.name} is a reward model: it scores answers rather than writing them.")
+    say(0.3, "loading the model")
+    tok_source = adapter if adapter is not None and (adapter / "tokenizer_config.json").exists() else weights_from
+    tokenizer = AutoTokenizer.from_pretrained(tok_source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(weights_from, dtype=dtype).to(device)
+    if adapter is not None:
+        from peft import PeftModel
+
+        say(0.7, "merging the adapter")
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.eval()
+    say(1.0, "ready")
+    name = run_dir.name if run_dir is not None else base_name
+    return LoadedModel(name, model, tokenizer, notes, time.time() - start)
+
+
+class ModelCache:
+    """Models ready for chat, least recently used dropped first; shared by every browser of one app."""
+
+    def __init__(self, capacity: int = 2):
+        self.capacity = capacity
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, target: str, ws: Workspace | None = None, progress: Any = None) -> LoadedModel:
+        with self._lock:
+            if target in self._models:
+                self._models.move_to_end(target)
+                return self._models[target]
+        loaded = load_for_chat(target, ws, progress)
+        with self._lock:
+            self._models[target] = loaded
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return loaded
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+    def unload(self, target: str | None = None) -> int:
+        """Drop one model (or all) and give the memory back; returns how many were dropped."""
+        with self._lock:
+            names = [target] if target else list(self._models)
+            dropped = sum(1 for n in names if self._models.pop(n, None) is not None)
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+        return dropped
+
+
+def build_messages(history: list[dict[str, str]], user_text: str, system_prompt: str = "") -> list[dict[str, str]]:
+    msgs = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    msgs += [{"role": m["role"], "content": m["content"]} for m in history if m.get("role") in ("user", "assistant")]
+    msgs.append({"role": "user", "content": user_text})
+    return msgs
+
+
+def stream_reply(loaded: LoadedModel, messages: list[dict[str, str]], settings: GenerationSettings,
+                 stop: threading.Event | None = None) -> Iterator[str]:
+    """Yield the growing answer as tokens arrive; setting `stop` ends generation early."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    tok, model = loaded.tokenizer, loaded.model
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) \
+        if tok.chat_template else "\n".join(m["content"] for m in messages) + "\n"
+    inputs = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=120)
+    stop = stop or threading.Event()
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return stop.is_set()
+
+    kwargs: dict[str, Any] = dict(**inputs, streamer=streamer, max_new_tokens=int(settings.max_new_tokens),
+                                  repetition_penalty=float(settings.repetition_penalty),
+                                  stopping_criteria=StoppingCriteriaList([_Stop()]),
+                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    if settings.temperature > 0:
+        kwargs.update(do_sample=True, temperature=float(settings.temperature), top_p=float(settings.top_p))
+    else:
+        kwargs.update(do_sample=False)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with torch.no_grad():
+                model.generate(**kwargs)
+        except BaseException as err:  # surfaced to the caller below
+            failure.append(err)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    text = ""
+    try:
+        for piece in streamer:
+            text += piece
+            yield text
+    finally:  # the consumer stopped reading (Stop pressed, page closed): end generation too
+        stop.set()
+    thread.join()
+    if failure:
+        raise StudioError(f"Generation failed: {str(failure[0]).splitlines()[0]}")

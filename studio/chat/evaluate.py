@@ -1,0 +1,114 @@
+"""Held-out evaluation: exact match of greedy answers, and token-level loss / perplexity.
+
+    studio eval RUN_OR_MODEL --data assets/data/support_eval.jsonl --json
+
+Each row is a conversation whose last turn is the reference answer. A row counts as an exact match
+when the greedy answer to the turns before it, stripped of whitespace, equals the reference. Loss
+is the mean negative log-likelihood of the reference answer's tokens given the prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.data.load import load_records
+
+
+@dataclass
+class EvalResult:
+    model: str
+    rows: int
+    exact_match: float
+    loss: float
+    perplexity: float
+    answers: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self, with_answers: bool = False) -> dict[str, Any]:
+        out = {"model": self.model, "rows": self.rows, "exact_match": self.exact_match, "loss": self.loss,
+               "perplexity": self.perplexity}
+        if with_answers:
+            out["answers"] = self.answers
+        return out
+
+
+def eval_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Conversations ending in an assistant turn, from any SFT-shaped file."""
+    records, _ = load_records(source, ("sft",))
+    rows = [r for r in records if r["messages"][-1]["role"] == "assistant"]
+    return rows[:limit] if limit else rows
+
+
+def _prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "\n".join(m["content"] for m in messages) + "\n"
+
+
+def generate_answers(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 32,
+                     max_new_tokens: int | None = None) -> list[str]:
+    """Greedy answers to each row's conversation without its last turn, in row order."""
+    import torch
+
+    prompts = [_prompt(tokenizer, r["messages"][:-1]) for r in rows]
+    if max_new_tokens is None:  # room for the longest reference, so a longer wrong answer still shows
+        longest = max(len(tokenizer(r["messages"][-1]["content"])["input_ids"]) for r in rows)
+        max_new_tokens = longest + 8
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    answers: list[str] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(prompts), batch_size):
+                batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+                                  add_special_tokens=False).to(model.device)
+                out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                answers += [t.strip() for t in tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:],
+                                                                      skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = side
+    return answers
+
+
+def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 16) -> float:
+    """Mean NLL per reference-answer token."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            ids, labels = [], []
+            for r in chunk:
+                prompt = tokenizer(_prompt(tokenizer, r["messages"][:-1]), add_special_tokens=False)["input_ids"]
+                answer = tokenizer(r["messages"][-1]["content"] + (tokenizer.eos_token or ""),
+                                   add_special_tokens=False)["input_ids"]
+                ids.append(prompt + answer)
+                labels.append([-100] * len(prompt) + answer)
+            width = max(len(x) for x in ids)
+            pad = tokenizer.pad_token_id or 0
+            input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=model.device)
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=model.device)
+            target = torch.tensor([y + [-100] * (width - len(y)) for y in labels], device=model.device)
+            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+            shifted = target[:, 1:]
+            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), shifted.reshape(-1),
+                                                    ignore_index=-100, reduction="sum")
+            total += nll.item()
+            count += int((shifted != -100).sum().item())
+    return total / max(count, 1)
+
+
+def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> EvalResult:
+    if not rows:
+        from studio.errors import StudioError
+
+        raise StudioError("The eval data has no conversation ending in an assistant answer.")
+    answers = generate_answers(model, tokenizer, rows)
+    refs = [r["messages"][-1]["content"].strip() for r in rows]
+    hits = sum(a == ref for a, ref in zip(answers, refs))
+    loss = answer_loss(model, tokenizer, rows)
+    table = [{"prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "", "reference": ref,
+              "answer": a} for r, ref, a in zip(rows, refs, answers)]
+    return EvalResult(name, len(rows), hits / len(rows), loss, math.exp(min(loss, 50)), table)

@@ -1,0 +1,96 @@
+"""Write a run's result as a folder plain transformers / PEFT load, with a model card.
+
+    studio export RUN --merged --out DIR      # safetensors, tokenizer, generation config, README.md
+    studio export RUN --adapter --out DIR     # the PEFT adapter alone (PeftModel.from_pretrained)
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from studio.errors import StudioError
+from studio.train.metrics import read_all
+from studio.workspace import Workspace
+
+
+def model_card(run_dir: Path, kind: str) -> str:
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    model, method, data = cfg.get("model", {}), cfg.get("method", {}), cfg.get("data", {})
+    records = read_all(run_dir)
+    losses = [r["loss"] for r in records if isinstance(r.get("loss"), (int, float))]
+    evals = [r["eval_loss"] for r in records if isinstance(r.get("eval_loss"), (int, float))]
+    lines = [
+        "---", f"base_model: {model.get('name', '?')}", "library_name: " + ("peft" if kind == "adapter" else "transformers"),
+        "tags: [fine-tuning-studio, " + str(method.get("stage", "sft")) + "]", "---", "",
+        f"# {run_dir.name}", "",
+        f"Fine-tuned with Fine-tuning Studio from **{model.get('name', '?')}**.", "",
+        "| | |", "|---|---|",
+        f"| stage | {method.get('stage', '?')} |",
+        f"| method | {method.get('name', '?')} |",
+        f"| data | {Path(str(data.get('train', '?'))).name} |",
+        f"| steps | {records[-1].get('step', '?') if records else '?'} |",
+        f"| final train loss | {losses[-1]:.4f} |" if losses else "| final train loss | - |",
+        f"| final eval loss | {evals[-1]:.4f} |" if evals else "| final eval loss | - |",
+    ]
+    if kind == "adapter":
+        lines += ["", "Load it with:", "", "```python",
+                  "from peft import AutoPeftModelForCausalLM",
+                  "model = AutoPeftModelForCausalLM.from_pretrained('PATH')", "```"]
+    else:
+        lines += ["", "The adapter is merged into the weights. Load it with:", "", "```python",
+                  "from transformers import AutoModelForCausalLM, AutoTokenizer",
+                  "model = AutoModelForCausalLM.from_pretrained('PATH')",
+                  "tokenizer = AutoTokenizer.from_pretrained('PATH')", "```"]
+    lines += ["", "## Training config", "", "```yaml", yaml.safe_dump(cfg, sort_keys=False).strip(), "```", ""]
+    return "\n".join(lines)
+
+
+def export_run(ws: Workspace, run: str, out: str | Path, merged: bool) -> Path:
+    run_dir = ws.run_dir(run)
+    out = Path(out).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise StudioError(f"{out} already exists and is not empty; choose a new folder.")
+    adapter, full = run_dir / "adapter", run_dir / "model"
+    if not merged:
+        if not (adapter / "adapter_config.json").exists():
+            what = "a full model; export it with --merged" if full.exists() else "no finished adapter"
+            raise StudioError(f"Run {run_dir.name} has {what}.")
+        shutil.copytree(adapter, out, dirs_exist_ok=True)
+        (out / "README.md").write_text(model_card(run_dir, "adapter"), encoding="utf-8")
+        return out
+    from studio.chat.engine import load_for_chat
+
+    loaded = load_for_chat(str(run_dir), ws)
+    out.mkdir(parents=True, exist_ok=True)
+    loaded.model.save_pretrained(str(out), safe_serialization=True)
+    loaded.tokenizer.save_pretrained(str(out))
+    if getattr(loaded.model, "generation_config", None) is not None:
+        loaded.model.generation_config.save_pretrained(str(out))
+    (out / "README.md").write_text(model_card(run_dir, "merged"), encoding="utf-8")
+    return out
+
+
+def push_to_hub(folder: Path, repo_id: str, token: str | None, private: bool = True) -> str:
+    """Upload an exported folder; offline or refused uploads become one sentence."""
+    from huggingface_hub import HfApi
+
+    if not repo_id or "/" not in repo_id:
+        raise StudioError("Name the hub repository as user/name.")
+    api = HfApi(token=token or None)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info: Any = api.upload_folder(folder_path=str(folder), repo_id=repo_id)
+    except Exception as err:  # network, auth and permission errors all end here
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        low = text.lower()
+        if any(w in low for w in ("connect", "resolve", "network", "offline", "timed out")):
+            raise StudioError(f"Could not push to {repo_id}: the hub cannot be reached (no network).") from None
+        if "401" in text or "token" in low or "unauthorized" in low:
+            raise StudioError(f"Could not push to {repo_id}: the hub refused the token; check it has write "
+                              "access.") from None
+        raise StudioError(f"Could not push to {repo_id}: {text}") from None
+    return str(getattr(info, "commit_url", f"https://huggingface.co/{repo_id}"))

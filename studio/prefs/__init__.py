@@ -1,0 +1,1 @@
+"""Preferences: the SQLite store of pairs and votes, pair sampling, statistics, export."""

@@ -1,0 +1,107 @@
+"""Preference pairs and votes in SQLite (workspace/prefs.sqlite), each written the moment it is made.
+
+    store = PreferenceStore(ws.prefs_db)
+    pid = store.add_pair("prompt", "answer one", "answer two", model_a="base", model_b="run-x")
+    store.vote(pid, "a", voter="ann")
+    rows = store.export_rows()      # TRL preference data: prompt, chosen, rejected
+
+Votes are 'a', 'b', 'tie' or 'both_bad'; ties and both-bad votes are kept for statistics but give
+no training pair. A vote may carry an edited winner, which then becomes the chosen answer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError
+
+CHOICES = ("a", "b", "tie", "both_bad")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pairs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prompt TEXT NOT NULL,
+    answer_a TEXT NOT NULL,
+    answer_b TEXT NOT NULL,
+    model_a TEXT NOT NULL DEFAULT '',
+    model_b TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    choice TEXT NOT NULL CHECK (choice IN ('a', 'b', 'tie', 'both_bad')),
+    edited TEXT,
+    voter TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS votes_pair ON votes(pair_id);
+"""
+
+
+class PreferenceStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StudioError(f"Cannot open the preference store {self.path}: {err}.") from None
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def add_pair(self, prompt: str, answer_a: str, answer_b: str, model_a: str = "", model_b: str = "",
+                 source: str = "") -> int:
+        if not prompt.strip() or not answer_a.strip() or not answer_b.strip():
+            raise StudioError("A pair needs a prompt and two non-empty answers.")
+        with self._connect() as db:
+            cur = db.execute("INSERT INTO pairs (prompt, answer_a, answer_b, model_a, model_b, source, created) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (prompt, answer_a, answer_b, model_a, model_b, source, time.time()))
+            return int(cur.lastrowid)
+
+    def pair(self, pair_id: int) -> dict[str, Any]:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM pairs WHERE id = ?", (pair_id,)).fetchone()
+        if row is None:
+            raise StudioError(f"No preference pair {pair_id}.")
+        return dict(row)
+
+    def vote(self, pair_id: int, choice: str, voter: str = "", edited: str | None = None) -> int:
+        if choice not in CHOICES:
+            raise StudioError(f"A vote is one of {', '.join(CHOICES)} (got {choice!r}).")
+        self.pair(pair_id)
+        with self._connect() as db:
+            cur = db.execute("INSERT INTO votes (pair_id, choice, edited, voter, created) VALUES (?, ?, ?, ?, ?)",
+                             (pair_id, choice, edited or None, voter, time.time()))
+            return int(cur.lastrowid)
+
+    def counts(self) -> dict[str, int]:
+        with self._connect() as db:
+            pairs = db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+            votes = db.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+        return {"pairs": int(pairs), "votes": int(votes)}
+
+    def export_rows(self) -> list[dict[str, Any]]:
+        """One preference row per decisive vote (a or b), edited winners used as chosen."""
+        with self._connect() as db:
+            rows = db.execute("SELECT p.prompt, p.answer_a, p.answer_b, v.choice, v.edited FROM votes v "
+                              "JOIN pairs p ON p.id = v.pair_id WHERE v.choice IN ('a', 'b') "
+                              "ORDER BY v.id").fetchall()
+        out = []
+        for r in rows:
+            win, lose = (r["answer_a"], r["answer_b"]) if r["choice"] == "a" else (r["answer_b"], r["answer_a"])
+            chosen = r["edited"] or win
+            if chosen.strip() == lose.strip():
+                continue
+            out.append({"prompt": r["prompt"], "chosen": chosen, "rejected": lose})
+        return out

@@ -1,0 +1,246 @@
+"""Chat tab: talk to a tuned model, compare two models on the same message, evaluate on held-out
+data, export the result.
+
+Conversation history is the Chatbot's own value, which Gradio keeps per browser session; models
+come from the app-wide cache, with an explicit Unload.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.chat.engine import GenerationSettings, build_messages, stream_reply
+from studio.chat.evaluate import eval_rows, evaluate_model
+from studio.chat.export import export_run, push_to_hub
+from studio.data.store import list_datasets
+from studio.errors import StudioError
+from studio.paths import DEMO_DATA
+from studio.prefs.store import PreferenceStore
+from studio.train.runs import list_runs
+from studio.ui.context import AppContext
+
+
+def model_choices(ctx: AppContext) -> list[str]:
+    runs = [r["run"] for r in list_runs(ctx.workspace) if r["status"] == "completed" and r["stage"] != "reward"]
+    return ["tiny", *runs]
+
+
+def run_choices(ctx: AppContext) -> list[str]:
+    return [r["run"] for r in list_runs(ctx.workspace) if r["status"] == "completed"]
+
+
+def eval_choices(ctx: AppContext) -> list[str]:
+    demo = [f"assets/data/{p.name}" for p in sorted(DEMO_DATA.glob("*eval*.jsonl"))] if DEMO_DATA.exists() else []
+    return demo + [d["name"] for d in list_datasets(ctx.workspace) if d.get("kind") == "sft"]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if isinstance(content, dict):
+        return str(content.get("text", ""))
+    return str(content or "")
+
+
+def history_of(chat: list[dict[str, Any]] | None) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": _text(m.get("content"))} for m in (chat or [])
+            if m.get("role") in ("user", "assistant")]
+
+
+def build(ctx: AppContext) -> dict[str, Any]:
+    with gr.Row():
+        left_model = gr.Dropdown(model_choices(ctx), value="tiny", label="Model", allow_custom_value=True, scale=3,
+                                 info="a run, 'tiny', a hub id or a folder")
+        compare = gr.Checkbox(False, label="Side by side", scale=1)
+        right_model = gr.Dropdown(model_choices(ctx), value="tiny", label="Compare with", allow_custom_value=True,
+                                  visible=False, scale=3)
+        refresh = gr.Button("↻", scale=0, min_width=40)
+        unload = gr.Button("Unload models", scale=1)
+    load_info = gr.Markdown(elem_id="chat-status")
+    with gr.Accordion("Generation settings", open=False):
+        with gr.Row():
+            system = gr.Textbox(label="System prompt", lines=2, scale=3)
+            temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p")
+            max_new = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens")
+            rep = gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty")
+    with gr.Row():
+        left = gr.Chatbot(label="Model", height=380, elem_id="chat-left")
+        right = gr.Chatbot(label="Compare with", height=380, visible=False, elem_id="chat-right")
+    with gr.Row():
+        message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=6,
+                             elem_id="chat-input")
+        send = gr.Button("Send", variant="primary", scale=1)
+        stop = gr.Button("Stop", scale=1)
+        regen = gr.Button("Regenerate", scale=1)
+        clear = gr.Button("Clear", scale=1)
+    to_prefs = gr.Button("Send this pair to Preferences", visible=False)
+    prefs_msg = gr.Markdown()
+
+    settings_in = [system, temperature, top_p, max_new, rep]
+
+    def settings_of(sys_p, temp, tp, mx, rp) -> GenerationSettings:
+        return GenerationSettings(int(mx), float(temp), float(tp), float(rp), sys_p or "")
+
+    def respond(text, l_chat, r_chat, l_name, r_name, both, *settings, progress=gr.Progress()):
+        text = (text or "").strip()
+        if not text:
+            yield gr.update(), l_chat, r_chat, ""
+            return
+        s = settings_of(*settings)
+        targets = [(l_name, l_chat)] + ([(r_name, r_chat)] if both else [])
+        loaded = []
+        for name, _ in targets:
+            try:
+                loaded.append(ctx.models.get(name, ctx.workspace,
+                                             lambda f, t, n=name: progress(f, desc=f"{n}: {t}")))
+            except (StudioError, OSError, ValueError) as err:
+                yield "", l_chat, r_chat, f"⚠️ {err}"
+                return
+        notes = " ".join(n for m in loaded for n in m.notes)
+        chats = [list(c or []) for _, c in targets]
+        streams, stops = [], []
+        for m, chat in zip(loaded, chats):
+            msgs = build_messages(history_of(chat), text, s.system_prompt)
+            chat += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+            ev = threading.Event()
+            stops.append(ev)
+            streams.append(stream_reply(m, msgs, s, ev))
+        info = f"Answering with {', '.join(m.name for m in loaded)}. {notes}".strip()
+        done = [False] * len(streams)
+        try:
+            while not all(done):
+                for i, st in enumerate(streams):
+                    if done[i]:
+                        continue
+                    try:
+                        chats[i][-1]["content"] = next(st)
+                    except StopIteration:
+                        done[i] = True
+                yield "", chats[0], chats[1] if both else r_chat, info
+        except StudioError as err:
+            yield "", chats[0], chats[1] if both else r_chat, f"⚠️ {err}"
+        finally:
+            for ev in stops:
+                ev.set()
+
+    inputs = [message, left, right, left_model, right_model, compare, *settings_in]
+    outputs = [message, left, right, load_info]
+    ev_send = send.click(respond, inputs, outputs)
+    ev_enter = message.submit(respond, inputs, outputs)
+    stop.click(None, None, None, cancels=[ev_send, ev_enter])
+
+    def pop_last(l_chat, r_chat, both):
+        hist = list(l_chat or [])
+        last_user = next((_text(m["content"]) for m in reversed(hist) if m["role"] == "user"), "")
+        trim = lambda c: list(c or [])[:-2] if c and len(c) >= 2 else list(c or [])  # noqa: E731
+        return last_user, trim(l_chat), trim(r_chat) if both else r_chat
+
+    regen.click(pop_last, [left, right, compare], [message, left, right]).then(respond, inputs, outputs)
+    clear.click(lambda: ([], [], "", ""), None, [left, right, message, prefs_msg])
+    compare.change(lambda b: (gr.update(visible=b), gr.update(visible=b), gr.update(visible=b)), compare,
+                   [right_model, right, to_prefs])
+    refresh.click(lambda: (gr.update(choices=model_choices(ctx)), gr.update(choices=model_choices(ctx))), None,
+                  [left_model, right_model])
+    unload.click(lambda: f"Unloaded {ctx.models.unload()} model(s); memory is free for training.", None, load_info)
+
+    def send_pair(l_chat, r_chat, l_name, r_name):
+        lh, rh = history_of(l_chat), history_of(r_chat)
+        if len(lh) < 2 or len(rh) < 2 or lh[-1]["role"] != "assistant" or rh[-1]["role"] != "assistant":
+            return "⚠️ Ask both models the same message first."
+        if lh[-2]["content"] != rh[-2]["content"]:
+            return "⚠️ The two sides answered different messages; send the same message to both."
+        try:
+            pid = PreferenceStore(ctx.workspace.prefs_db).add_pair(lh[-2]["content"], lh[-1]["content"],
+                                                                   rh[-1]["content"], l_name, r_name, "chat")
+        except StudioError as err:
+            return f"⚠️ {err}"
+        return f"Saved as preference pair #{pid}: vote on it in the Preferences tab."
+
+    to_prefs.click(send_pair, [left, right, left_model, right_model], prefs_msg)
+
+    _evaluate_panel(ctx)
+    _export_panel(ctx)
+    return {"left_model": left_model}
+
+
+def _evaluate_panel(ctx: AppContext) -> None:
+    with gr.Accordion("Evaluate on held-out data", open=False):
+        with gr.Row():
+            data = gr.Dropdown(eval_choices(ctx), value=(eval_choices(ctx) or [None])[0], allow_custom_value=True,
+                               label="Eval data", scale=2)
+            models = gr.Dropdown(model_choices(ctx), value=["tiny"], multiselect=True, allow_custom_value=True,
+                                 label="Models to compare", scale=3)
+            limit = gr.Number(100, label="Rows (0 = all)", precision=0, scale=1)
+            go = gr.Button("Evaluate", variant="primary", scale=1)
+        scores = gr.Dataframe(label="Scores", interactive=False)
+        answers = gr.Dataframe(label="Answers", interactive=False, wrap=True, max_height=400)
+
+    def run_eval(source, names, n, progress=gr.Progress()):
+        if not source or not names:
+            return pd.DataFrame([{"message": "Choose eval data and at least one model."}]), None
+        try:
+            rows = eval_rows(source, int(n) or None)
+            results = []
+            for i, name in enumerate(names):
+                progress(i / len(names), desc=f"evaluating {name}")
+                loaded = ctx.models.get(name, ctx.workspace)
+                results.append(evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows))
+        except (StudioError, ValueError, OSError) as err:
+            return pd.DataFrame([{"message": f"⚠️ {err}"}]), None
+        table = pd.DataFrame([r.to_dict() for r in results])
+        wide = pd.DataFrame({"prompt": [a["prompt"] for a in results[0].answers],
+                             "reference": [a["reference"] for a in results[0].answers]})
+        for r in results:
+            wide[r.model] = [a["answer"] for a in r.answers]
+        return table, wide
+
+    go.click(run_eval, [data, models, limit], [scores, answers])
+
+
+def _export_panel(ctx: AppContext) -> None:
+    with gr.Accordion("Export", open=False):
+        with gr.Row():
+            run = gr.Dropdown(run_choices(ctx), label="Run", allow_custom_value=False, scale=3)
+            kind = gr.Radio(["merged model", "adapter only"], value="merged model", label="What", scale=2)
+            folder = gr.Textbox(label="Folder name (inside the workspace's exports/)", scale=2)
+            go = gr.Button("Export", variant="primary", scale=1)
+        with gr.Row():
+            repo = gr.Textbox(label="Push to hub repository", placeholder="user/model-name", scale=2)
+            token = gr.Textbox(label="Hub token", type="password", scale=2)
+            push = gr.Button("Push", scale=1)
+        result = gr.Markdown()
+        last = gr.State(None)
+
+    def do_export(run_id, what, name):
+        if not run_id:
+            return "⚠️ Pick a run to export.", None
+        name = (name or "").strip() or f"{run_id}-{'merged' if what == 'merged model' else 'adapter'}"
+        out = ctx.workspace.exports / name
+        if not ctx.workspace.contains(out) or "/" in name or name.startswith("."):
+            return "⚠️ The folder name must be a plain name inside exports/.", None
+        try:
+            path = export_run(ctx.workspace, run_id, out, merged=what == "merged model")
+        except (StudioError, OSError) as err:
+            return f"⚠️ {err}", None
+        return f"Exported to `{path}`.", str(path)
+
+    go.click(do_export, [run, kind, folder], [result, last])
+
+    def do_push(path, repo_id, tok):
+        if not path:
+            return "⚠️ Export first, then push."
+        try:
+            url = push_to_hub(path, repo_id.strip(), tok)
+        except StudioError as err:
+            return f"⚠️ {err}"
+        return f"Pushed: {url}"
+
+    push.click(do_push, [last, repo, token], result)
+    run.focus(lambda: gr.update(choices=run_choices(ctx)), None, run)
