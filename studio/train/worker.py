@@ -40,18 +40,22 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
 
         def on_train_begin(self, args, state, control, **kw):
             self.started = time.time()
-            write_status(run_dir, state="running", step=state.global_step, total_steps=state.max_steps)
+            if state.is_world_process_zero:
+                write_status(run_dir, state="running", step=state.global_step, total_steps=state.max_steps,
+                             world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
         def on_step_end(self, args, state, control, **kw):
             if self.stop_requested or (run_dir / STOP_FILE).exists():
                 control.should_save = True
                 control.should_training_stop = True
                 self.stop_requested = True
-            if show_progress:
+            if show_progress and state.is_world_process_zero:
                 _progress(state.global_step, state.max_steps, time.time() - self.started)
             return control
 
         def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero:
+                return
             logs = dict(logs or {})
             elapsed = time.time() - self.started
             record = {"step": state.global_step, "epoch": state.epoch, "time": elapsed, **logs}
@@ -118,6 +122,12 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     """Train one stage into `run_dir`; return the folder of the saved adapter or model."""
     from studio.methods import stage_module
 
+    main = _is_main_process()
+
+    def report(*args: Any, **fields: Any) -> None:  # only rank 0 writes the run's status
+        if main:
+            write_status(*args, **fields)
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume and not (run_dir / "config.yaml").exists():
@@ -137,11 +147,11 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         lock = wait_for_device(lock_path, run_dir, lambda: stop_asked["flag"] or (run_dir / STOP_FILE).exists())
         if lock is None:
             signal.signal(signal.SIGTERM, previous)
-            write_status(run_dir, state="stopped", finished=time.time(), waiting_for=None)
+            report(run_dir, state="stopped", finished=time.time(), waiting_for=None)
             (run_dir / STOP_FILE).unlink(missing_ok=True)
             return run_dir
     (run_dir / STOP_FILE).unlink(missing_ok=True)
-    write_status(run_dir, state="starting", pid=os.getpid(), run_id=run_dir.name, stage=cfg.method.stage,
+    report(run_dir, state="starting", pid=os.getpid(), run_id=run_dir.name, stage=cfg.method.stage,
                  method=cfg.method.name, model=cfg.model.name, started=time.time(), error=None, waiting_for=None)
     writer = MetricsWriter(run_dir)
     callback = _make_callback(run_dir, writer, show_progress)
@@ -151,17 +161,17 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         checkpoint = latest_checkpoint(run_dir) if resume else None
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if callback.stop_requested:
-            write_status(run_dir, state="stopped", finished=time.time())
+            report(run_dir, state="stopped", finished=time.time())
             return run_dir / "checkpoints"
         out = run_dir / ("model" if cfg.method.name == "full" else "adapter")
         trainer.save_model(str(out))
         tok = getattr(trainer, "processing_class", None)
-        if tok is not None and hasattr(tok, "save_pretrained"):
+        if main and tok is not None and hasattr(tok, "save_pretrained"):
             tok.save_pretrained(str(out))
-        write_status(run_dir, state="completed", finished=time.time(), output=str(out))
+        report(run_dir, state="completed", finished=time.time(), output=str(out))
         return out
     except BaseException as err:
-        write_status(run_dir, state="failed", finished=time.time(), error=describe_failure(err))
+        report(run_dir, state="failed", finished=time.time(), error=describe_failure(err))
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,100 @@
+"""Runs as child processes: stream, stop with a checkpoint, resume, queue, and die loudly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from studio.config import load_config
+from studio.paths import PRESETS
+from studio.train import runner
+from studio.train.runs import list_runs
+from studio.train.status import read_status
+from studio.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(predicate, limit=300, every=0.3):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+def cfg(*overrides):
+    return load_config(PRESETS / "tiny-sft-lora.yaml", ["train.logging_steps=1", *overrides])
+
+
+def steps_logged(run_dir):
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(x)["step"] for x in path.read_text().splitlines() if '"loss"' in x]
+
+
+def test_stop_saves_a_checkpoint_and_resume_continues(tmp_path):
+    ws = Workspace.open(tmp_path)
+    run_dir = runner.start_run(ws, cfg("train.max_steps=400", "train.save_steps=1000"))
+    wait_for(lambda: len(steps_logged(run_dir)) >= 3)
+    runner.stop_run(run_dir)
+    wait_for(lambda: runner.refresh_status(run_dir)["state"] == "stopped", limit=120)
+    ckpt = sorted((run_dir / "checkpoints").glob("checkpoint-*"))
+    assert ckpt, "stopping must save a checkpoint"
+    stopped_at = int(ckpt[-1].name.split("-")[1])
+    with open(run_dir / "config.yaml") as fh:
+        text = fh.read()
+    (run_dir / "config.yaml").write_text(text.replace("max_steps: 400", f"max_steps: {stopped_at + 3}"))
+    runner.resume_run(ws, run_dir)
+    wait_for(lambda: runner.refresh_status(run_dir)["state"] in ("completed", "failed"), limit=300)
+    assert read_status(run_dir)["state"] == "completed", (run_dir / "stdout.log").read_text()[-2000:]
+    steps = steps_logged(run_dir)
+    assert max(steps) == stopped_at + 3
+    assert steps[-1] > stopped_at  # step numbers continue rather than restart
+    assert (run_dir / "adapter" / "adapter_config.json").exists()
+
+
+def test_second_run_waits_in_the_queue_and_a_killed_run_is_marked_failed(tmp_path):
+    ws = Workspace.open(tmp_path)
+    first = runner.start_run(ws, cfg("train.max_steps=2000"))
+    wait_for(lambda: read_status(first).get("state") == "running")
+    second = runner.start_run(ws, cfg("train.max_steps=2"))
+    wait_for(lambda: read_status(second).get("state") == "queued" and read_status(second).get("pid"))
+    assert read_status(second)["waiting_for"] == first.name
+    os.kill(read_status(first)["pid"], signal.SIGKILL)
+    status = wait_for(lambda: (s := runner.refresh_status(first, grace=0))["state"] == "failed" and s, limit=60)
+    assert "died unexpectedly" in status["error"]
+    wait_for(lambda: runner.refresh_status(second)["state"] == "completed", limit=300)
+    table = {r["run"]: r for r in list_runs(ws)}
+    assert table[first.name]["status"] == "failed" and table[second.name]["status"] == "completed"
+
+
+def test_stopping_a_queued_run_removes_it_from_the_queue(tmp_path):
+    ws = Workspace.open(tmp_path)
+    first = runner.start_run(ws, cfg("train.max_steps=2000"))
+    wait_for(lambda: read_status(first).get("state") == "running")
+    second = runner.start_run(ws, cfg("train.max_steps=2"))
+    wait_for(lambda: read_status(second).get("state") == "queued" and read_status(second).get("pid"))
+    runner.stop_run(second)
+    wait_for(lambda: runner.refresh_status(second)["state"] == "stopped", limit=60)
+    runner.stop_run(first)
+    wait_for(lambda: runner.refresh_status(first)["state"] == "stopped", limit=120)
+
+
+def test_two_process_cpu_run_with_gloo(tmp_path):
+    ws = Workspace.open(tmp_path)
+    run_dir = runner.start_run(ws, cfg("train.max_steps=3", "train.num_processes=2", "train.batch_size=2"))
+    state = wait_for(lambda: (s := runner.refresh_status(run_dir)["state"]) in ("completed", "failed") and s,
+                     limit=400)
+    log = (run_dir / "stdout.log").read_text()
+    assert state == "completed", log[-3000:]
+    assert read_status(run_dir)["world_size"] == 2
+    assert len(set(steps_logged(run_dir))) == len(steps_logged(run_dir))  # rank 0 alone writes metrics
+    assert (run_dir / "adapter" / "adapter_config.json").exists()

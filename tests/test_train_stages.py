@@ -1,0 +1,93 @@
+"""Every stage trains the built-in tiny model for real, for a few steps, and writes the run folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from helpers import PYTHON, ROOT, subprocess_env
+
+from studio.config import load_config
+from studio.paths import PRESETS
+from studio.train.worker import run_training
+from studio.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+FAST = ["train.max_steps=3", "train.logging_steps=1", "train.batch_size=4", "train.save_steps=2"]
+
+
+def train(tmp_path, preset, extra=()):
+    ws = Workspace.open(tmp_path / "ws")
+    cfg = load_config(PRESETS / preset, [*FAST, *extra])
+    run_dir = ws.new_run_dir(preset.removesuffix(".yaml"))
+    out = run_training(cfg, run_dir)
+    return run_dir, out
+
+
+def metrics(run_dir):
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_sft_lora_writes_the_run_folder(tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run_dir, out = train(tmp_path, "tiny-sft-lora.yaml")
+    assert out == run_dir / "adapter"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "completed" and status["step"] == 3
+    logged = metrics(run_dir)
+    assert [r["step"] for r in logged if "loss" in r][:3] == [1, 2, 3]
+    assert all("learning_rate" in r for r in logged if "loss" in r)
+    assert load_config(run_dir / "config.yaml").train.max_steps == 3
+    assert (run_dir / "checkpoints" / "checkpoint-2").is_dir()
+    base = AutoModelForCausalLM.from_pretrained(ROOT / "assets" / "tiny-model")
+    model = PeftModel.from_pretrained(base, str(out))
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+
+
+def test_sft_full_saves_a_model(tmp_path):
+    run_dir, out = train(tmp_path, "tiny-sft-full.yaml")
+    assert out == run_dir / "model" and (out / "config.json").exists()
+
+
+def test_qlora_trains_4bit_on_cpu(tmp_path):
+    run_dir, out = train(tmp_path, "tiny-sft-qlora.yaml")
+    assert (out / "adapter_config.json").exists()
+    assert any("loss" in r for r in metrics(run_dir))
+
+
+def test_reward_model_logs_accuracy(tmp_path):
+    run_dir, out = train(tmp_path, "tiny-reward.yaml")
+    assert (out / "adapter_config.json").exists()
+    keys = set().union(*metrics(run_dir))
+    assert "loss" in keys and any("accuracy" in k for k in keys)
+
+
+def test_dpo_logs_reward_margins_and_chains_from_sft(tmp_path):
+    sft_dir, _ = train(tmp_path, "tiny-sft-lora.yaml")
+    run_dir, out = train(tmp_path, "tiny-dpo.yaml", [f"model.parent_run={sft_dir}"])
+    keys = set().union(*metrics(run_dir))
+    assert any("margins" in k for k in keys) and any("accuracies" in k for k in keys)
+    assert load_config(run_dir / "config.yaml").model.parent_run == str(sft_dir)
+    assert (run_dir / "parent-merged" / "config.json").exists()
+
+
+def test_cli_train_prints_run_and_folder(tmp_path):
+    out = subprocess.run([PYTHON, "-m", "studio", "train", str(PRESETS / "tiny-sft-lora.yaml"), "--workspace",
+                          str(tmp_path), *[a for s in FAST for a in ("--set", s)]], capture_output=True, text=True,
+                         cwd=ROOT, env=subprocess_env(), timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("run ") and lines[1].startswith("folder ") and lines[-1].startswith("saved ")
+    assert "3/3" in out.stderr  # the progress bar
+
+
+def test_nan_learning_rate_fails_with_a_reason(tmp_path):
+    with pytest.raises(Exception):
+        train(tmp_path, "tiny-sft-lora.yaml", ["train.learning_rate=1e30", "train.max_grad_norm=1e30"])
+    run_dir = next((tmp_path / "ws" / "runs").iterdir())
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "failed"
+    assert "loss became nan" in status["error"].lower() or "inf" in status["error"].lower()
