@@ -1,22 +1,41 @@
 """Assemble the studio's page from one module per tab, and serve it.
 
     python launch.py [--port N] [--workspace DIR] [--share --auth USER:PASS]
+
+Tabs talk through a few components: the Method tab's choices flow into the Train tab's config, and a
+preset loaded in the Train tab shows its model and method in the Method tab.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import gradio as gr
 
 from studio import __version__
+from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.paths import ASSETS
 from studio.ui.context import AppContext
-from studio.ui.tabs import chat, data, guide, placeholder, train
+from studio.ui.tabs import chat, data, guide, method, placeholder, train
 from studio.workspace import Workspace
 
-TAB_ORDER = ("Data", "Method", "Train", "Preferences", "Chat", "Guide")
+
+def method_values(raw: dict[str, Any]) -> list[Any]:
+    """The Method tab's control values for a config mapping (a preset, say)."""
+    cfg = RunConfig.from_dict(raw)
+    lo, q = cfg.lora, cfg.quant
+    return [cfg.model.name, cfg.method.name, cfg.method.stage, lo.r, lo.alpha, lo.dropout, list(lo.targets),
+            lo.dora, lo.rslora, q.bits, q.quant_type, q.double_quant, q.compute_dtype]
+
+
+def with_method_choices(base: dict[str, Any], *values: Any) -> Any:
+    """The Train tab's base config with the Method tab's current choices; unchanged while they are invalid."""
+    try:
+        return method.run_config(*values, base=RunConfig.from_dict(base)).to_dict()
+    except (ValueError, StudioError):
+        return gr.skip()
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
@@ -24,18 +43,23 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         gr.Markdown(f"## Fine-tuning Studio <small>v{__version__} · workspace `{ctx.workspace.root}`</small>",
                     elem_id="studio-header")
         with gr.Tabs():
-            for title in TAB_ORDER:
-                with gr.Tab(title, id=title.lower()):
-                    if title == "Data":
-                        data.build(ctx)
-                    elif title == "Train":
-                        train.build(ctx)
-                    elif title == "Chat":
-                        chat.build(ctx)
-                    elif title == "Guide":
-                        guide.build(ctx)
-                    else:
-                        placeholder.build(title)
+            with gr.Tab("Data", id="data"):
+                data.build(ctx)
+            with gr.Tab("Method", id="method"):
+                method_tab = method.build(ctx)
+            with gr.Tab("Train", id="train"):
+                train_tab = train.build(ctx)
+            with gr.Tab("Preferences", id="preferences"):
+                placeholder.build("Preferences")
+            with gr.Tab("Chat", id="chat"):
+                chat.build(ctx)
+            with gr.Tab("Guide", id="guide"):
+                guide.build(ctx)
+        base, choices = train_tab["base"], method_tab.config_inputs
+        gr.on([c.change for c in choices], with_method_choices, [base, *choices], base,
+              trigger_mode="always_last", show_progress="hidden")
+        train_tab["preset_loaded"].then(method_values, base, choices, show_progress="hidden")
+        app.load(method_values, base, choices, show_progress="hidden")
     return app
 
 

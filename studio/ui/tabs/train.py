@@ -197,7 +197,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return [cfg, f"Loaded preset {name}.", *[t.get(k) for k in TRAIN_FIELDS],
                 *[d.get(k) for k in DATA_FIELDS]]
 
-    load_btn.click(on_load_preset, preset, [base, message, *train_inputs, *data_inputs])
+    loaded = load_btn.click(on_load_preset, preset, [base, message, *train_inputs, *data_inputs])
 
     def on_start(b, name, par, *values):
         try:
@@ -250,4 +250,4 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, watch, overlay,
                                                             parent], show_progress="hidden")
-    return {"base": base, "data_train": d_train}
+    return {"base": base, "data_train": d_train, "preset_loaded": loaded}

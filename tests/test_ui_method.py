@@ -1,0 +1,114 @@
+"""The Method tab's handlers: live counts, previous results kept on bad input, choices as a RunConfig."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pytest
+
+from studio.config import RunConfig
+from studio.ui.context import AppContext
+from studio.ui.tabs import method
+from studio.workspace import Workspace
+
+LLAMA = "meta-llama/Llama-2-7b-hf"
+# model, last_model, method, stage, rank, alpha, dropout, targets, dora, rslora, bits, quant_type,
+# double_quant, compute_dtype, precision, batch, seq, checkpointing, gpu
+VALUES = [LLAMA, LLAMA, "lora", "sft", 8, 16, 0.05, ["q_proj", "v_proj"], False, False, 4, "nf4", True,
+          "bfloat16", "bf16", 1, 512, False, "24 GB (RTX 4090, 3090, A10)"]
+OUT = {name: i for i, name in enumerate(["model", "last_model", "targets", "info", "card", "lora_box",
+                                         "quant_box", "counts", "verdict", "memory", "chart", "problem"])}
+
+
+def refresh(**changes):
+    values = list(VALUES)
+    names = ["model", "last_model", "method", "stage", "rank", "alpha", "dropout", "targets", "dora", "rslora",
+             "bits", "quant_type", "double_quant", "compute_dtype", "precision", "batch", "seq",
+             "checkpointing", "gpu"]
+    for key, value in changes.items():
+        values[names.index(key)] = value
+    out = method.refresh(*values)
+    return {name: out[i] for name, i in OUT.items()}
+
+
+def skipped(value) -> bool:
+    return isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1
+
+
+def test_the_tab_builds_with_numbers_on_it(tmp_path):
+    with gr.Blocks():
+        tab = method.build(AppContext(workspace=Workspace.open(tmp_path)))
+    assert len(tab.config_inputs) == 13
+    assert tab.targets.choices and tab.targets.value
+    assert tab.model.value in ("tiny", method.FALLBACK_MODEL)
+
+
+def test_counts_and_memory_update_with_the_rank():
+    out = refresh()
+    assert "### 4,194,304 trainable" in out["counts"] and "6,738,415,616" in out["counts"]
+    assert "GiB" in out["memory"] and out["verdict"].startswith("**Fits:")
+    assert out["problem"] == "" and out["chart"] is not None
+    bigger = refresh(rank=64)
+    assert "33,554,432 trainable" in bigger["counts"]
+
+
+def test_full_method_hides_lora_controls_and_warns_when_it_does_not_fit():
+    out = refresh(method="full")
+    assert out["lora_box"]["visible"] is False and out["quant_box"]["visible"] is False
+    assert "Full fine-tuning" in out["card"]
+    assert "Does not fit" in out["verdict"] and "try LoRA or QLoRA" in out["verdict"]
+
+
+def test_switching_models_lists_that_models_layers():
+    out = refresh(model="microsoft/Phi-3-mini-4k-instruct")
+    assert out["targets"]["choices"] == ["o_proj", "qkv_proj", "gate_up_proj", "down_proj"]
+    assert out["targets"]["value"] == ["o_proj", "qkv_proj"]
+    assert out["last_model"] == "microsoft/Phi-3-mini-4k-instruct"
+
+
+@pytest.mark.parametrize("change, sentence", [
+    ({"alpha": -1}, "LoRA alpha must be positive (got -1.0)."),
+    ({"rank": 0}, "LoRA rank must be between 1 and 1024 (got 0)."),
+    ({"targets": []}, "Pick at least one target module"),
+    ({"batch": 0}, "The batch size must be a whole number of at least 1"),
+])
+def test_bad_input_keeps_the_last_results_and_says_why(change, sentence):
+    out = refresh(**change)
+    assert sentence in out["problem"]
+    assert all(skipped(out[k]) for k in ("counts", "verdict", "memory", "chart"))
+
+
+def test_unknown_model_goes_back_to_the_last_good_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    out = refresh(model="example-org/missing-model")
+    assert out["model"]["value"] == LLAMA and skipped(out["last_model"])
+    assert "not in the local cache" in out["problem"]
+    assert skipped(out["counts"])
+
+
+def test_shortcuts_tick_attention_or_every_linear_layer():
+    assert method.shortcut(LLAMA, "sft", "attention")["value"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert len(method.shortcut(LLAMA, "sft", "all")["value"]) == 7
+
+
+def test_choices_come_out_as_a_run_config():
+    cfg = method.run_config(LLAMA, "qlora", "dpo", 16.0, 32, 0.1, ["q_proj", "k_proj"], True, False, 4, "fp4",
+                            False, "float16")
+    assert isinstance(cfg, RunConfig)
+    assert (cfg.model.name, cfg.method.name, cfg.method.stage) == (LLAMA, "qlora", "dpo")
+    assert cfg.lora.r == 16 and cfg.lora.targets == ["q_proj", "k_proj"] and cfg.lora.dora
+    assert cfg.quant.quant_type == "fp4" and cfg.quant.double_quant is False
+    with pytest.raises(ValueError, match="alpha must be positive"):
+        method.run_config(LLAMA, "lora", "sft", 8, 0, 0.1, ["q_proj"], False, False, 4, "nf4", True, "bfloat16")
+
+
+def test_a_slider_step_on_a_70b_model_is_fast():
+    refresh(model="meta-llama/Llama-3.1-70B", last_model="meta-llama/Llama-3.1-70B")
+    times = []
+    for r in range(1, 41):
+        started = time.perf_counter()
+        refresh(model="meta-llama/Llama-3.1-70B", last_model="meta-llama/Llama-3.1-70B", rank=r)
+        times.append(time.perf_counter() - started)
+    assert sorted(times)[int(0.95 * len(times))] < 0.1  # bench/count_speed.py measures the 20 ms target
