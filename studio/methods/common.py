@@ -132,7 +132,7 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: 
         "per_device_train_batch_size": t.batch_size,
         "per_device_eval_batch_size": t.batch_size,
         "gradient_accumulation_steps": t.grad_accum,
-        "warmup_ratio": t.warmup_ratio,
+        "warmup_steps": t.warmup_ratio,  # a value below 1 is a share of the steps
         "lr_scheduler_type": t.scheduler,
         "weight_decay": t.weight_decay,
         "max_grad_norm": t.max_grad_norm,

@@ -156,8 +156,12 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     writer = MetricsWriter(run_dir)
     callback = _make_callback(run_dir, writer, show_progress)
     callback.stop_requested = stop_asked["flag"]
+    _quiet_libraries()
     try:
         trainer = stage_module(cfg.method.stage).build_trainer(cfg, run_dir, [callback])
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # metrics.jsonl and the progress bar say it better
         checkpoint = latest_checkpoint(run_dir) if resume else None
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if callback.stop_requested:
@@ -178,6 +182,22 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         writer.close()
         if lock is not None:
             lock.close()
+
+
+def _quiet_libraries() -> None:
+    """Progress bars and deprecation notices from the libraries would drown the run's own output."""
+    import logging
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*deprecated.*")
 
 
 def describe_failure(err: BaseException) -> str:
