@@ -62,13 +62,15 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
             tokens = getattr(state, "num_input_tokens_seen", 0) or 0
             if tokens and elapsed > 0:
                 record["tokens_per_second"] = tokens / elapsed
-            loss = logs.get("loss")
             writer.write(record)
             write_status(run_dir, step=state.global_step, total_steps=state.max_steps, elapsed=elapsed)
-            if isinstance(loss, float) and not math.isfinite(loss):
-                control.should_training_stop = True
-                raise StudioError(f"The loss became {loss} at step {state.global_step}: lower the "
-                                  "learning rate or check the data.")
+            for key in ("loss", "grad_norm"):
+                value = logs.get(key)
+                if isinstance(value, float) and not math.isfinite(value):
+                    control.should_training_stop = True
+                    what = "loss" if key == "loss" else "gradients"
+                    raise StudioError(f"The {what} became {value} at step {state.global_step}, so training "
+                                      "stopped: lower the learning rate or check the data.")
 
     return StudioCallback()
 
