@@ -153,6 +153,7 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: 
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "remove_unused_columns": True,
+        "ddp_find_unused_parameters": False,
     }
 
 

@@ -37,20 +37,11 @@ def worker_command(config_path: Path, run_dir: Path, ws: Workspace, resume: bool
     if num_processes <= 1:
         return [sys.executable, *tail]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
-    if accelerate_config:
+    if accelerate_config:  # DeepSpeed ZeRO, FSDP or several machines, as that file says
         launch += ["--config_file", accelerate_config]
-    else:
-        launch += ["--multi_gpu"] if _gpu_count() > 1 else ["--cpu" if _gpu_count() == 0 else "--multi_gpu"]
+    else:  # torchrun-style DDP: NCCL across GPUs, gloo across CPU processes
+        launch += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     return [*launch, *tail]
-
-
-def _gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # torch missing or broken: treat as CPU
-        return 0
 
 
 def _spawn(cmd: list[str], run_dir: Path) -> int:
@@ -94,6 +85,7 @@ def resume_run(ws: Workspace, run_dir: Path) -> Path:
     from studio.config import load_config
 
     cfg = load_config(run_dir / "config.yaml")
+    (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it is spent
     write_status(run_dir, state="queued", error=None, resumed=time.time())
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=True, num_processes=cfg.train.num_processes,
                          accelerate_config=cfg.train.accelerate_config)

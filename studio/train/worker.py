@@ -167,6 +167,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         checkpoint = latest_checkpoint(run_dir) if resume else None
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if callback.stop_requested:
+            (run_dir / STOP_FILE).unlink(missing_ok=True)
             report(run_dir, state="stopped", finished=time.time())
             return run_dir / "checkpoints"
         out = run_dir / ("model" if cfg.method.name == "full" else "adapter")
