@@ -1,0 +1,126 @@
+"""Chat engine, evaluation and export on the built-in tiny model and a real (few-step) LoRA run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+from helpers import PYTHON, ROOT, subprocess_env
+
+from studio.chat.engine import GenerationSettings, ModelCache, build_messages, load_for_chat, stream_reply
+from studio.chat.evaluate import eval_rows, evaluate_model, generate_answers
+from studio.chat.export import export_run, push_to_hub
+from studio.config import load_config
+from studio.errors import StudioError
+from studio.paths import PRESETS
+from studio.train.worker import run_training
+from studio.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+EVAL = ROOT / "assets" / "data" / "support_eval.jsonl"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A LoRA run of a few steps with a high learning rate, so the tuned model differs from the base."""
+    ws = Workspace.open(tmp_path_factory.mktemp("chat-ws"))
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=6", "train.save_steps=0"])
+    run_dir = ws.new_run_dir("chat-test")
+    run_training(cfg, run_dir)
+    return ws, run_dir
+
+
+def test_stream_yields_growing_text_and_stops_on_request():
+    loaded = load_for_chat("tiny")
+    msgs = build_messages([], "Hello, my order 12345 is late.", "You answer customer emails.")
+    pieces = list(stream_reply(loaded, msgs, GenerationSettings(max_new_tokens=20)))
+    assert len(pieces) >= 2 and all(b.startswith(a) for a, b in zip(pieces, pieces[1:]))
+    stop = threading.Event()
+    gen = stream_reply(loaded, msgs, GenerationSettings(max_new_tokens=400, temperature=1.0), stop)
+    next(gen)
+    stop.set()
+    rest = list(gen)
+    assert len(rest) < 50  # generation ended soon after the stop, far short of 400 tokens
+
+
+def test_first_token_arrives_quickly():
+    loaded = load_for_chat("tiny")
+    msgs = build_messages([], "Where is my parcel?")
+    list(stream_reply(loaded, msgs, GenerationSettings(max_new_tokens=4)))  # warm up
+    start = time.perf_counter()
+    next(stream_reply(loaded, msgs, GenerationSettings(max_new_tokens=32)))
+    assert time.perf_counter() - start < 2.0  # the bench holds the 0.3 s target; this catches regressions
+
+
+def test_merged_run_matches_adapter_attached_and_export_round_trips(trained, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ws, run_dir = trained
+    rows = eval_rows(str(EVAL), limit=12)
+    merged = load_for_chat(run_dir.name, ws)
+    merged_answers = generate_answers(merged.model, merged.tokenizer, rows)
+    base = AutoModelForCausalLM.from_pretrained(ROOT / "assets" / "tiny-model", dtype=torch.float32)
+    attached = PeftModel.from_pretrained(base, str(run_dir / "adapter")).eval()
+    tok = AutoTokenizer.from_pretrained(ROOT / "assets" / "tiny-model")
+    assert generate_answers(attached, tok, rows) == merged_answers
+
+    out = export_run(ws, run_dir.name, tmp_path / "merged", merged=True)
+    plain = AutoModelForCausalLM.from_pretrained(out).eval()
+    assert generate_answers(plain, AutoTokenizer.from_pretrained(out), rows) == merged_answers
+    card = (out / "README.md").read_text()
+    assert "base_model: tiny" in card and "| method | lora |" in card
+    adapter = export_run(ws, run_dir.name, tmp_path / "adapter", merged=False)
+    assert (adapter / "adapter_config.json").exists() and "peft" in (adapter / "README.md").read_text()
+    with pytest.raises(StudioError, match="not empty"):
+        export_run(ws, run_dir.name, tmp_path / "adapter", merged=False)
+
+
+def test_evaluate_reports_exact_match_and_loss(trained):
+    ws, run_dir = trained
+    rows = eval_rows(str(EVAL), limit=8)
+    base = load_for_chat("tiny")
+    result = evaluate_model("tiny", base.model, base.tokenizer, rows)
+    assert result.rows == 8 and 0 <= result.exact_match <= 1 and result.loss > 0
+    assert len(result.answers) == 8 and result.answers[0]["reference"]
+    tuned = load_for_chat(run_dir.name, ws)
+    tuned_result = evaluate_model(run_dir.name, tuned.model, tuned.tokenizer, rows)
+    assert tuned_result.loss < result.loss  # six steps on the job already make its answers likelier
+
+
+def test_cli_eval_json(trained):
+    ws, run_dir = trained
+    out = subprocess.run([PYTHON, "-m", "studio", "eval", run_dir.name, "--data", str(EVAL), "--limit", "4",
+                          "--json", "--workspace", str(ws.root)], capture_output=True, text=True, cwd=ROOT,
+                         env=subprocess_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert set(got) >= {"exact_match", "loss", "perplexity", "rows"} and got["rows"] == 4
+
+
+def test_cache_holds_and_unloads():
+    cache = ModelCache(capacity=1)
+    first = cache.get("tiny")
+    assert cache.get("tiny") is first and cache.loaded() == ["tiny"]
+    assert cache.unload() == 1 and cache.loaded() == []
+
+
+def test_push_without_network_is_one_sentence(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(StudioError, match="cannot be reached|refused") as info:
+        push_to_hub(tmp_path / "x", "someone/model", token="hf_fake")
+    assert "\n" not in str(info.value)
+
+
+def test_reward_runs_are_not_chat_models(tmp_path):
+    ws = Workspace.open(tmp_path)
+    run_dir = ws.new_run_dir("r")
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
+    (run_dir / "config.yaml").write_text("model: {name: tiny}\nmethod: {name: lora, stage: reward}\n")
+    with pytest.raises(StudioError, match="reward model"):
+        load_for_chat(run_dir.name, ws)
