@@ -35,7 +35,8 @@ BARE = textwrap.dedent('''
                      per_device_train_batch_size=t["batch_size"], warmup_steps=t.get("warmup_ratio", 0.0),
                      lr_scheduler_type=t.get("scheduler", "linear"), logging_steps=t.get("logging_steps", 5),
                      save_strategy="no", report_to="none", use_cpu=True, bf16=False, disable_tqdm=True,
-                     max_length=cfg["data"]["max_length"], assistant_only_loss=True, seed=t.get("seed", 42))
+                     max_length=cfg["data"]["max_length"], assistant_only_loss=True, seed=t.get("seed", 42),
+                     gradient_checkpointing=False)
     peft = LoraConfig(r=lo["r"], lora_alpha=lo["alpha"], lora_dropout=lo["dropout"], target_modules=lo["targets"],
                       task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft)
