@@ -31,6 +31,10 @@ def write_status(run_dir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
     status.update(fields)
     status["updated"] = time.time()
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(status, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(status, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # never leave half a file behind, e.g. on a full disk
+        raise
     return status

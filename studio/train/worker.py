@@ -10,9 +10,11 @@ the run folder, or SIGTERM, makes it save a checkpoint and end cleanly.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -35,7 +37,7 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
 
         def __init__(self) -> None:
             self.started = time.time()
-            self.last_tokens = 0
+            self.first_tokens: tuple[float, float] | None = None
             self.stop_requested = False
 
         def on_train_begin(self, args, state, control, **kw):
@@ -59,9 +61,14 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
             logs = dict(logs or {})
             elapsed = time.time() - self.started
             record = {"step": state.global_step, "epoch": state.epoch, "time": elapsed, **logs}
-            tokens = getattr(state, "num_input_tokens_seen", 0) or 0
-            if tokens and elapsed > 0:
-                record["tokens_per_second"] = tokens / elapsed
+            # TRL logs the running count of tokens trained on; a resumed run counts from its restart
+            tokens = logs.get("num_tokens") or getattr(state, "num_input_tokens_seen", 0) or 0
+            if tokens and elapsed > 0 and "loss" in logs:
+                if self.first_tokens is None:
+                    self.first_tokens = (tokens, elapsed)
+                done, since = tokens - self.first_tokens[0], elapsed - self.first_tokens[1]
+                if since > 0 and done > 0:
+                    record["tokens_per_second"] = done / since
             writer.write(record)
             write_status(run_dir, step=state.global_step, total_steps=state.max_steps, elapsed=elapsed)
             for key in ("loss", "grad_norm"):
@@ -87,7 +94,7 @@ def _progress(step: int, total: int, elapsed: float) -> None:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"),
+    ckpts = sorted((c for c in (run_dir / "checkpoints").glob("checkpoint-*") if _complete(c)),
                    key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
     return ckpts[-1] if ckpts else None
 
@@ -178,8 +185,17 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         report(run_dir, state="completed", finished=time.time(), output=str(out))
         return out
     except BaseException as err:
-        report(run_dir, state="failed", finished=time.time(), error=describe_failure(err))
-        raise
+        reason = describe_failure(err, run_dir)
+        if reason.startswith("The disk is full"):
+            drop_incomplete_checkpoints(run_dir)  # frees room to record the failure; finished ones stay
+        try:
+            report(run_dir, state="failed", finished=time.time(), error=reason)
+        except OSError:
+            print(f"error: {reason} (could not update status.json)", file=sys.stderr, flush=True)
+        if isinstance(err, (StudioError, KeyboardInterrupt, SystemExit)):
+            raise
+        _log_traceback(run_dir)
+        raise StudioError(reason) from err
     finally:
         signal.signal(signal.SIGTERM, previous)
         writer.close()
@@ -203,7 +219,48 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*deprecated.*")
 
 
-def describe_failure(err: BaseException) -> str:
+def _log_traceback(run_dir: Path) -> None:
+    """The details of an unexpected failure go to the run's stdout.log, not to the user's terminal."""
+    import traceback
+
+    try:
+        with open(run_dir / "stdout.log", "a", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+    except OSError:
+        pass
+
+
+def _complete(checkpoint: Path) -> bool:
+    """The Trainer writes trainer_state.json last, so a checkpoint without it was cut short."""
+    return (checkpoint / "trainer_state.json").exists()
+
+
+def drop_incomplete_checkpoints(run_dir: Path) -> list[Path]:
+    dropped = []
+    for ckpt in (run_dir / "checkpoints").glob("checkpoint-*"):
+        if ckpt.is_dir() and not _complete(ckpt):
+            shutil.rmtree(ckpt, ignore_errors=True)
+            dropped.append(ckpt)
+    for tmp in run_dir.glob("status.tmp*"):
+        tmp.unlink(missing_ok=True)
+    return dropped
+
+
+def disk_is_full(err: BaseException, run_dir: Path | None) -> bool:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    text = str(err).lower()
+    if "no space left" in text:
+        return True
+    if run_dir is None:
+        return False
+    try:  # torch and safetensors word a failed write in many ways; the free space says it plainly
+        return shutil.disk_usage(run_dir).free < 16 * 2**20
+    except OSError:
+        return False
+
+
+def describe_failure(err: BaseException, run_dir: Path | None = None) -> str:
     """One sentence for the runs table and the CLI."""
     if isinstance(err, KeyboardInterrupt):
         return "Interrupted from the keyboard."
@@ -213,6 +270,7 @@ def describe_failure(err: BaseException) -> str:
     if "out of memory" in text.lower():
         return "Out of GPU memory: try QLoRA, a smaller batch with more gradient accumulation, " \
                "a shorter max length or gradient checkpointing."
-    if isinstance(err, OSError) and err.errno == 28:
-        return "The disk is full: free space in the workspace and resume the run."
+    if disk_is_full(err, run_dir):
+        return ("The disk is full: the run stopped at its last complete checkpoint; free space in the "
+                "workspace and resume the run.")
     return f"{type(err).__name__}: {text}"
