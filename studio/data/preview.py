@@ -14,6 +14,8 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from studio.models.loading import marks_assistant_turns
+
 
 @dataclass
 class Preview:
@@ -47,8 +49,7 @@ def template_preview(record: dict[str, Any], tokenizer: Any) -> Preview:
     if msgs is None:  # plain text: every token trains
         ids = tokenizer(record.get("text", ""), add_special_tokens=False)["input_ids"]
         return _build(tokenizer, ids, [1] * len(ids), "plain text: every token is trained")
-    template = getattr(tokenizer, "chat_template", None) or ""
-    if "generation" in template:
+    if marks_assistant_turns(tokenizer):
         out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
                                             return_assistant_tokens_mask=True)
         return _build(tokenizer, out["input_ids"], out["assistant_masks"], "every assistant turn is trained")

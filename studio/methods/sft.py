@@ -16,7 +16,7 @@ from studio.config import RunConfig
 from studio.data.load import load_dataset_source
 from studio.errors import StudioError
 from studio.methods import common
-from studio.models.loading import load_tokenizer
+from studio.models.loading import load_tokenizer, marks_assistant_turns
 
 WANTED = ("sft", "text")
 
@@ -49,7 +49,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
 
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
-    marks = "generation" in (tokenizer.chat_template or "")
+    marks = marks_assistant_turns(tokenizer)
     train = load_dataset_source(cfg.data.train, WANTED, cfg.data.split, cfg.data.subset)
     train, assistant_only = prepare_sft_dataset(train, marks)
     if cfg.data.eval:

@@ -106,3 +106,12 @@ def load_model_config(name: str, revision: str | None = None, trust_remote_code:
 def cached_tokenizer(name: str) -> Any:
     """A tokenizer shared read-only between requests (token counts, template previews)."""
     return load_tokenizer(name)
+
+
+_GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+
+def marks_assistant_turns(tokenizer: Any) -> bool:
+    """True when the chat template wraps assistant turns in {% generation %}, so that TRL can train
+    on every assistant turn (and the preview can show which tokens train)."""
+    return bool(_GENERATION_BLOCK.search(getattr(tokenizer, "chat_template", None) or ""))

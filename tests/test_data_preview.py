@@ -1,0 +1,78 @@
+"""Template preview and token lengths with the built-in model's tokenizer."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+from studio.data.preview import template_preview
+from studio.data.readers import read_rows
+from studio.data.validate import build_report
+from studio.models.loading import load_tokenizer
+
+DATA = os.path.join(os.path.dirname(__file__), "assets", "data")
+RECORD = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"},
+                       {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Bye"},
+                       {"role": "assistant", "content": "Goodbye & <take care>"}]}
+
+
+def test_assistant_turns_are_trained_with_a_marking_template():
+    tok = load_tokenizer("tiny")
+    pv = template_preview(RECORD, tok)
+    trained = "".join(t for t, m in pv.tokens if m)
+    assert "Hello!" in trained and "Goodbye & <take care>" in trained
+    assert "Hi there" not in trained and "Be brief." not in trained
+    assert pv.total == len(pv.tokens) and 0 < pv.trained < pv.total
+    assert "&lt;" in pv.html() and "<take" not in pv.html()  # escaped, not rendered as a tag
+
+
+def test_without_generation_marks_only_the_final_answer_trains():
+    tok = copy.deepcopy(load_tokenizer("tiny"))
+    tok.chat_template = tok.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    pv = template_preview(RECORD, tok)
+    trained = "".join(t for t, m in pv.tokens if m)
+    assert "Goodbye" in trained and "Hello!" not in trained
+    assert "final answer" in pv.rule
+
+
+def test_preference_rows_preview_the_chosen_answer_and_text_rows_train_everything():
+    tok = load_tokenizer("tiny")
+    pref = {"prompt": [{"role": "user", "content": "Pick"}], "chosen": [{"role": "assistant", "content": "Yes"}],
+            "rejected": [{"role": "assistant", "content": "No"}]}
+    assert "Yes" in "".join(t for t, m in template_preview(pref, tok).tokens if m)
+    text = template_preview({"text": "plain words here"}, tok)
+    assert text.trained == text.total > 0
+
+
+def test_rows_longer_than_max_length_are_flagged():
+    tok = load_tokenizer("tiny")
+    report = build_report(read_rows(os.path.join(DATA, "dolly.jsonl")), tokenizer=tok, max_length=20)
+    long_rows = [p for p in report.problem_rows() if "longer than the max length 20" in p["problem"]]
+    assert long_rows and long_rows[0]["severity"] == "warning"
+    assert len(report.token_lengths) == 2 and max(report.token_lengths) > 20
+    assert len(report.usable) == 2  # too long is a warning: the row is truncated, not dropped
+
+
+def test_hub_dataset_offline_is_one_sentence(tmp_path, monkeypatch):
+    import pytest
+
+    from studio.data.readers import DataError, read_hub
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(DataError, match="Hub dataset 'someone/nothing-here' could not be loaded") as info:
+        read_hub("someone/nothing-here")
+    assert "\n" not in str(info.value)
+
+
+def test_sft_data_without_template_marks_trains_on_the_final_answer():
+    import datasets
+
+    from studio.methods.sft import prepare_sft_dataset
+
+    ds = datasets.Dataset.from_list([RECORD])
+    same, assistant_only = prepare_sft_dataset(ds, template_marks_assistant=True)
+    assert assistant_only and same.column_names == ["messages"]
+    split, assistant_only = prepare_sft_dataset(ds, template_marks_assistant=False)
+    assert not assistant_only and split.column_names == ["prompt", "completion"]
+    assert split[0]["completion"] == [{"role": "assistant", "content": "Goodbye & <take care>"}]
+    assert split[0]["prompt"][-1] == {"role": "user", "content": "Bye"}
