@@ -60,7 +60,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         compare = gr.Checkbox(False, label="Side by side", scale=1)
         right_model = gr.Dropdown(model_choices(ctx), value="tiny", label="Compare with", allow_custom_value=True,
                                   visible=False, scale=3)
-        refresh = gr.Button("↻", scale=0, min_width=40)
+        refresh = gr.Button("↻", scale=0, min_width=40)  # finished runs appear in the pickers
         unload = gr.Button("Unload models", scale=1)
     load_info = gr.Markdown(elem_id="chat-status")
     with gr.Accordion("Generation settings", open=False):
@@ -202,6 +202,8 @@ def _evaluate_panel(ctx: AppContext) -> None:
         return table, wide
 
     go.click(run_eval, [data, models, limit], [scores, answers])
+    data.focus(lambda: gr.update(choices=eval_choices(ctx)), None, data, show_progress="hidden")
+    models.focus(lambda: gr.update(choices=model_choices(ctx)), None, models, show_progress="hidden")
 
 
 def _export_panel(ctx: AppContext) -> None:

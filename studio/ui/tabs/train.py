@@ -173,6 +173,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
     runs = gr.Dataframe(runs_frame(ctx), interactive=False, label="Runs", wrap=True, elem_id="train-runs")
     timer = gr.Timer(1.0)
 
+    for box in (d_train, d_eval):  # datasets saved in the Data tab meanwhile show up
+        box.focus(lambda: gr.update(choices=data_choices(ctx)), None, box, show_progress="hidden")
     train_inputs = [lr, epochs, max_steps, bs, ga, warm, sched, prec, ckpt, log_steps, save_steps, procs]
     data_inputs = [d_train, d_eval, d_frac, d_len]
 
