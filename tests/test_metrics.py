@@ -40,3 +40,19 @@ def test_status_merges_fields(tmp_path):
     s = read_status(tmp_path)
     assert s["state"] == "running" and s["step"] == 5 and "updated" in s
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_progress_after_a_resume_counts_from_the_restart():
+    from studio.train.runs import progress
+
+    p = progress({"state": "running", "step": 60, "total_steps": 100, "start_step": 50, "started": 100.0},
+                 now=110.0)
+    assert p["elapsed"] == 10.0 and p["eta"] == 40.0  # 10 steps took 10 s; 40 remain
+    assert progress({"state": "queued"})["eta"] is None
+
+
+def test_queued_caption_never_says_none():
+    from studio.ui.tabs.train import progress_html
+
+    assert "None" not in progress_html({"state": "queued"})
+    assert "waiting for run-a to finish" in progress_html({"state": "queued", "waiting_for": "run-a"})

@@ -86,7 +86,7 @@ def resume_run(ws: Workspace, run_dir: Path) -> Path:
 
     cfg = load_config(run_dir / "config.yaml")
     (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it is spent
-    write_status(run_dir, state="queued", error=None, resumed=time.time())
+    write_status(run_dir, state="queued", error=None, resumed=time.time(), finished=None, waiting_for=None)
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=True, num_processes=cfg.train.num_processes,
                          accelerate_config=cfg.train.accelerate_config)
     write_status(run_dir, launcher_pid=_spawn(cmd, run_dir))

@@ -94,6 +94,7 @@ def progress(status: dict[str, Any], now: float | None = None) -> dict[str, Any]
     step, total = int(status.get("step") or 0), int(status.get("total_steps") or 0)
     started = status.get("started")
     elapsed = (status.get("finished") or now) - started if started else 0.0
-    eta = elapsed / step * (total - step) if step and total and status.get("state") == "running" else None
+    done = step - int(status.get("start_step") or 0)  # a resumed run restarts the clock, not the steps
+    eta = elapsed / done * (total - step) if done > 0 and total and status.get("state") == "running" else None
     return {"step": step, "total": total, "fraction": step / total if total else 0.0,
             "elapsed": elapsed, "eta": eta, "state": status.get("state", "unknown")}

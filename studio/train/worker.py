@@ -44,7 +44,7 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
             self.started = time.time()
             if state.is_world_process_zero:
                 write_status(run_dir, state="running", step=state.global_step, total_steps=state.max_steps,
-                             world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                             start_step=state.global_step, world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
         def on_step_end(self, args, state, control, **kw):
             if self.stop_requested or (run_dir / STOP_FILE).exists():
@@ -161,7 +161,8 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
             return run_dir
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     report(run_dir, state="starting", pid=os.getpid(), run_id=run_dir.name, stage=cfg.method.stage,
-                 method=cfg.method.name, model=cfg.model.name, started=time.time(), error=None, waiting_for=None)
+           method=cfg.method.name, model=cfg.model.name, started=time.time(), error=None, waiting_for=None,
+           finished=None)
     writer = MetricsWriter(run_dir)
     callback = _make_callback(run_dir, writer, show_progress)
     callback.stop_requested = stop_asked["flag"]

@@ -31,7 +31,7 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
                         horizontal_spacing=0.06)
     for n, (run, series) in enumerate(runs.items()):
         color = _PALETTE[n % len(_PALETTE)]
-        short = run[-28:]
+        short = run if len(run) <= 32 else "…" + run[-31:]
         if "loss" in series:
             xs, ys = series["loss"]
             fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 1}, opacity=0.35,

@@ -86,7 +86,10 @@ def progress_html(status: dict[str, Any]) -> str:
     p = progress(status)
     state = p["state"]
     eta = f", about {_clock(p['eta'])} left" if p["eta"] is not None else ""
-    queued = f" — waiting for {html.escape(str(status.get('waiting_for')))}" if state == "queued" else ""
+    queued = ""
+    if state == "queued":
+        holder = status.get("waiting_for")
+        queued = f" — waiting for {html.escape(str(holder))} to finish" if holder else " — starting soon"
     error = (f'<div class="run-error">{html.escape(str(status.get("error")))}</div>'
              if state == "failed" and status.get("error") else "")
     pct = round(100 * p["fraction"], 1)

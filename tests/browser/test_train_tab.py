@@ -1,0 +1,140 @@
+"""The Train tab in a real browser: start a short run of the tiny preset and watch it finish, refuse a
+bad value with one sentence, and stop and resume a longer run.
+
+The module's app has a workspace of its own (its path is in the page header), so the tests can look
+at the run folders that the UI only reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.slow
+
+RUN_WAIT = 120_000  # ms: model loading and a few steps on 2 busy cores
+
+
+def open_train_tab(page, url):
+    page.goto(url)
+    page.get_by_role("tab", name="Train").click()
+    expect(page.get_by_label("Max steps (-1: by epochs)", exact=True)).to_be_visible()
+
+
+def workspace_of(page) -> Path:
+    header = page.locator("#studio-header").inner_text()
+    return Path(header.split("workspace", 1)[1].strip())
+
+
+def run_folders(ws: Path) -> list[Path]:
+    runs = ws / "runs"
+    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+def set_number(page, label: str, value) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Tab")  # commit the value before a button reads it
+    expect(box).to_have_value(str(value))
+
+
+def start_run(page, max_steps: int) -> str:
+    set_number(page, "Max steps (-1: by epochs)", max_steps)
+    set_number(page, "Log every", 1)
+    page.get_by_role("button", name="Start", exact=True).click()
+    message = page.locator("#train-message")
+    expect(message).to_contain_text("Started run", timeout=30_000)
+    return re.search(r"Started run (\S+?)\.?$", message.inner_text().strip()).group(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_workers_left(app_url):
+    """A worker runs in its own session and outlives the app: end any this module left running."""
+    seen: set[Path] = set()
+    yield seen
+    for ws in seen:
+        for run in run_folders(ws):
+            try:
+                status = json.loads((run / "status.json").read_text())
+            except (OSError, ValueError):
+                continue
+            for key in ("pid", "launcher_pid"):
+                if status.get(key) and status.get("state") not in ("completed", "stopped", "failed"):
+                    try:
+                        os.kill(int(status[key]), signal.SIGKILL)
+                    except OSError:
+                        pass
+
+
+def test_short_run_completes_and_survives_a_reload(page, app_url, no_workers_left):
+    open_train_tab(page, app_url)
+    ws = workspace_of(page)
+    no_workers_left.add(ws)
+    run_id = start_run(page, 4)
+    assert (ws / "runs" / run_id / "config.yaml").exists()
+
+    progress = page.locator("#train-progress")
+    expect(progress).to_contain_text("completed", timeout=RUN_WAIT)
+    expect(progress).to_contain_text("step 4 / 4")
+    expect(page.locator("#train-curves .js-plotly-plot")).to_be_visible(timeout=30_000)
+    runs = page.locator("#train-runs")
+    expect(runs).to_contain_text(run_id, timeout=30_000)
+    expect(runs).to_contain_text("completed")
+
+    records = [json.loads(line) for line in (ws / "runs" / run_id / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
+
+    # everything shown comes from the run folder, so a fresh page shows the same run
+    open_train_tab(page, app_url)
+    expect(page.locator("#train-progress")).to_contain_text("completed · step 4 / 4", timeout=30_000)
+    expect(page.locator("#train-runs")).to_contain_text(run_id)
+    expect(page.locator("#train-curves .js-plotly-plot")).to_be_visible(timeout=30_000)
+
+
+def test_bad_value_gives_one_sentence_and_starts_nothing(page, app_url, no_workers_left):
+    open_train_tab(page, app_url)
+    ws = workspace_of(page)
+    no_workers_left.add(ws)
+    before = run_folders(ws)
+    set_number(page, "Learning rate", 0)
+    page.get_by_role("button", name="Start", exact=True).click()
+    message = page.locator("#train-message")
+    expect(message).to_contain_text("learning rate must be a positive number")
+    text = message.inner_text().strip()
+    assert text.startswith("⚠️") and "\n" not in text and "Traceback" not in text
+    time.sleep(1.5)  # a run, had one started, would have its folder by now
+    assert run_folders(ws) == before
+
+
+def test_stop_saves_a_checkpoint_and_resume_continues(page, app_url, no_workers_left):
+    open_train_tab(page, app_url)
+    ws = workspace_of(page)
+    no_workers_left.add(ws)
+    run_id = start_run(page, 400)
+    run_dir = ws / "runs" / run_id
+    progress = page.locator("#train-progress")
+    expect(progress).to_contain_text(re.compile(r"running · step ([2-9]|\d{2,}) / 400"), timeout=RUN_WAIT)
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.locator("#train-message")).to_contain_text(f"Stopping {run_id}")
+    expect(progress).to_contain_text("stopped", timeout=60_000)
+    checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints, f"no checkpoint in {run_dir}"
+    stopped_at = int(json.loads((run_dir / "status.json").read_text())["step"])
+
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(page.locator("#train-message")).to_contain_text(f"Resuming {run_id}")
+    expect(progress).to_contain_text(re.compile(r"queued|starting|running"), timeout=30_000)
+    expect(progress).to_contain_text(re.compile(r"running · step \d+ / 400"), timeout=RUN_WAIT)
+    assert int(json.loads((run_dir / "status.json").read_text())["step"]) >= stopped_at
+
+    # leave the CPU free for the next tests
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(progress).to_contain_text("stopped", timeout=60_000)
