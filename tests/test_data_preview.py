@@ -76,3 +76,19 @@ def test_sft_data_without_template_marks_trains_on_the_final_answer():
     assert not assistant_only and split.column_names == ["prompt", "completion"]
     assert split[0]["completion"] == [{"role": "assistant", "content": "Goodbye & <take care>"}]
     assert split[0]["prompt"][-1] == {"role": "user", "content": "Bye"}
+
+
+def test_large_files_flag_every_long_row_and_chart_a_sample():
+    from studio.data.readers import ReadResult
+    from studio.data.validate import SAMPLE
+
+    tok = load_tokenizer("tiny")
+    rows = [{"prompt": f"question {i}", "completion": "short answer"} for i in range(SAMPLE + 500)]
+    long_idx = {7, 1234, SAMPLE + 499}
+    for i in long_idx:
+        rows[i]["completion"] = "refund " * 300
+    report = build_report(ReadResult(rows, "big.jsonl", "jsonl"), tokenizer=tok, max_length=128)
+    flagged = {p["row"] - 1 for p in report.problem_rows() if "longer than the max length" in p["problem"]}
+    assert flagged == long_idx
+    assert len(report.token_lengths) == SAMPLE
+    assert any("random sample" in n for n in report.notes)
