@@ -63,8 +63,8 @@ def write(tmp_path, name, data: bytes):
     ("empty.jsonl", b"", r"empty.jsonl: the file is empty"),
     ("blank.json", b"  \n\n ", r"blank.json: the file holds only whitespace"),
     ("cut.json", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c", "comp', r"cut.json line 1: the JSON ends early"),
-    ("cut.jsonl", b'{"text": "a"}\n{"text": "b"}\n{"text": "c', r"cut.jsonl line 3: not valid JSON .*cut short"),
-    ("bad.jsonl", b'{"text": "a"}\n{"text" "b"}\n', r"bad.jsonl line 2: not valid JSON \(Expecting ':' delimiter"),
+    ("bad.jsonl", b'{"text" "b"}\n', r"bad.jsonl line 1: not valid JSON \(Expecting ':' delimiter"),
+    ("allbad.jsonl", b'{"text" "b"}\n[1]\n', r"allbad.jsonl line 1: .*; none of its 2 lines is usable"),
     ("latin.jsonl", '{"text": "caf\xe9"}\n'.encode("latin-1"), r"latin.jsonl line 1: not UTF-8 text \(byte 0xe9"),
     ("quote.csv", b'prompt,completion\n"hello,world\nbye,now\n', r"quote.csv: row 1: a quote is opened and never closed"),
     ("fields.csv", b'prompt,completion\na,b\nc,d,e\n', r"fields.csv: line 3: expected 2 fields, found 3"),
@@ -79,6 +79,15 @@ def test_broken_files_get_one_sentence(tmp_path, name, data, message):
     with pytest.raises(DataError, match=message) as info:
         read_rows(write(tmp_path, name, data))
     assert "\n" not in str(info.value)
+
+
+def test_broken_jsonl_lines_are_row_problems_not_fatal(tmp_path):
+    path = write(tmp_path, "cut.jsonl", b'{"text": "a"}\n{"text" "b"}\n\n{"text": "c"}\n{"text": "d')
+    report = build_report(read_rows(path))
+    assert report.format == "text" and len(report.usable) == 2
+    problems = {p["where"]: p["problem"] for p in report.problem_rows()}
+    assert problems["line 2"].startswith("not valid JSON (Expecting ':' delimiter")
+    assert problems["line 5"].endswith("(the file may be cut short)")
 
 
 def test_huge_file_is_refused_without_reading_it(tmp_path):

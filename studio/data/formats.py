@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.data.readers import BROKEN
+
 
 @dataclass(frozen=True)
 class FormatSpec:
@@ -85,6 +87,8 @@ class Detection:
 def columns_of(rows: list[dict[str, Any]], sample: int = 200) -> list[str]:
     seen: dict[str, None] = {}
     for row in rows[:sample]:
+        if BROKEN in row:
+            continue
         for key in row:
             seen.setdefault(str(key), None)
     return list(seen)
@@ -106,7 +110,7 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     """Guess the format from column names and the first row's value types."""
     cols = columns_of(rows)
     low = {c.lower() for c in cols}
-    first = next((r for r in rows if isinstance(r, dict)), {})
+    first = next((r for r in rows if isinstance(r, dict) and BROKEN not in r), {})
 
     def pick(name: str, reason: str) -> Detection:
         return Detection(name, default_mapping(name, cols), reason, cols)
@@ -173,6 +177,10 @@ def normalise(rows: list[dict[str, Any]], name: str, mapping: dict[str, str] | N
     records: list[dict[str, Any] | None] = []
     issues: list[Issue] = []
     for i, row in enumerate(rows):
+        if BROKEN in row:
+            records.append(None)
+            issues.append(Issue(i, "line", row[BROKEN]))
+            continue
         try:
             records.append(convert(row, mapping))
         except RowProblem as p:

@@ -23,6 +23,10 @@ MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(1 << 30)))
 """Files above this size are refused with a hint instead of exhausting memory (default 1 GiB)."""
 
 
+BROKEN = "__unreadable__"
+"""Key of the stand-in row for a JSONL line that could not be parsed; its value says why."""
+
+
 class DataError(StudioError):
     """A data problem described in one sentence naming the file, and the line or row where known."""
 
@@ -94,23 +98,31 @@ def _decode(path: Path) -> str:
 def _read_jsonl(text: str, name: str) -> ReadResult:
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
+    broken = 0
     decoder = json.JSONDecoder()
+    last = text.rstrip().count("\n") + 1
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         try:
             value = decoder.decode(line)
+            problem = None if isinstance(value, dict) else \
+                f"each line must be a JSON object with named fields, not {_kind(value)}"
         except json.JSONDecodeError as err:
-            hint = " (the file may be cut short)" if number >= text.count("\n") else ""
-            raise DataError(f"{name} line {number}: not valid JSON ({_msg(err)} at column {err.colno}){hint}.") from None
-        if not isinstance(value, dict):
-            raise DataError(f"{name} line {number}: each line must be a JSON object with named fields, "
-                            f"not {_kind(value)}.")
+            hint = " (the file may be cut short)" if number >= last else ""
+            problem = f"not valid JSON ({_msg(err)} at column {err.colno}){hint}"
+        if problem is not None:  # one bad line is a row problem; the other rows stay usable
+            broken += 1
+            value = {BROKEN: problem}
         rows.append(value)
         lines.append(number)
-    if not rows:
-        raise DataError(f"{name}: no rows found.")
+    if broken == len(rows):
+        if not rows:
+            raise DataError(f"{name}: no rows found.")
+        first = next(r[BROKEN] for r in rows)
+        raise DataError(f"{name} line {lines[0]}: {first}" + ("." if broken == 1 else
+                                                                f"; none of its {broken} lines is usable."))
     return ReadResult(rows, name, "jsonl", lines=lines)
 
 
