@@ -6,13 +6,14 @@ Per-browser state lives in gr.State: the rows read, and the latest report.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
 from studio.data import store
-from studio.data.formats import SPECS
+from studio.data.formats import SPECS, columns_of, default_mapping
 from studio.data.preview import template_preview
 from studio.data.readers import SUFFIXES, ReadResult, read_hub, read_rows
 from studio.data.validate import Report, build_report
@@ -53,19 +54,32 @@ def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], mo
     return report, report.summary() + note
 
 
-def _outputs(report: Report | None, message: str, max_length: float) -> list[Any]:
-    """Values for: status, issues table, histogram, format dropdown, mapping dropdowns, preview slider."""
+ISSUE_COLUMNS = ["where", "field", "severity", "problem"]
+
+
+def _outputs(report: Report | None, message: str, max_length: float, source: dict[str, Any] | None = None,
+             fmt: str = AUTO, mapping: dict[str, str] | None = None) -> list[Any]:
+    """Values for: status, issues table, histogram, format dropdown, mapping dropdowns, row number.
+
+    Without a report (nothing loaded, or a format whose columns are not mapped yet) the table and
+    chart are cleared, and the chosen format's mapping boxes are offered with the file's columns.
+    """
+    empty = pd.DataFrame(columns=ISSUE_COLUMNS)
     if report is None:
-        return [message, pd.DataFrame(), None, gr.update(), *[gr.update() for _ in FIELDS],
-                gr.update(maximum=1, value=1)]
-    issues = pd.DataFrame(report.problem_rows(2000), columns=["where", "field", "severity", "problem"])
+        columns = columns_of(source["rows"]) if source else []
+        wanted = set(SPECS[fmt].fields) if source and fmt in SPECS else set()
+        chosen = {**(default_mapping(fmt, columns) if wanted else {}), **(mapping or {})}
+        boxes = [gr.update(choices=[NONE, *columns], value=chosen.get(name, NONE), visible=name in wanted)
+                 for name in FIELDS]
+        return [message, empty, None, gr.update(value=fmt if source else AUTO), *boxes, gr.update(value=1)]
+    issues = pd.DataFrame(report.problem_rows(2000), columns=ISSUE_COLUMNS) if report.issues else empty
     fig = token_length_histogram(report.token_lengths, int(max_length)) if report.token_lengths else None
     choices = [NONE, *report.columns]
-    dropdowns = []
     wanted = set(SPECS[report.format].fields) if report.format else set()
-    for name in FIELDS:
-        dropdowns.append(gr.update(choices=choices, value=report.mapping.get(name, NONE),
-                                   visible=name in wanted))
+    dropdowns = [gr.update(choices=choices, value=report.mapping.get(name, NONE), visible=name in wanted)
+                 for name in FIELDS]
+    if report.format is None:
+        message += " Pick the format above, then say which column holds what under Column mapping."
     return [message, issues, fig, gr.update(value=report.format or AUTO), *dropdowns,
             gr.update(maximum=max(1, report.total_rows), value=1)]
 
@@ -100,7 +114,7 @@ def build(ctx: AppContext) -> None:
                            info="Token counts and the template preview use this model.")
         max_length = gr.Number(value=512, label="Max length (tokens)", precision=0, scale=1)
         recheck = gr.Button("Re-check", scale=1)
-    with gr.Accordion("Column mapping", open=False):
+    with gr.Accordion("Column mapping", open=True):
         with gr.Row():
             mapping_boxes = [gr.Dropdown([NONE], value=NONE, label=name, visible=False, min_width=140)
                              for name in FIELDS]
@@ -137,11 +151,11 @@ def build(ctx: AppContext) -> None:
 
     def run_format(src, f, mx, mdl):  # a new format starts from its default column mapping
         report, msg = analyse(src, f, {}, mdl, mx)
-        return [report, *_outputs(report, msg, mx)]
+        return [report, *_outputs(report, msg, mx, src, f)]
 
     def run_mapping(src, f, mx, mdl, *maps):
         report, msg = analyse(src, f, _mapping(maps) if f != AUTO else {}, mdl, mx)
-        return [report, *_outputs(report, msg, mx)]
+        return [report, *_outputs(report, msg, mx, src, f, _mapping(maps))]
 
     def load_file(path, mdl, mx):
         if not path:
@@ -187,8 +201,10 @@ def build(ctx: AppContext) -> None:
             return "", ""
         rec = report.records[min(int(n), len(report.records)) - 1]
         if rec is None:
-            problem = next((i.message for i in report.issues if i.index == int(n) - 1), "unusable")
-            return f"<p>Row {int(n)} is not usable: {problem}.</p>", ""
+            if report.format is None:
+                return "<p>Map the columns first: no format is chosen yet.</p>", ""
+            problem = next((i.message for i in report.issues if i.index == int(n) - 1), "it has a problem")
+            return f"<p>Row {int(n)} is not usable: {html.escape(problem)}.</p>", ""
         try:
             pv = template_preview(rec, cached_tokenizer(mdl.strip() or "tiny"))
         except (StudioError, ValueError, TypeError) as err:
