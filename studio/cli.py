@@ -65,9 +65,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
+
+    if args.json:  # --json promises one JSON object on stdout, failures included
+        try:
+            return _inspect(args)
+        except (StudioError, ValueError) as err:
+            print_json({"file": args.file, "ok": False, "error": str(err)})
+            raise
+    return _inspect(args)
+
+
+def _inspect(args: argparse.Namespace) -> int:
     from studio.data.validate import inspect_file
 
-    report = inspect_file(args.file, fmt=args.format, model=args.model or None, max_length=args.max_length)
+    report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=args.model or None,
+                          max_length=args.max_length)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -77,6 +89,17 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
         print(f"error: {report.source}: {why}.", file=sys.stderr)
         return 1
     return 0
+
+
+def parse_map(items: list[str] | None) -> dict[str, str] | None:
+    """--map field=column pairs; field names are those of the chosen format (prompt, completion ...)."""
+    mapping = {}
+    for item in items or []:
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise StudioError(f"--map needs field=column, e.g. completion=answer (got {item!r}).")
+        mapping[field.strip()] = column.strip()
+    return mapping or None
 
 
 def report_text(report, shown: int = 20) -> str:
@@ -105,11 +128,15 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     from studio.data.store import write_jsonl
     from studio.data.validate import inspect_file
 
-    report = inspect_file(args.file, fmt=args.format, model=None, max_length=None)
+    report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=None, max_length=None)
     if report.format is None:
-        raise StudioError(f"{report.source}: {report.reason}; name it with --format.")
+        raise StudioError(f"{report.source}: {report.reason}; name the format with --format and the columns "
+                          "with --map, e.g. --format prompt_completion --map completion=answer.")
     want = "sft" if args.to == "messages" else "preference"
     if report.kind != want:
+        if report.kind == "text":
+            raise StudioError(f"{report.source} holds plain text without prompts or answers, so it has no "
+                              "conversations or preference pairs to write.")
         other = "preference" if report.kind == "preference" else "messages"
         raise StudioError(f"{report.source} holds {report.format_label} data; convert it --to {other}.")
     if not report.usable:
@@ -204,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file")
     q.add_argument("--json", action="store_true", help="one JSON object on stdout")
     q.add_argument("--format", help="skip detection and read as this format")
+    q.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="which column holds a field")
     q.add_argument("--model", default="tiny", help="tokenizer for token lengths (default: the built-in model)")
     q.add_argument("--max-length", type=int, default=512, help="flag rows longer than this many tokens")
     q.add_argument("--workspace")
@@ -213,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--to", choices=["messages", "preference"], required=True)
     q.add_argument("--out", required=True)
     q.add_argument("--format", help="skip detection and read as this format")
+    q.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="which column holds a field")
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_data_convert)
 

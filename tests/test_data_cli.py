@@ -59,3 +59,15 @@ def test_convert_to_messages_and_preference(tmp_path):
                    "--out", str(tmp_path / "x.jsonl"))
     assert wrong.returncode == 1 and "convert it --to preference" in wrong.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_columns_mapped_by_hand_on_the_command_line(tmp_path):
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"question": "2+2?", "answer_text": "4"}\n{"question": "3+3?", "answer_text": "6"}\n')
+    out = studio("data", "inspect", str(odd), "--model", "")
+    assert out.returncode == 1 and "no known format matches" in out.stderr
+    out = studio("data", "convert", str(odd), "--to", "messages", "--out", str(tmp_path / "m.jsonl"),
+                 "--format", "prompt_completion", "--map", "completion=answer_text")
+    assert out.returncode == 0 and "rows written: 2" in out.stdout, out.stderr
+    failed = studio("data", "inspect", str(tmp_path / "none.jsonl"), "--json")
+    assert failed.returncode == 1 and json.loads(failed.stdout)["ok"] is False

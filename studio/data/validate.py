@@ -99,11 +99,14 @@ class Report:
 
 def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, str] | None = None,
                  tokenizer: Any = None, max_length: int | None = None) -> Report:
-    guess = detect(read.rows) if fmt is None else Detection(fmt, mapping or {}, "chosen by hand")
-    if fmt is not None and not mapping:
+    guess = detect(read.rows) if fmt is None else Detection(fmt, {}, "chosen by hand")
+    if fmt is not None:  # columns named by hand win over the format's usual names
+        from studio.data.formats import SPECS as _SPECS
         from studio.data.formats import columns_of, default_mapping
 
-        guess.mapping = default_mapping(fmt, columns_of(read.rows))
+        if fmt not in _SPECS:
+            raise ValueError(f"Unknown format '{fmt}'; choose one of {', '.join(_SPECS)}.")
+        guess.mapping = {**default_mapping(fmt, columns_of(read.rows)), **(mapping or {})}
     cols = guess.columns or _columns(read.rows)
     if guess.name is None:
         return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
