@@ -60,6 +60,10 @@ def build_app(ctx: AppContext) -> gr.Blocks:
               trigger_mode="always_last", show_progress="hidden")
         train_tab["preset_loaded"].then(method_values, base, choices, show_progress="hidden")
         app.load(method_values, base, choices, show_progress="hidden")
+        for dropdown, options in ctx.pickers:
+            refresh = (lambda f: lambda: gr.update(choices=f()))(options)
+            app.load(refresh, None, dropdown, show_progress="hidden")
+            dropdown.focus(refresh, None, dropdown, show_progress="hidden")
     return app
 
 

@@ -7,7 +7,9 @@ model cache is a server resource shared by every browser, like the GPU it lives 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from studio.chat.engine import ModelCache
 from studio.workspace import Workspace
@@ -18,3 +20,10 @@ class AppContext:
     workspace: Workspace
     shared: bool = False
     models: ModelCache = field(default_factory=ModelCache)
+    pickers: list[tuple[Any, Callable[[], list[Any]]]] = field(default_factory=list)
+    """(dropdown, choices function) pairs whose choices follow the workspace: refreshed at page load
+    and when the dropdown gets focus, so datasets and runs made meanwhile appear."""
+
+    def picker(self, dropdown: Any, choices: Callable[[], list[Any]]) -> Any:
+        self.pickers.append((dropdown, choices))
+        return dropdown

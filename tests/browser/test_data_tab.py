@@ -48,3 +48,10 @@ def test_odd_columns_can_be_mapped_by_hand(page, app_url, tmp_path):
     page.get_by_label("completion", exact=True).click()
     page.get_by_role("option", name="answer_text").click()
     expect(status).to_contain_text("2 rows, 2 usable")
+    page.get_by_label("Save as").fill("odd-pairs")
+    page.get_by_role("button", name="Save version").click()
+    expect(page.get_by_text("Saved odd-pairs v1", exact=False)).to_be_visible()
+    page.reload()  # a fresh page lists the new dataset wherever data is picked
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_label("Training data").click()
+    expect(page.get_by_role("option", name="odd-pairs")).to_be_visible()

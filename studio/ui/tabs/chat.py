@@ -148,6 +148,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
                    [right_model, right, to_prefs])
     refresh.click(lambda: (gr.update(choices=model_choices(ctx)), gr.update(choices=model_choices(ctx))), None,
                   [left_model, right_model])
+    for box in (left_model, right_model):
+        ctx.picker(box, lambda: model_choices(ctx))
     unload.click(lambda: f"Unloaded {ctx.models.unload()} model(s); memory is free for training.", None, load_info)
 
     def send_pair(l_chat, r_chat, l_name, r_name):
@@ -202,8 +204,8 @@ def _evaluate_panel(ctx: AppContext) -> None:
         return table, wide
 
     go.click(run_eval, [data, models, limit], [scores, answers])
-    data.focus(lambda: gr.update(choices=eval_choices(ctx)), None, data, show_progress="hidden")
-    models.focus(lambda: gr.update(choices=model_choices(ctx)), None, models, show_progress="hidden")
+    ctx.picker(data, lambda: eval_choices(ctx))
+    ctx.picker(models, lambda: model_choices(ctx))
 
 
 def _export_panel(ctx: AppContext) -> None:
@@ -245,4 +247,4 @@ def _export_panel(ctx: AppContext) -> None:
         return f"Pushed: {url}"
 
     push.click(do_push, [last, repo, token], result)
-    run.focus(lambda: gr.update(choices=run_choices(ctx)), None, run)
+    ctx.picker(run, lambda: run_choices(ctx))

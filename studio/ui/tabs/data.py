@@ -105,7 +105,8 @@ def build(ctx: AppContext) -> None:
                 hub_subset = gr.Textbox(label="subset", placeholder="optional", scale=1)
             hub_btn = gr.Button("Load from hub", size="sm")
         with gr.Column(scale=1):
-            saved = gr.Dropdown(label="…or a saved dataset", choices=_saved_names(ctx), allow_custom_value=False)
+            saved = ctx.picker(gr.Dropdown(label="…or a saved dataset", choices=_saved_names(ctx),
+                                           allow_custom_value=False), lambda: _saved_names(ctx))
             saved_btn = gr.Button("Open saved", size="sm")
     with gr.Row():
         fmt = gr.Dropdown([AUTO, *SPECS], value=AUTO, label="Format", scale=2,

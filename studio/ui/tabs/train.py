@@ -177,7 +177,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
     timer = gr.Timer(1.0)
 
     for box in (d_train, d_eval):  # datasets saved in the Data tab meanwhile show up
-        box.focus(lambda: gr.update(choices=data_choices(ctx)), None, box, show_progress="hidden")
+        ctx.picker(box, lambda: data_choices(ctx))
+    ctx.picker(parent, lambda: [r["run"] for r in list_runs(ctx.workspace) if r["status"] == "completed"])
     train_inputs = [lr, epochs, max_steps, bs, ga, warm, sched, prec, ckpt, log_steps, save_steps, procs]
     data_inputs = [d_train, d_eval, d_frac, d_len]
 
