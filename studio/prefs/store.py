@@ -85,6 +85,16 @@ class PreferenceStore:
                              (pair_id, choice, edited or None, voter, time.time()))
             return int(cur.lastrowid)
 
+    def next_pair(self, voter: str = "", skip: tuple[int, ...] = ()) -> dict[str, Any] | None:
+        """A random pair this voter has not voted on yet (and not in `skip`), or None when none is left."""
+        marks = ",".join("?" * len(skip))
+        extra = f" AND p.id NOT IN ({marks})" if skip else ""
+        with self._connect() as db:
+            row = db.execute("SELECT p.* FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM votes v WHERE "
+                             f"v.pair_id = p.id AND v.voter = ?){extra} ORDER BY RANDOM() LIMIT 1",
+                             (voter, *skip)).fetchone()
+        return dict(row) if row is not None else None
+
     def counts(self) -> dict[str, int]:
         with self._connect() as db:
             pairs = db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]

@@ -18,7 +18,7 @@ from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.paths import ASSETS
 from studio.ui.context import AppContext
-from studio.ui.tabs import chat, data, guide, method, placeholder, train
+from studio.ui.tabs import chat, data, guide, method, preferences, train
 from studio.workspace import Workspace
 
 
@@ -49,8 +49,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 method_tab = method.build(ctx)
             with gr.Tab("Train", id="train"):
                 train_tab = train.build(ctx)
-            with gr.Tab("Preferences", id="preferences"):
-                placeholder.build("Preferences")
+            with gr.Tab("Preferences", id="preferences") as prefs_page:
+                prefs_tab = preferences.build(ctx)
             with gr.Tab("Chat", id="chat"):
                 chat.build(ctx)
             with gr.Tab("Guide", id="guide"):
@@ -60,6 +60,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
               trigger_mode="always_last", show_progress="hidden")
         train_tab["preset_loaded"].then(method_values, base, choices, show_progress="hidden")
         app.load(method_values, base, choices, show_progress="hidden")
+        prefs_page.select(prefs_tab["load"], None, prefs_tab["outputs"], show_progress="hidden")
+        for fn, outputs in ctx.on_load:
+            app.load(fn, None, outputs, show_progress="hidden")
         for dropdown, options in ctx.pickers:
             refresh = (lambda f: lambda: gr.update(choices=f()))(options)
             app.load(refresh, None, dropdown, show_progress="hidden")

@@ -1,0 +1,97 @@
+"""Preferences tab: read a prompt and two answers, pick the better one; each vote is stored at once.
+
+Sides are shuffled for every pair so that position does not sway the vote; the per-browser state
+remembers which stored answer is on which side.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import gradio as gr
+
+from studio.data.store import save_dataset
+from studio.errors import StudioError
+from studio.prefs.store import PreferenceStore
+from studio.ui.context import AppContext
+
+NOTHING = "No pairs are waiting for your vote. Send pairs from the Chat tab (Side by side → Send this pair)."
+
+
+def show_next(ctx: AppContext, voter: str) -> tuple[dict[str, Any] | None, str, str, str, str]:
+    """(state, prompt, left answer, right answer, counts line) for the next pair."""
+    store = PreferenceStore(ctx.workspace.prefs_db)
+    pair = store.next_pair(voter)
+    counts = store.counts()
+    line = f"{counts['pairs']} pairs · {counts['votes']} votes · {len(store.export_rows())} usable for training"
+    if pair is None:
+        return None, NOTHING, "", "", line
+    flipped = random.random() < 0.5
+    left, right = (pair["answer_b"], pair["answer_a"]) if flipped else (pair["answer_a"], pair["answer_b"])
+    return {"id": pair["id"], "flipped": flipped}, pair["prompt"], left, right, line
+
+
+def record_vote(ctx: AppContext, state: dict[str, Any] | None, side: str, voter: str) -> str:
+    """Store a vote given as a side on screen (left / right / tie / both_bad)."""
+    if state is None:
+        return "Nothing to vote on."
+    choice = side
+    if side in ("left", "right"):
+        a_on_left = not state["flipped"]
+        choice = "a" if (side == "left") == a_on_left else "b"
+    PreferenceStore(ctx.workspace.prefs_db).vote(state["id"], choice, voter=voter)
+    return f"Vote stored for pair #{state['id']}."
+
+
+def build(ctx: AppContext) -> dict[str, Any]:
+    state = gr.State(None)
+    counts = gr.Markdown(elem_id="prefs-counts")
+    prompt = gr.Textbox(label="Prompt", interactive=False, lines=3, elem_id="prefs-prompt")
+    with gr.Row():
+        left = gr.Textbox(label="Answer A", interactive=False, lines=6, elem_id="prefs-left")
+        right = gr.Textbox(label="Answer B", interactive=False, lines=6, elem_id="prefs-right")
+    with gr.Row():
+        a_btn = gr.Button("A is better", variant="primary")
+        b_btn = gr.Button("B is better", variant="primary")
+        tie_btn = gr.Button("Tie")
+        bad_btn = gr.Button("Both bad")
+    message = gr.Markdown(elem_id="prefs-message")
+    with gr.Row():
+        export_btn = gr.Button("Export votes as preference data", scale=1)
+        exported = gr.Markdown()
+
+    def load(request: gr.Request):
+        return show_next(ctx, _voter(request))
+
+    def vote(side):
+        def handler(st, request: gr.Request):
+            voter = _voter(request)
+            try:
+                said = record_vote(ctx, st, side, voter)
+            except StudioError as err:
+                said = f"⚠️ {err}"
+            return (*show_next(ctx, voter), said)
+        return handler
+
+    outputs = [state, prompt, left, right, counts]
+    for btn, side in ((a_btn, "left"), (b_btn, "right"), (tie_btn, "tie"), (bad_btn, "both_bad")):
+        btn.click(vote(side), state, [*outputs, message])
+
+    def export():
+        rows = PreferenceStore(ctx.workspace.prefs_db).export_rows()
+        if not rows:
+            return "No decisive votes yet (A or B), so there is nothing to export."
+        folder = save_dataset(ctx.workspace, "votes", rows, "preference", source="preference votes")
+        return (f"Saved {len(rows)} pairs as dataset **votes {folder.name}**: pick it as training data for a "
+                "DPO or reward-model run in the Train tab.")
+
+    export_btn.click(export, None, exported)
+    ctx.on_load.append((load, outputs))
+    refresh = gr.Button("Show another pair", size="sm")
+    refresh.click(load, None, outputs)
+    return {"load": load, "outputs": outputs}
+
+
+def _voter(request: gr.Request | None) -> str:
+    return getattr(request, "username", None) or ""
