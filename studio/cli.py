@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from studio.config import load_config, save_config
-    from studio.train.runner import resolve_inputs
+    from studio.train.runner import preflight, resolve_inputs
     from studio.train.worker import run_training
     from studio.workspace import Workspace
 
@@ -55,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, args.set)
         resolve_inputs(cfg, ws)
+        preflight(cfg)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
     print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
@@ -294,9 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
 def quiet_libraries() -> None:
     """Keep library chatter that users cannot act on out of the terminal."""
     import logging
+    import warnings
 
     # bitsandbytes warns on import when it cannot fetch an optional CPU kernel from the hub
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations, not ours to act on
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

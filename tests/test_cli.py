@@ -54,9 +54,8 @@ def test_uncached_hub_model_fails_with_one_sentence(tmp_path, env):
     assert "Traceback" not in out.stderr and err.count("\n") == 0, err
     assert "example-org/not-cached-model-7b" in err
     assert "not in the local cache and the hub cannot be reached" in err
-    # the run it began is marked failed with the same reason
-    status = next((tmp_path / "ws" / "runs").glob("*/status.json")).read_text()
-    assert '"failed"' in status and "not-cached-model-7b" in status
+    # checked before anything is created: no failed run is left behind
+    assert not list((tmp_path / "ws" / "runs").iterdir())
 
 
 def test_model_names_that_are_neither_folder_nor_hub_id():
@@ -75,3 +74,11 @@ def test_model_names_that_are_neither_folder_nor_hub_id():
 def test_main_returns_nonzero_for_missing_config(capsys, tmp_path):
     assert main(["train", str(tmp_path / "none.yaml"), "--workspace", str(tmp_path)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_missing_data_file_is_caught_before_a_run_exists(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  train: missing.jsonl\n")
+    out = run_cli("train", str(cfg), "--workspace", str(tmp_path / "ws"), "--quiet")
+    assert out.returncode == 1 and "missing.jsonl does not exist" in out.stderr
+    assert not list((tmp_path / "ws" / "runs").iterdir())

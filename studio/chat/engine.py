@@ -64,9 +64,12 @@ def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None
 def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None) -> LoadedModel:
     """Load a base model, or a run's result: the base with its adapter merged, or its full model."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.models.loading import resolve_model
+
+    transformers.utils.logging.disable_progress_bar()  # the app shows its own progress; downloads keep theirs
 
     start = time.time()
     say = progress or (lambda fraction, text: None)

@@ -87,7 +87,8 @@ def push_to_hub(folder: Path, repo_id: str, token: str | None, private: bool = T
     except Exception as err:  # network, auth and permission errors all end here
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
         low = text.lower()
-        if any(w in low for w in ("connect", "resolve", "network", "offline", "timed out")):
+        if any(w in low for w in ("connect", "resolve", "network", "offline", "timed out", "name or service",
+                                  "errno -2", "errno -3", "max retries", "unreachable")):
             raise StudioError(f"Could not push to {repo_id}: the hub cannot be reached (no network).") from None
         if "401" in text or "token" in low or "unauthorized" in low:
             raise StudioError(f"Could not push to {repo_id}: the hub refused the token; check it has write "

@@ -63,9 +63,31 @@ def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
     return cfg
 
 
+def preflight(cfg: RunConfig) -> None:
+    """Checks that need no training, done before a run folder exists: a typo costs no failed run."""
+    from pathlib import Path as _Path
+
+    from studio.methods import stage_module
+    from studio.models.loading import resolve_model
+
+    stage_module(cfg.method.stage)
+    if cfg.model.parent_run:
+        parent = _Path(cfg.model.parent_run)
+        if not ((parent / "adapter" / "adapter_config.json").exists() or (parent / "model" / "config.json").exists()):
+            raise StudioError(f"The parent run {parent.name} has no finished adapter or model to start from.")
+    resolve_model(cfg.model.name, cfg.model.revision, weights=False)
+    for label, source in (("training data", cfg.data.train), ("eval data", cfg.data.eval)):
+        if not source:
+            continue
+        path = _Path(source)
+        if path.suffix and not path.exists():
+            raise StudioError(f"The {label} file {source} does not exist.")
+
+
 def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None) -> Path:
     """Create the run folder, write its config and start the worker; returns at once."""
     resolve_inputs(cfg.validate(), ws)
+    preflight(cfg)
     run_dir = ws.new_run_dir(label or cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
     config_path = save_config(cfg, run_dir / "config.yaml")
     write_status(run_dir, state="queued", run_id=run_dir.name, stage=cfg.method.stage, method=cfg.method.name,

@@ -45,7 +45,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         "steps": f"{status.get('step', 0)}/{status.get('total_steps', '?')}",
         "final loss": round(losses[-1], 4) if losses else None,
         "duration": _duration(ended - started) if started and ended else "",
-        "parent": (cfg.get("model") or {}).get("parent_run") or "",
+        "parent": Path((cfg.get("model") or {}).get("parent_run") or "").name,
         "error": status.get("error") or "",
     }
 
@@ -94,7 +94,9 @@ def progress(status: dict[str, Any], now: float | None = None) -> dict[str, Any]
     step, total = int(status.get("step") or 0), int(status.get("total_steps") or 0)
     started = status.get("started")
     elapsed = (status.get("finished") or now) - started if started else 0.0
-    done = step - int(status.get("start_step") or 0)  # a resumed run restarts the clock, not the steps
-    eta = elapsed / done * (total - step) if done > 0 and total and status.get("state") == "running" else None
+    # steps per second since the training loop began (loading excluded; a resume restarts the clock)
+    done = step - int(status.get("start_step") or 0)
+    looping = now - float(status.get("loop_started") or started or now)
+    eta = looping / done * (total - step) if done > 0 and total and status.get("state") == "running" else None
     return {"step": step, "total": total, "fraction": step / total if total else 0.0,
             "elapsed": elapsed, "eta": eta, "state": status.get("state", "unknown")}

@@ -44,7 +44,8 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
             self.started = time.time()
             if state.is_world_process_zero:
                 write_status(run_dir, state="running", step=state.global_step, total_steps=state.max_steps,
-                             start_step=state.global_step, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                             start_step=state.global_step, loop_started=time.time(),
+                             world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
         def on_step_end(self, args, state, control, **kw):
             if self.stop_requested or (run_dir / STOP_FILE).exists():

@@ -18,10 +18,13 @@ def token_length_histogram(lengths: list[int], max_length: int | None = None) ->
 
 
 _PALETTE = ["#4f7cac", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50", "#f39c12"]
-_STAGE_PREFIXES = ("rewards/", "accuracy", "margin", "reward", "kl", "logps/", "eval_rewards/", "eval_accuracy")
+# Stage metrics drawn in the third panel: accuracies and margins share a readable scale; raw
+# log-probabilities and logits (hundreds) would flatten them, so they stay in metrics.jsonl only.
+_STAGE_METRICS = ("rewards/accuracies", "rewards/margins", "accuracy", "margin", "eval_rewards/accuracies",
+                  "eval_rewards/margins", "eval_accuracy", "eval_margin", "mean_reward", "kl", "objective/kl")
 
 
-def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.8):
+def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.6):
     """Loss (raw and smoothed) with eval loss, learning rate, and the stage's own metrics, one colour per run."""
     from plotly.subplots import make_subplots
 
@@ -47,7 +50,7 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
             fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color}, name=f"{short} lr",
                             legendgroup=run, showlegend=False, row=1, col=2)
         for key, (xs, ys) in series.items():
-            if key.startswith(_STAGE_PREFIXES) or "/" in key and not key.startswith("eval_loss"):
+            if key in _STAGE_METRICS:
                 fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{short} {key}", legendgroup=run,
                                 line={"width": 1.5}, row=1, col=3)
     fig.update_layout(template="plotly_white", height=340, margin={"l": 40, "r": 10, "t": 40, "b": 30},

@@ -224,15 +224,17 @@ def _export_panel(ctx: AppContext) -> None:
 
     def do_export(run_id, what, name):
         if not run_id:
-            return "⚠️ Pick a run to export.", None
+            return "⚠️ Pick a run to export.", gr.skip()
         name = (name or "").strip() or f"{run_id}-{'merged' if what == 'merged model' else 'adapter'}"
         out = ctx.workspace.exports / name
         if not ctx.workspace.contains(out) or "/" in name or name.startswith("."):
-            return "⚠️ The folder name must be a plain name inside exports/.", None
+            return "⚠️ The folder name must be a plain name inside exports/.", gr.skip()
+        if out.is_dir() and ((out / "config.json").exists() or (out / "adapter_config.json").exists()):
+            return f"`{out}` was exported before: Push sends it as it is.", str(out)
         try:
             path = export_run(ctx.workspace, run_id, out, merged=what == "merged model")
         except (StudioError, OSError) as err:
-            return f"⚠️ {err}", None
+            return f"⚠️ {err}", gr.skip()  # an earlier export stays ready to push
         return f"Exported to `{path}`.", str(path)
 
     go.click(do_export, [run, kind, folder], [result, last])

@@ -19,7 +19,7 @@ with no network: try it before spending GPU hours on a large model.
 ### Methods
 | method | what trains | memory for a 7B model | when |
 |---|---|---|---|
-| Full | every weight | ~120 GB (16-bit weights, Adam state) | lots of data, big GPUs, deep changes |
+| Full | every weight | ~110–120 GB in mixed precision (fp32 weights and Adam state); ~55 GB in pure bf16 | lots of data, big GPUs, deep changes |
 | LoRA | small low-rank adapters beside frozen weights | ~16 GB | most jobs: style, format, a narrow task |
 | QLoRA | LoRA over a 4-bit copy of the base | ~6 GB | one consumer GPU |
 
@@ -28,6 +28,17 @@ with no network: try it before spending GPU hours on a large model.
 - **Reward model** — learn to score answers from pairs where one was preferred.
 - **DPO** — learn directly from preferred / rejected pairs, no reward model needed.
 - **RLHF** — generate answers, score them with a reward model, move towards the better ones.
+
+The Method tab gives the exact figure for your model, batch and sequence length.
+
+### From votes to a better model
+1. Train an SFT run first (Train tab).
+2. In the Chat tab tick **Side by side**, compare the run with its base or another run, and press
+   **Send this pair to Preferences** for answers worth judging.
+3. In the Preferences tab pick the better answer of each pair; every vote is saved at once.
+4. **Export votes as preference data** saves them as the dataset `votes`.
+5. In the Train tab load the `tiny-dpo` preset (or set the Method tab's stage to DPO), pick `votes` as
+   training data and your SFT run under **Start from an earlier run**, and press Start.
 """
 
 

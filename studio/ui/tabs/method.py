@@ -130,8 +130,9 @@ def refresh(model: str, last_model: str, *values: Any) -> list[Any]:
     try:
         shapes = model_shapes(model, stage=stage)
     except (StudioError, ValueError) as err:
-        keep = gr.skip() if model == last_model else gr.update(value=last_model)
-        return [keep, gr.skip(), gr.skip(), gr.skip(), card, *boxes, *[gr.skip()] * 4, f"⚠️ {err}"]
+        # the typed name stays for correcting; the numbers shown are still the last good model's
+        return [gr.skip(), gr.skip(), gr.skip(), gr.skip(), card, *boxes, *[gr.skip()] * 4,
+                f"⚠️ {err} The numbers below are still for {last_model}."]
     targets_out: Any = gr.skip()
     if model != last_model or set(targets or []) - set(shapes.target_names):
         targets = default_targets(shapes, targets)
