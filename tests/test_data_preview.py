@@ -40,6 +40,11 @@ def test_preference_rows_preview_the_chosen_answer_and_text_rows_train_everythin
     pref = {"prompt": [{"role": "user", "content": "Pick"}], "chosen": [{"role": "assistant", "content": "Yes"}],
             "rejected": [{"role": "assistant", "content": "No"}]}
     assert "Yes" in "".join(t for t, m in template_preview(pref, tok).tokens if m)
+    hh = {"prompt": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "earlier"},
+                     {"role": "user", "content": "b"}],
+          "chosen": [{"role": "assistant", "content": "final"}], "rejected": [{"role": "assistant", "content": "no"}]}
+    trained = "".join(t for t, m in template_preview(hh, tok).tokens if m)
+    assert "final" in trained and "earlier" not in trained  # earlier turns of a pair are context only
     text = template_preview({"text": "plain words here"}, tok)
     assert text.trained == text.total > 0
 

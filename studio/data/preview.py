@@ -49,10 +49,17 @@ def template_preview(record: dict[str, Any], tokenizer: Any) -> Preview:
     if msgs is None:  # plain text: every token trains
         ids = tokenizer(record.get("text", ""), add_special_tokens=False)["input_ids"]
         return _build(tokenizer, ids, [1] * len(ids), "plain text: every token is trained")
+    if "chosen" in record:  # DPO and reward models score the answer after the whole prompt
+        return _final_answer(msgs, tokenizer, "preference pair: the chosen answer after the prompt is "
+                             "scored (the rejected one the same way); the prompt is context")
     if marks_assistant_turns(tokenizer):
         out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
                                             return_assistant_tokens_mask=True)
         return _build(tokenizer, out["input_ids"], out["assistant_masks"], "every assistant turn is trained")
+    return _final_answer(msgs, tokenizer, "the final answer is trained; earlier turns are context")
+
+
+def _final_answer(msgs: list[dict[str, str]], tokenizer: Any, rule: str) -> Preview:
     last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
     full = _ids(tokenizer.apply_chat_template(msgs, tokenize=True))
     if last is None:
@@ -60,7 +67,7 @@ def template_preview(record: dict[str, Any], tokenizer: Any) -> Preview:
     prompt = _ids(tokenizer.apply_chat_template(msgs[:last], tokenize=True, add_generation_prompt=True))
     n = len(prompt) if full[:len(prompt)] == prompt else _common_prefix(prompt, full)
     mask = [0] * n + [1] * (len(full) - n)
-    return _build(tokenizer, full, mask, "the final answer is trained; earlier turns are context")
+    return _build(tokenizer, full, mask, rule)
 
 
 def _ids(value: Any) -> list[int]:
