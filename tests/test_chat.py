@@ -124,3 +124,15 @@ def test_reward_runs_are_not_chat_models(tmp_path):
     (run_dir / "config.yaml").write_text("model: {name: tiny}\nmethod: {name: lora, stage: reward}\n")
     with pytest.raises(StudioError, match="reward model"):
         load_for_chat(run_dir.name, ws)
+
+
+def test_a_qlora_run_chats_through_a_16bit_merge_and_says_so(tmp_path):
+    ws = Workspace.open(tmp_path)
+    cfg = load_config(PRESETS / "tiny-sft-qlora.yaml", ["train.max_steps=2", "train.save_steps=0"])
+    run_dir = ws.new_run_dir("q")
+    run_training(cfg, run_dir)
+    loaded = load_for_chat(run_dir.name, ws)
+    assert any("4-bit base" in n and "16-bit copy" in n for n in loaded.notes)
+    assert not any("4bit" in type(m).__name__ for m in loaded.model.modules())
+    text = list(stream_reply(loaded, build_messages([], "My order 55555 is late."), GenerationSettings(max_new_tokens=8)))
+    assert text and isinstance(text[-1], str)
