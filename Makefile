@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml
 	@if $(PY) -c "import torch" 2>/dev/null; then \
 		echo "torch already present: $$($(PY) -c 'import torch; print(torch.__version__)')"; \
 	elif command -v nvidia-smi >/dev/null 2>&1; then \
-		$(PY) -m pip install -q torch; \
+		$(PY) -m pip install -q torch numpy; \
 	else \
 		echo "No NVIDIA GPU found: installing the CPU build of torch"; \
-		$(PY) -m pip install -q --retries 0 --timeout 15 --index-url $(TORCH_CPU_INDEX) torch 2>/dev/null \
-			|| $(PY) -m pip install -q "$(TORCH_CPU_FALLBACK)"; \
+		$(PY) -m pip install -q --retries 0 --timeout 15 --index-url $(TORCH_CPU_INDEX) torch numpy 2>/dev/null \
+			|| $(PY) -m pip install -q "$(TORCH_CPU_FALLBACK)" numpy; \
 	fi
 	@# Keep the torch just installed: constrain it so no dependency swaps it for another build.
 	@$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
