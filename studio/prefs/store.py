@@ -95,6 +95,11 @@ class PreferenceStore:
                              (voter, *skip)).fetchone()
         return dict(row) if row is not None else None
 
+    def has_vote(self, pair_id: int, voter: str = "") -> bool:
+        with self._connect() as db:
+            row = db.execute("SELECT 1 FROM votes WHERE pair_id = ? AND voter = ? LIMIT 1", (pair_id, voter)).fetchone()
+        return row is not None
+
     def counts(self) -> dict[str, int]:
         with self._connect() as db:
             pairs = db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]

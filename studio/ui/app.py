@@ -60,7 +60,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
               trigger_mode="always_last", show_progress="hidden")
         train_tab["preset_loaded"].then(method_values, base, choices, show_progress="hidden")
         app.load(method_values, base, choices, show_progress="hidden")
-        prefs_page.select(prefs_tab["load"], None, prefs_tab["outputs"], show_progress="hidden")
+        prefs_page.select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"], show_progress="hidden")
         for fn, outputs in ctx.on_load:
             app.load(fn, None, outputs, show_progress="hidden")
         for dropdown, options in ctx.pickers:

@@ -17,6 +17,7 @@ def test_vote_and_export(page, app_url):
     pid = store.add_pair("Where is order 12345?", "It left the warehouse today.", "Dunno.", "run-x", "tiny")
     page.get_by_role("tab", name="Preferences").click()
     expect(page.locator("#prefs-prompt textarea")).to_have_value("Where is order 12345?")
+    page.wait_for_timeout(1000)  # the page-load and tab events both settle before reading the sides
     left = page.locator("#prefs-left textarea").input_value()
     page.get_by_role("button", name="A is better").click()
     expect(page.locator("#prefs-message")).to_contain_text(f"Vote stored for pair #{pid}")

@@ -61,7 +61,14 @@ def build(ctx: AppContext) -> dict[str, Any]:
         export_btn = gr.Button("Export votes as preference data", scale=1)
         exported = gr.Markdown()
 
-    def load(request: gr.Request):
+    def load(current, request: gr.Request):
+        """Show a pair; a pair already on screen and not yet voted on stays, sides unchanged."""
+        voter = _voter(request)
+        if current is not None and not PreferenceStore(ctx.workspace.prefs_db).has_vote(current["id"], voter):
+            return (gr.skip(),) * len(outputs)
+        return show_next(ctx, voter)
+
+    def load_other(request: gr.Request):
         return show_next(ctx, _voter(request))
 
     def vote(side):
@@ -87,10 +94,10 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 "DPO or reward-model run in the Train tab.")
 
     export_btn.click(export, None, exported)
-    ctx.on_load.append((load, outputs))
+    ctx.on_load.append((load_other, outputs))
     refresh = gr.Button("Show another pair", size="sm")
-    refresh.click(load, None, outputs)
-    return {"load": load, "outputs": outputs}
+    refresh.click(load_other, None, outputs)
+    return {"load": load, "inputs": [state], "outputs": outputs}
 
 
 def _voter(request: gr.Request | None) -> str:
