@@ -25,6 +25,16 @@ DEFAULT_DIR = "workspace"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+def run_result(run_dir: Path) -> tuple[str, Path] | None:
+    """What a finished run left: ('model', folder) after full fine-tuning, ('adapter', folder) after
+    LoRA or QLoRA, or None while it has neither."""
+    if (run_dir / "model" / "config.json").exists():
+        return "model", run_dir / "model"
+    if (run_dir / "adapter" / "adapter_config.json").exists():
+        return "adapter", run_dir / "adapter"
+    return None
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path

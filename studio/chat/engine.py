@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
-from studio.workspace import Workspace
+from studio.workspace import Workspace, run_result
 
 
 @dataclass
@@ -81,15 +81,17 @@ def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None
         path = resolve_model(base_name)
         weights_from, adapter = path, None
     else:
-        if (run_dir / "model" / "config.json").exists():
-            weights_from, adapter = run_dir / "model", None
-        elif (run_dir / "adapter" / "adapter_config.json").exists():
+        result = run_result(run_dir)
+        if result is None:
+            raise StudioError(f"Run {run_dir.name} has no finished adapter or model yet.")
+        kind, folder = result
+        if kind == "model":
+            weights_from, adapter = folder, None
+        else:
             parent = (cfg.get("model") or {}).get("parent_run")
             weights_from = (run_dir / "parent-merged") if parent and (run_dir / "parent-merged").exists() \
                 else resolve_model(base_name)
-            adapter = run_dir / "adapter"
-        else:
-            raise StudioError(f"Run {run_dir.name} has no finished adapter or model yet.")
+            adapter = folder
         if (cfg.get("method") or {}).get("name") == "qlora":
             notes.append("The run trained on a 4-bit base; its adapter is merged into a 16-bit copy of the base "
                          "for chat, so answers can differ slightly from the quantised model.")

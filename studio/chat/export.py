@@ -14,7 +14,7 @@ import yaml
 
 from studio.errors import StudioError
 from studio.train.metrics import read_all
-from studio.workspace import Workspace
+from studio.workspace import Workspace, run_result
 
 
 def model_card(run_dir: Path, kind: str) -> str:
@@ -54,12 +54,12 @@ def export_run(ws: Workspace, run: str, out: str | Path, merged: bool) -> Path:
     out = Path(out).expanduser()
     if out.exists() and any(out.iterdir()):
         raise StudioError(f"{out} already exists and is not empty; choose a new folder.")
-    adapter, full = run_dir / "adapter", run_dir / "model"
+    result = run_result(run_dir)
     if not merged:
-        if not (adapter / "adapter_config.json").exists():
-            what = "a full model; export it with --merged" if full.exists() else "no finished adapter"
+        if result is None or result[0] != "adapter":
+            what = "a full model; export it with --merged" if result else "no finished adapter"
             raise StudioError(f"Run {run_dir.name} has {what}.")
-        shutil.copytree(adapter, out, dirs_exist_ok=True)
+        shutil.copytree(result[1], out, dirs_exist_ok=True)
         (out / "README.md").write_text(model_card(run_dir, "adapter"), encoding="utf-8")
         return out
     from studio.chat.engine import load_for_chat

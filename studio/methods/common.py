@@ -9,6 +9,7 @@ from typing import Any
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.models.loading import resolve_model
+from studio.workspace import run_result
 
 
 def resolve_precision(precision: str) -> str:
@@ -55,11 +56,12 @@ def base_model_path(cfg: RunConfig, run_dir: Path | None = None) -> Path:
 
 def parent_weights(cfg: RunConfig, parent: Path, run_dir: Path | None) -> Path:
     """A parent run's full model folder, or its adapter merged into the base (written once, beside the run)."""
-    if (parent / "model" / "config.json").exists():
-        return parent / "model"
-    adapter = parent / "adapter"
-    if not (adapter / "adapter_config.json").exists():
+    result = run_result(parent)
+    if result is None:
         raise StudioError(f"The parent run {parent.name} has no finished adapter or model to start from.")
+    kind, adapter = result
+    if kind == "model":
+        return adapter
     target = (run_dir or parent) / "parent-merged"
     if (target / "config.json").exists():
         return target

@@ -24,7 +24,7 @@ from studio.config import RunConfig, save_config
 from studio.errors import StudioError
 from studio.train.status import FINAL_STATES, read_status, write_status
 from studio.train.worker import STOP_FILE
-from studio.workspace import Workspace
+from studio.workspace import Workspace, run_result
 
 ACTIVE_STATES = ("queued", "starting", "running", "stopping")
 
@@ -65,21 +65,18 @@ def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
 
 def preflight(cfg: RunConfig) -> None:
     """Checks that need no training, done before a run folder exists: a typo costs no failed run."""
-    from pathlib import Path as _Path
-
     from studio.methods import stage_module
     from studio.models.loading import resolve_model
 
     stage_module(cfg.method.stage)
-    if cfg.model.parent_run:
-        parent = _Path(cfg.model.parent_run)
-        if not ((parent / "adapter" / "adapter_config.json").exists() or (parent / "model" / "config.json").exists()):
-            raise StudioError(f"The parent run {parent.name} has no finished adapter or model to start from.")
+    if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
+        raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
+                          "to start from.")
     resolve_model(cfg.model.name, cfg.model.revision, weights=False)
     for label, source in (("training data", cfg.data.train), ("eval data", cfg.data.eval)):
         if not source:
             continue
-        path = _Path(source)
+        path = Path(source)
         if path.suffix and not path.exists():
             raise StudioError(f"The {label} file {source} does not exist.")
 
