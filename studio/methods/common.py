@@ -159,6 +159,17 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: 
     }
 
 
+def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...]) -> tuple[Any, Any]:
+    """The training data and the eval data: the eval file when one is named, else a held-out share
+    (or None)."""
+    from studio.data.load import load_dataset_source
+
+    train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset)
+    if cfg.data.eval:
+        return train, load_dataset_source(cfg.data.eval, wanted)
+    return split_eval(train, cfg)
+
+
 def split_eval(train: Any, cfg: RunConfig) -> tuple[Any, Any]:
     """Carve an eval set out of the training data when asked to and no eval file is given."""
     frac = cfg.data.eval_fraction

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import RunConfig
-from studio.data.load import load_dataset_source
 from studio.methods import common
 from studio.models.loading import load_tokenizer
 
@@ -24,10 +23,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
 
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
-    train = load_dataset_source(cfg.data.train, WANTED, cfg.data.split, cfg.data.subset)
-    evaluation = load_dataset_source(cfg.data.eval, WANTED) if cfg.data.eval else None
-    if evaluation is None:
-        train, evaluation = common.split_eval(train, cfg)
+    train, evaluation = common.train_and_eval(cfg, WANTED)
     args = DPOConfig(
         **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
         max_length=cfg.data.max_length,

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from studio.config import RunConfig
-from studio.data.load import load_dataset_source
 from studio.errors import StudioError
 from studio.methods import common
 from studio.models.loading import load_tokenizer, marks_assistant_turns
@@ -50,12 +49,10 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     marks = marks_assistant_turns(tokenizer)
-    train = load_dataset_source(cfg.data.train, WANTED, cfg.data.split, cfg.data.subset)
+    train, evaluation = common.train_and_eval(cfg, WANTED)
     train, assistant_only = prepare_sft_dataset(train, marks)
-    if cfg.data.eval:
-        evaluation, _ = prepare_sft_dataset(load_dataset_source(cfg.data.eval, WANTED), marks)
-    else:
-        train, evaluation = common.split_eval(train, cfg)
+    if evaluation is not None:
+        evaluation, _ = prepare_sft_dataset(evaluation, marks)
     args = SFTConfig(
         **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
         max_length=cfg.data.max_length,
