@@ -94,8 +94,14 @@ def columns_of(rows: list[dict[str, Any]], sample: int = 200) -> list[str]:
     return list(seen)
 
 
+def spec_of(name: str) -> FormatSpec:
+    if name not in SPECS:
+        raise ValueError(f"Unknown format '{name}'; choose one of {', '.join(SPECS)}.")
+    return SPECS[name]
+
+
 def default_mapping(name: str, columns: list[str]) -> dict[str, str]:
-    spec = SPECS[name]
+    spec = spec_of(name)
     lower = {c.lower(): c for c in columns}
     mapping = {}
     for target, candidates in spec.fields.items():
@@ -167,8 +173,7 @@ def missing_fields(name: str, mapping: dict[str, str]) -> list[str]:
 def normalise(rows: list[dict[str, Any]], name: str, mapping: dict[str, str] | None = None
               ) -> tuple[list[dict[str, Any] | None], list[Issue]]:
     """Convert every row; rows that cannot be used become None and get an Issue."""
-    if name not in SPECS:
-        raise ValueError(f"Unknown format '{name}'; choose one of {', '.join(SPECS)}.")
+    spec_of(name)
     mapping = dict(mapping or default_mapping(name, columns_of(rows)))
     lacking = missing_fields(name, mapping)
     if lacking:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.data.formats import SPECS, Detection, Issue, detect, normalise
+from studio.data.formats import SPECS, Detection, Issue, columns_of, default_mapping, detect, normalise
 from studio.data.readers import ReadResult, read_rows
 
 _CATEGORIES = [
@@ -101,13 +101,8 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
                  tokenizer: Any = None, max_length: int | None = None) -> Report:
     guess = detect(read.rows) if fmt is None else Detection(fmt, {}, "chosen by hand")
     if fmt is not None:  # columns named by hand win over the format's usual names
-        from studio.data.formats import SPECS as _SPECS
-        from studio.data.formats import columns_of, default_mapping
-
-        if fmt not in _SPECS:
-            raise ValueError(f"Unknown format '{fmt}'; choose one of {', '.join(_SPECS)}.")
         guess.mapping = {**default_mapping(fmt, columns_of(read.rows)), **(mapping or {})}
-    cols = guess.columns or _columns(read.rows)
+    cols = guess.columns or columns_of(read.rows)
     if guess.name is None:
         return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
                       [None] * len(read.rows), [], [], notes=list(read.notes))
@@ -127,12 +122,6 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
     return Report(read.source, read.kind, guess.name, SPECS[guess.name].label, SPECS[guess.name].kind,
                   guess.reason, cols, guess.mapping, len(read.rows), records, issues,
                   [read.where(i.index) for i in issues], lengths, max_length, notes)
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    from studio.data.formats import columns_of
-
-    return columns_of(rows)
 
 
 def _main_field(guess: Detection) -> str:

@@ -153,7 +153,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, on_sigterm)
     lock = None
-    if lock_path is not None and _is_main_process():
+    if lock_path is not None and main:
         lock = wait_for_device(lock_path, run_dir, lambda: stop_asked["flag"] or (run_dir / STOP_FILE).exists())
         if lock is None:
             signal.signal(signal.SIGTERM, previous)
@@ -188,7 +188,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         return out
     except BaseException as err:
         reason = describe_failure(err, run_dir)
-        if reason.startswith("The disk is full"):
+        if disk_is_full(err, run_dir):
             drop_incomplete_checkpoints(run_dir)  # frees room to record the failure; finished ones stay
         try:
             report(run_dir, state="failed", finished=time.time(), error=reason)
