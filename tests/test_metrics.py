@@ -56,3 +56,23 @@ def test_queued_caption_never_says_none():
 
     assert "None" not in progress_html({"state": "queued"})
     assert "waiting for run-a to finish" in progress_html({"state": "queued", "waiting_for": "run-a"})
+
+
+def test_last_loss_reads_the_end_of_a_long_file(tmp_path):
+    from studio.train.runs import last_loss
+
+    writer = MetricsWriter(tmp_path)
+    for step in range(1, 3001):
+        writer.write({"step": step, "loss": 1.0 / step, "learning_rate": 1e-4})
+    writer.write({"step": 3000, "train_runtime": 12.0})
+    writer.close()
+    assert last_loss(tmp_path, tail=4096) == 1.0 / 3000
+    only_start = tmp_path / "early"
+    only_start.mkdir()
+    w = MetricsWriter(only_start)
+    w.write({"step": 1, "loss": 2.5})
+    for step in range(2, 500):
+        w.write({"step": step, "eval_loss": 1.0})
+    w.close()
+    assert last_loss(only_start, tail=512) == 2.5  # no loss near the end: the whole file is read
+    assert last_loss(tmp_path / "missing") is None

@@ -9,6 +9,7 @@ a restarted app sees the same truth.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from studio.train.metrics import read_all
+from studio.train.metrics import FILE, read_all
 from studio.train.runner import refresh_status
+from studio.train.status import read_status
 from studio.workspace import Workspace
 
 # Keys the trainer logs that are not curves worth drawing.
@@ -32,8 +34,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         cfg = {}
-    records = read_all(run_dir)
-    losses = [r["loss"] for r in records if isinstance(r.get("loss"), (int, float))]
+    loss = last_loss(run_dir)
     started = status.get("started") or status.get("created")
     ended = status.get("finished") or (time.time() if status.get("state") == "running" else status.get("updated"))
     return {
@@ -43,11 +44,46 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         "method": (cfg.get("method") or {}).get("name", status.get("method", "?")),
         "status": status.get("state", "unknown"),
         "steps": f"{status.get('step', 0)}/{status.get('total_steps', '?')}",
-        "final loss": round(losses[-1], 4) if losses else None,
+        "final loss": round(loss, 4) if loss is not None else None,
         "duration": _duration(ended - started) if started and ended else "",
         "parent": Path((cfg.get("model") or {}).get("parent_run") or "").name,
         "error": status.get("error") or "",
     }
+
+
+def last_loss(run_dir: Path, tail: int = 65536) -> float | None:
+    """The last training loss logged, read from the end of metrics.jsonl: the runs table asks every
+    second, and a long run's file is large."""
+    path = run_dir / FILE
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - tail))
+            chunk = fh.read()
+    except OSError:
+        return None
+    for line in reversed(chunk.splitlines()):
+        try:
+            value = json.loads(line).get("loss")
+        except (ValueError, AttributeError):
+            continue  # a partial first line of the chunk, or a torn write
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    if size > tail:  # no loss near the end: look through the whole file
+        losses = [r["loss"] for r in read_all(run_dir) if isinstance(r.get("loss"), (int, float))]
+        return float(losses[-1]) if losses else None
+    return None
+
+
+def finished_runs(ws: Workspace, chat_models: bool = False) -> list[str]:
+    """Completed runs, newest first, from status.json alone (pickers list them on every page load);
+    with chat_models, reward models are left out."""
+    out = []
+    for run_dir in ws.list_runs():
+        status = read_status(run_dir)
+        if status.get("state") == "completed" and not (chat_models and status.get("stage") == "reward"):
+            out.append(run_dir.name)
+    return out
 
 
 def _duration(seconds: float) -> str:

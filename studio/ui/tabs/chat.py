@@ -20,17 +20,17 @@ from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA
 from studio.prefs.store import PreferenceStore
-from studio.train.runs import list_runs
+from studio.train.runs import finished_runs
 from studio.ui.context import AppContext
 
 
 def model_choices(ctx: AppContext) -> list[str]:
-    runs = [r["run"] for r in list_runs(ctx.workspace) if r["status"] == "completed" and r["stage"] != "reward"]
+    runs = finished_runs(ctx.workspace, chat_models=True)
     return ["tiny", *runs]
 
 
 def run_choices(ctx: AppContext) -> list[str]:
-    return [r["run"] for r in list_runs(ctx.workspace) if r["status"] == "completed"]
+    return finished_runs(ctx.workspace)
 
 
 def eval_choices(ctx: AppContext) -> list[str]:

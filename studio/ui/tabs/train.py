@@ -22,7 +22,7 @@ from studio.errors import StudioError
 from studio.paths import DEMO_DATA, PRESETS
 from studio.train import runner
 from studio.train.metrics import MetricsReader
-from studio.train.runs import curves, list_runs, progress
+from studio.train.runs import curves, finished_runs, list_runs, progress
 from studio.train.status import read_status
 from studio.ui.context import AppContext
 from studio.ui.plots import training_curves
@@ -178,7 +178,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     for box in (d_train, d_eval):  # datasets saved in the Data tab meanwhile show up
         ctx.picker(box, lambda: data_choices(ctx))
-    ctx.picker(parent, lambda: [r["run"] for r in list_runs(ctx.workspace) if r["status"] == "completed"])
+    ctx.picker(parent, lambda: finished_runs(ctx.workspace))
     train_inputs = [lr, epochs, max_steps, bs, ga, warm, sched, prec, ckpt, log_steps, save_steps, procs]
     data_inputs = [d_train, d_eval, d_frac, d_len]
 
