@@ -41,14 +41,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from studio.config import load_config, save_config
-    from studio.train.runner import preflight, resolve_inputs
+    from studio.train.runner import preflight, prepare_resume, resolve_inputs
     from studio.train.worker import run_training
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
     if args.resume and not args.run_dir:
         run_dir = ws.run_dir(args.config)
-        cfg = load_config(run_dir / "config.yaml")
+        cfg = prepare_resume(run_dir)
     elif args.run_dir:  # the runner made the folder and wrote the config already
         run_dir = Path(args.run_dir)
         cfg = load_config(args.config, args.set)
@@ -151,11 +151,14 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    from studio.models.estimate import choices_to_config, estimate_run, format_estimate
+    from studio.config import config_from_form
+    from studio.models.estimate import estimate_run, format_estimate
     from studio.models.memory import TrainingSetup
 
-    cfg = choices_to_config(args.model, args.method, args.stage, args.rank, args.alpha, args.dropout,
-                            args.targets, args.dora, args.rslora, bits=args.bits)
+    cfg = config_from_form({}, {
+        "model.name": args.model, "method.name": args.method, "method.stage": args.stage, "lora.r": args.rank,
+        "lora.alpha": args.alpha, "lora.dropout": args.dropout, "lora.targets": args.targets,
+        "lora.dora": args.dora, "lora.rslora": args.rslora, "quant.bits": args.bits})
     setup = TrainingSetup(batch_size=args.batch_size, seq_len=args.seq_len, precision=args.precision,
                           gradient_checkpointing=args.gradient_checkpointing)
     est = estimate_run(cfg, setup)
@@ -207,6 +210,10 @@ def cmd_prefs_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from studio.config import METHODS
+    from studio.models.memory import PRECISIONS as ESTIMATE_PRECISIONS
+    from studio.stages import STAGES
+
     parser = argparse.ArgumentParser(
         prog="studio", description="Fine-tuning Studio: teach a language model your own job.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
@@ -248,18 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("count", help="trainable and total parameters and a memory estimate, no weights")
     p.add_argument("--model", required=True)
-    p.add_argument("--method", choices=["full", "lora", "qlora"], default="lora")
+    p.add_argument("--method", choices=METHODS, default="lora")
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16)
     p.add_argument("--targets", default="q_proj,v_proj", help="comma-separated layer names, or all-linear")
-    p.add_argument("--stage", choices=["sft", "reward", "dpo", "rlhf", "ppo"], default="sft")
+    p.add_argument("--stage", choices=list(STAGES), default="sft",
+                   help="stages that cannot train yet are still estimated")
     p.add_argument("--dropout", type=float, default=0.05)
     p.add_argument("--dora", action="store_true", help="weight-decomposed LoRA")
     p.add_argument("--rslora", action="store_true", help="rank-stabilised scaling (same count)")
     p.add_argument("--bits", type=int, choices=[4, 8], default=4, help="QLoRA base precision")
     p.add_argument("--batch-size", type=int, default=1, help="rows per step for the memory estimate")
     p.add_argument("--seq-len", type=int, default=512, help="tokens per row for the memory estimate")
-    p.add_argument("--precision", choices=["bf16", "fp16", "fp32", "mixed"], default="bf16")
+    p.add_argument("--precision", choices=ESTIMATE_PRECISIONS, default="bf16")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--json", action="store_true")
     p.add_argument("--workspace")

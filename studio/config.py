@@ -10,6 +10,7 @@ raises `ValueError` with a sentence a user can act on.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -19,8 +20,9 @@ from typing import Any
 
 import yaml
 
+from studio.stages import STAGES, stage
+
 METHODS = ("full", "lora", "qlora")
-STAGES = ("sft", "reward", "dpo", "rlhf", "ppo")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
@@ -39,6 +41,10 @@ class ModelConfig:
     parent_run: str | None = None
     """Start from an earlier run's weights (its adapter or model), by run id or folder."""
 
+    def check(self) -> None:
+        if not self.name or not str(self.name).strip():
+            raise ValueError("model.name is empty: give 'tiny', a hub id such as org/model, or a folder.")
+
 
 @dataclass
 class DataConfig:
@@ -55,6 +61,14 @@ class DataConfig:
     max_length: int = 512
     """Longest sequence in tokens; longer rows are truncated."""
 
+    def check(self) -> None:
+        if not 16 <= self.max_length <= 1_048_576:
+            raise ValueError(f"data.max_length must be between 16 and 1048576 tokens (got {self.max_length}).")
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError(f"data.eval_fraction must be at least 0 and below 1 (got {self.eval_fraction}).")
+        if not str(self.train).strip():
+            raise ValueError("data.train is empty: name a data file, a saved dataset or a hub dataset.")
+
 
 @dataclass
 class MethodConfig:
@@ -62,7 +76,11 @@ class MethodConfig:
     """full: every weight trains. lora: small adapters train, the base is frozen. qlora: lora on a
     quantised base."""
     stage: str = "sft"
-    """sft, reward (reward model), dpo, rlhf (reward model + policy optimisation) or ppo."""
+    """The training stage, one of studio.stages.STAGES: sft, reward (reward model), dpo, rlhf, ppo."""
+
+    def check(self) -> None:
+        _choice("method.name", self.name, METHODS)
+        stage(self.stage)
 
 
 @dataclass
@@ -80,6 +98,16 @@ class LoraSettings:
     rslora: bool = False
     """Rank-stabilised scaling (alpha / sqrt(r)), which keeps high ranks from learning too slowly."""
 
+    def check(self) -> None:
+        if not 1 <= self.r <= 1024:
+            raise ValueError(f"LoRA rank must be between 1 and 1024 (got {self.r}).")
+        if not self.alpha > 0:
+            raise ValueError(f"LoRA alpha must be positive (got {self.alpha}).")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LoRA dropout must be at least 0 and below 1 (got {self.dropout}).")
+        if not self.targets:
+            raise ValueError("Pick at least one target module for LoRA, or 'all-linear'.")
+
 
 @dataclass
 class QuantSettings:
@@ -91,6 +119,12 @@ class QuantSettings:
     """Quantise the quantisation constants too, saving about 0.4 bits per weight."""
     compute_dtype: str = "bfloat16"
     """Type the 4-bit weights are expanded to for each matrix product."""
+
+    def check(self) -> None:
+        if self.bits not in (4, 8):
+            raise ValueError(f"QLoRA quantises the base to 4 or 8 bits (got {self.bits}).")
+        _choice("quant.quant_type", self.quant_type, QUANT_TYPES)
+        _choice("quant.compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
 
 
 @dataclass
@@ -132,6 +166,23 @@ class TrainSettings:
     accelerate_config: str | None = None
     """An accelerate config file (DeepSpeed ZeRO, FSDP) used when num_processes > 1."""
 
+    def check(self) -> None:
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"The learning rate must be a positive number (got {self.learning_rate}).")
+        if self.max_steps <= 0 and not self.epochs > 0:
+            raise ValueError("Train for at least some steps: set epochs above 0 or max_steps above 0.")
+        for key in ("batch_size", "grad_accum", "num_processes", "logging_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"train.{key} must be at least 1 (got {getattr(self, key)}).")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"train.warmup_ratio must be at least 0 and below 1 (got {self.warmup_ratio}).")
+        _choice("train.scheduler", self.scheduler, SCHEDULERS)
+        _choice("train.precision", self.precision, PRECISIONS)
+        if self.eval_steps < 0 or self.save_steps < 0:
+            raise ValueError("train.eval_steps and train.save_steps must be 0 (per epoch) or more.")
+        if self.save_total_limit < 1:
+            raise ValueError(f"train.save_total_limit must be at least 1 (got {self.save_total_limit}).")
+
 
 @dataclass
 class DpoSettings:
@@ -139,6 +190,11 @@ class DpoSettings:
     """How far the tuned model may move from the reference: lower beta, bolder updates."""
     loss_type: str = "sigmoid"
     """sigmoid (the DPO paper), hinge, ipo or robust."""
+
+    def check(self) -> None:
+        _choice("dpo.loss_type", self.loss_type, DPO_LOSSES)
+        if not self.beta > 0:
+            raise ValueError(f"DPO beta must be positive (got {self.beta}).")
 
 
 @dataclass
@@ -151,6 +207,14 @@ class RlSettings:
     """Answers sampled per prompt and compared with each other."""
     max_new_tokens: int = 64
     """Longest generated answer during training."""
+
+    def check(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError("RLHF compares answers with each other: rl.num_generations must be at least 2.")
+        if self.kl_coef < 0:
+            raise ValueError(f"rl.kl_coef cannot be negative (got {self.kl_coef}).")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"rl.max_new_tokens must be at least 1 (got {self.max_new_tokens}).")
 
 
 @dataclass
@@ -166,72 +230,36 @@ class RunConfig:
     name: str = ""
     """A label for the run, shown in the runs table."""
 
+    def sections(self) -> list[str]:
+        """The optional sections this config uses: lora (LoRA, QLoRA), quant (QLoRA) and the stage's own."""
+        out = []
+        if self.method.name in ("lora", "qlora"):
+            out.append("lora")
+        if self.method.name == "qlora":
+            out.append("quant")
+        own = STAGES[self.method.stage].section if self.method.stage in STAGES else None
+        return out + ([own] if own else [])
+
     def validate(self) -> RunConfig:
-        """Raise ValueError with one readable sentence for the first problem found."""
-        m, lo, q, t, d = self.method, self.lora, self.quant, self.train, self.data
-        _choice("method.name", m.name, METHODS)
-        _choice("method.stage", m.stage, STAGES)
-        if not self.model.name or not str(self.model.name).strip():
-            raise ValueError("model.name is empty: give 'tiny', a hub id such as org/model, or a folder.")
-        if m.name != "full":
-            if not 1 <= lo.r <= 1024:
-                raise ValueError(f"LoRA rank must be between 1 and 1024 (got {lo.r}).")
-            if not lo.alpha > 0:
-                raise ValueError(f"LoRA alpha must be positive (got {lo.alpha}).")
-            if not 0 <= lo.dropout < 1:
-                raise ValueError(f"LoRA dropout must be at least 0 and below 1 (got {lo.dropout}).")
-            if not lo.targets:
-                raise ValueError("Pick at least one target module for LoRA, or 'all-linear'.")
-        if m.name == "qlora":
-            if q.bits not in (4, 8):
-                raise ValueError(f"QLoRA quantises the base to 4 or 8 bits (got {q.bits}).")
-            _choice("quant.quant_type", q.quant_type, QUANT_TYPES)
-            _choice("quant.compute_dtype", q.compute_dtype, COMPUTE_DTYPES)
-        if not (t.learning_rate > 0 and math.isfinite(t.learning_rate)):
-            raise ValueError(f"The learning rate must be a positive number (got {t.learning_rate}).")
-        if t.max_steps <= 0 and not t.epochs > 0:
-            raise ValueError("Train for at least some steps: set epochs above 0 or max_steps above 0.")
-        for key in ("batch_size", "grad_accum", "num_processes", "logging_steps"):
-            if getattr(t, key) < 1:
-                raise ValueError(f"train.{key} must be at least 1 (got {getattr(t, key)}).")
-        if not 0 <= t.warmup_ratio < 1:
-            raise ValueError(f"train.warmup_ratio must be at least 0 and below 1 (got {t.warmup_ratio}).")
-        _choice("train.scheduler", t.scheduler, SCHEDULERS)
-        _choice("train.precision", t.precision, PRECISIONS)
-        if t.eval_steps < 0 or t.save_steps < 0:
-            raise ValueError("train.eval_steps and train.save_steps must be 0 (per epoch) or more.")
-        if t.save_total_limit < 1:
-            raise ValueError(f"train.save_total_limit must be at least 1 (got {t.save_total_limit}).")
-        if not 16 <= d.max_length <= 1_048_576:
-            raise ValueError(f"data.max_length must be between 16 and 1048576 tokens (got {d.max_length}).")
-        if not 0 <= d.eval_fraction < 1:
-            raise ValueError(f"data.eval_fraction must be at least 0 and below 1 (got {d.eval_fraction}).")
-        if not str(d.train).strip():
-            raise ValueError("data.train is empty: name a data file, a saved dataset or a hub dataset.")
-        if m.stage == "dpo":
-            _choice("dpo.loss_type", self.dpo.loss_type, DPO_LOSSES)
-            if not self.dpo.beta > 0:
-                raise ValueError(f"DPO beta must be positive (got {self.dpo.beta}).")
-        if m.stage in ("rlhf", "ppo"):
-            if self.rl.num_generations < 2:
-                raise ValueError("RLHF compares answers with each other: rl.num_generations must be at least 2.")
-            if self.rl.kl_coef < 0:
-                raise ValueError(f"rl.kl_coef cannot be negative (got {self.rl.kl_coef}).")
+        """Raise ValueError with one readable sentence for the first problem found; every section that
+        applies checks itself."""
+        self.method.check()
+        for name in ("model", "data", "train", *self.sections()):
+            getattr(self, name).check()
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for YAML; sections that do not apply to the method are left out."""
+        """Plain data for YAML; sections that do not apply to the method or stage are left out."""
         out = {"name": self.name} if self.name else {}
         out |= {"model": _asdict(self.model), "method": _asdict(self.method), "data": _asdict(self.data)}
-        if self.method.name != "full":
-            out["lora"] = _asdict(self.lora)
-        if self.method.name == "qlora":
-            out["quant"] = _asdict(self.quant)
+        used = self.sections()
+        for name in ("lora", "quant"):
+            if name in used:
+                out[name] = _asdict(getattr(self, name))
         out["train"] = _asdict(self.train)
-        if self.method.stage == "dpo":
-            out["dpo"] = _asdict(self.dpo)
-        if self.method.stage in ("rlhf", "ppo"):
-            out["rl"] = _asdict(self.rl)
+        for name in OPTIONAL_SECTIONS[2:]:
+            if name in used:
+                out[name] = _asdict(getattr(self, name))
         return out
 
     @classmethod
@@ -250,9 +278,28 @@ class RunConfig:
                 continue
             kwargs[key] = _build_section(key, sections[key].default_factory, value)
         cfg = cls(**kwargs)
-        if cfg.method.name == "full" and "quant" in raw:
-            raise ValueError("QLoRA applies to LoRA only: choose method lora or qlora, not full.")
+        cfg.method.check()
+        used = cfg.sections()
+        for name in OPTIONAL_SECTIONS[1:]:  # lora under full is tolerated (see OPTIONAL_SECTIONS)
+            if raw.get(name) is not None and name not in used:
+                raise ValueError(_not_applying(name, cfg))
         return cfg
+
+
+OPTIONAL_SECTIONS = ("lora", "quant", "dpo", "rl")
+"""Sections only some methods or stages use; a config that gives one that does not apply is refused,
+except lora under full fine-tuning, which is kept (unused) so that `--set method.name=full` works
+on a LoRA preset."""
+
+
+def _not_applying(name: str, cfg: RunConfig) -> str:
+    if name == "quant":
+        if cfg.method.name == "full":
+            return "QLoRA applies to LoRA only: choose method lora or qlora, not full, or remove the quant section."
+        return "The quant section applies to QLoRA only: set method.name to qlora, or remove the section."
+    owners = [s.name for s in STAGES.values() if s.section == name]
+    return (f"The {name} section applies to the {' and '.join(owners)} stage{'s' if len(owners) > 1 else ''} only, "
+            f"not {cfg.method.stage}: set method.stage, or remove the section.")
 
 
 def _asdict(section: Any) -> dict[str, Any]:
@@ -353,6 +400,66 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ValueError(f"--set {path}: '{part}' is not a section.")
         node[parts[-1]] = value
     return raw
+
+
+def config_with(base: dict[str, Any] | None, values: dict[str, Any]) -> RunConfig:
+    """`base` (a config mapping) with settings given by path, e.g. {'train.batch_size': 4.0}, applied and
+    checked exactly as YAML values are: 2.5 for a whole number is refused, 8.0 is 8. An empty text for a
+    setting that may be None means None. This is how the app's forms become a RunConfig."""
+    raw = copy.deepcopy(base or {})
+    for path, value in values.items():
+        section, _, key = path.rpartition(".")
+        if isinstance(value, str):
+            value = value.strip()
+            if not value and _optional(section, key):
+                value = None
+        if not section:
+            raw[key] = value
+        else:
+            node = raw.setdefault(section, {})
+            if node is None:
+                node = raw[section] = {}
+            node[key] = value
+    return RunConfig.from_dict(raw).validate()
+
+
+def config_from_form(base: dict[str, Any] | None, values: dict[str, Any]) -> RunConfig:
+    """`config_with` for a form that shows every knob at once: the settings of sections the chosen method
+    and stage do not use (quant under LoRA, dpo under SFT ...) are dropped, from the form and the base."""
+    raw = copy.deepcopy(base or {})
+    method = MethodConfig(name=values.get("method.name", value_at(raw, "method.name", "lora")),
+                          stage=values.get("method.stage", value_at(raw, "method.stage", "sft")))
+    method.check()
+    used = RunConfig(method=method).sections()
+    unused = [s for s in OPTIONAL_SECTIONS if s not in used]
+    for section in unused:
+        raw.pop(section, None)
+    kept = {path: v for path, v in values.items() if path.partition(".")[0] not in unused}
+    return config_with(raw, kept)
+
+
+def path_value(cfg: RunConfig, path: str) -> Any:
+    """The value of a dotted setting ('lora.r') in a RunConfig, defaults included; lists are copied."""
+    section, _, key = path.rpartition(".")
+    value = getattr(getattr(cfg, section) if section else cfg, key)
+    return list(value) if isinstance(value, list) else value
+
+
+def value_at(raw: dict[str, Any], path: str, default: Any = None) -> Any:
+    """The value at a dotted path of a config mapping ('train.batch_size'), or `default`."""
+    section, _, key = path.rpartition(".")
+    node = raw.get(section) if section else raw
+    return node.get(key, default) if isinstance(node, dict) else default
+
+
+def _optional(section: str, key: str) -> bool:
+    if not section:
+        return key == "name"
+    factory = {f.name: f.default_factory for f in dataclasses.fields(RunConfig) if f.name != "name"}.get(section)
+    if factory is None:
+        return False
+    types = {f.name: str(f.type) for f in dataclasses.fields(factory())}
+    return "None" in types.get(key, "")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:

@@ -1,11 +1,11 @@
-"""metrics.jsonl is read incrementally, survives torn lines, and status.json is replaced atomically."""
+"""metrics.jsonl is read incrementally and survives torn lines; progress and the runs table read it."""
 
 from __future__ import annotations
 
 import json
 
 from studio.train.metrics import MetricsReader, MetricsWriter
-from studio.train.status import read_status, write_status
+from studio.train.status import RunState, RunStatus
 
 
 def test_reader_returns_only_new_records(tmp_path):
@@ -33,29 +33,29 @@ def test_partial_line_waits_and_garbage_is_skipped(tmp_path):
     assert [r["step"] for r in reader.read_new()] == [2, 3]
 
 
-def test_status_merges_fields(tmp_path):
-    assert read_status(tmp_path)["state"] == "unknown"
-    write_status(tmp_path, state="running", step=1)
-    write_status(tmp_path, step=5)
-    s = read_status(tmp_path)
-    assert s["state"] == "running" and s["step"] == 5 and "updated" in s
-    assert not list(tmp_path.glob("*.tmp*"))
-
-
 def test_progress_after_a_resume_counts_from_the_restart():
     from studio.train.runs import progress
 
-    p = progress({"state": "running", "step": 60, "total_steps": 100, "start_step": 50, "started": 100.0},
-                 now=110.0)
+    status = RunStatus(state=RunState.RUNNING, step=60, total_steps=100, start_step=50, started=100.0)
+    p = progress(status, now=110.0)
     assert p["elapsed"] == 10.0 and p["eta"] == 40.0  # 10 steps took 10 s; 40 remain
-    assert progress({"state": "queued"})["eta"] is None
+    assert progress(RunStatus(state=RunState.QUEUED))["eta"] is None
+    status.dead = True
+    assert progress(status, now=110.0)["eta"] is None and progress(status)["state"] == "dead"
 
 
 def test_queued_caption_never_says_none():
     from studio.ui.tabs.train import progress_html
 
-    assert "None" not in progress_html({"state": "queued"})
-    assert "waiting for run-a to finish" in progress_html({"state": "queued", "waiting_for": "run-a"})
+    assert "None" not in progress_html(RunStatus(state=RunState.QUEUED))
+    assert "waiting for run-a to finish" in progress_html(RunStatus(state=RunState.QUEUED, waiting_for="run-a"))
+
+
+def test_failure_text_is_escaped_in_the_progress_bar():
+    from studio.ui.tabs.train import progress_html
+
+    shown = progress_html(RunStatus(state=RunState.FAILED, error="<img src=x onerror=alert(1)>"))
+    assert "<img" not in shown and "&lt;img" in shown
 
 
 def test_last_loss_reads_the_end_of_a_long_file(tmp_path):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 
 import pytest
 from helpers import PYTHON, ROOT, subprocess_env
 
 from studio.errors import StudioError
+from studio.prefs.session import ShownPair, show_pair
 from studio.prefs.store import PreferenceStore
-from studio.ui.context import AppContext
-from studio.ui.tabs.preferences import record_vote, show_next
 from studio.workspace import Workspace
 
 
@@ -39,17 +39,32 @@ def test_votes_become_trl_preference_rows(tmp_path):
         store.add_pair("p", "", "x")
 
 
-@pytest.mark.parametrize("flipped", [False, True])
-def test_screen_sides_map_back_to_stored_answers(tmp_path, flipped):
-    ctx = AppContext(Workspace.open(tmp_path))
-    store = PreferenceStore(ctx.workspace.prefs_db)
+@pytest.mark.parametrize("side, flipped, chosen", [
+    ("left", False, "answer one"), ("left", True, "answer two"),
+    ("right", False, "answer two"), ("right", True, "answer one"),
+])
+def test_screen_sides_map_back_to_stored_answers(tmp_path, side, flipped, chosen):
+    store = PreferenceStore(tmp_path / "p.sqlite")
     pid = store.add_pair("Q", "answer one", "answer two")
-    record_vote(ctx, {"id": pid, "flipped": flipped}, "left", "")
-    chosen = store.export_rows()[0]["chosen"]
-    assert chosen == ("answer two" if flipped else "answer one")
-    state, prompt, left, right, line = show_next(ctx, "someone-else")
-    assert state["id"] == pid and prompt == "Q" and {left, right} == {"answer one", "answer two"}
-    assert "1 pairs · 1 votes · 1 usable" in line
+    shown = ShownPair(pid, "Q", *(("answer two", "answer one") if flipped else ("answer one", "answer two")),
+                      flipped=flipped)
+    assert (shown.left if side == "left" else shown.right) == chosen  # what the annotator saw is what is stored
+    store.vote(pid, shown.choice_for(side), voter="ann")
+    assert store.export_rows()[0]["chosen"] == chosen
+    assert shown.choice_for("tie") == "tie" and shown.choice_for("both_bad") == "both_bad"
+    with pytest.raises(ValueError, match="A vote is one of"):
+        shown.choice_for("middle")
+
+
+def test_sides_are_shuffled_and_remembered(tmp_path):
+    store = PreferenceStore(tmp_path / "p.sqlite")
+    pid = store.add_pair("Q", "answer one", "answer two")
+    pair = store.next_pair("ann")
+    shown = [show_pair(pair, random.Random(seed)) for seed in range(40)]
+    assert {s.flipped for s in shown} == {False, True}
+    for s in shown:
+        assert s.pair_id == pid and s.prompt == "Q"
+        assert (s.left, s.right) == (("answer two", "answer one") if s.flipped else ("answer one", "answer two"))
 
 
 def test_prefs_export_command(tmp_path):

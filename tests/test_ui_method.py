@@ -8,27 +8,29 @@ import gradio as gr
 import pytest
 
 from studio.config import RunConfig
+from studio.stages import available_stages
 from studio.ui.context import AppContext
 from studio.ui.tabs import method
 from studio.workspace import Workspace
 
 LLAMA = "meta-llama/Llama-2-7b-hf"
-# model, last_model, method, stage, rank, alpha, dropout, targets, dora, rslora, bits, quant_type,
-# double_quant, compute_dtype, precision, batch, seq, checkpointing, gpu
-VALUES = [LLAMA, LLAMA, "lora", "sft", 8, 16, 0.05, ["q_proj", "v_proj"], False, False, 4, "nf4", True,
-          "bfloat16", "bf16", 1, 512, False, "24 GB (RTX 4090, 3090, A10)"]
+CHOICES = {"model.name": LLAMA, "method.name": "lora", "method.stage": "sft", "lora.r": 8, "lora.alpha": 16,
+           "lora.dropout": 0.05, "lora.targets": ["q_proj", "v_proj"], "lora.dora": False, "lora.rslora": False,
+           "quant.bits": 4, "quant.quant_type": "nf4", "quant.double_quant": True, "quant.compute_dtype": "bfloat16"}
+ESTIMATE = {"precision": "bf16", "batch": 1, "seq": 512, "checkpointing": False, "gpu": "24 GB (RTX 4090, 3090, A10)"}
 OUT = {name: i for i, name in enumerate(["model", "last_model", "targets", "info", "card", "lora_box",
                                          "quant_box", "counts", "verdict", "memory", "chart", "problem"])}
 
 
-def refresh(**changes):
-    values = list(VALUES)
-    names = ["model", "last_model", "method", "stage", "rank", "alpha", "dropout", "targets", "dora", "rslora",
-             "bits", "quant_type", "double_quant", "compute_dtype", "precision", "batch", "seq",
-             "checkpointing", "gpu"]
+def refresh(last_model=LLAMA, **changes):
+    """Changes are config paths with '_' for '.', e.g. lora_r=64, or an estimate key (batch=2)."""
+    choices, estimate = dict(CHOICES), dict(ESTIMATE)
     for key, value in changes.items():
-        values[names.index(key)] = value
-    out = method.refresh(*values)
+        if key in estimate:
+            estimate[key] = value
+        else:
+            choices[key.replace("_", ".", 1)] = value
+    out = method.refresh(last_model, choices, estimate)
     return {name: out[i] for name, i in OUT.items()}
 
 
@@ -39,9 +41,13 @@ def skipped(value) -> bool:
 def test_the_tab_builds_with_numbers_on_it(tmp_path):
     with gr.Blocks():
         tab = method.build(AppContext(workspace=Workspace.open(tmp_path)))
-    assert len(tab.config_inputs) == 13
-    assert tab.targets.choices and tab.targets.value
-    assert tab.model.value in ("tiny", method.FALLBACK_MODEL)
+    assert set(tab.fields) == set(method.CONFIG_PATHS) and len(tab.config_inputs) == 13
+    targets = tab.fields["lora.targets"]
+    assert targets.choices and targets.value
+    assert tab.fields["model.name"].value in ("tiny", method.FALLBACK_MODEL)
+    # only stages that can train are offered
+    assert [v for _, v in tab.fields["method.stage"].choices] == [s.name for s in available_stages()]
+    assert "rlhf" not in [v for _, v in tab.fields["method.stage"].choices]
 
 
 def test_counts_and_memory_update_with_the_rank():
@@ -49,29 +55,31 @@ def test_counts_and_memory_update_with_the_rank():
     assert "### 4,194,304 trainable" in out["counts"] and "6,738,415,616" in out["counts"]
     assert "GiB" in out["memory"] and out["verdict"].startswith("**Fits:")
     assert out["problem"] == "" and out["chart"] is not None
-    bigger = refresh(rank=64)
+    bigger = refresh(lora_r=64)
     assert "33,554,432 trainable" in bigger["counts"]
 
 
 def test_full_method_hides_lora_controls_and_warns_when_it_does_not_fit():
-    out = refresh(method="full")
+    out = refresh(method_name="full")
     assert out["lora_box"]["visible"] is False and out["quant_box"]["visible"] is False
     assert "Full fine-tuning" in out["card"]
     assert "Does not fit" in out["verdict"] and "try LoRA or QLoRA" in out["verdict"]
 
 
 def test_switching_models_lists_that_models_layers():
-    out = refresh(model="microsoft/Phi-3-mini-4k-instruct")
+    out = refresh(model_name="microsoft/Phi-3-mini-4k-instruct")
     assert out["targets"]["choices"] == ["o_proj", "qkv_proj", "gate_up_proj", "down_proj"]
     assert out["targets"]["value"] == ["o_proj", "qkv_proj"]
     assert out["last_model"] == "microsoft/Phi-3-mini-4k-instruct"
 
 
 @pytest.mark.parametrize("change, sentence", [
-    ({"alpha": -1}, "LoRA alpha must be positive (got -1.0)."),
-    ({"rank": 0}, "LoRA rank must be between 1 and 1024 (got 0)."),
-    ({"targets": []}, "Pick at least one target module"),
+    ({"lora_alpha": -1}, "LoRA alpha must be positive (got -1.0)."),
+    ({"lora_r": 0}, "LoRA rank must be between 1 and 1024 (got 0)."),
+    ({"lora_targets": []}, "Pick at least one target module"),
     ({"batch": 0}, "The batch size must be a whole number of at least 1"),
+    ({"batch": 2.5}, "The batch size must be a whole number (got 2.5)"),
+    ({"lora_r": 8.5}, "lora.r must be a whole number (got 8.5)"),
 ])
 def test_bad_input_keeps_the_last_results_and_says_why(change, sentence):
     out = refresh(**change)
@@ -82,7 +90,7 @@ def test_bad_input_keeps_the_last_results_and_says_why(change, sentence):
 def test_unknown_model_keeps_the_last_good_numbers_and_says_why(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    out = refresh(model="example-org/missing-model")
+    out = refresh(model_name="example-org/missing-model")
     # the typed name stays to be corrected; the numbers shown are still the last good model's
     assert skipped(out["model"]) and skipped(out["last_model"])
     assert "not in the local cache" in out["problem"] and f"still for {LLAMA}" in out["problem"]
@@ -95,21 +103,30 @@ def test_shortcuts_tick_attention_or_every_linear_layer():
 
 
 def test_choices_come_out_as_a_run_config():
-    cfg = method.run_config(LLAMA, "qlora", "dpo", 16.0, 32, 0.1, ["q_proj", "k_proj"], True, False, 4, "fp4",
-                            False, "float16")
+    cfg = method.run_config({**CHOICES, "method.name": "qlora", "method.stage": "dpo", "lora.r": 16.0,
+                             "lora.alpha": 32, "lora.dropout": 0.1, "lora.targets": ["q_proj", "k_proj"],
+                             "lora.dora": True, "quant.quant_type": "fp4", "quant.double_quant": False,
+                             "quant.compute_dtype": "float16"})
     assert isinstance(cfg, RunConfig)
     assert (cfg.model.name, cfg.method.name, cfg.method.stage) == (LLAMA, "qlora", "dpo")
     assert cfg.lora.r == 16 and cfg.lora.targets == ["q_proj", "k_proj"] and cfg.lora.dora
     assert cfg.quant.quant_type == "fp4" and cfg.quant.double_quant is False
     with pytest.raises(ValueError, match="alpha must be positive"):
-        method.run_config(LLAMA, "lora", "sft", 8, 0, 0.1, ["q_proj"], False, False, 4, "nf4", True, "bfloat16")
+        method.run_config({**CHOICES, "lora.alpha": 0})
+    # switching the stage away from DPO drops the DPO settings instead of refusing them
+    dpo = method.run_config({**CHOICES, "method.stage": "dpo"}).to_dict()
+    assert "dpo" in dpo
+    back = method.run_config({**CHOICES, "method.stage": "sft"}, base=RunConfig.from_dict(dpo))
+    assert "dpo" not in back.to_dict() and "quant" not in back.to_dict()
+    # a preset's values come back in the tab's order, keyed the same way
+    assert method.choices_of(method.form_values(back.to_dict()))["lora.r"] == 8
 
 
 def test_a_slider_step_on_a_70b_model_is_fast():
-    refresh(model="meta-llama/Llama-3.1-70B", last_model="meta-llama/Llama-3.1-70B")
+    refresh(model_name="meta-llama/Llama-3.1-70B", last_model="meta-llama/Llama-3.1-70B")
     times = []
     for r in range(1, 41):
         started = time.perf_counter()
-        refresh(model="meta-llama/Llama-3.1-70B", last_model="meta-llama/Llama-3.1-70B", rank=r)
+        refresh(model_name="meta-llama/Llama-3.1-70B", last_model="meta-llama/Llama-3.1-70B", lora_r=r)
         times.append(time.perf_counter() - started)
     assert sorted(times)[int(0.95 * len(times))] < 0.1  # bench/count_speed.py measures the 20 ms target

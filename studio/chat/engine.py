@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
+from studio.stages import STAGES, chat_stage
 from studio.workspace import Workspace, run_result
 
 
@@ -95,8 +96,10 @@ def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None
         if (cfg.get("method") or {}).get("name") == "qlora":
             notes.append("The run trained on a 4-bit base; its adapter is merged into a 16-bit copy of the base "
                          "for chat, so answers can differ slightly from the quantised model.")
-        if (cfg.get("method") or {}).get("stage") == "reward":
-            raise StudioError(f"Run {run_dir.name} is a reward model: it scores answers rather than writing them.")
+        stage_name = (cfg.get("method") or {}).get("stage")
+        if not chat_stage(stage_name):
+            raise StudioError(f"Run {run_dir.name} is a {STAGES[stage_name].label.lower()}: it scores answers rather "
+                              "than writing them.")
     say(0.3, "loading the model")
     tok_source = adapter if adapter is not None and (adapter / "tokenizer_config.json").exists() else weights_from
     tokenizer = AutoTokenizer.from_pretrained(tok_source)

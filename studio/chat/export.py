@@ -49,6 +49,21 @@ def model_card(run_dir: Path, kind: str) -> str:
     return "\n".join(lines)
 
 
+def export_folder(ws: Workspace, run_id: str, name: str | None, merged: bool) -> Path:
+    """The folder under the workspace's exports/ that the app exports a run to: a plain name (default
+    RUN-merged or RUN-adapter), never a path that leads elsewhere."""
+    name = (name or "").strip() or f"{run_id}-{'merged' if merged else 'adapter'}"
+    out = ws.exports / name
+    if "/" in name or "\\" in name or name.startswith(".") or not ws.contains(out):
+        raise StudioError("The folder name must be a plain name inside exports/ (no slashes, not starting with a dot).")
+    return out
+
+
+def holds_export(folder: Path) -> bool:
+    """Whether `folder` already holds an exported model or adapter (so Push can send it as it is)."""
+    return folder.is_dir() and ((folder / "config.json").exists() or (folder / "adapter_config.json").exists())
+
+
 def export_run(ws: Workspace, run: str, out: str | Path, merged: bool) -> Path:
     run_dir = ws.run_dir(run)
     out = Path(out).expanduser()

@@ -16,8 +16,9 @@ from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.methods import common
 from studio.models.loading import load_tokenizer, marks_assistant_turns
+from studio.stages import stage
 
-WANTED = ("sft", "text")
+STAGE = stage("sft")
 
 
 def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, bool]:
@@ -49,7 +50,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     marks = marks_assistant_turns(tokenizer)
-    train, evaluation = common.train_and_eval(cfg, WANTED)
+    train, evaluation = common.train_and_eval(cfg, STAGE.data_kinds)
     train, assistant_only = prepare_sft_dataset(train, marks)
     if evaluation is not None:
         evaluation, _ = prepare_sft_dataset(evaluation, marks)

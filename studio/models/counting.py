@@ -29,6 +29,7 @@ from typing import Any
 from studio.config import METHODS
 from studio.errors import StudioError
 from studio.models import loading, registry
+from studio.stages import stage as stage_of
 
 ALL_LINEAR = "all-linear"
 BIAS_MODES = ("none", "all", "lora_only")
@@ -113,7 +114,7 @@ def model_shapes(name: str, revision: str | None = None, stage: str = "sft") -> 
     name = (name or "").strip()
     if not name:
         raise StudioError("Pick a model: 'tiny', a hub id such as org/model, or a folder.")
-    head = "score" if stage == "reward" else "lm"
+    head = stage_of(stage).head
     preset = registry.find_preset(name)
     if preset is not None:
         return _shapes(("preset", str(preset.config_dir)), head, preset.label)

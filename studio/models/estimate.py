@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from studio.config import LoraSettings, MethodConfig, ModelConfig, QuantSettings, RunConfig
+from studio.config import RunConfig
 from studio.models.counting import ModelShapes, ParamCount, count_trainable_params, model_shapes
 from studio.models.memory import (
     GIB,
@@ -90,31 +90,6 @@ def estimate_run(cfg: RunConfig, setup: TrainingSetup | None = None, gpu: GpuInf
         gpu_gib, gpu_name = gpu.memory_gib, gpu.name
     fits, verdict = fit_verdict(memory, gpu_gib, gpu_name or "the chosen GPU", m.name)
     return RunEstimate(cfg, setup, shapes, count, memory, gpu_name, gpu_gib, fits, verdict)
-
-
-def choices_to_config(model: str, method: str = "lora", stage: str = "sft", rank: int = 8, alpha: float = 16.0,
-                      dropout: float = 0.05, targets: list[str] | str = ("q_proj", "v_proj"), dora: bool = False,
-                      rslora: bool = False, bits: int = 4, quant_type: str = "nf4", double_quant: bool = True,
-                      compute_dtype: str = "bfloat16", base: RunConfig | None = None) -> RunConfig:
-    """A RunConfig with the model, method, LoRA and quantisation choices filled in (the rest from `base`)."""
-    if isinstance(targets, str):
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
-    cfg = RunConfig.from_dict(base.to_dict()) if base is not None else RunConfig()
-    cfg.model = ModelConfig(**{**cfg.model.__dict__, "name": (model or "").strip()})
-    cfg.method = MethodConfig(name=method, stage=stage)
-    cfg.lora = LoraSettings(r=whole_number("LoRA rank", rank), alpha=_number("LoRA alpha", alpha),
-                            dropout=_number("LoRA dropout", dropout),
-                            targets=list(targets or []), dora=bool(dora), rslora=bool(rslora))
-    cfg.quant = QuantSettings(bits=whole_number("QLoRA bits", bits), quant_type=quant_type,
-                              double_quant=bool(double_quant), compute_dtype=compute_dtype)
-    return cfg
-
-
-def _number(what: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number (got {value!r}).") from None
 
 
 def whole_number(what: str, value: Any) -> int:

@@ -52,6 +52,7 @@ import subprocess
 from dataclasses import dataclass
 
 from studio.models.counting import ModelShapes, ParamCount
+from studio.stages import stage
 
 GIB = 1024**3
 PRECISIONS = ("bf16", "fp16", "fp32", "mixed")
@@ -83,6 +84,7 @@ class TrainingSetup:
     stage: str = "sft"
 
     def check(self) -> TrainingSetup:
+        stage(self.stage)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r}).")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -144,9 +146,10 @@ def estimate_memory(shapes: ModelShapes, count: ParamCount, method: str, setup: 
     else:
         weights = base_bytes * shapes.base
     weights += 4 * adapters
-    if setup.stage in ("dpo", "rlhf", "ppo") and full:
+    traits = stage(setup.stage)
+    if traits.reference_copy and full:
         weights += 2 * shapes.base  # the frozen reference; LoRA gets it free by switching the adapter off
-    if setup.stage in ("rlhf", "ppo"):
+    if traits.reward_model:
         weights += 2 * shapes.base  # a 16-bit reward model assumed the size of the policy
 
     grad_bytes = base_bytes if full else 4
@@ -173,14 +176,15 @@ def activation_bytes(shapes: ModelShapes, count: ParamCount, setup: TrainingSetu
         rank, dropout = lora
         per_layer = 2 * 4 * h + d * (2 * q + 2 * kv) + 3 * d * i + small
         adapters = 4 * count.adapted_in_features * (2 if dropout > 0 else 1) + 4 * rank * count.adapted_layers
-    pairs = 2 if setup.stage in ("dpo", "reward") else 1
+    traits = stage(setup.stage)
+    pairs = 2 if traits.paired else 1
     tokens = setup.batch_size * setup.seq_len * pairs
     if setup.gradient_checkpointing:
         kept = layers * d * h + per_layer + adapters // layers
     else:
         kept = layers * per_layer + adapters
     logits = (d + 4 + 4) * shapes.vocab_size if shapes.head == "lm" else 0
-    kv_cache = 2 * layers * kv * d if setup.stage in ("rlhf", "ppo") else 0  # generation before each step
+    kv_cache = 2 * layers * kv * d if traits.generates else 0  # generation before each step
     return tokens * (kept + logits + kv_cache)
 
 

@@ -3,7 +3,7 @@
     run_dir = start_run(ws, cfg)          # python -m studio train <run>/config.yaml --run-dir <run>
     stop_run(run_dir)                     # the worker saves a checkpoint and exits
     resume_run(ws, run_dir)               # continues from the latest checkpoint
-    state = refresh_status(run_dir)       # notices a worker that died without saying so
+    status = observe(run_dir)             # RunStatus; .dead when the worker is gone without a final state
 
 Children are started with an argument list (never a shell) in their own process session, so a
 restart of the app leaves them running; their output goes to the run's stdout.log. Workers take a
@@ -18,15 +18,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from studio.config import RunConfig, save_config
 from studio.errors import StudioError
-from studio.train.status import FINAL_STATES, read_status, write_status
+from studio.stages import stage
+from studio.train.status import ACTIVE, RunState, RunStatus, process_start, read_status, update_status
 from studio.train.worker import STOP_FILE
 from studio.workspace import Workspace, run_result
-
-ACTIVE_STATES = ("queued", "starting", "running", "stopping")
 
 
 def worker_command(config_path: Path, run_dir: Path, ws: Workspace, resume: bool = False,
@@ -65,10 +63,9 @@ def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
 
 def preflight(cfg: RunConfig) -> None:
     """Checks that need no training, done before a run folder exists: a typo costs no failed run."""
-    from studio.methods import stage_module
     from studio.models.loading import resolve_model
 
-    stage_module(cfg.method.stage)
+    stage(cfg.method.stage).trainer_module()
     if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
         raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
                           "to start from.")
@@ -87,50 +84,72 @@ def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None) -> Path:
     preflight(cfg)
     run_dir = ws.new_run_dir(label or cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
     config_path = save_config(cfg, run_dir / "config.yaml")
-    write_status(run_dir, state="queued", run_id=run_dir.name, stage=cfg.method.stage, method=cfg.method.name,
-                 model=cfg.model.name, created=time.time())
+    update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
+                  method=cfg.method.name, model=cfg.model.name, created=time.time())
     cmd = worker_command(config_path, run_dir, ws, num_processes=cfg.train.num_processes,
                          accelerate_config=cfg.train.accelerate_config)
-    write_status(run_dir, launcher_pid=_spawn(cmd, run_dir))
+    _record_launcher(run_dir, _spawn(cmd, run_dir))
     return run_dir
+
+
+def _record_launcher(run_dir: Path, pid: int) -> None:
+    update_status(run_dir, launcher_pid=pid, launcher_start=process_start(pid))
+
+
+def prepare_resume(run_dir: Path) -> RunConfig:
+    """Check that a run can resume and mark it queued; returns its config. Shared by the UI's Resume and
+    `studio train RUN --resume`."""
+    from studio.config import load_config
+
+    status = observe(run_dir)
+    if status.active:
+        raise StudioError(f"Run {run_dir.name} is still {status.shown_state}; stop it before resuming.")
+    if not any((run_dir / "checkpoints").glob("checkpoint-*")):
+        raise StudioError(f"Run {run_dir.name} has no checkpoint to resume from; start it again instead.")
+    cfg = load_config(run_dir / "config.yaml")
+    (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it is spent
+    # compare-and-set: only if nobody moved the run since we looked (a dead run is still "running" on disk)
+    after = update_status(run_dir, expect={status.state}, state=RunState.QUEUED, error=None,
+                          resumed=time.time(), finished=None, waiting_for=None)
+    if after.state is not RunState.QUEUED:
+        raise StudioError(f"Run {run_dir.name} changed meanwhile (now {after.shown_state}); look again before "
+                          "resuming.")
+    return cfg
 
 
 def resume_run(ws: Workspace, run_dir: Path) -> Path:
-    state = refresh_status(run_dir)
-    if state.get("state") in ACTIVE_STATES:
-        raise StudioError(f"Run {run_dir.name} is still {state['state']}; stop it before resuming.")
-    if not any((run_dir / "checkpoints").glob("checkpoint-*")):
-        raise StudioError(f"Run {run_dir.name} has no checkpoint to resume from; start it again instead.")
-    from studio.config import load_config
-
-    cfg = load_config(run_dir / "config.yaml")
-    (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it is spent
-    write_status(run_dir, state="queued", error=None, resumed=time.time(), finished=None, waiting_for=None)
+    """Continue a stopped, failed or dead run from its latest checkpoint, in a new child process."""
+    cfg = prepare_resume(run_dir)
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=True, num_processes=cfg.train.num_processes,
                          accelerate_config=cfg.train.accelerate_config)
-    write_status(run_dir, launcher_pid=_spawn(cmd, run_dir))
+    _record_launcher(run_dir, _spawn(cmd, run_dir))
     return run_dir
 
 
-def stop_run(run_dir: Path) -> None:
-    """Ask the worker to save a checkpoint and stop (a queued run just leaves the queue)."""
+def stop_run(run_dir: Path) -> RunStatus:
+    """Ask the worker to save a checkpoint and stop (a queued run just leaves the queue).
+
+    Only a run that is active and whose process is still its worker is signalled: a finished run's
+    pid may belong to another process by now.
+    """
+    status = observe(run_dir)
+    if not status.active:
+        raise StudioError(f"Run {run_dir.name} is not running ({status.shown_state}); there is nothing to stop.")
     (run_dir / STOP_FILE).touch()
-    status = read_status(run_dir)
-    for key in ("pid", "launcher_pid"):
-        pid = status.get(key)
-        if pid and pid_alive(pid):
+    for pid, started in ((status.pid, status.pid_start), (status.launcher_pid, status.launcher_start)):
+        if is_process(pid, started):
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(int(pid), signal.SIGTERM)
             except OSError:
                 pass
-    if status.get("state") in ("running", "starting", "queued"):
-        write_status(run_dir, state="stopping")
+    return update_status(run_dir, expect={RunState.QUEUED, RunState.STARTING, RunState.RUNNING},
+                         state=RunState.STOPPING)
 
 
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(int(pid), 0)
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return False
     try:  # a zombie (exited, not yet reaped) is not alive
         with open(f"/proc/{int(pid)}/stat") as fh:
@@ -139,21 +158,24 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def refresh_status(run_dir: Path, grace: float = 5.0) -> dict[str, Any]:
-    """The run's status, marking it failed when its process is gone without a final state."""
+def is_process(pid: int | None, started: str | None) -> bool:
+    """Whether `pid` is alive and is the same process that was recorded (same start time)."""
+    if not pid or not pid_alive(pid):
+        return False
+    return started is None or process_start(pid) in (None, started)
+
+
+def observe(run_dir: Path, grace: float = 5.0) -> RunStatus:
+    """The run's status as recorded, with `dead` set when it claims to be active but none of its
+    processes is alive. Nothing is written: the record stays the worker's."""
     status = read_status(run_dir)
-    if status.get("state") not in ACTIVE_STATES:
+    if status.state not in ACTIVE:
         return status
-    pids = [p for p in (status.get("pid"), status.get("launcher_pid")) if p]
-    if not pids or any(pid_alive(p) for p in pids):
+    procs = [(status.pid, status.pid_start), (status.launcher_pid, status.launcher_start)]
+    if not any(pid for pid, _ in procs) or any(is_process(pid, started) for pid, started in procs):
         return status
-    if time.time() - float(status.get("updated", 0)) < grace:
+    if time.time() - float(status.updated or 0) < grace:
         return status  # the worker may be writing its final state right now
-    status = read_status(run_dir)
-    if status.get("state") in FINAL_STATES:
-        return status
-    if status.get("state") == "stopping":
-        return write_status(run_dir, state="stopped", finished=time.time())
-    return write_status(run_dir, state="failed", finished=time.time(),
-                        error=status.get("error") or "The training process died unexpectedly (killed, or out of "
-                        "memory); see stdout.log. Resume continues from the latest checkpoint.")
+    again = read_status(run_dir)
+    again.dead = again.state in ACTIVE
+    return again

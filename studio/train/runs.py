@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
+from studio.stages import chat_stage
 from studio.train.metrics import FILE, read_all
-from studio.train.runner import refresh_status
-from studio.train.status import read_status
+from studio.train.runner import observe
+from studio.train.status import RunState, RunStatus, read_status
 from studio.workspace import Workspace
 
 # Keys the trainer logs that are not curves worth drawing.
@@ -29,25 +30,25 @@ _NOT_CURVES = {"step", "epoch", "time", "total_flos", "train_runtime", "train_sa
 
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
-    status = refresh_status(run_dir)
+    status = observe(run_dir)
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         cfg = {}
     loss = last_loss(run_dir)
-    started = status.get("started") or status.get("created")
-    ended = status.get("finished") or (time.time() if status.get("state") == "running" else status.get("updated"))
+    started = status.started or status.created
+    ended = status.finished or (time.time() if status.active else status.updated)
     return {
         "run": run_dir.name,
-        "stage": (cfg.get("method") or {}).get("stage", status.get("stage", "?")),
-        "model": (cfg.get("model") or {}).get("name", status.get("model", "?")),
-        "method": (cfg.get("method") or {}).get("name", status.get("method", "?")),
-        "status": status.get("state", "unknown"),
-        "steps": f"{status.get('step', 0)}/{status.get('total_steps', '?')}",
+        "stage": (cfg.get("method") or {}).get("stage", status.stage or "?"),
+        "model": (cfg.get("model") or {}).get("name", status.model or "?"),
+        "method": (cfg.get("method") or {}).get("name", status.method or "?"),
+        "status": status.shown_state,
+        "steps": f"{status.step}/{status.total_steps or '?'}",
         "final loss": round(loss, 4) if loss is not None else None,
         "duration": _duration(ended - started) if started and ended else "",
         "parent": Path((cfg.get("model") or {}).get("parent_run") or "").name,
-        "error": status.get("error") or "",
+        "error": status.shown_error,
     }
 
 
@@ -81,7 +82,7 @@ def finished_runs(ws: Workspace, chat_models: bool = False) -> list[str]:
     out = []
     for run_dir in ws.list_runs():
         status = read_status(run_dir)
-        if status.get("state") == "completed" and not (chat_models and status.get("stage") == "reward"):
+        if status.state is RunState.COMPLETED and not (chat_models and not chat_stage(status.stage)):
             out.append(run_dir.name)
     return out
 
@@ -124,15 +125,16 @@ def smooth(values: list[float], weight: float = 0.8) -> list[float]:
     return out
 
 
-def progress(status: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def progress(status: RunStatus, now: float | None = None) -> dict[str, Any]:
     """Step, total, elapsed and ETA for the progress bar."""
     now = now or time.time()
-    step, total = int(status.get("step") or 0), int(status.get("total_steps") or 0)
-    started = status.get("started")
-    elapsed = (status.get("finished") or now) - started if started else 0.0
+    step, total = status.step, status.total_steps
+    started = status.started
+    elapsed = (status.finished or now) - started if started else 0.0
     # steps per second since the training loop began (loading excluded; a resume restarts the clock)
-    done = step - int(status.get("start_step") or 0)
-    looping = now - float(status.get("loop_started") or started or now)
-    eta = looping / done * (total - step) if done > 0 and total and status.get("state") == "running" else None
+    done = step - status.start_step
+    looping = now - float(status.loop_started or started or now)
+    running = status.state is RunState.RUNNING and not status.dead
+    eta = looping / done * (total - step) if done > 0 and total and running else None
     return {"step": step, "total": total, "fraction": step / total if total else 0.0,
-            "elapsed": elapsed, "eta": eta, "state": status.get("state", "unknown")}
+            "elapsed": elapsed, "eta": eta, "state": status.shown_state}

@@ -1,40 +1,216 @@
-"""status.json: the state of a run (queued, running, stopping, completed, stopped, failed).
+"""status.json: the state of a run, as one typed record with a closed set of states.
 
-Written atomically (write to a temporary file, then rename) so a reader never sees half a file.
+    status = read_status(run_dir)                 # RunStatus; state None when there is no status yet
+    update_status(run_dir, state=RunState.RUNNING, step=12)
+
+Who writes what: the runner writes `queued` when it creates or resumes a run and `stopping` when a
+stop is asked for; the worker writes everything else (starting, running, progress, the final state).
+Each write is a read-modify-write under a lock on the run's status.lock, and a state only moves
+along `NEXT`: a worker's progress report after a stop request leaves the run `stopping`, and nothing
+a late writer says can undo a final state except a resume. Readers never write; a run whose process
+has gone without a final state is derived as dead by `studio.train.runner.observe`.
+
+The file is replaced atomically (write a temporary file, then rename), so a reader never sees half
+of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import fcntl
 import json
 import os
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 FILE = "status.json"
-FINAL_STATES = ("completed", "stopped", "failed")
+LOCK = "status.lock"
 
 
-def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
+class RunState(str, enum.Enum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+ACTIVE = frozenset({RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.STOPPING})
+FINAL = frozenset({RunState.COMPLETED, RunState.STOPPED, RunState.FAILED})
+_ENDS = {RunState.COMPLETED, RunState.STOPPED, RunState.FAILED}
+NEXT: dict[RunState, frozenset[RunState]] = {
+    RunState.QUEUED: frozenset({RunState.QUEUED, RunState.STARTING, RunState.STOPPING, *_ENDS}),
+    RunState.STARTING: frozenset({RunState.STARTING, RunState.RUNNING, RunState.STOPPING, *_ENDS}),
+    RunState.RUNNING: frozenset({RunState.RUNNING, RunState.STOPPING, *_ENDS}),
+    RunState.STOPPING: frozenset({RunState.STOPPING, *_ENDS}),
+    RunState.COMPLETED: frozenset({RunState.QUEUED}),
+    RunState.STOPPED: frozenset({RunState.QUEUED}),
+    RunState.FAILED: frozenset({RunState.QUEUED}),
+}
+"""The moves a state may make. A final state moves only to queued, which is what a resume writes."""
+
+DEAD_ERROR = ("The training process ended without saying why (killed, or out of memory); see stdout.log. "
+              "Resume continues from the latest checkpoint.")
+
+
+@dataclass
+class RunStatus:
+    state: RunState | None = None
+    """None while the run has no readable status.json."""
+    run_id: str = ""
+    stage: str = ""
+    method: str = ""
+    model: str = ""
+    pid: int | None = None
+    """The training process (rank 0)."""
+    pid_start: str | None = None
+    """When that process started, so a reused pid is not taken for the worker."""
+    launcher_pid: int | None = None
+    """The process the runner started (the worker itself, or `accelerate launch`)."""
+    launcher_start: str | None = None
+    step: int = 0
+    total_steps: int = 0
+    start_step: int = 0
+    """The step the current attempt began at (non-zero after a resume)."""
+    world_size: int = 1
+    created: float | None = None
+    started: float | None = None
+    loop_started: float | None = None
+    resumed: float | None = None
+    finished: float | None = None
+    updated: float | None = None
+    elapsed: float | None = None
+    waiting_for: str | None = None
+    """The run holding the device while this one is queued."""
+    error: str | None = None
+    output: str | None = None
+    dead: bool = False
+    """Derived by readers, never stored: the state is active but its process is gone."""
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE and not self.dead
+
+    @property
+    def shown_state(self) -> str:
+        """What the UI and the CLI call the run's state."""
+        if self.dead:
+            return "dead"
+        return self.state.value if self.state else "unknown"
+
+    @property
+    def shown_error(self) -> str:
+        return DEAD_ERROR if self.dead else (self.error or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "dead"}
+        out["state"] = self.state.value if self.state else None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunStatus:
+        """Known keys only; a value of the wrong type falls back to the field's default."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        out = cls()
+        for key, value in raw.items():
+            if key == "state":
+                try:
+                    out.state = RunState(value)
+                except ValueError:
+                    out.state = None
+            elif key in known and key != "dead" and _fits(value, known[key].type):
+                setattr(out, key, value)
+        return out
+
+
+def _fits(value: Any, type_text: str) -> bool:
+    if value is None:
+        return "None" in str(type_text)
+    if isinstance(value, bool):
+        return False
+    if "int" in str(type_text):
+        return isinstance(value, int)
+    if "float" in str(type_text):
+        return isinstance(value, (int, float))
+    return isinstance(value, str)
+
+
+def read_status(run_dir: str | os.PathLike) -> RunStatus:
     path = Path(run_dir) / FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {"state": "unknown"}
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return RunStatus()
+    return RunStatus.from_dict(raw) if isinstance(raw, dict) else RunStatus()
 
 
-def write_status(run_dir: str | os.PathLike, **fields: Any) -> dict[str, Any]:
-    """Merge `fields` into the run's status and write it back atomically."""
-    path = Path(run_dir) / FILE
-    status = read_status(run_dir)
-    status.pop("state", None) if status.get("state") == "unknown" else None
-    status.update(fields)
-    status["updated"] = time.time()
+def update_status(run_dir: str | os.PathLike, *, expect: Collection[RunState] | None = None,
+                  **fields: Any) -> RunStatus:
+    """Merge `fields` into the run's status under its lock, and return the status as written.
+
+    A `state` in `fields` is applied only along NEXT; with `expect`, only when the current state is one
+    of those (a compare-and-set for the runner, which looked at the run first). A state that may not be
+    applied is left as it is; the other fields are still merged.
+    """
+    run_dir = Path(run_dir)
+    with _locked(run_dir):
+        status = read_status(run_dir)
+        if "state" in fields:
+            wanted = RunState(fields.pop("state"))
+            current = status.state
+            if expect is not None:
+                allowed = current in expect
+            else:
+                allowed = current is None or wanted in NEXT[current]
+            if allowed:
+                status.state = wanted
+        unknown = set(fields) - {f.name for f in dataclasses.fields(RunStatus)} | ({"dead"} & set(fields))
+        if unknown:
+            raise TypeError(f"status.json has no field {sorted(unknown)[0]!r}")
+        for key, value in fields.items():
+            setattr(status, key, value)
+        status.updated = time.time()
+        _write(run_dir / FILE, status.to_dict())
+    return status
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(status, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)  # never leave half a file behind, e.g. on a full disk
         raise
-    return status
+
+
+class _locked:
+    """An exclusive lock on the run's status.lock (released by the OS if the holder dies)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK
+
+    def __enter__(self) -> None:
+        self.fh = open(self.path, "a")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.fh.close()
+
+
+def process_start(pid: int | None) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where that cannot be read.
+    With the pid it names one process: a pid the system has handed to a new process starts later."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError, ValueError):
+        return None

@@ -23,8 +23,9 @@ from typing import Any
 
 from studio.config import RunConfig, save_config
 from studio.errors import StudioError
+from studio.stages import stage
 from studio.train.metrics import MetricsWriter
-from studio.train.status import write_status
+from studio.train.status import RunState, process_start, update_status
 
 STOP_FILE = "STOP"
 
@@ -43,9 +44,9 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
         def on_train_begin(self, args, state, control, **kw):
             self.started = time.time()
             if state.is_world_process_zero:
-                write_status(run_dir, state="running", step=state.global_step, total_steps=state.max_steps,
-                             start_step=state.global_step, loop_started=time.time(),
-                             world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                update_status(run_dir, state=RunState.RUNNING, step=state.global_step, total_steps=state.max_steps,
+                              start_step=state.global_step, loop_started=time.time(),
+                              world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
         def on_step_end(self, args, state, control, **kw):
             if self.stop_requested or (run_dir / STOP_FILE).exists():
@@ -71,7 +72,7 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
                 if since > 0 and done > 0:
                     record["tokens_per_second"] = done / since
             writer.write(record)
-            write_status(run_dir, step=state.global_step, total_steps=state.max_steps, elapsed=elapsed)
+            update_status(run_dir, step=state.global_step, total_steps=state.max_steps, elapsed=elapsed)
             for key in ("loss", "grad_norm"):
                 value = logs.get(key)
                 if isinstance(value, float) and not math.isfinite(value):
@@ -120,7 +121,8 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any) -> Any:
             return fh
         except BlockingIOError:
             holder = owner.read_text(encoding="utf-8").strip() if owner.exists() else "another run"
-            write_status(run_dir, state="queued", pid=os.getpid(), waiting_for=holder)
+            update_status(run_dir, state=RunState.QUEUED, pid=os.getpid(), pid_start=process_start(os.getpid()),
+                          waiting_for=holder)
             if should_stop():
                 fh.close()
                 return None
@@ -130,13 +132,11 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any) -> Any:
 def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progress: bool = False,
                  lock_path: Path | None = None) -> Path:
     """Train one stage into `run_dir`; return the folder of the saved adapter or model."""
-    from studio.methods import stage_module
-
     main = _is_main_process()
 
     def report(*args: Any, **fields: Any) -> None:  # only rank 0 writes the run's status
         if main:
-            write_status(*args, **fields)
+            update_status(*args, **fields)
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -153,23 +153,25 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, on_sigterm)
     lock = None
+    stop_seen = lambda: stop_asked["flag"] or (run_dir / STOP_FILE).exists()  # noqa: E731
     if lock_path is not None and main:
-        lock = wait_for_device(lock_path, run_dir, lambda: stop_asked["flag"] or (run_dir / STOP_FILE).exists())
-        if lock is None:
-            signal.signal(signal.SIGTERM, previous)
-            report(run_dir, state="stopped", finished=time.time(), waiting_for=None)
-            (run_dir / STOP_FILE).unlink(missing_ok=True)
-            return run_dir
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
-    report(run_dir, state="starting", pid=os.getpid(), run_id=run_dir.name, stage=cfg.method.stage,
-           method=cfg.method.name, model=cfg.model.name, started=time.time(), error=None, waiting_for=None,
-           finished=None)
+        lock = wait_for_device(lock_path, run_dir, stop_seen)
+    if main and ((lock is None and lock_path is not None) or stop_seen()):  # stopped before it began
+        signal.signal(signal.SIGTERM, previous)
+        if lock is not None:
+            lock.close()
+        report(run_dir, state=RunState.STOPPED, finished=time.time(), waiting_for=None)
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
+        return run_dir
+    report(run_dir, state=RunState.STARTING, pid=os.getpid(), pid_start=process_start(os.getpid()),
+           run_id=run_dir.name, stage=cfg.method.stage, method=cfg.method.name, model=cfg.model.name,
+           started=time.time(), error=None, waiting_for=None, finished=None)
     writer = MetricsWriter(run_dir)
     callback = _make_callback(run_dir, writer, show_progress)
     callback.stop_requested = stop_asked["flag"]
     _quiet_libraries()
     try:
-        trainer = stage_module(cfg.method.stage).build_trainer(cfg, run_dir, [callback])
+        trainer = stage(cfg.method.stage).trainer_module().build_trainer(cfg, run_dir, [callback])
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # metrics.jsonl and the progress bar say it better
@@ -177,21 +179,21 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if callback.stop_requested:
             (run_dir / STOP_FILE).unlink(missing_ok=True)
-            report(run_dir, state="stopped", finished=time.time())
+            report(run_dir, state=RunState.STOPPED, finished=time.time())
             return run_dir / "checkpoints"
         out = run_dir / ("model" if cfg.method.name == "full" else "adapter")
         trainer.save_model(str(out))
         tok = getattr(trainer, "processing_class", None)
         if main and tok is not None and hasattr(tok, "save_pretrained"):
             tok.save_pretrained(str(out))
-        report(run_dir, state="completed", finished=time.time(), output=str(out))
+        report(run_dir, state=RunState.COMPLETED, finished=time.time(), output=str(out))
         return out
     except BaseException as err:
         reason = describe_failure(err, run_dir)
         if disk_is_full(err, run_dir):
             drop_incomplete_checkpoints(run_dir)  # frees room to record the failure; finished ones stay
         try:
-            report(run_dir, state="failed", finished=time.time(), error=reason)
+            report(run_dir, state=RunState.FAILED, finished=time.time(), error=reason)
         except OSError:
             print(f"error: {reason} (could not update status.json)", file=sys.stderr, flush=True)
         if isinstance(err, (StudioError, KeyboardInterrupt, SystemExit)):

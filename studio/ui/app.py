@@ -22,18 +22,10 @@ from studio.ui.tabs import chat, data, guide, method, preferences, train
 from studio.workspace import Workspace
 
 
-def method_values(raw: dict[str, Any]) -> list[Any]:
-    """The Method tab's control values for a config mapping (a preset, say)."""
-    cfg = RunConfig.from_dict(raw)
-    lo, q = cfg.lora, cfg.quant
-    return [cfg.model.name, cfg.method.name, cfg.method.stage, lo.r, lo.alpha, lo.dropout, list(lo.targets),
-            lo.dora, lo.rslora, q.bits, q.quant_type, q.double_quant, q.compute_dtype]
-
-
 def with_method_choices(base: dict[str, Any], *values: Any) -> Any:
     """The Train tab's base config with the Method tab's current choices; unchanged while they are invalid."""
     try:
-        return method.run_config(*values, base=RunConfig.from_dict(base)).to_dict()
+        return method.run_config(method.choices_of(values), base=RunConfig.from_dict(base)).to_dict()
     except (ValueError, StudioError):
         return gr.skip()
 
@@ -58,11 +50,11 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         base, choices = train_tab["base"], method_tab.config_inputs
         gr.on([c.change for c in choices], with_method_choices, [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")
-        train_tab["preset_loaded"].then(method_values, base, choices, show_progress="hidden")
-        app.load(method_values, base, choices, show_progress="hidden")
+        train_tab["preset_loaded"].then(method.form_values, base, choices, show_progress="hidden")
+        app.load(method.form_values, base, choices, show_progress="hidden")
         prefs_page.select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"], show_progress="hidden")
-        for fn, outputs in ctx.on_load:
-            app.load(fn, None, outputs, show_progress="hidden")
+        for fn, inputs, outputs in ctx.on_load:
+            app.load(fn, inputs, outputs, show_progress="hidden")
         for dropdown, options in ctx.pickers:
             refresh = (lambda f: lambda: gr.update(choices=f()))(options)
             app.load(refresh, None, dropdown, show_progress="hidden")

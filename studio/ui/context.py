@@ -24,8 +24,8 @@ class AppContext:
     """(dropdown, choices function) pairs whose choices follow the workspace: refreshed at page load
     and when the dropdown gets focus, so datasets and runs made meanwhile appear."""
 
-    on_load: list[tuple[Callable[..., Any], list[Any]]] = field(default_factory=list)
-    """(function, outputs) pairs run when a page loads."""
+    on_load: list[tuple[Callable[..., Any], list[Any] | None, list[Any]]] = field(default_factory=list)
+    """(function, inputs, outputs) run when a page loads."""
 
     def picker(self, dropdown: Any, choices: Callable[[], list[Any]]) -> Any:
         self.pickers.append((dropdown, choices))

@@ -1,5 +1,6 @@
-"""The cards the Method tab shows beside each choice: what a method or stage does, what it costs, how
-hard it is to get right, and when to pick it. Plain Markdown, so the Guide tab can reuse them."""
+"""The cards the Method tab shows beside each method: what it does, what it costs, how hard it is to get
+right, and when to pick it. Plain Markdown, so the Guide tab can reuse them. Stage cards live with the
+stage declarations in studio.stages."""
 
 from __future__ import annotations
 
@@ -44,19 +45,4 @@ Needs a CUDA GPU (bitsandbytes).
 safe default. Merging the adapter back into a 4-bit model needs care (the studio merges into 16-bit).
 
 **When.** The model does not fit your GPU in 16-bit, or you want a bigger model on the same card.""",
-}
-
-STAGE_CARDS = {
-    "sft": "**SFT** — learns from examples of good answers: a prompt and the reply you want. The first "
-           "stage of almost every project, and often the only one needed.",
-    "reward": "**Reward model** — learns to give an answer a score, from pairs where one answer was "
-              "preferred. Its head outputs one number instead of a word, so the counts include that head, "
-              "which trains in full. Used to steer RLHF.",
-    "dpo": "**DPO** — learns straight from preferred / rejected pairs, with no reward model: it raises the "
-           "chosen answer's likelihood against a frozen reference. With LoRA the reference is the base "
-           "with the adapter switched off, so it costs no memory; full fine-tuning keeps a second copy.",
-    "rlhf": "**RLHF** — the model writes answers, a reward model scores them, and the policy moves towards "
-            "the better ones while a KL penalty keeps it near where it started. The slowest stage: it "
-            "generates during training and holds a reward model in memory too.",
-    "ppo": "**PPO** — classic RLHF with a learned value estimate; needs a reward model, like RLHF.",
 }

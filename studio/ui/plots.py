@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from studio.stages import STAGES
+
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "height": 300}
 
 
@@ -20,8 +22,7 @@ def token_length_histogram(lengths: list[int], max_length: int | None = None) ->
 _PALETTE = ["#4f7cac", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50", "#f39c12"]
 # Stage metrics drawn in the third panel: accuracies and margins share a readable scale; raw
 # log-probabilities and logits (hundreds) would flatten them, so they stay in metrics.jsonl only.
-_STAGE_METRICS = ("rewards/accuracies", "rewards/margins", "accuracy", "margin", "eval_rewards/accuracies",
-                  "eval_rewards/margins", "eval_accuracy", "eval_margin", "mean_reward", "kl", "objective/kl")
+_STAGE_METRICS = {m for s in STAGES.values() for m in s.metrics}
 
 
 def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.6):

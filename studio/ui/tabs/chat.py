@@ -15,7 +15,7 @@ import pandas as pd
 
 from studio.chat.engine import GenerationSettings, build_messages, stream_reply
 from studio.chat.evaluate import eval_rows, evaluate_model
-from studio.chat.export import export_run, push_to_hub
+from studio.chat.export import export_folder, export_run, holds_export, push_to_hub
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA
@@ -225,11 +225,11 @@ def _export_panel(ctx: AppContext) -> None:
     def do_export(run_id, what, name):
         if not run_id:
             return "⚠️ Pick a run to export.", gr.skip()
-        name = (name or "").strip() or f"{run_id}-{'merged' if what == 'merged model' else 'adapter'}"
-        out = ctx.workspace.exports / name
-        if not ctx.workspace.contains(out) or "/" in name or name.startswith("."):
-            return "⚠️ The folder name must be a plain name inside exports/.", gr.skip()
-        if out.is_dir() and ((out / "config.json").exists() or (out / "adapter_config.json").exists()):
+        try:
+            out = export_folder(ctx.workspace, run_id, name, merged=what == "merged model")
+        except StudioError as err:
+            return f"⚠️ {err}", gr.skip()
+        if holds_export(out):
             return f"`{out}` was exported before: Push sends it as it is.", str(out)
         try:
             path = export_run(ctx.workspace, run_id, out, merged=what == "merged model")

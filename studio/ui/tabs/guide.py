@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from studio.stages import STAGES
 from studio.ui.context import AppContext
 
 GUIDE = """
@@ -24,10 +25,7 @@ with no network: try it before spending GPU hours on a large model.
 | QLoRA | LoRA over a 4-bit copy of the base | ~6 GB | one consumer GPU |
 
 ### Stages
-- **SFT** — learn from examples of good answers.
-- **Reward model** — learn to score answers from pairs where one was preferred.
-- **DPO** — learn directly from preferred / rejected pairs, no reward model needed.
-- **RLHF** — generate answers, score them with a reward model, move towards the better ones.
+{stages}
 
 The Method tab gives the exact figure for your model, batch and sequence length.
 
@@ -42,5 +40,14 @@ The Method tab gives the exact figure for your model, batch and sequence length.
 """
 
 
+def stage_list() -> str:
+    """One line per declared stage, from its card; stages that cannot train yet say so."""
+    lines = []
+    for s in STAGES.values():
+        soon = "" if s.available else " *(not available in this version yet)*"
+        lines.append(f"- {s.card}{soon}")
+    return "\n".join(lines)
+
+
 def build(ctx: AppContext) -> None:
-    gr.Markdown(GUIDE)
+    gr.Markdown(GUIDE.replace("{stages}", stage_list()))

@@ -5,7 +5,8 @@ Nothing loads weights: the model is read once from its config on the meta device
 and every change after that is arithmetic on layer shapes. Per-browser state is one gr.State (the last
 model that was read successfully); a bad input leaves the last good results on screen beside one sentence.
 
-Other tabs read the choices with `tab.config_inputs` and `run_config(*values)`.
+Components are keyed by config path (`tab.fields`); other tabs read the choices with
+`choices_of(values)` and `run_config(choices)`.
 """
 
 from __future__ import annotations
@@ -15,63 +16,66 @@ from typing import Any
 
 import gradio as gr
 
-from studio.config import COMPUTE_DTYPES, QUANT_TYPES, RunConfig
+from studio.config import COMPUTE_DTYPES, QUANT_TYPES, RunConfig, config_from_form, path_value
 from studio.errors import StudioError
 from studio.models.counting import ModelShapes, model_shapes, trainable_by_rank
-from studio.models.estimate import RunEstimate, choices_to_config, estimate_run, whole_number
+from studio.models.estimate import RunEstimate, estimate_run, whole_number
 from studio.models.memory import REFERENCE_GPUS, TrainingSetup, detect_gpu
 from studio.models.registry import TINY, find_preset, model_choices
+from studio.stages import available_stages, stage
 from studio.ui.context import AppContext
-from studio.ui.method_cards import METHOD_CARDS, STAGE_CARDS
+from studio.ui.method_cards import METHOD_CARDS
 from studio.ui.plots import rank_chart
 
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
 CHART_RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-STAGE_CHOICES = [("SFT", "sft"), ("Reward model", "reward"), ("RLHF", "rlhf"), ("DPO", "dpo")]
 METHOD_CHOICES = [("Full fine-tuning", "full"), ("LoRA", "lora"), ("QLoRA", "qlora")]
 PRECISION_CHOICES = [("bf16 — weights, gradients and AdamW state in 16-bit", "bf16"), ("fp16", "fp16"),
                      ("fp32", "fp32"), ("mixed — fp32 master weights, 16-bit compute", "mixed")]
 THIS_MACHINE = "this machine"
 FALLBACK_MODEL = "meta-llama/Llama-2-7b-hf"
+CONFIG_PATHS = ("model.name", "method.name", "method.stage", "lora.r", "lora.alpha", "lora.dropout", "lora.targets",
+                "lora.dora", "lora.rslora", "quant.bits", "quant.quant_type", "quant.double_quant",
+                "quant.compute_dtype")
+"""The settings this tab owns, as config paths; its components are keyed by them."""
+STAGE_CHOICES = [(s.label, s.name) for s in available_stages()]
+STAGE_NAMES = [s.name for s in available_stages()]
+ESTIMATE_KEYS = ("precision", "batch", "seq", "checkpointing", "gpu")
+"""The memory-estimate settings, which are not part of a run config."""
 
 
 @dataclass
 class MethodTab:
-    """The tab's input components, for other tabs that need the current choices."""
+    """The tab's input components keyed by config path, for other tabs that need the current choices."""
 
-    model: Any
-    method: Any
-    stage: Any
-    rank: Any
-    alpha: Any
-    dropout: Any
-    targets: Any
-    dora: Any
-    rslora: Any
-    bits: Any
-    quant_type: Any
-    double_quant: Any
-    compute_dtype: Any
+    fields: dict[str, Any]
 
     @property
     def config_inputs(self) -> list[Any]:
-        """Components in the order `run_config` takes their values."""
-        return [self.model, self.method, self.stage, self.rank, self.alpha, self.dropout, self.targets,
-                self.dora, self.rslora, self.bits, self.quant_type, self.double_quant, self.compute_dtype]
+        """Components in CONFIG_PATHS order, as `choices_of` reads their values."""
+        return [self.fields[p] for p in CONFIG_PATHS]
 
 
-def run_config(model: str, method: str, stage: str, rank: float, alpha: float, dropout: float,
-               targets: list[str], dora: bool, rslora: bool, bits: int, quant_type: str, double_quant: bool,
-               compute_dtype: str, base: RunConfig | None = None) -> RunConfig:
-    """The tab's choices as a validated RunConfig (model, method, lora and quant sections set)."""
-    return choices_to_config(model, method, stage, rank, alpha, dropout, targets, dora, rslora, bits,
-                             quant_type, double_quant, compute_dtype, base).validate()
+def choices_of(values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+    """The values of `config_inputs`, keyed by config path."""
+    return dict(zip(CONFIG_PATHS, values))
 
 
-def evaluate(choices: list[Any], precision: str, batch: float, seq: float, checkpointing: bool,
+def form_values(raw: dict[str, Any]) -> list[Any]:
+    """The tab's values, in CONFIG_PATHS order, for a config mapping (a preset, say)."""
+    cfg = RunConfig.from_dict(raw)
+    return [path_value(cfg, p) for p in CONFIG_PATHS]
+
+
+def run_config(choices: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """The tab's choices (by config path) on top of `base`, as a validated RunConfig."""
+    return config_from_form(base.to_dict() if base is not None else {}, choices)
+
+
+def evaluate(choices: dict[str, Any], precision: str, batch: float, seq: float, checkpointing: bool,
              gpu_choice: str) -> RunEstimate:
     """Counts and memory for the tab's values; raises StudioError / ValueError with one sentence."""
-    cfg = run_config(*choices)
+    cfg = run_config(choices)
     setup = TrainingSetup(batch_size=whole_number("The batch size", batch),
                           seq_len=whole_number("The sequence length", seq),
                           precision=precision, gradient_checkpointing=bool(checkpointing))
@@ -121,35 +125,35 @@ def render(est: RunEstimate) -> list[Any]:
     return [counts, verdict, table, chart]
 
 
-def refresh(model: str, last_model: str, *values: Any) -> list[Any]:
+def refresh(last_model: str, choices: dict[str, Any], estimate: dict[str, Any]) -> list[Any]:
     """Everything the tab shows, for the current values; on bad input the last good results stay."""
-    method, stage, rank, alpha, dropout, targets, dora, rslora, bits, qtype, dq, cdtype = values[:12]
-    precision, batch, seq, checkpointing, gpu_choice = values[12:]
-    card = f"{METHOD_CARDS[method]}\n\n{STAGE_CARDS.get(stage, '')}" if method in METHOD_CARDS else gr.skip()
-    boxes = [gr.update(visible=method != "full"), gr.update(visible=method == "qlora")]
+    model, method_name, stage_name = choices["model.name"], choices["method.name"], choices["method.stage"]
+    card = (f"{METHOD_CARDS[method_name]}\n\n{stage(stage_name).card}" if method_name in METHOD_CARDS
+            and stage_name in STAGE_NAMES else gr.skip())
+    boxes = [gr.update(visible=method_name != "full"), gr.update(visible=method_name == "qlora")]
     try:
-        shapes = model_shapes(model, stage=stage)
+        shapes = model_shapes(model, stage=stage_name)
     except (StudioError, ValueError) as err:
         # the typed name stays for correcting; the numbers shown are still the last good model's
         return [gr.skip(), gr.skip(), gr.skip(), gr.skip(), card, *boxes, *[gr.skip()] * 4,
                 f"⚠️ {err} The numbers below are still for {last_model}."]
     targets_out: Any = gr.skip()
+    targets = choices["lora.targets"]
     if model != last_model or set(targets or []) - set(shapes.target_names):
         targets = default_targets(shapes, targets)
         targets_out = gr.update(choices=shapes.target_names, value=targets)
-    choices = [model, method, stage, rank, alpha, dropout, targets, dora, rslora, bits, qtype, dq, cdtype]
     try:
-        shown = render(evaluate(choices, precision, batch, seq, checkpointing, gpu_choice))
+        shown = render(evaluate({**choices, "lora.targets": targets}, *(estimate[k] for k in ESTIMATE_KEYS)))
         problem = ""
     except (StudioError, ValueError) as err:
         shown, problem = [gr.skip()] * 4, f"⚠️ {err}"
     return [gr.skip(), model, targets_out, model_summary(shapes, model), card, *boxes, *shown, problem]
 
 
-def shortcut(model: str, stage: str, which: str) -> Any:
+def shortcut(model: str, stage_name: str, which: str) -> Any:
     """Tick the attention layers or every linear layer of the current model."""
     try:
-        shapes = model_shapes(model, stage=stage)
+        shapes = model_shapes(model, stage=stage_name)
     except (StudioError, ValueError):
         return gr.skip()
     return gr.update(value=shapes.attention_targets if which == "attention" else shapes.target_names)
@@ -176,50 +180,59 @@ def build(ctx: AppContext) -> MethodTab:
     first, shapes, problem = _first_model()
     names = shapes.target_names if shapes else []
     ticked = default_targets(shapes) if shapes else DEFAULT_TARGETS
+    start = RunConfig()
+    start.model.name, start.lora.targets = first, ticked
+    v = {p: path_value(start, p) for p in CONFIG_PATHS}  # the tab opens on the config defaults
     gpu_choices, gpu_default = _gpu_choices()
     shown: list[Any] = ["", "", "", None]
     if shapes is not None:  # first numbers at build time, so the tab never opens empty
         try:
-            shown = render(evaluate([first, "lora", "sft", 8, 16, 0.05, ticked, False, False, 4, "nf4", True,
-                                     "bfloat16"], "bf16", 1, 512, False, gpu_default))
+            shown = render(evaluate(v, "bf16", 1, 512, False, gpu_default))
         except (StudioError, ValueError) as err:
             problem = f"⚠️ {err}"
     last_model = gr.State(first)
+    f: dict[str, Any] = {}
     with gr.Row():
         with gr.Column(scale=3):
-            model = gr.Dropdown(model_choices(), value=first, allow_custom_value=True, label="Model",
-                                info="A shipped config, any hub id (only its config is fetched) or a local folder")
+            f["model.name"] = gr.Dropdown(
+                model_choices(), value=first, allow_custom_value=True, label="Model",
+                info="A shipped config, any hub id (only its config is fetched) or a local folder")
             info = gr.Markdown(model_summary(shapes, first) if shapes else "")
             with gr.Row():
-                method = gr.Radio(METHOD_CHOICES, value="lora", label="Method")
-                stage = gr.Radio(STAGE_CHOICES, value="sft", label="Stage")
+                f["method.name"] = gr.Radio(METHOD_CHOICES, value=v["method.name"], label="Method")
+                f["method.stage"] = gr.Radio(STAGE_CHOICES, value=v["method.stage"], label="Stage",
+                                             info="only the stages that can train are offered")
             with gr.Group() as lora_box:
-                rank = gr.Slider(1, 256, value=8, step=1, label="Rank r", info="capacity of the adapters")
+                f["lora.r"] = gr.Slider(1, 256, value=v["lora.r"], step=1, label="Rank r",
+                                        info="capacity of the adapters")
                 with gr.Row():
-                    alpha = gr.Number(16, label="Alpha", info="update scaled by alpha / r")
-                    dropout = gr.Number(0.05, label="Dropout", step=0.01)
-                    dora = gr.Checkbox(False, label="DoRA", info="adds a magnitude vector per layer")
-                    rslora = gr.Checkbox(False, label="rsLoRA", info="alpha / √r scaling; same count")
-                targets = gr.CheckboxGroup(names, value=ticked, label="Target modules",
-                                           info="the linear layers this model has")
+                    f["lora.alpha"] = gr.Number(v["lora.alpha"], label="Alpha", info="update scaled by alpha / r")
+                    f["lora.dropout"] = gr.Number(v["lora.dropout"], label="Dropout", step=0.01)
+                    f["lora.dora"] = gr.Checkbox(v["lora.dora"], label="DoRA", info="adds a magnitude vector per layer")
+                    f["lora.rslora"] = gr.Checkbox(v["lora.rslora"], label="rsLoRA", info="alpha / √r scaling; same count")
+                f["lora.targets"] = gr.CheckboxGroup(names, value=ticked, label="Target modules",
+                                                     info="the linear layers this model has")
                 with gr.Row():
                     attention_btn = gr.Button("Attention only", size="sm")
                     all_btn = gr.Button("All linear", size="sm")
             with gr.Group(visible=False) as quant_box:
                 with gr.Row():
-                    bits = gr.Radio([("4-bit", 4), ("8-bit", 8)], value=4, label="Base precision")
-                    quant_type = gr.Radio(list(QUANT_TYPES), value="nf4", label="4-bit type")
-                    double_quant = gr.Checkbox(True, label="Double quantisation")
-                    compute_dtype = gr.Dropdown(list(COMPUTE_DTYPES), value="bfloat16", label="Compute dtype")
+                    f["quant.bits"] = gr.Radio([("4-bit", 4), ("8-bit", 8)], value=v["quant.bits"],
+                                               label="Base precision")
+                    f["quant.quant_type"] = gr.Radio(list(QUANT_TYPES), value=v["quant.quant_type"], label="4-bit type")
+                    f["quant.double_quant"] = gr.Checkbox(v["quant.double_quant"], label="Double quantisation")
+                    f["quant.compute_dtype"] = gr.Dropdown(list(COMPUTE_DTYPES), value=v["quant.compute_dtype"],
+                                                           label="Compute dtype")
+            est: dict[str, Any] = {}
             with gr.Accordion("Memory estimate settings", open=False):
                 with gr.Row():
-                    precision = gr.Dropdown(PRECISION_CHOICES, value="bf16", label="Precision")
-                    batch = gr.Number(1, label="Batch size", precision=0, minimum=1)
-                    seq = gr.Number(512, label="Sequence length", precision=0, minimum=1)
+                    est["precision"] = gr.Dropdown(PRECISION_CHOICES, value="bf16", label="Precision")
+                    est["batch"] = gr.Number(1, label="Batch size", minimum=1, step=1)
+                    est["seq"] = gr.Number(512, label="Sequence length", minimum=1, step=1)
                 with gr.Row():
-                    checkpointing = gr.Checkbox(False, label="Gradient checkpointing")
-                    gpu = gr.Dropdown(gpu_choices, value=gpu_default, label="Compare with GPU")
-            card = gr.Markdown(f"{METHOD_CARDS['lora']}\n\n{STAGE_CARDS['sft']}")
+                    est["checkpointing"] = gr.Checkbox(False, label="Gradient checkpointing")
+                    est["gpu"] = gr.Dropdown(gpu_choices, value=gpu_default, label="Compare with GPU")
+            card = gr.Markdown(f"{METHOD_CARDS[v['method.name']]}\n\n{stage(v['method.stage']).card}")
         with gr.Column(scale=2):
             problem_md = gr.Markdown(problem, elem_classes=["studio-problem"])
             counts = gr.Markdown(shown[0])
@@ -227,14 +240,19 @@ def build(ctx: AppContext) -> MethodTab:
             memory = gr.Markdown(shown[2])
             chart = gr.Plot(shown[3], label="Trainable parameters by rank")
 
-    tab = MethodTab(model, method, stage, rank, alpha, dropout, targets, dora, rslora, bits, quant_type,
-                    double_quant, compute_dtype)
-    inputs = [model, last_model, method, stage, rank, alpha, dropout, targets, dora, rslora, bits, quant_type,
-              double_quant, compute_dtype, precision, batch, seq, checkpointing, gpu]
-    outputs = [model, last_model, targets, info, card, lora_box, quant_box, counts, verdict, memory, chart,
-               problem_md]
-    gr.on([c.change for c in inputs if c is not last_model], refresh, inputs, outputs,
-          show_progress="hidden", trigger_mode="always_last")
-    attention_btn.click(lambda m, s: shortcut(m, s, "attention"), [model, stage], targets, show_progress="hidden")
-    all_btn.click(lambda m, s: shortcut(m, s, "all"), [model, stage], targets, show_progress="hidden")
+    tab = MethodTab(f)
+    config_inputs = tab.config_inputs
+    est_inputs = [est[k] for k in ESTIMATE_KEYS]
+
+    def on_change(last: str, *values: Any) -> list[Any]:
+        n = len(CONFIG_PATHS)
+        return refresh(last, choices_of(values[:n]), dict(zip(ESTIMATE_KEYS, values[n:])))
+
+    outputs = [f["model.name"], last_model, f["lora.targets"], info, card, lora_box, quant_box, counts, verdict,
+               memory, chart, problem_md]
+    gr.on([c.change for c in config_inputs + est_inputs], on_change, [last_model, *config_inputs, *est_inputs],
+          outputs, show_progress="hidden", trigger_mode="always_last")
+    which = [f["model.name"], f["method.stage"]]
+    attention_btn.click(lambda m, s: shortcut(m, s, "attention"), which, f["lora.targets"], show_progress="hidden")
+    all_btn.click(lambda m, s: shortcut(m, s, "all"), which, f["lora.targets"], show_progress="hidden")
     return tab

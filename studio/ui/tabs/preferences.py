@@ -6,13 +6,14 @@ remembers which stored answer is on which side.
 
 from __future__ import annotations
 
-import random
+from dataclasses import asdict
 from typing import Any
 
 import gradio as gr
 
 from studio.data.store import save_dataset
 from studio.errors import StudioError
+from studio.prefs.session import ShownPair, show_pair
 from studio.prefs.store import PreferenceStore
 from studio.ui.context import AppContext
 
@@ -27,21 +28,17 @@ def show_next(ctx: AppContext, voter: str) -> tuple[dict[str, Any] | None, str, 
     line = f"{counts['pairs']} pairs · {counts['votes']} votes · {len(store.export_rows())} usable for training"
     if pair is None:
         return None, NOTHING, "", "", line
-    flipped = random.random() < 0.5
-    left, right = (pair["answer_b"], pair["answer_a"]) if flipped else (pair["answer_a"], pair["answer_b"])
-    return {"id": pair["id"], "flipped": flipped}, pair["prompt"], left, right, line
+    shown = show_pair(pair)
+    return asdict(shown), shown.prompt, shown.left, shown.right, line
 
 
 def record_vote(ctx: AppContext, state: dict[str, Any] | None, side: str, voter: str) -> str:
     """Store a vote given as a side on screen (left / right / tie / both_bad)."""
     if state is None:
         return "Nothing to vote on."
-    choice = side
-    if side in ("left", "right"):
-        a_on_left = not state["flipped"]
-        choice = "a" if (side == "left") == a_on_left else "b"
-    PreferenceStore(ctx.workspace.prefs_db).vote(state["id"], choice, voter=voter)
-    return f"Vote stored for pair #{state['id']}."
+    shown = ShownPair(**state)
+    PreferenceStore(ctx.workspace.prefs_db).vote(shown.pair_id, shown.choice_for(side), voter=voter)
+    return f"Vote stored for pair #{shown.pair_id}."
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
@@ -64,7 +61,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     def load(current, request: gr.Request):
         """Show a pair; a pair already on screen and not yet voted on stays, sides unchanged."""
         voter = _voter(request)
-        if current is not None and not PreferenceStore(ctx.workspace.prefs_db).has_vote(current["id"], voter):
+        if current is not None and not PreferenceStore(ctx.workspace.prefs_db).has_vote(current["pair_id"], voter):
             return (gr.skip(),) * len(outputs)
         return show_next(ctx, voter)
 
@@ -94,7 +91,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 "DPO or reward-model run in the Train tab.")
 
     export_btn.click(export, None, exported)
-    ctx.on_load.append((load_other, outputs))
+    ctx.on_load.append((load_other, None, outputs))
     refresh = gr.Button("Show another pair", size="sm")
     refresh.click(load_other, None, outputs)
     return {"load": load, "inputs": [state], "outputs": outputs}

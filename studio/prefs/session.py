@@ -1,0 +1,43 @@
+"""What an annotator sees of a pair: which stored answer is on which side, and what a press on a side
+means for the stored vote.
+
+Sides are shuffled for every pair shown, so position cannot sway the votes; the shown pair remembers
+the shuffle, and `choice_for` maps the side pressed back to answer a or b.
+
+    shown = show_pair(store.next_pair(voter))
+    store.vote(shown.pair_id, shown.choice_for("left"), voter=voter)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+SIDES = ("left", "right", "tie", "both_bad")
+
+
+@dataclass(frozen=True)
+class ShownPair:
+    pair_id: int
+    prompt: str
+    left: str
+    right: str
+    flipped: bool
+    """True when answer b is on the left."""
+
+    def choice_for(self, side: str) -> str:
+        """The stored choice ('a', 'b', 'tie', 'both_bad') for a press on `side`."""
+        if side not in SIDES:
+            raise ValueError(f"A vote is one of {', '.join(SIDES)} (got {side!r}).")
+        if side in ("tie", "both_bad"):
+            return side
+        return "a" if (side == "left") != self.flipped else "b"
+
+
+def show_pair(pair: dict[str, Any], rng: random.Random | None = None) -> ShownPair:
+    """Put a stored pair on screen with its answers on random sides."""
+    flipped = (rng or random).random() < 0.5
+    a, b = pair["answer_a"], pair["answer_b"]
+    left, right = (b, a) if flipped else (a, b)
+    return ShownPair(int(pair["id"]), pair["prompt"], left, right, flipped)

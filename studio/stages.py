@@ -1,0 +1,120 @@
+"""Every training stage, declared once: what it is called, what it needs and what it costs.
+
+Config validation, the CLI's choices, the Method and Train tabs, the memory estimate, parameter
+counting, the runs table, chat and the worker all read these declarations; none keeps a list of its
+own. Adding a stage is its declaration here, its module in studio/methods/ (a `build_trainer`), a
+preset and a test.
+
+    from studio.stages import stage, available_stages
+    stage("dpo").data_kinds        # ('preference',)
+    [s.name for s in available_stages()]
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from studio.errors import StudioError
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    """The value of method.stage in a config (sft, reward, dpo ...)."""
+    label: str
+    """What the UI calls it."""
+    card: str
+    """One paragraph for the Method tab and the Guide: what it does and what it costs."""
+    data_kinds: tuple[str, ...]
+    """The kinds of data it trains on ('sft', 'text', 'preference'), as studio.data detects them."""
+    head: str = "lm"
+    """'lm' (the language-model head) or 'score' (one number per answer, a reward model)."""
+    paired: bool = False
+    """Each row is a chosen and a rejected answer, so a step holds twice the activations."""
+    reference_copy: bool = False
+    """Keeps a frozen copy of the starting model (free with LoRA: the adapter is switched off)."""
+    reward_model: bool = False
+    """Holds a reward model in memory during training."""
+    generates: bool = False
+    """Writes answers during training (a KV cache on top of the training step)."""
+    chat: bool = True
+    """Its result writes answers, so it can be chatted with, evaluated and exported for chat."""
+    section: str | None = None
+    """The config section of this stage's own settings (dpo, rl), or None."""
+    module: str | None = None
+    """The module whose `build_trainer(cfg, run_dir, callbacks)` builds the trainer; None while the
+    stage is declared but cannot train yet."""
+    metrics: tuple[str, ...] = ()
+    """Logged metrics worth a chart beside the loss."""
+
+    @property
+    def available(self) -> bool:
+        return self.module is not None
+
+    @property
+    def peft_task(self) -> str:
+        return "SEQ_CLS" if self.head == "score" else "CAUSAL_LM"
+
+    def trainer_module(self) -> ModuleType:
+        """The module that builds this stage's trainer; a clear error while the stage cannot train."""
+        if self.module is None:
+            raise StudioError(f"The {self.label} stage cannot train yet in this version of the studio; "
+                             f"choose one of {', '.join(s.name for s in available_stages())}.")
+        return importlib.import_module(self.module)
+
+
+_PAIR_METRICS = ("rewards/accuracies", "rewards/margins", "eval_rewards/accuracies", "eval_rewards/margins")
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage(
+        name="sft", label="SFT", data_kinds=("sft", "text"), module="studio.methods.sft",
+        card="**SFT** — learns from examples of good answers: a prompt and the reply you want. The first "
+             "stage of almost every project, and often the only one needed.",
+    ),
+    Stage(
+        name="reward", label="Reward model", data_kinds=("preference",), head="score", paired=True, chat=False,
+        module="studio.methods.reward", metrics=("accuracy", "margin", "eval_accuracy", "eval_margin"),
+        card="**Reward model** — learns to give an answer a score, from pairs where one answer was "
+             "preferred. Its head outputs one number instead of a word, so the counts include that head, "
+             "which trains in full. Used to steer RLHF; it scores answers rather than writing them.",
+    ),
+    Stage(
+        name="dpo", label="DPO", data_kinds=("preference",), paired=True, reference_copy=True, section="dpo",
+        module="studio.methods.dpo", metrics=_PAIR_METRICS,
+        card="**DPO** — learns straight from preferred / rejected pairs, with no reward model: it raises the "
+             "chosen answer's likelihood against a frozen reference. With LoRA the reference is the base "
+             "with the adapter switched off, so it costs no memory; full fine-tuning keeps a second copy.",
+    ),
+    Stage(
+        name="rlhf", label="RLHF", data_kinds=("sft", "preference"), reference_copy=True, reward_model=True,
+        generates=True, section="rl", metrics=("reward", "kl", "objective/kl"),
+        card="**RLHF** — the model writes answers, a reward model scores them, and the policy moves towards "
+             "the better ones while a KL penalty keeps it near where it started. The slowest stage: it "
+             "generates during training and holds a reward model in memory too.",
+    ),
+    Stage(
+        name="ppo", label="PPO", data_kinds=("sft", "preference"), reference_copy=True, reward_model=True,
+        generates=True, section="rl", metrics=("reward", "kl", "objective/kl"),
+        card="**PPO** — classic RLHF with a learned value estimate; needs a reward model, like RLHF.",
+    ),
+)}
+
+
+def stage(name: str) -> Stage:
+    """The declaration of `name`; ValueError naming the known stages otherwise."""
+    try:
+        return STAGES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"method.stage must be one of {', '.join(STAGES)} (got {name!r}).") from None
+
+
+def available_stages() -> list[Stage]:
+    """The stages that can train now, in the order the UI shows them."""
+    return [s for s in STAGES.values() if s.available]
+
+
+def chat_stage(name: str | None) -> bool:
+    """Whether a run of stage `name` writes answers (unknown or missing: assume it does)."""
+    return STAGES[name].chat if name in STAGES else True

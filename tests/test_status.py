@@ -1,0 +1,131 @@
+"""status.json as one typed record: a closed set of states, moves only along NEXT, writes under a lock,
+and readers that derive a dead run without writing anything."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from studio.train import runner
+from studio.train.status import (
+    ACTIVE,
+    FINAL,
+    NEXT,
+    RunState,
+    RunStatus,
+    process_start,
+    read_status,
+    update_status,
+)
+
+
+def test_fields_merge_and_the_file_is_replaced_whole(tmp_path):
+    assert read_status(tmp_path).state is None and read_status(tmp_path).shown_state == "unknown"
+    update_status(tmp_path, state=RunState.RUNNING, step=1)
+    update_status(tmp_path, step=5, total_steps=9)
+    s = read_status(tmp_path)
+    assert s.state is RunState.RUNNING and (s.step, s.total_steps) == (5, 9) and s.updated
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "running"
+    assert not list(tmp_path.glob("*.tmp*"))
+    with pytest.raises(TypeError, match="no field 'stepp'"):
+        update_status(tmp_path, stepp=3)
+    with pytest.raises(ValueError):
+        update_status(tmp_path, state="paused")  # the set of states is closed
+
+
+def test_a_damaged_or_foreign_file_reads_as_defaults(tmp_path):
+    (tmp_path / "status.json").write_text('{"state": "exploded", "step": "ten", "pid": true, "extra": 1}')
+    s = read_status(tmp_path)
+    assert s.state is None and s.step == 0 and s.pid is None
+    (tmp_path / "status.json").write_text("[1, 2")
+    assert read_status(tmp_path) == RunStatus()
+
+
+def test_states_move_only_forward_and_a_final_state_only_to_a_resume(tmp_path):
+    assert set(NEXT) == set(RunState) and ACTIVE | FINAL == set(RunState)
+    update_status(tmp_path, state=RunState.QUEUED)
+    update_status(tmp_path, state=RunState.RUNNING)
+    update_status(tmp_path, state=RunState.STOPPING)
+    # the worker's next progress report still says running: the stop request stands
+    after = update_status(tmp_path, state=RunState.RUNNING, step=7)
+    assert after.state is RunState.STOPPING and after.step == 7
+    update_status(tmp_path, state=RunState.STOPPED)
+    assert update_status(tmp_path, state=RunState.RUNNING).state is RunState.STOPPED
+    assert update_status(tmp_path, state=RunState.QUEUED).state is RunState.QUEUED  # a resume
+
+
+def test_compare_and_set_writes_only_from_the_expected_states(tmp_path):
+    update_status(tmp_path, state=RunState.COMPLETED)
+    s = update_status(tmp_path, expect={RunState.RUNNING}, state=RunState.STOPPING)
+    assert s.state is RunState.COMPLETED
+    update_status(tmp_path, state=RunState.QUEUED)
+    update_status(tmp_path, state=RunState.RUNNING)
+    # a dead run is still "running" on disk; a resume that looked at it may move it to queued
+    assert update_status(tmp_path, expect={RunState.RUNNING}, state=RunState.QUEUED).state is RunState.QUEUED
+
+
+def _report_progress(run_dir: str, steps: int) -> None:
+    for step in range(1, steps + 1):
+        update_status(run_dir, state=RunState.RUNNING, step=step)
+
+
+def test_no_update_is_lost_between_a_stop_request_and_the_workers_reports(tmp_path):
+    update_status(tmp_path, state=RunState.RUNNING, step=0)
+    ctx = multiprocessing.get_context("spawn")
+    worker = ctx.Process(target=_report_progress, args=(str(tmp_path), 400))
+    worker.start()
+    while read_status(tmp_path).step < 50 and worker.is_alive():
+        time.sleep(0.005)
+    update_status(tmp_path, expect={RunState.RUNNING}, state=RunState.STOPPING, error="asked")
+    worker.join(60)
+    s = read_status(tmp_path)
+    assert worker.exitcode == 0
+    assert s.state is RunState.STOPPING and s.error == "asked" and s.step == 400
+
+
+def test_a_run_whose_process_is_gone_reads_as_dead_and_nothing_is_written(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    update_status(tmp_path, state=RunState.RUNNING, pid=gone.pid, pid_start="1", step=3)
+    before = (tmp_path / "status.json").read_bytes()
+    seen = runner.observe(tmp_path, grace=0)
+    assert seen.dead and seen.shown_state == "dead" and "ended without saying why" in seen.shown_error
+    assert not seen.active
+    assert (tmp_path / "status.json").read_bytes() == before  # readers never write
+
+
+def test_a_reused_pid_is_not_taken_for_the_worker(tmp_path):
+    me = os.getpid()
+    assert runner.is_process(me, process_start(me))
+    assert not runner.is_process(me, "1")  # same number, a process that started at another time
+    update_status(tmp_path, state=RunState.RUNNING, pid=me, pid_start="1")
+    assert runner.observe(tmp_path, grace=0).dead
+
+
+def test_stop_refuses_a_finished_run_and_signals_nothing(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        update_status(tmp_path, state=RunState.COMPLETED, pid=sleeper.pid, pid_start=process_start(sleeper.pid))
+        with pytest.raises(Exception, match="is not running"):
+            runner.stop_run(tmp_path)
+        time.sleep(0.2)
+        assert sleeper.poll() is None  # a finished run's pid may belong to anyone by now
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_stop_signals_the_live_worker_and_marks_it_stopping(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        update_status(tmp_path, state=RunState.RUNNING, pid=sleeper.pid, pid_start=process_start(sleeper.pid))
+        assert runner.stop_run(tmp_path).state is RunState.STOPPING
+        assert sleeper.wait(10) != 0 and (tmp_path / "STOP").exists()
+    finally:
+        sleeper.kill()
