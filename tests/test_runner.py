@@ -13,7 +13,7 @@ from studio.config import load_config
 from studio.paths import PRESETS
 from studio.train import runner
 from studio.train.runs import list_runs
-from studio.train.status import read_status
+from studio.train.status import FINAL, RunState, read_status
 from studio.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def test_stop_saves_a_checkpoint_and_resume_continues(tmp_path):
     run_dir = runner.start_run(ws, cfg("train.max_steps=400", "train.save_steps=1000"))
     wait_for(lambda: len(steps_logged(run_dir)) >= 3)
     runner.stop_run(run_dir)
-    wait_for(lambda: runner.refresh_status(run_dir)["state"] == "stopped", limit=120)
+    wait_for(lambda: runner.observe(run_dir).shown_state == "stopped", limit=120)
     ckpt = sorted((run_dir / "checkpoints").glob("checkpoint-*"))
     assert ckpt, "stopping must save a checkpoint"
     stopped_at = int(ckpt[-1].name.split("-")[1])
@@ -53,48 +53,58 @@ def test_stop_saves_a_checkpoint_and_resume_continues(tmp_path):
         text = fh.read()
     (run_dir / "config.yaml").write_text(text.replace("max_steps: 400", f"max_steps: {stopped_at + 3}"))
     runner.resume_run(ws, run_dir)
-    wait_for(lambda: runner.refresh_status(run_dir)["state"] in ("completed", "failed"), limit=300)
-    assert read_status(run_dir)["state"] == "completed", (run_dir / "stdout.log").read_text()[-2000:]
+    wait_for(lambda: runner.observe(run_dir).state in FINAL, limit=300)
+    assert read_status(run_dir).state is RunState.COMPLETED, (run_dir / "stdout.log").read_text()[-2000:]
     steps = steps_logged(run_dir)
     assert max(steps) == stopped_at + 3
     assert steps[-1] > stopped_at  # step numbers continue rather than restart
     assert (run_dir / "adapter" / "adapter_config.json").exists()
 
 
-def test_second_run_waits_in_the_queue_and_a_killed_run_is_marked_failed(tmp_path):
+def test_second_run_waits_in_the_queue_and_a_killed_run_reads_as_dead(tmp_path):
     ws = Workspace.open(tmp_path)
     first = runner.start_run(ws, cfg("train.max_steps=2000"))
-    wait_for(lambda: read_status(first).get("state") == "running")
+    wait_for(lambda: read_status(first).state is RunState.RUNNING)
     second = runner.start_run(ws, cfg("train.max_steps=2"))
-    wait_for(lambda: read_status(second).get("state") == "queued" and read_status(second).get("pid"))
-    assert read_status(second)["waiting_for"] == first.name
-    os.kill(read_status(first)["pid"], signal.SIGKILL)
-    status = wait_for(lambda: (s := runner.refresh_status(first, grace=0))["state"] == "failed" and s, limit=60)
-    assert "died unexpectedly" in status["error"]
-    wait_for(lambda: runner.refresh_status(second)["state"] == "completed", limit=300)
+    wait_for(lambda: read_status(second).state is RunState.QUEUED and read_status(second).pid)
+    assert read_status(second).waiting_for == first.name
+    os.kill(read_status(first).pid, signal.SIGKILL)
+    status = wait_for(lambda: (s := runner.observe(first, grace=0)).dead and s, limit=60)
+    assert "ended without saying why" in status.shown_error
+    assert read_status(first).state is RunState.RUNNING  # what the worker last wrote; nobody else writes
+    wait_for(lambda: runner.observe(second).state is RunState.COMPLETED, limit=300)
     table = {r["run"]: r for r in list_runs(ws)}
-    assert table[first.name]["status"] == "failed" and table[second.name]["status"] == "completed"
+    assert table[first.name]["status"] == "dead" and table[second.name]["status"] == "completed"
+    assert "ended without saying why" in table[first.name]["error"]
 
 
 def test_stopping_a_queued_run_removes_it_from_the_queue(tmp_path):
     ws = Workspace.open(tmp_path)
     first = runner.start_run(ws, cfg("train.max_steps=2000"))
-    wait_for(lambda: read_status(first).get("state") == "running")
+    wait_for(lambda: read_status(first).state is RunState.RUNNING)
     second = runner.start_run(ws, cfg("train.max_steps=2"))
-    wait_for(lambda: read_status(second).get("state") == "queued" and read_status(second).get("pid"))
+    wait_for(lambda: read_status(second).state is RunState.QUEUED and read_status(second).pid)
     runner.stop_run(second)
-    wait_for(lambda: runner.refresh_status(second)["state"] == "stopped", limit=60)
+    wait_for(lambda: runner.observe(second).shown_state == "stopped", limit=60)
+    assert not (second / "adapter").exists() and read_status(second).step == 0
     runner.stop_run(first)
-    wait_for(lambda: runner.refresh_status(first)["state"] == "stopped", limit=120)
+    wait_for(lambda: runner.observe(first).shown_state == "stopped", limit=120)
 
 
 def test_two_process_cpu_run_with_gloo(tmp_path):
     ws = Workspace.open(tmp_path)
     run_dir = runner.start_run(ws, cfg("train.max_steps=3", "train.num_processes=2", "train.batch_size=2"))
-    state = wait_for(lambda: (s := runner.refresh_status(run_dir)["state"]) in ("completed", "failed") and s,
-                     limit=400)
+    state = wait_for(lambda: (s := runner.observe(run_dir).state) in FINAL and s, limit=400)
     log = (run_dir / "stdout.log").read_text()
-    assert state == "completed", log[-3000:]
-    assert read_status(run_dir)["world_size"] == 2
+    assert state is RunState.COMPLETED, log[-3000:]
+    assert read_status(run_dir).world_size == 2
     assert len(set(steps_logged(run_dir))) == len(steps_logged(run_dir))  # rank 0 alone writes metrics
     assert (run_dir / "adapter" / "adapter_config.json").exists()
+
+
+def test_a_stop_right_after_start_is_never_lost(tmp_path):
+    ws = Workspace.open(tmp_path)
+    run_dir = runner.start_run(ws, cfg("train.max_steps=400"))
+    assert runner.stop_run(run_dir).state is RunState.STOPPING  # before the worker has said anything
+    wait_for(lambda: runner.observe(run_dir).shown_state == "stopped", limit=120)
+    assert read_status(run_dir).step < 400 and not (run_dir / "adapter").exists()

@@ -129,3 +129,12 @@ def test_stop_signals_the_live_worker_and_marks_it_stopping(tmp_path):
         assert sleeper.wait(10) != 0 and (tmp_path / "STOP").exists()
     finally:
         sleeper.kill()
+
+
+def test_a_run_asked_to_stop_whose_process_is_gone_has_stopped(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    update_status(tmp_path, state=RunState.STOPPING, launcher_pid=gone.pid)
+    seen = runner.observe(tmp_path, grace=0)
+    assert seen.shown_state == "stopped" and seen.shown_error == "" and not seen.active
+    assert read_status(tmp_path).state is RunState.STOPPING  # on disk, what was last written

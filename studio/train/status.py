@@ -91,7 +91,7 @@ class RunStatus:
     error: str | None = None
     output: str | None = None
     dead: bool = False
-    """Derived by readers, never stored: the state is active but its process is gone."""
+    """Derived by readers, never stored: the state is active but its processes are gone."""
 
     @property
     def active(self) -> bool:
@@ -99,14 +99,17 @@ class RunStatus:
 
     @property
     def shown_state(self) -> str:
-        """What the UI and the CLI call the run's state."""
+        """What the UI and the CLI call the run's state. A run asked to stop whose process is gone has
+        stopped, whether or not it got to say so (a worker stopped before it began, say)."""
         if self.dead:
-            return "dead"
+            return "stopped" if self.state is RunState.STOPPING else "dead"
         return self.state.value if self.state else "unknown"
 
     @property
     def shown_error(self) -> str:
-        return DEAD_ERROR if self.dead else (self.error or "")
+        if self.dead and self.state is not RunState.STOPPING:
+            return DEAD_ERROR
+        return self.error or ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "dead"}

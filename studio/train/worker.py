@@ -25,7 +25,7 @@ from studio.config import RunConfig, save_config
 from studio.errors import StudioError
 from studio.stages import stage
 from studio.train.metrics import MetricsWriter
-from studio.train.status import RunState, process_start, update_status
+from studio.train.status import FINAL, RunState, process_start, read_status, update_status
 
 STOP_FILE = "STOP"
 
@@ -142,6 +142,10 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume and not (run_dir / "config.yaml").exists():
         save_config(cfg, run_dir / "config.yaml")
+    if resume and main and read_status(run_dir).state in FINAL:
+        # resumed without the runner, which would have marked it queued: the old stop request is spent
+        update_status(run_dir, expect=FINAL, state=RunState.QUEUED, error=None, finished=None)
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
     stop_asked = {"flag": (run_dir / STOP_FILE).exists()}
 
     def on_sigterm(signum, frame):  # finish the current step, save, leave
