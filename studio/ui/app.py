@@ -22,12 +22,15 @@ from studio.ui.tabs import chat, data, guide, method, preferences, train
 from studio.workspace import Workspace
 
 
-def with_method_choices(base: dict[str, Any], *values: Any) -> Any:
-    """The Train tab's base config with the Method tab's current choices; unchanged while they are invalid."""
-    try:
-        return method.run_config(method.choices_of(values), base=RunConfig.from_dict(base)).to_dict()
-    except (ValueError, StudioError):
-        return gr.skip()
+def with_method_choices(tab: method.MethodTab) -> Any:
+    """A handler: the Train tab's base config with the Method tab's current choices; unchanged while they
+    are invalid."""
+    def handler(base: dict[str, Any], *values: Any) -> Any:
+        try:
+            return method.run_config(tab.choices_of(values), base=RunConfig.from_dict(base)).to_dict()
+        except (ValueError, StudioError):
+            return gr.skip()
+    return handler
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
@@ -48,10 +51,10 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Guide", id="guide"):
                 guide.build(ctx)
         base, choices = train_tab["base"], method_tab.config_inputs
-        gr.on([c.change for c in choices], with_method_choices, [base, *choices], base,
+        gr.on([c.change for c in choices], with_method_choices(method_tab), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")
-        train_tab["preset_loaded"].then(method.form_values, base, choices, show_progress="hidden")
-        app.load(method.form_values, base, choices, show_progress="hidden")
+        train_tab["preset_loaded"].then(method_tab.form_values, base, choices, show_progress="hidden")
+        app.load(method_tab.form_values, base, choices, show_progress="hidden")
         prefs_page.select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"], show_progress="hidden")
         for fn, inputs, outputs in ctx.on_load:
             app.load(fn, inputs, outputs, show_progress="hidden")

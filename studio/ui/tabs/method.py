@@ -6,7 +6,7 @@ and every change after that is arithmetic on layer shapes. Per-browser state is 
 model that was read successfully); a bad input leaves the last good results on screen beside one sentence.
 
 Components are keyed by config path (`tab.fields`); other tabs read the choices with
-`choices_of(values)` and `run_config(choices)`.
+`tab.choices_of(values)` and `run_config(choices)`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,6 @@ PRECISION_CHOICES = [("bf16 — weights, gradients and AdamW state in 16-bit", "
                      ("fp32", "fp32"), ("mixed — fp32 master weights, 16-bit compute", "mixed")]
 THIS_MACHINE = "this machine"
 FALLBACK_MODEL = "meta-llama/Llama-2-7b-hf"
-CONFIG_PATHS = ("model.name", "method.name", "method.stage", "lora.r", "lora.alpha", "lora.dropout", "lora.targets",
-                "lora.dora", "lora.rslora", "quant.bits", "quant.quant_type", "quant.double_quant",
-                "quant.compute_dtype")
-"""The settings this tab owns, as config paths; its components are keyed by them."""
 STAGE_CHOICES = [(s.label, s.name) for s in available_stages()]
 STAGE_NAMES = [s.name for s in available_stages()]
 ESTIMATE_KEYS = ("precision", "batch", "seq", "checkpointing", "gpu")
@@ -46,25 +42,24 @@ ESTIMATE_KEYS = ("precision", "batch", "seq", "checkpointing", "gpu")
 
 @dataclass
 class MethodTab:
-    """The tab's input components keyed by config path, for other tabs that need the current choices."""
+    """The tab's input components keyed by config path ('lora.r'), for other tabs that need the choices.
+    A new knob is one component added to `fields` in `build`."""
 
     fields: dict[str, Any]
 
     @property
     def config_inputs(self) -> list[Any]:
-        """Components in CONFIG_PATHS order, as `choices_of` reads their values."""
-        return [self.fields[p] for p in CONFIG_PATHS]
+        """The components, in the order `choices_of` reads their values."""
+        return list(self.fields.values())
 
+    def choices_of(self, values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+        """The values of `config_inputs`, keyed by config path."""
+        return dict(zip(self.fields, values))
 
-def choices_of(values: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
-    """The values of `config_inputs`, keyed by config path."""
-    return dict(zip(CONFIG_PATHS, values))
-
-
-def form_values(raw: dict[str, Any]) -> list[Any]:
-    """The tab's values, in CONFIG_PATHS order, for a config mapping (a preset, say)."""
-    cfg = RunConfig.from_dict(raw)
-    return [path_value(cfg, p) for p in CONFIG_PATHS]
+    def form_values(self, raw: dict[str, Any]) -> list[Any]:
+        """The components' values, in `config_inputs` order, for a config mapping (a preset, say)."""
+        cfg = RunConfig.from_dict(raw)
+        return [path_value(cfg, p) for p in self.fields]
 
 
 def run_config(choices: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
@@ -182,14 +177,10 @@ def build(ctx: AppContext) -> MethodTab:
     ticked = default_targets(shapes) if shapes else DEFAULT_TARGETS
     start = RunConfig()
     start.model.name, start.lora.targets = first, ticked
-    v = {p: path_value(start, p) for p in CONFIG_PATHS}  # the tab opens on the config defaults
+    def v(path: str) -> Any:  # the tab opens on the config's defaults
+        return path_value(start, path)
+
     gpu_choices, gpu_default = _gpu_choices()
-    shown: list[Any] = ["", "", "", None]
-    if shapes is not None:  # first numbers at build time, so the tab never opens empty
-        try:
-            shown = render(evaluate(v, "bf16", 1, 512, False, gpu_default))
-        except (StudioError, ValueError) as err:
-            problem = f"⚠️ {err}"
     last_model = gr.State(first)
     f: dict[str, Any] = {}
     with gr.Row():
@@ -199,17 +190,19 @@ def build(ctx: AppContext) -> MethodTab:
                 info="A shipped config, any hub id (only its config is fetched) or a local folder")
             info = gr.Markdown(model_summary(shapes, first) if shapes else "")
             with gr.Row():
-                f["method.name"] = gr.Radio(METHOD_CHOICES, value=v["method.name"], label="Method")
-                f["method.stage"] = gr.Radio(STAGE_CHOICES, value=v["method.stage"], label="Stage",
+                f["method.name"] = gr.Radio(METHOD_CHOICES, value=v("method.name"), label="Method")
+                f["method.stage"] = gr.Radio(STAGE_CHOICES, value=v("method.stage"), label="Stage",
                                              info="only the stages that can train are offered")
             with gr.Group() as lora_box:
-                f["lora.r"] = gr.Slider(1, 256, value=v["lora.r"], step=1, label="Rank r",
+                f["lora.r"] = gr.Slider(1, 256, value=v("lora.r"), step=1, label="Rank r",
                                         info="capacity of the adapters")
                 with gr.Row():
-                    f["lora.alpha"] = gr.Number(v["lora.alpha"], label="Alpha", info="update scaled by alpha / r")
-                    f["lora.dropout"] = gr.Number(v["lora.dropout"], label="Dropout", step=0.01)
-                    f["lora.dora"] = gr.Checkbox(v["lora.dora"], label="DoRA", info="adds a magnitude vector per layer")
-                    f["lora.rslora"] = gr.Checkbox(v["lora.rslora"], label="rsLoRA", info="alpha / √r scaling; same count")
+                    f["lora.alpha"] = gr.Number(v("lora.alpha"), label="Alpha", info="update scaled by alpha / r")
+                    f["lora.dropout"] = gr.Number(v("lora.dropout"), label="Dropout", step=0.01)
+                    f["lora.dora"] = gr.Checkbox(v("lora.dora"), label="DoRA",
+                                                 info="adds a magnitude vector per layer")
+                    f["lora.rslora"] = gr.Checkbox(v("lora.rslora"), label="rsLoRA",
+                                                   info="alpha / √r scaling; same count")
                 f["lora.targets"] = gr.CheckboxGroup(names, value=ticked, label="Target modules",
                                                      info="the linear layers this model has")
                 with gr.Row():
@@ -217,11 +210,12 @@ def build(ctx: AppContext) -> MethodTab:
                     all_btn = gr.Button("All linear", size="sm")
             with gr.Group(visible=False) as quant_box:
                 with gr.Row():
-                    f["quant.bits"] = gr.Radio([("4-bit", 4), ("8-bit", 8)], value=v["quant.bits"],
+                    f["quant.bits"] = gr.Radio([("4-bit", 4), ("8-bit", 8)], value=v("quant.bits"),
                                                label="Base precision")
-                    f["quant.quant_type"] = gr.Radio(list(QUANT_TYPES), value=v["quant.quant_type"], label="4-bit type")
-                    f["quant.double_quant"] = gr.Checkbox(v["quant.double_quant"], label="Double quantisation")
-                    f["quant.compute_dtype"] = gr.Dropdown(list(COMPUTE_DTYPES), value=v["quant.compute_dtype"],
+                    f["quant.quant_type"] = gr.Radio(list(QUANT_TYPES), value=v("quant.quant_type"),
+                                                     label="4-bit type")
+                    f["quant.double_quant"] = gr.Checkbox(v("quant.double_quant"), label="Double quantisation")
+                    f["quant.compute_dtype"] = gr.Dropdown(list(COMPUTE_DTYPES), value=v("quant.compute_dtype"),
                                                            label="Compute dtype")
             est: dict[str, Any] = {}
             with gr.Accordion("Memory estimate settings", open=False):
@@ -232,7 +226,13 @@ def build(ctx: AppContext) -> MethodTab:
                 with gr.Row():
                     est["checkpointing"] = gr.Checkbox(False, label="Gradient checkpointing")
                     est["gpu"] = gr.Dropdown(gpu_choices, value=gpu_default, label="Compare with GPU")
-            card = gr.Markdown(f"{METHOD_CARDS[v['method.name']]}\n\n{stage(v['method.stage']).card}")
+            card = gr.Markdown(f"{METHOD_CARDS[v('method.name')]}\n\n{stage(v('method.stage')).card}")
+        shown: list[Any] = ["", "", "", None]
+        if shapes is not None:  # first numbers at build time, so the tab never opens empty
+            try:
+                shown = render(evaluate({p: c.value for p, c in f.items()}, "bf16", 1, 512, False, gpu_default))
+            except (StudioError, ValueError) as err:
+                problem = f"⚠️ {err}"
         with gr.Column(scale=2):
             problem_md = gr.Markdown(problem, elem_classes=["studio-problem"])
             counts = gr.Markdown(shown[0])
@@ -245,8 +245,8 @@ def build(ctx: AppContext) -> MethodTab:
     est_inputs = [est[k] for k in ESTIMATE_KEYS]
 
     def on_change(last: str, *values: Any) -> list[Any]:
-        n = len(CONFIG_PATHS)
-        return refresh(last, choices_of(values[:n]), dict(zip(ESTIMATE_KEYS, values[n:])))
+        n = len(config_inputs)
+        return refresh(last, tab.choices_of(values[:n]), dict(zip(ESTIMATE_KEYS, values[n:])))
 
     outputs = [f["model.name"], last_model, f["lora.targets"], info, card, lora_box, quant_box, counts, verdict,
                memory, chart, problem_md]
