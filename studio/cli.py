@@ -25,7 +25,11 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", help="workspace folder (default $STUDIO_WORKSPACE or ./workspace)")
     p.add_argument("--share", action="store_true", help="also open a public Gradio link (needs --auth)")
     p.add_argument("--auth", action="append", default=[], metavar="USER:PASS",
-                   help="require this login (repeat for several users)")
+                   help="an admin login (repeat for several); also --auth-file or $STUDIO_AUTH")
+    p.add_argument("--auth-file", metavar="FILE", help="admin logins, one USER:PASS per line")
+    p.add_argument("--annotator", action="append", default=[], metavar="USER:PASS",
+                   help="a login that may only vote on pairs (repeat for several); also $STUDIO_ANNOTATORS")
+    p.add_argument("--annotator-file", metavar="FILE", help="annotator logins, one USER:PASS per line")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
 
 
@@ -33,7 +37,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
     from studio.ui.app import launch
 
     launch(host=args.host, port=args.port, workspace=args.workspace, share=args.share,
-           auth=args.auth, open_browser=not args.no_browser)
+           auth=args.auth, open_browser=not args.no_browser, annotators=args.annotator,
+           auth_file=args.auth_file, annotator_file=args.annotator_file)
     return 0
 
 
@@ -46,6 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
+    if args.resume and args.set and not args.run_dir:
+        raise StudioError("--set cannot change a run being resumed (it continues with its own config.yaml); "
+                          "start a new run to change settings.")
     if args.resume and not args.run_dir:
         run_dir = ws.run_dir(args.config)
         cfg = prepare_resume(run_dir)
@@ -143,6 +151,8 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     if not report.usable:
         raise StudioError(f"{report.source}: no row is usable; see `studio data inspect {args.file}`.")
     out = Path(args.out)
+    if out.exists() and not args.force:
+        raise StudioError(f"{out} exists already; choose another --out, or add --force to replace it.")
     out.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(out, report.usable)
     skipped = report.total_rows - n
@@ -204,9 +214,21 @@ def cmd_prefs_export(args: argparse.Namespace) -> int:
 
     rows = PreferenceStore(Workspace.open(args.workspace).prefs_db).export_rows()
     out = Path(args.out)
+    if out.exists() and not args.force:
+        raise StudioError(f"{out} exists already; choose another --out, or add --force to replace it.")
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"rows written: {write_jsonl(out, rows)} to {out}")
     return 0
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,13 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--format", help="skip detection and read as this format")
     q.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="which column holds a field")
     q.add_argument("--model", default="tiny", help="tokenizer for token lengths (default: the built-in model)")
-    q.add_argument("--max-length", type=int, default=512, help="flag rows longer than this many tokens")
+    q.add_argument("--max-length", type=positive_int, default=512, help="flag rows longer than this many tokens")
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_data_inspect)
     q = data_sub.add_parser("convert", help="normalise to TRL's messages or preference format")
     q.add_argument("file")
     q.add_argument("--to", choices=["messages", "preference"], required=True)
     q.add_argument("--out", required=True)
+    q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--format", help="skip detection and read as this format")
     q.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="which column holds a field")
     q.add_argument("--workspace")
@@ -277,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="RUN_OR_MODEL")
     p.add_argument("--data", required=True, help="held-out conversations; the last turn is the reference")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--limit", type=positive_int, help="only the first N rows")
     p.add_argument("--answers", action="store_true", help="include each answer in the JSON")
     p.add_argument("--workspace")
     p.set_defaults(func=cmd_eval)
@@ -295,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     prefs_sub = p.add_subparsers(dest="prefs_command", metavar="ACTION", required=True)
     q = prefs_sub.add_parser("export", help="votes as TRL preference data (prompt, chosen, rejected)")
     q.add_argument("--out", required=True)
+    q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_prefs_export)
     return parser
@@ -307,6 +331,8 @@ def quiet_libraries() -> None:
 
     # bitsandbytes warns on import when it cannot fetch an optional CPU kernel from the hub
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # retries while offline; the error says it once
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations, not ours to act on
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

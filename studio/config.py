@@ -169,19 +169,29 @@ class TrainSettings:
     def check(self) -> None:
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"The learning rate must be a positive number (got {self.learning_rate}).")
+        if not (math.isfinite(self.epochs) and 0 <= self.epochs <= 100_000):
+            raise ValueError(f"train.epochs must be between 0 and 100000 (got {self.epochs}).")
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("Train for at least some steps: set epochs above 0 or max_steps above 0.")
-        for key in ("batch_size", "grad_accum", "num_processes", "logging_steps"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"train.{key} must be at least 1 (got {getattr(self, key)}).")
+        for key, most in (("batch_size", 1 << 20), ("grad_accum", 1 << 20), ("num_processes", 1024),
+                          ("logging_steps", 1 << 30), ("max_steps", 1 << 40)):
+            value = getattr(self, key)
+            if value > most or (value < 1 and key != "max_steps"):
+                raise ValueError(f"train.{key} must be between 1 and {most} (got {value}).")
+        for key in ("weight_decay", "max_grad_norm"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"train.{key} must be a number of at least 0 (got {value}).")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"train.seed must be between 0 and 4294967295 (got {self.seed}).")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"train.warmup_ratio must be at least 0 and below 1 (got {self.warmup_ratio}).")
         _choice("train.scheduler", self.scheduler, SCHEDULERS)
         _choice("train.precision", self.precision, PRECISIONS)
-        if self.eval_steps < 0 or self.save_steps < 0:
+        if not (0 <= self.eval_steps < 1 << 40 and 0 <= self.save_steps < 1 << 40):
             raise ValueError("train.eval_steps and train.save_steps must be 0 (per epoch) or more.")
-        if self.save_total_limit < 1:
-            raise ValueError(f"train.save_total_limit must be at least 1 (got {self.save_total_limit}).")
+        if not 1 <= self.save_total_limit <= 10_000:
+            raise ValueError(f"train.save_total_limit must be between 1 and 10000 (got {self.save_total_limit}).")
 
 
 @dataclass
@@ -389,6 +399,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ValueError(f"--set needs section.key=value (got {item!r}).")
         path, text = item.split("=", 1)
         parts = path.strip().split(".")
+        if len(parts) != 2 and parts != ["name"] or not all(parts):
+            raise ValueError(f"--set sets one setting, as section.key=value (got {item!r}); a whole section "
+                             "cannot be replaced.")
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
@@ -472,7 +485,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     except UnicodeDecodeError:
         raise ValueError(f"Config file {path} is not UTF-8 text.") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader that refuses repeated keys
+    except _RepeatedKey as err:
+        raise ValueError(f"Config file {path}: {err}") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -482,6 +497,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         return RunConfig.from_dict(raw).validate()
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+class _RepeatedKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error, not a silent overwrite."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _RepeatedKey(f"'{key}' is given twice (line {key_node.start_mark.line + 1}); keep one.")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def dump_config(cfg: RunConfig) -> str:

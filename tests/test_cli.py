@@ -82,3 +82,33 @@ def test_missing_data_file_is_caught_before_a_run_exists(tmp_path):
     out = run_cli("train", str(cfg), "--workspace", str(tmp_path / "ws"), "--quiet")
     assert out.returncode == 1 and "missing.jsonl does not exist" in out.stderr
     assert not list((tmp_path / "ws" / "runs").iterdir())
+
+
+def test_gaps_are_refused_before_a_run_exists(tmp_path):
+    ws = tmp_path / "ws"
+    preset = str(ROOT / "presets" / "tiny-sft-lora.yaml")
+    cases = [
+        (["--set", "data.train=data/train"], "Hub dataset 'data/train' could not be loaded"),
+        (["--set", "data.train=./data/train"], "./data/train does not exist"),
+        (["--set", "train.seed=-1"], "train.seed must be between 0"),
+        (["--set", "train="], "--set sets one setting"),
+    ]
+    for extra, sentence in cases:
+        out = run_cli("train", preset, "--workspace", str(ws), "--quiet", *extra)
+        assert out.returncode == 1 and sentence in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+    assert not list((ws / "runs").iterdir())
+    out = run_cli("train", "some-run", "--resume", "--set", "train.max_steps=9", "--workspace", str(ws))
+    assert out.returncode == 1 and "--set cannot change a run being resumed" in out.stderr
+
+
+def test_convert_does_not_overwrite_and_inspect_wants_a_positive_length(tmp_path):
+    target = tmp_path / "out.jsonl"
+    target.write_text("keep me\n")
+    src = str(ROOT / "assets" / "data" / "support_sft.jsonl")
+    out = run_cli("data", "convert", src, "--to", "messages", "--out", str(target))
+    assert out.returncode == 1 and "exists already" in out.stderr and target.read_text() == "keep me\n"
+    assert run_cli("data", "convert", src, "--to", "messages", "--out", str(target), "--force").returncode == 0
+    assert target.read_text() != "keep me\n"
+    out = run_cli("data", "inspect", src, "--max-length", "-5")
+    assert out.returncode != 0 and "must be at least 1" in out.stderr

@@ -52,12 +52,18 @@ def test_sections_that_do_not_apply_are_not_written():
     ({"method": {"stage": "pretrain"}}, "method.stage must be one of"),
     ({"train": {"learning_rate": 0}}, "learning rate must be a positive number"),
     ({"train": {"learning_rate": float("nan")}}, "learning rate must be a positive number"),
-    ({"train": {"batch_size": 0}}, "train.batch_size must be at least 1"),
+    ({"train": {"batch_size": 0}}, "train.batch_size must be between 1 and"),
     ({"train": {"epochs": 0}}, "set epochs above 0 or max_steps above 0"),
     ({"train": {"warmup_ratio": 1.0}}, "warmup_ratio"),
     ({"data": {"max_length": 4}}, "data.max_length must be between"),
     ({"method": {"stage": "dpo"}, "dpo": {"beta": 0}}, "DPO beta must be positive"),
     ({"method": {"stage": "rlhf"}, "rl": {"num_generations": 1}}, "at least 2"),
+    ({"train": {"batch_size": 1.0e29}}, r"train.batch_size must be between 1 and 1048576"),
+    ({"train": {"seed": -1}}, "train.seed must be between 0"),
+    ({"train": {"max_grad_norm": float("nan")}}, "train.max_grad_norm must be a number of at least 0"),
+    ({"train": {"weight_decay": -1}}, "train.weight_decay must be a number of at least 0"),
+    ({"train": {"epochs": float("inf"), "max_steps": 5}}, "train.epochs must be between 0 and 100000"),
+    ({"train": {"num_processes": 100000}}, "train.num_processes must be between 1 and 1024"),
 ])
 def test_bad_settings_raise_a_readable_sentence(raw, message):
     with pytest.raises(ValueError, match=message):
@@ -109,3 +115,16 @@ def test_load_config_names_the_file_for_bad_yaml(tmp_path):
     wrong.write_text(yaml.safe_dump([1, 2]), encoding="utf-8")
     with pytest.raises(ValueError, match="mapping of sections"):
         load_config(wrong)
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  learning_rate: 1.0e-4\n  batch_size: 2\n  learning_rate: 5.0e-4\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"'learning_rate' is given twice \(line 4\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("item", ["train=", "train={}", "train.batch_size.x=1", ".x=1"])
+def test_set_changes_one_setting_never_a_whole_section(item):
+    with pytest.raises(ValueError, match="--set sets one setting"):
+        apply_overrides({"train": {"batch_size": 2}}, [item])

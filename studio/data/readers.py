@@ -95,6 +95,9 @@ def _decode(path: Path) -> str:
                         f"{err.start}); save the file as UTF-8.") from None
 
 
+TOO_DEEP = "the JSON is nested too deeply to read (lists or objects inside each other hundreds of levels down)"
+
+
 def _read_jsonl(text: str, name: str) -> ReadResult:
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
@@ -112,6 +115,8 @@ def _read_jsonl(text: str, name: str) -> ReadResult:
         except json.JSONDecodeError as err:
             hint = " (the file may be cut short)" if number >= last else ""
             problem = f"not valid JSON ({_msg(err)} at column {err.colno}){hint}"
+        except RecursionError:
+            problem = TOO_DEEP
         if problem is not None:  # one bad line is a row problem; the other rows stay usable
             broken += 1
             value = {BROKEN: problem}
@@ -129,6 +134,8 @@ def _read_jsonl(text: str, name: str) -> ReadResult:
 def _read_json(text: str, name: str) -> ReadResult:
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise DataError(f"{name}: {TOO_DEEP}.") from None
     except json.JSONDecodeError as err:
         if _unbalanced(text):
             raise DataError(f"{name} line {err.lineno}: the JSON ends early (is the file truncated?).") from None
@@ -259,6 +266,24 @@ def _read_saved(path: Path, split: str) -> ReadResult:
     return ReadResult(loaded.to_list(), path.name, "saved")
 
 
+def check_hub_dataset(dataset_id: str, subset: str | None = None) -> None:
+    """Fail with one sentence, before any training starts, when a hub dataset can be neither reached nor
+    found in the local cache (only its metadata is fetched)."""
+    import datasets
+
+    try:
+        datasets.load_dataset_builder(dataset_id, subset)
+    except Exception as err:
+        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(err)}.") from None
+
+
+def _hub_reason(err: Exception) -> str:
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if any(w in first.lower() for w in ("connect", "offline", "resolve", "reach")):
+        return "the hub cannot be reached and it is not in the local cache (is it a path that does not exist?)"
+    return first
+
+
 def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, limit: int | None = None) -> ReadResult:
     """Read a hub dataset (needs a network unless it is cached)."""
     import datasets
@@ -266,10 +291,7 @@ def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, l
     try:
         ds = datasets.load_dataset(dataset_id, subset, split=split)
     except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "connect" in first.lower() or "offline" in first.lower() or "resolve" in first.lower():
-            first = "the hub cannot be reached and it is not cached"
-        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {first}.") from None
+        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(err)}.") from None
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return ReadResult(ds.to_list(), dataset_id, "hub")

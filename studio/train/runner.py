@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from studio.access import looks_like_path
 from studio.config import RunConfig, save_config
 from studio.errors import StudioError
 from studio.stages import stage
@@ -61,11 +62,26 @@ def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
     return cfg
 
 
+def device_count() -> tuple[int, str]:
+    """How many training processes this machine can hold: one per GPU, else one per CPU core."""
+    from studio.models.memory import detect_gpu
+
+    gpu = detect_gpu()
+    if gpu is not None:
+        return gpu.count, "GPU" if gpu.count == 1 else "GPUs"
+    cores = os.cpu_count() or 1
+    return cores, "CPU core and no GPU" if cores == 1 else "CPU cores and no GPU"
+
+
 def preflight(cfg: RunConfig) -> None:
     """Checks that need no training, done before a run folder exists: a typo costs no failed run."""
     from studio.models.loading import resolve_model
 
     stage(cfg.method.stage).trainer_module()
+    most, what = device_count()
+    if cfg.train.num_processes > most:
+        raise StudioError(f"train.num_processes is {cfg.train.num_processes}, but this machine has {most} {what}: "
+                          f"use at most {most}.")
     if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
         raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
                           "to start from.")
@@ -74,18 +90,22 @@ def preflight(cfg: RunConfig) -> None:
         if not source:
             continue
         path = Path(source)
-        if path.suffix and not path.exists():
-            raise StudioError(f"The {label} file {source} does not exist.")
+        if (path.suffix or looks_like_path(source)) and not path.exists():
+            raise StudioError(f"The {label} {source} does not exist.")
+        if not path.exists():  # neither a file nor a saved dataset (resolved before): a hub dataset id
+            from studio.data.readers import check_hub_dataset
+
+            check_hub_dataset(source, cfg.data.subset if label == "training data" else None)
 
 
-def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None) -> Path:
+def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_by: str = "") -> Path:
     """Create the run folder, write its config and start the worker; returns at once."""
     resolve_inputs(cfg.validate(), ws)
     preflight(cfg)
     run_dir = ws.new_run_dir(label or cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
     config_path = save_config(cfg, run_dir / "config.yaml")
     update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
-                  method=cfg.method.name, model=cfg.model.name, created=time.time())
+                  method=cfg.method.name, model=cfg.model.name, created=time.time(), started_by=started_by)
     cmd = worker_command(config_path, run_dir, ws, num_processes=cfg.train.num_processes,
                          accelerate_config=cfg.train.accelerate_config)
     _record_launcher(run_dir, _spawn(cmd, run_dir))
