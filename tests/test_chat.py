@@ -136,3 +136,27 @@ def test_a_qlora_run_chats_through_a_16bit_merge_and_says_so(tmp_path):
     assert not any("4bit" in type(m).__name__ for m in loaded.model.modules())
     text = list(stream_reply(loaded, build_messages([], "My order 55555 is late."), GenerationSettings(max_new_tokens=8)))
     assert text and isinstance(text[-1], str)
+
+
+def test_long_conversations_are_cut_to_the_context_and_a_huge_message_refused():
+    from studio.chat.engine import fit_to_context
+
+    tiny = load_for_chat("tiny")
+    context = tiny.model.config.max_position_embeddings
+    history = []
+    for n in range(40):  # about 40 * 30 tokens: well past the context
+        history += [{"role": "user", "content": f"Where is order {n}? " * 3},
+                    {"role": "assistant", "content": f"Order {n} ships tomorrow. " * 3}]
+    msgs = build_messages(history, "And my refund?", "Be brief.")
+    kept, note = fit_to_context(tiny, msgs, max_new_tokens=64)
+    assert kept[0]["role"] == "system" and kept[-1]["content"] == "And my refund?"
+    assert len(kept) < len(msgs) and "oldest exchanges were left out" in note
+    n = len(tiny.tokenizer(tiny.tokenizer.apply_chat_template(kept, add_generation_prompt=True, tokenize=False),
+                           add_special_tokens=False)["input_ids"])
+    assert n <= context - 64
+    assert fit_to_context(tiny, build_messages([], "hi"), 64) == (build_messages([], "hi"), "")
+    with pytest.raises(StudioError, match="tokens; this model reads 512 in all"):
+        fit_to_context(tiny, build_messages([], "refund " * 600), 64)
+    # refused by its length alone, before the tokenizer sees it
+    with pytest.raises(StudioError, match="100,000 characters, far more than this model can read"):
+        fit_to_context(tiny, build_messages([], "x" * 100_000), 64)

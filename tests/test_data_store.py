@@ -49,7 +49,30 @@ def test_failed_save_keeps_earlier_versions(tmp_path):
     with pytest.raises(TypeError):
         save_dataset(ws, "d", bad, "sft")
     assert versions(ws, "d") == [1]
-    assert not [p for p in (ws.datasets / "d").iterdir() if p.name.startswith(".")]
+    assert not [p for p in (ws.datasets / "d").iterdir() if p.name.startswith(".") and p.name != ".lock"]
     assert len((ws.datasets / "d" / "v1" / "train.jsonl").read_text().splitlines()) == 20
     with pytest.raises(DataError, match="no usable rows"):
         save_dataset(ws, "d", [], "sft")
+
+
+def test_saves_of_one_name_at_the_same_time_get_a_version_each(tmp_path):
+    import threading
+
+    ws = Workspace.open(tmp_path)
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
+    errors, folders = [], []
+
+    def save(n):
+        try:
+            folders.append(save_dataset(ws, "shared", rows * (n + 1), "sft", created_by=f"user{n}"))
+        except Exception as err:  # any failure is what this test looks for
+            errors.append(err)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(f.name for f in folders) == [f"v{n}" for n in range(1, 9)]
+    assert not [p for p in (ws.datasets / "shared").iterdir() if p.name.startswith(".new")]

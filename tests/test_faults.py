@@ -63,3 +63,4 @@ def test_full_disk_fails_cleanly_and_keeps_earlier_work(small_disk, tmp_path):
     assert json.loads((moved / "status.json").read_text())["state"] == "completed"
     steps = [json.loads(x)["step"] for x in (moved / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
     assert steps[-1] == 8 and resumed_from < 8
+    assert steps == sorted(set(steps))  # the steps after the checkpoint are logged once, not twice

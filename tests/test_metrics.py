@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from studio.train.metrics import MetricsReader, MetricsWriter
+from studio.train.metrics import MetricsReader, MetricsWriter, read_all
 from studio.train.status import RunState, RunStatus
 
 
@@ -76,3 +76,21 @@ def test_last_loss_reads_the_end_of_a_long_file(tmp_path):
     w.close()
     assert last_loss(only_start, tail=512) == 2.5  # no loss near the end: the whole file is read
     assert last_loss(tmp_path / "missing") is None
+
+
+def test_a_resume_drops_the_steps_after_its_checkpoint_and_readers_start_over(tmp_path):
+    from studio.train.metrics import drop_after
+
+    writer = MetricsWriter(tmp_path)
+    for step in (5, 10, 15, 20):
+        writer.write({"step": step, "loss": 1.0 / step})
+    writer.close()
+    reader = MetricsReader(tmp_path)
+    assert [r["step"] for r in reader.read_new()] == [5, 10, 15, 20] and not reader.restarted
+    assert drop_after(tmp_path, 12) == 2
+    again = MetricsWriter(tmp_path)  # the resumed worker logs from the checkpoint on
+    again.write({"step": 15, "loss": 0.5})
+    again.close()
+    assert [r["step"] for r in reader.read_new()] == [5, 10, 15] and reader.restarted
+    assert [r["step"] for r in read_all(tmp_path)] == [5, 10, 15]
+    assert drop_after(tmp_path, 100) == 0

@@ -11,7 +11,7 @@ from helpers import PYTHON, ROOT, subprocess_env
 
 from studio.errors import StudioError
 from studio.prefs.session import ShownPair, show_pair
-from studio.prefs.store import PreferenceStore
+from studio.prefs.store import AlreadyVoted, PreferenceStore
 from studio.workspace import Workspace
 
 
@@ -75,3 +75,54 @@ def test_prefs_export_command(tmp_path):
                          env=subprocess_env(), timeout=120)
     assert out.returncode == 0 and "rows written: 1" in out.stdout
     assert json.loads((tmp_path / "v.jsonl").read_text()) == {"prompt": "Q", "chosen": "good", "rejected": "bad"}
+
+
+def test_one_vote_per_voter_and_pair(tmp_path):
+    store = PreferenceStore(tmp_path / "p.sqlite")
+    pid = store.add_pair("Q", "one", "two", created_by="ann")
+    store.vote(pid, "a", voter="bob")
+    with pytest.raises(AlreadyVoted, match=f"voted on pair #{pid} already"):
+        store.vote(pid, "b", voter="bob")  # a double click
+    store.vote(pid, "b", voter="cy")  # another voter may
+    assert [v["choice"] for v in store.votes_of("bob")] == ["a"]
+    assert store.pair(pid)["created_by"] == "ann"
+
+
+def test_a_store_from_before_the_rule_keeps_each_voters_first_vote(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE pairs (id INTEGER PRIMARY KEY AUTOINCREMENT, prompt TEXT NOT NULL, answer_a TEXT NOT NULL,
+            answer_b TEXT NOT NULL, model_a TEXT NOT NULL DEFAULT '', model_b TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '', created REAL NOT NULL);
+        CREATE TABLE votes (id INTEGER PRIMARY KEY AUTOINCREMENT, pair_id INTEGER NOT NULL, choice TEXT NOT NULL,
+            edited TEXT, voter TEXT NOT NULL DEFAULT '', created REAL NOT NULL);
+        INSERT INTO pairs (prompt, answer_a, answer_b, created) VALUES ('Q', 'one', 'two', 0);
+        INSERT INTO votes (pair_id, choice, voter, created) VALUES (1, 'a', 'bob', 0), (1, 'b', 'bob', 1);
+    """)
+    db.commit()
+    db.close()
+    store = PreferenceStore(path)
+    assert [v["choice"] for v in store.votes_of("bob")] == ["a"]
+    assert store.pair(1)["created_by"] == ""
+
+
+def test_a_vote_on_a_full_disk_says_it_was_not_stored(tmp_path):
+    store = PreferenceStore(tmp_path / "p.sqlite")
+    pid = store.add_pair("Q", "one", "two")
+    original = store._connect
+
+    def full():  # SQLite's own page limit: the same SQLITE_FULL error a full disk gives
+        db = original()
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+        return db
+
+    store._connect = full
+    with pytest.raises(StudioError, match="The vote was not stored: the disk holding p.sqlite is full"):
+        for n in range(5000):
+            store.vote(pid, "a", voter=f"annotator-{n:04d}" * 8)
+    store._connect = original
+    kept = store.counts()["votes"]
+    assert kept > 0 and all(v["pair_id"] == pid for v in store.votes_of("annotator-0000" * 8))

@@ -167,6 +167,55 @@ def build_messages(history: list[dict[str, str]], user_text: str, system_prompt:
     return msgs
 
 
+CHARS_PER_TOKEN_BOUND = 64
+"""No tokenizer packs more characters than this into one token in real text, so a message longer than
+context * this many characters is too long without tokenizing it (which itself takes long)."""
+
+
+def context_length(loaded: LoadedModel) -> int:
+    """The most tokens the model reads at once (prompt and answer together)."""
+    config = getattr(loaded.model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(loaded.tokenizer, "model_max_length", 0)
+    return limit if isinstance(limit, int) and 0 < limit < 10**7 else 2048
+
+
+def prompt_text(tok: Any, messages: list[dict[str, str]]) -> str:
+    if tok.chat_template:
+        return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "\n".join(m["content"] for m in messages) + "\n"
+
+
+def fit_to_context(loaded: LoadedModel, messages: list[dict[str, str]], max_new_tokens: int
+                   ) -> tuple[list[dict[str, str]], str]:
+    """The conversation cut to what the model can read with room for the answer, and a note saying what was
+    left out ('' when nothing was). A last message that does not fit alone is refused with one sentence."""
+    context = context_length(loaded)
+    room = max(context - int(max_new_tokens), context // 2)
+    last = messages[-1]["content"]
+    if len(last) > context * CHARS_PER_TOKEN_BOUND:
+        raise StudioError(f"The message has {len(last):,} characters, far more than this model can read "
+                          f"({context:,} tokens in all): shorten it.")
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    turns = messages[len(system):]
+    dropped = 0
+    while True:
+        n = len(loaded.tokenizer(prompt_text(loaded.tokenizer, system + turns), add_special_tokens=False)["input_ids"])
+        if n <= room:
+            break
+        if len(turns) <= 1:
+            raise StudioError(f"The message is about {n:,} tokens; this model reads {context:,} in all and the "
+                              f"answer needs room for {int(max_new_tokens):,}: shorten it (or lower Max new tokens).")
+        turns = turns[2:] if len(turns) > 2 else turns[-1:]  # drop the oldest question and its answer
+        dropped += 1
+    note = (f"The {dropped} oldest exchange{'s were' if dropped > 1 else ' was'} left out so the conversation fits "
+            f"the model's {context:,}-token context.") if dropped else ""
+    return system + turns, note
+
+
 def stream_reply(loaded: LoadedModel, messages: list[dict[str, str]], settings: GenerationSettings,
                  stop: threading.Event | None = None) -> Iterator[str]:
     """Yield the growing answer as tokens arrive; setting `stop` ends generation early."""
@@ -174,8 +223,7 @@ def stream_reply(loaded: LoadedModel, messages: list[dict[str, str]], settings: 
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
     tok, model = loaded.tokenizer, loaded.model
-    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) \
-        if tok.chat_template else "\n".join(m["content"] for m in messages) + "\n"
+    prompt = prompt_text(tok, messages)
     inputs = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
     streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=120)
     stop = stop or threading.Event()

@@ -9,6 +9,8 @@ written to a temporary folder and renamed into place, so a failure leaves earlie
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import random
 import re
@@ -46,8 +48,9 @@ def versions(ws: Workspace, name: str) -> list[int]:
 
 
 def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: str,
-                 eval_fraction: float = 0.0, seed: int = 0, source: str = "") -> Path:
-    """Write a new version of dataset `name`; return its folder."""
+                 eval_fraction: float = 0.0, seed: int = 0, source: str = "", created_by: str = "") -> Path:
+    """Write a new version of dataset `name`; return its folder. Saves of one name at the same time get
+    one version each (the version is chosen under a lock on the dataset's folder)."""
     name = check_name(name)
     if not records:
         raise DataError(f"Dataset {name}: nothing to save, it has no usable rows.")
@@ -63,21 +66,28 @@ def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: 
     train = [r for i, r in enumerate(rows) if i not in eval_idx]
     evaluation = [r for i, r in enumerate(rows) if i in eval_idx]
     folder = ws.datasets / name
-    folder.mkdir(parents=True, exist_ok=True)
-    version = (versions(ws, name) or [0])[-1] + 1
-    tmp = folder / f".v{version}.tmp{time.time_ns()}"
-    tmp.mkdir()
+    tmp = folder / f".new.tmp{time.time_ns()}"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         write_jsonl(tmp / "train.jsonl", train)
         if evaluation:
             write_jsonl(tmp / "eval.jsonl", evaluation)
-        meta = {"name": name, "version": version, "kind": kind, "rows": len(rows), "train_rows": len(train),
-                "eval_rows": len(evaluation), "eval_fraction": eval_fraction, "seed": seed, "source": source,
-                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        final = folder / f"v{version}"
-        tmp.rename(final)
+        with open(folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            version = (versions(ws, name) or [0])[-1] + 1
+            meta = {"name": name, "version": version, "kind": kind, "rows": len(rows), "train_rows": len(train),
+                    "eval_rows": len(evaluation), "eval_fraction": eval_fraction, "seed": seed, "source": source,
+                    "created_by": created_by, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            final = folder / f"v{version}"
+            tmp.rename(final)
         return final
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno == errno.ENOSPC:
+            raise DataError(f"Dataset {name} was not saved: the disk is full. Earlier versions are untouched.") from None
+        raise DataError(f"Dataset {name} was not saved: {err.strerror or err}.") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

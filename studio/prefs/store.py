@@ -40,14 +40,42 @@ CREATE TABLE IF NOT EXISTS votes (
 );
 CREATE INDEX IF NOT EXISTS votes_pair ON votes(pair_id);
 """
+ONE_VOTE_EACH = """
+DELETE FROM votes WHERE id NOT IN (SELECT MIN(id) FROM votes GROUP BY pair_id, voter);
+CREATE UNIQUE INDEX IF NOT EXISTS votes_one_each ON votes(pair_id, voter);
+"""
+"""One vote per voter and pair: a store from before the rule keeps each voter's first vote."""
+
+
+class AlreadyVoted(StudioError):
+    """A second vote by the same voter on the same pair (a double click, say)."""
+
+
+def _sentence(path: Path, err: sqlite3.Error, what: str) -> str:
+    text = str(err).lower()
+    if "disk" in text and ("full" in text or "i/o" in text) or "database or disk is full" in text:
+        return f"{what}: the disk holding {path.name} is full; free some space and try again."
+    if "locked" in text or "busy" in text:
+        return f"{what}: {path.name} is busy with another writer; try again in a moment."
+    if "readonly" in text or "read-only" in text:
+        return f"{what}: {path.name} cannot be written (read-only)."
+    return f"{what}: {path.name} reports {err}."
 
 
 class PreferenceStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        try:
+            with self._connect() as db:
+                db.executescript(SCHEMA)
+                columns = {r["name"] for r in db.execute("PRAGMA table_info(pairs)")}
+                if "created_by" not in columns:
+                    db.execute("ALTER TABLE pairs ADD COLUMN created_by TEXT NOT NULL DEFAULT ''")
+                if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'votes_one_each'").fetchone():
+                    db.executescript(ONE_VOTE_EACH)
+        except sqlite3.Error as err:
+            raise StudioError(_sentence(self.path, err, "The preference store could not be opened")) from None
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -60,14 +88,17 @@ class PreferenceStore:
         return db
 
     def add_pair(self, prompt: str, answer_a: str, answer_b: str, model_a: str = "", model_b: str = "",
-                 source: str = "") -> int:
+                 source: str = "", created_by: str = "") -> int:
         if not prompt.strip() or not answer_a.strip() or not answer_b.strip():
             raise StudioError("A pair needs a prompt and two non-empty answers.")
-        with self._connect() as db:
-            cur = db.execute("INSERT INTO pairs (prompt, answer_a, answer_b, model_a, model_b, source, created) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (prompt, answer_a, answer_b, model_a, model_b, source, time.time()))
-            return int(cur.lastrowid)
+        try:
+            with self._connect() as db:
+                cur = db.execute("INSERT INTO pairs (prompt, answer_a, answer_b, model_a, model_b, source, created, "
+                                 "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (prompt, answer_a, answer_b, model_a, model_b, source, time.time(), created_by))
+                return int(cur.lastrowid)
+        except sqlite3.Error as err:
+            raise StudioError(_sentence(self.path, err, "The pair was not stored")) from None
 
     def pair(self, pair_id: int) -> dict[str, Any]:
         with self._connect() as db:
@@ -80,10 +111,21 @@ class PreferenceStore:
         if choice not in CHOICES:
             raise StudioError(f"A vote is one of {', '.join(CHOICES)} (got {choice!r}).")
         self.pair(pair_id)
+        try:
+            with self._connect() as db:
+                cur = db.execute("INSERT INTO votes (pair_id, choice, edited, voter, created) VALUES (?, ?, ?, ?, ?)",
+                                 (pair_id, choice, edited or None, voter, time.time()))
+                return int(cur.lastrowid)
+        except sqlite3.IntegrityError:
+            raise AlreadyVoted(f"You have voted on pair #{pair_id} already; your first vote stands.") from None
+        except sqlite3.Error as err:
+            raise StudioError(_sentence(self.path, err, "The vote was not stored")) from None
+
+    def votes_of(self, voter: str) -> list[dict[str, Any]]:
+        """Every vote of one voter, oldest first."""
         with self._connect() as db:
-            cur = db.execute("INSERT INTO votes (pair_id, choice, edited, voter, created) VALUES (?, ?, ?, ?, ?)",
-                             (pair_id, choice, edited or None, voter, time.time()))
-            return int(cur.lastrowid)
+            rows = db.execute("SELECT * FROM votes WHERE voter = ? ORDER BY id", (voter,)).fetchall()
+        return [dict(r) for r in rows]
 
     def next_pair(self, voter: str = "", skip: tuple[int, ...] = ()) -> dict[str, Any] | None:
         """A random pair this voter has not voted on yet (and not in `skip`), or None when none is left."""

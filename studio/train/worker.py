@@ -24,7 +24,7 @@ from typing import Any
 from studio.config import RunConfig, save_config
 from studio.errors import StudioError
 from studio.stages import stage
-from studio.train.metrics import MetricsWriter
+from studio.train.metrics import MetricsWriter, drop_after
 from studio.train.status import FINAL, RunState, process_start, read_status, update_status
 
 STOP_FILE = "STOP"
@@ -170,7 +170,10 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     report(run_dir, state=RunState.STARTING, pid=os.getpid(), pid_start=process_start(os.getpid()),
            run_id=run_dir.name, stage=cfg.method.stage, method=cfg.method.name, model=cfg.model.name,
            started=time.time(), error=None, waiting_for=None, finished=None)
-    writer = MetricsWriter(run_dir)
+    resume_from = latest_checkpoint(run_dir) if resume else None
+    if resume_from is not None and main:  # the steps after the checkpoint are trained and logged again
+        drop_after(run_dir, int(resume_from.name.split("-")[-1]))
+    writer = MetricsWriter(run_dir)  # opened after the file may have been replaced
     callback = _make_callback(run_dir, writer, show_progress)
     callback.stop_requested = stop_asked["flag"]
     _quiet_libraries()
@@ -179,8 +182,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # metrics.jsonl and the progress bar say it better
-        checkpoint = latest_checkpoint(run_dir) if resume else None
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         if callback.stop_requested:
             (run_dir / STOP_FILE).unlink(missing_ok=True)
             report(run_dir, state=RunState.STOPPED, finished=time.time())
