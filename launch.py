@@ -1,6 +1,7 @@
 """Open Fine-tuning Studio in the browser.
 
     python launch.py [--host H] [--port N] [--workspace DIR] [--share --auth USER:PASS]
+                     [--auth-file FILE] [--annotator USER:PASS] [--annotator-file FILE]
 """
 
 import argparse
@@ -18,7 +19,8 @@ def main() -> int:
         from studio.ui.app import launch
 
         launch(host=args.host, port=args.port, workspace=args.workspace, share=args.share,
-               auth=args.auth, open_browser=not args.no_browser)
+               auth=args.auth, open_browser=not args.no_browser, annotators=args.annotator,
+               auth_file=args.auth_file, annotator_file=args.annotator_file)
     except StudioError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,3 +25,31 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.update(extra)
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def workspace_of(page) -> Path:
+    """The workspace named in a browser page's header (filled in at page load, for admins)."""
+    from playwright.sync_api import expect
+
+    header = page.locator("#studio-header")
+    expect(header).to_contain_text("workspace", timeout=30_000)
+    return Path(header.inner_text().split("workspace", 1)[1].strip())
+
+
+def start_app(workspace: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([PYTHON, "launch.py", "--port", str(port), "--workspace", str(workspace),
+                             "--no-browser", *extra], cwd=ROOT, env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited: {proc.stdout.read()}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except Exception:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("app did not start within 90 s")

@@ -67,6 +67,8 @@ class RunStatus:
     stage: str = ""
     method: str = ""
     model: str = ""
+    started_by: str = ""
+    """The login that started the run ('' without logins, or from the command line)."""
     pid: int | None = None
     """The training process (rank 0)."""
     pid_start: str | None = None

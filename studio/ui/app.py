@@ -12,13 +12,17 @@ import os
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from studio import __version__
+from studio.access import ANNOTATOR, Logins, UploadAllowance
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.paths import ASSETS
 from studio.ui.context import AppContext
+from studio.ui.roles import GatedBlocks, for_annotators, is_admin
 from studio.ui.tabs import chat, data, guide, method, preferences, train
+from studio.ui.uploads import UploadQuota
 from studio.workspace import Workspace
 
 
@@ -33,29 +37,47 @@ def with_method_choices(tab: method.MethodTab) -> Any:
     return handler
 
 
+TABS = (("Data", "data", data), ("Method", "method", method), ("Train", "train", train),
+        ("Preferences", "preferences", preferences), ("Chat", "chat", chat), ("Guide", "guide", guide))
+ANNOTATOR_TAB = "preferences"
+
+
+def header(ctx: AppContext, admin: bool) -> str:
+    where = f" · workspace `{ctx.workspace.root}`" if admin else " · preference voting"
+    return f"## Fine-tuning Studio <small>v{__version__}{where}</small>"
+
+
 def build_app(ctx: AppContext) -> gr.Blocks:
-    with gr.Blocks(title="Fine-tuning Studio") as app:
-        gr.Markdown(f"## Fine-tuning Studio <small>v{__version__} · workspace `{ctx.workspace.root}`</small>",
-                    elem_id="studio-header")
-        with gr.Tabs():
-            with gr.Tab("Data", id="data"):
-                data.build(ctx)
-            with gr.Tab("Method", id="method"):
-                method_tab = method.build(ctx)
-            with gr.Tab("Train", id="train"):
-                train_tab = train.build(ctx)
-            with gr.Tab("Preferences", id="preferences") as prefs_page:
-                prefs_tab = preferences.build(ctx)
-            with gr.Tab("Chat", id="chat"):
-                chat.build(ctx)
-            with gr.Tab("Guide", id="guide"):
-                guide.build(ctx)
+    """The page, the same for every user; what a user may run is decided per event by their role."""
+    # uploads older than a day are deleted (checked hourly): saved datasets are what lasts
+    with GatedBlocks(title="Fine-tuning Studio", logins=ctx.logins, delete_cache=(3600, 86400)) as app:
+        title = gr.Markdown(header(ctx, admin=False), elem_id="studio-header")
+        built, pages = {}, {}
+        with gr.Tabs() as tabs:
+            for label, tab_id, module in TABS:
+                # a tab can be shown at page load but not hidden again: all but voting start hidden
+                with gr.Tab(label, id=tab_id, visible=tab_id == ANNOTATOR_TAB) as page:
+                    built[tab_id] = module.build(ctx)
+                pages[tab_id] = page
+        method_tab, train_tab, prefs_tab = built["method"], built["train"], built["preferences"]
         base, choices = train_tab["base"], method_tab.config_inputs
         gr.on([c.change for c in choices], with_method_choices(method_tab), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")
         train_tab["preset_loaded"].then(method_tab.form_values, base, choices, show_progress="hidden")
+
+        @for_annotators
+        def view(request: gr.Request):
+            """What this user's page shows: everything for an admin; for an annotator, only voting."""
+            admin = is_admin(ctx.logins, request)
+            shown = [gr.Tab(visible=admin or tab_id == ANNOTATOR_TAB) for _, tab_id, _ in TABS]
+            return [header(ctx, admin), *shown, gr.Tabs(selected=TABS[0][1] if admin else ANNOTATOR_TAB),
+                    gr.Timer(active=admin), gr.update(visible=admin)]
+
+        app.load(view, None, [title, *pages.values(), tabs, train_tab["timer"], prefs_tab["admin_row"]],
+                 show_progress="hidden")
         app.load(method_tab.form_values, base, choices, show_progress="hidden")
-        prefs_page.select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"], show_progress="hidden")
+        pages[ANNOTATOR_TAB].select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"],
+                                    show_progress="hidden")
         for fn, inputs, outputs in ctx.on_load:
             app.load(fn, inputs, outputs, show_progress="hidden")
         for dropdown, options in ctx.pickers:
@@ -65,32 +87,27 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     return app
 
 
-def parse_auth(items: list[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        user, sep, password = item.partition(":")
-        if not sep or not user or not password:
-            raise StudioError(f"--auth needs USER:PASS with both parts (got {item!r}).")
-        pairs.append((user, password))
-    return pairs
-
-
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None, share: bool = False,
-           auth: list[str] | None = None, open_browser: bool = False) -> None:
-    logins = parse_auth(auth or [])
-    if share and not logins:
-        raise StudioError("A shared link is public: add --auth USER:PASS so that it needs a login.")
+           auth: list[str] | None = None, open_browser: bool = False, annotators: list[str] | None = None,
+           auth_file: str | None = None, annotator_file: str | None = None) -> None:
+    logins = Logins.gather(auth, annotators, auth_file, annotator_file)
+    if share and not logins.enabled:
+        raise StudioError("A shared link is public: add --auth USER:PASS (or --auth-file, or $STUDIO_AUTH) so that "
+                          "it needs a login.")
     ws = Workspace.open(workspace)
     # uploads land inside the workspace, not in a system-wide temporary folder
     os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
-    app = build_app(AppContext(workspace=ws, shared=share))
+    app = build_app(AppContext(workspace=ws, shared=share, logins=logins))
     css_file = ASSETS / "css" / "studio.css"
-    print(f"Fine-tuning Studio on http://{host}:{port}  (workspace {ws.root})", flush=True)
+    roles = sorted(set(logins.roles.values()))
+    print(f"Fine-tuning Studio on http://{host}:{port}  (workspace {ws.root}"
+          + (f"; logins: {', '.join(roles)})" if roles else ")"), flush=True)
     app.queue(default_concurrency_limit=4).launch(
         server_name=host,
         server_port=port,
         share=share,
-        auth=logins or None,
+        auth=logins.check if logins.enabled else None,
+        auth_message="Annotators see the Preferences tab only." if ANNOTATOR in roles else None,
         inbrowser=open_browser,
         css_paths=[css_file] if css_file.exists() else None,
         theme=gr.themes.Soft(),
@@ -98,4 +115,5 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
         allowed_paths=[],
         max_file_size="1gb",
         quiet=True,
+        app_kwargs={"middleware": [Middleware(UploadQuota, allowance=UploadAllowance())]},
     )

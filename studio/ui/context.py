@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.access import Logins
 from studio.chat.engine import ModelCache
 from studio.workspace import Workspace
 
@@ -19,6 +20,8 @@ from studio.workspace import Workspace
 class AppContext:
     workspace: Workspace
     shared: bool = False
+    logins: Logins = field(default_factory=Logins)
+    """Who may log in, and with which role; no logins means everybody is admin."""
     models: ModelCache = field(default_factory=ModelCache)
     pickers: list[tuple[Any, Callable[[], list[Any]]]] = field(default_factory=list)
     """(dropdown, choices function) pairs whose choices follow the workspace: refreshed at page load
@@ -26,6 +29,11 @@ class AppContext:
 
     on_load: list[tuple[Callable[..., Any], list[Any] | None, list[Any]]] = field(default_factory=list)
     """(function, inputs, outputs) run when a page loads."""
+
+    @staticmethod
+    def user(request: Any) -> str:
+        """The logged-in name behind a request ('' when the studio has no logins)."""
+        return getattr(request, "username", None) or ""
 
     def picker(self, dropdown: Any, choices: Callable[[], list[Any]]) -> Any:
         self.pickers.append((dropdown, choices))

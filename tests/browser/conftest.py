@@ -9,36 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import PYTHON, free_port, subprocess_env  # noqa: E402
+from helpers import start_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def start_app(workspace: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([PYTHON, "launch.py", "--port", str(port), "--workspace", str(workspace),
-                             "--no-browser", *extra], cwd=ROOT, env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited: {proc.stdout.read()}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except Exception:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("app did not start within 90 s")
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +55,4 @@ def page(browser):
     pg.set_default_timeout(30_000)
     yield pg
     context.close()
+

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
+from helpers import workspace_of
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
@@ -24,11 +24,6 @@ def open_chat_tab(page, url):
     page.goto(url)
     page.get_by_role("tab", name="Chat").click()
     expect(page.locator("#chat-input textarea")).to_be_visible()
-
-
-def workspace_of(page) -> Path:
-    header = page.locator("#studio-header").inner_text()
-    return Path(header.split("workspace", 1)[1].strip())
 
 
 def send(page, text: str) -> None:

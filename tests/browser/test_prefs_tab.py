@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from helpers import workspace_of
 from playwright.sync_api import expect
 
 from studio.prefs.store import PreferenceStore
@@ -11,8 +10,7 @@ from studio.prefs.store import PreferenceStore
 
 def test_vote_and_export(page, app_url):
     page.goto(app_url)
-    header = page.locator("#studio-header").inner_text()
-    ws = Path(header.split("workspace", 1)[1].strip())
+    ws = workspace_of(page)
     store = PreferenceStore(ws / "prefs.sqlite")
     pid = store.add_pair("Where is order 12345?", "It left the warehouse today.", "Dunno.", "run-x", "tiny")
     page.get_by_role("tab", name="Preferences").click()

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import workspace_of
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
@@ -26,11 +27,6 @@ def open_train_tab(page, url):
     page.goto(url)
     page.get_by_role("tab", name="Train").click()
     expect(page.get_by_label("Max steps (-1: by epochs)", exact=True)).to_be_visible()
-
-
-def workspace_of(page) -> Path:
-    header = page.locator("#studio-header").inner_text()
-    return Path(header.split("workspace", 1)[1].strip())
 
 
 def run_folders(ws: Path) -> list[Path]:

@@ -13,7 +13,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.chat.engine import GenerationSettings, build_messages, stream_reply
+from studio.access import readable_data, readable_model, run_id_only
+from studio.chat.engine import GenerationSettings, build_messages, fit_to_context, stream_reply
 from studio.chat.evaluate import eval_rows, evaluate_model
 from studio.chat.export import export_folder, export_run, holds_export, push_to_hub
 from studio.data.store import list_datasets
@@ -33,9 +34,12 @@ def run_choices(ctx: AppContext) -> list[str]:
     return finished_runs(ctx.workspace)
 
 
+def demo_eval_choices() -> list[str]:
+    return [f"assets/data/{p.name}" for p in sorted(DEMO_DATA.glob("*eval*.jsonl"))] if DEMO_DATA.exists() else []
+
+
 def eval_choices(ctx: AppContext) -> list[str]:
-    demo = [f"assets/data/{p.name}" for p in sorted(DEMO_DATA.glob("*eval*.jsonl"))] if DEMO_DATA.exists() else []
-    return demo + [d["name"] for d in list_datasets(ctx.workspace) if d.get("kind") == "sft"]
+    return demo_eval_choices() + [d["name"] for d in list_datasets(ctx.workspace) if d.get("kind") == "sft"]
 
 
 def _text(content: Any) -> str:
@@ -55,10 +59,10 @@ def history_of(chat: list[dict[str, Any]] | None) -> list[dict[str, str]]:
 
 def build(ctx: AppContext) -> dict[str, Any]:
     with gr.Row():
-        left_model = gr.Dropdown(model_choices(ctx), value="tiny", label="Model", allow_custom_value=True, scale=3,
+        left_model = gr.Dropdown(["tiny"], value="tiny", label="Model", allow_custom_value=True, scale=3,
                                  info="a run, 'tiny', a hub id or a folder")
         compare = gr.Checkbox(False, label="Side by side", scale=1)
-        right_model = gr.Dropdown(model_choices(ctx), value="tiny", label="Compare with", allow_custom_value=True,
+        right_model = gr.Dropdown(["tiny"], value="tiny", label="Compare with", allow_custom_value=True,
                                   visible=False, scale=3)
         refresh = gr.Button("↻", scale=0, min_width=40)  # finished runs appear in the pickers
         unload = gr.Button("Unload models", scale=1)
@@ -98,6 +102,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         loaded = []
         for name, _ in targets:
             try:
+                readable_model(ctx.workspace, name)
                 loaded.append(ctx.models.get(name, ctx.workspace,
                                              lambda f, t, n=name: progress(f, desc=f"{n}: {t}")))
             except (StudioError, OSError, ValueError) as err:
@@ -106,8 +111,17 @@ def build(ctx: AppContext) -> dict[str, Any]:
         notes = " ".join(n for m in loaded for n in m.notes)
         chats = [list(c or []) for _, c in targets]
         streams, stops = [], []
+        fitted = []
         for m, chat in zip(loaded, chats):
-            msgs = build_messages(history_of(chat), text, s.system_prompt)
+            try:
+                msgs, cut = fit_to_context(m, build_messages(history_of(chat), text, s.system_prompt),
+                                           s.max_new_tokens)
+            except StudioError as err:
+                yield gr.update(), l_chat, r_chat, f"⚠️ {err}"  # the message stays in the box to shorten
+                return
+            fitted.append(msgs)
+            notes = f"{notes} {cut}".strip() if cut else notes
+        for m, chat, msgs in zip(loaded, chats, fitted):
             chat += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
             ev = threading.Event()
             stops.append(ev)
@@ -152,7 +166,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         ctx.picker(box, lambda: model_choices(ctx))
     unload.click(lambda: f"Unloaded {ctx.models.unload()} model(s); memory is free for training.", None, load_info)
 
-    def send_pair(l_chat, r_chat, l_name, r_name):
+    def send_pair(request: gr.Request, l_chat, r_chat, l_name, r_name):
         lh, rh = history_of(l_chat), history_of(r_chat)
         if len(lh) < 2 or len(rh) < 2 or lh[-1]["role"] != "assistant" or rh[-1]["role"] != "assistant":
             return "⚠️ Ask both models the same message first."
@@ -160,7 +174,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return "⚠️ The two sides answered different messages; send the same message to both."
         try:
             pid = PreferenceStore(ctx.workspace.prefs_db).add_pair(lh[-2]["content"], lh[-1]["content"],
-                                                                   rh[-1]["content"], l_name, r_name, "chat")
+                                                                   rh[-1]["content"], l_name, r_name, "chat",
+                                                                   created_by=ctx.user(request))
         except StudioError as err:
             return f"⚠️ {err}"
         return f"Saved as preference pair #{pid}: vote on it in the Preferences tab."
@@ -175,9 +190,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
 def _evaluate_panel(ctx: AppContext) -> None:
     with gr.Accordion("Evaluate on held-out data", open=False):
         with gr.Row():
-            data = gr.Dropdown(eval_choices(ctx), value=(eval_choices(ctx) or [None])[0], allow_custom_value=True,
+            data = gr.Dropdown(demo_eval_choices(), value=(demo_eval_choices() or [None])[0], allow_custom_value=True,
                                label="Eval data", scale=2)
-            models = gr.Dropdown(model_choices(ctx), value=["tiny"], multiselect=True, allow_custom_value=True,
+            models = gr.Dropdown(["tiny"], value=["tiny"], multiselect=True, allow_custom_value=True,
                                  label="Models to compare", scale=3)
             limit = gr.Number(100, label="Rows (0 = all)", precision=0, scale=1)
             go = gr.Button("Evaluate", variant="primary", scale=1)
@@ -188,8 +203,10 @@ def _evaluate_panel(ctx: AppContext) -> None:
         if not source or not names:
             return pd.DataFrame([{"message": "Choose eval data and at least one model."}]), None
         try:
-            rows = eval_rows(source, int(n) or None)
+            rows = eval_rows(readable_data(ctx.workspace, source, "The eval data"), int(n) or None)
             results = []
+            for name in names:
+                readable_model(ctx.workspace, name)
             for i, name in enumerate(names):
                 progress(i / len(names), desc=f"evaluating {name}")
                 loaded = ctx.models.get(name, ctx.workspace)
@@ -211,7 +228,7 @@ def _evaluate_panel(ctx: AppContext) -> None:
 def _export_panel(ctx: AppContext) -> None:
     with gr.Accordion("Export", open=False):
         with gr.Row():
-            run = gr.Dropdown(run_choices(ctx), label="Run", allow_custom_value=False, scale=3)
+            run = gr.Dropdown([], label="Run", allow_custom_value=False, scale=3)
             kind = gr.Radio(["merged model", "adapter only"], value="merged model", label="What", scale=2)
             folder = gr.Textbox(label="Folder name (inside the workspace's exports/)", scale=2)
             go = gr.Button("Export", variant="primary", scale=1)
@@ -226,6 +243,7 @@ def _export_panel(ctx: AppContext) -> None:
         if not run_id:
             return "⚠️ Pick a run to export.", gr.skip()
         try:
+            run_id_only(ctx.workspace, run_id)
             out = export_folder(ctx.workspace, run_id, name, merged=what == "merged model")
         except StudioError as err:
             return f"⚠️ {err}", gr.skip()

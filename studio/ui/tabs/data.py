@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio.access import readable_data, readable_model
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
 from studio.data.preview import template_preview
@@ -21,6 +22,7 @@ from studio.errors import StudioError
 from studio.models.loading import cached_tokenizer
 from studio.ui.context import AppContext
 from studio.ui.plots import token_length_histogram
+from studio.workspace import Workspace
 
 FIELDS = ["messages", "conversations", "instruction", "input", "context", "output", "response", "prompt",
           "completion", "chosen", "rejected", "system", "history", "text"]
@@ -35,8 +37,9 @@ def _read(source: dict[str, Any]) -> ReadResult:
 
 
 def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], model: str,
-            max_length: float) -> tuple[Report | None, str]:
-    """Build the report for the rows in hand; returns (report, message)."""
+            max_length: float, ws: Workspace | None = None) -> tuple[Report | None, str]:
+    """Build the report for the rows in hand; returns (report, message). With `ws`, the tokenizer's model
+    must be one the web app may load."""
     if not source:
         return None, "Load a file, a hub dataset or a saved dataset first."
     read = _read(source)
@@ -44,6 +47,8 @@ def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], mo
     note = ""
     if model.strip():
         try:
+            if ws is not None:
+                readable_model(ws, model.strip())
             tokenizer = cached_tokenizer(model.strip())
         except StudioError as err:
             note = f" Token lengths skipped: {err}"
@@ -105,7 +110,7 @@ def build(ctx: AppContext) -> None:
                 hub_subset = gr.Textbox(label="subset", placeholder="optional", scale=1)
             hub_btn = gr.Button("Load from hub", size="sm")
         with gr.Column(scale=1):
-            saved = ctx.picker(gr.Dropdown(label="…or a saved dataset", choices=_saved_names(ctx),
+            saved = ctx.picker(gr.Dropdown(label="…or a saved dataset", choices=[],
                                            allow_custom_value=False), lambda: _saved_names(ctx))
             saved_btn = gr.Button("Open saved", size="sm")
     with gr.Row():
@@ -150,32 +155,36 @@ def build(ctx: AppContext) -> None:
 
     outputs = [status, issues, hist, fmt, *mapping_boxes, row_no]
 
+    def analyse_here(*args: Any) -> tuple[Report | None, str]:
+        return analyse(*args, ws=ctx.workspace)
+
     def run_format(src, f, mx, mdl):  # a new format starts from its default column mapping
-        report, msg = analyse(src, f, {}, mdl, mx)
+        report, msg = analyse_here(src, f, {}, mdl, mx)
         return [report, *_outputs(report, msg, mx, src, f)]
 
     def run_mapping(src, f, mx, mdl, *maps):
-        report, msg = analyse(src, f, _mapping(maps) if f != AUTO else {}, mdl, mx)
+        report, msg = analyse_here(src, f, _mapping(maps) if f != AUTO else {}, mdl, mx)
         return [report, *_outputs(report, msg, mx, src, f, _mapping(maps))]
 
     def load_file(path, mdl, mx):
         if not path:
             return [None, None, *_outputs(None, "No file chosen.", mx)]
         try:
-            src = _source_from(read_rows(path))
+            src = _source_from(read_rows(readable_data(ctx.workspace, path, "The upload")))
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
-        report, msg = analyse(src, AUTO, {}, mdl, mx)
+        report, msg = analyse_here(src, AUTO, {}, mdl, mx)
         return [src, report, *_outputs(report, msg, mx)]
 
     def load_hub(ds_id, split, subset, mdl, mx):
         if not ds_id.strip():
             return [None, None, *_outputs(None, "Name a hub dataset, e.g. org/dataset.", mx)]
         try:
+            readable_data(ctx.workspace, ds_id.strip(), "The hub dataset")
             src = _source_from(read_hub(ds_id.strip(), split.strip() or "train", subset.strip() or None))
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
-        report, msg = analyse(src, AUTO, {}, mdl, mx)
+        report, msg = analyse_here(src, AUTO, {}, mdl, mx)
         return [src, report, *_outputs(report, msg, mx)]
 
     def load_saved(name, mdl, mx):
@@ -186,7 +195,7 @@ def build(ctx: AppContext) -> None:
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
         src["name"] = name
-        report, msg = analyse(src, AUTO, {}, mdl, mx)
+        report, msg = analyse_here(src, AUTO, {}, mdl, mx)
         return [src, report, *_outputs(report, msg, mx)]
 
     upload.upload(load_file, [upload, model, max_length], [source, report_state, *outputs])
@@ -207,20 +216,21 @@ def build(ctx: AppContext) -> None:
             problem = next((i.message for i in report.issues if i.index == int(n) - 1), "it has a problem")
             return f"<p>Row {int(n)} is not usable: {html.escape(problem)}.</p>", ""
         try:
-            pv = template_preview(rec, cached_tokenizer(mdl.strip() or "tiny"))
+            name = readable_model(ctx.workspace, mdl.strip() or "tiny")
+            pv = template_preview(rec, cached_tokenizer(name))
         except (StudioError, ValueError, TypeError) as err:
-            return f"<p>No preview: {err}</p>", ""
+            return f"<p>No preview: {html.escape(str(err))}</p>", ""
         return pv.html(), f"**{pv.total} tokens**, {pv.trained} trained — {pv.rule}."
 
     for trigger in (row_no.change, report_state.change):
         trigger(show_preview, [report_state, row_no, model], [preview, tok_info])
 
-    def save(report, name, share):
+    def save(request: gr.Request, report, name, share):
         if report is None or not report.ok:
             return "⚠️ Nothing usable to save yet.", gr.update()
         try:
             folder = store.save_dataset(ctx.workspace, name, report.usable, report.kind, float(share),
-                                        source=report.source)
+                                        source=report.source, created_by=ctx.user(request))
         except StudioError as err:
             return f"⚠️ {err}", gr.update()
         skipped = report.total_rows - len(report.usable)
@@ -239,7 +249,7 @@ def build(ctx: AppContext) -> None:
         src = table_source(frame, k)
         if src is None:
             return [None, None, *_outputs(None, "Write at least one example first.", mx)]
-        report, msg = analyse(src, "prompt_completion" if k == "instructions" else "preference",
+        report, msg = analyse_here(src, "prompt_completion" if k == "instructions" else "preference",
                               dict(zip(*_table_mapping(k))), mdl, mx)
         return [src, report, *_outputs(report, msg, mx)]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio.access import readable_model
 from studio.config import COMPUTE_DTYPES, QUANT_TYPES, RunConfig, config_from_form, path_value
 from studio.errors import StudioError
 from studio.models.counting import ModelShapes, model_shapes, trainable_by_rank
@@ -26,6 +27,7 @@ from studio.stages import available_stages, stage
 from studio.ui.context import AppContext
 from studio.ui.method_cards import METHOD_CARDS
 from studio.ui.plots import rank_chart
+from studio.workspace import Workspace
 
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
 CHART_RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -120,13 +122,17 @@ def render(est: RunEstimate) -> list[Any]:
     return [counts, verdict, table, chart]
 
 
-def refresh(last_model: str, choices: dict[str, Any], estimate: dict[str, Any]) -> list[Any]:
-    """Everything the tab shows, for the current values; on bad input the last good results stay."""
+def refresh(last_model: str, choices: dict[str, Any], estimate: dict[str, Any], ws: Workspace | None = None
+            ) -> list[Any]:
+    """Everything the tab shows, for the current values; on bad input the last good results stay. With
+    `ws`, the model must be one the web app may read."""
     model, method_name, stage_name = choices["model.name"], choices["method.name"], choices["method.stage"]
     card = (f"{METHOD_CARDS[method_name]}\n\n{stage(stage_name).card}" if method_name in METHOD_CARDS
             and stage_name in STAGE_NAMES else gr.skip())
     boxes = [gr.update(visible=method_name != "full"), gr.update(visible=method_name == "qlora")]
     try:
+        if ws is not None:
+            readable_model(ws, model)
         shapes = model_shapes(model, stage=stage_name)
     except (StudioError, ValueError) as err:
         # the typed name stays for correcting; the numbers shown are still the last good model's
@@ -145,9 +151,11 @@ def refresh(last_model: str, choices: dict[str, Any], estimate: dict[str, Any]) 
     return [gr.skip(), model, targets_out, model_summary(shapes, model), card, *boxes, *shown, problem]
 
 
-def shortcut(model: str, stage_name: str, which: str) -> Any:
+def shortcut(model: str, stage_name: str, which: str, ws: Workspace | None = None) -> Any:
     """Tick the attention layers or every linear layer of the current model."""
     try:
+        if ws is not None:
+            readable_model(ws, model)
         shapes = model_shapes(model, stage=stage_name)
     except (StudioError, ValueError):
         return gr.skip()
@@ -246,13 +254,13 @@ def build(ctx: AppContext) -> MethodTab:
 
     def on_change(last: str, *values: Any) -> list[Any]:
         n = len(config_inputs)
-        return refresh(last, tab.choices_of(values[:n]), dict(zip(ESTIMATE_KEYS, values[n:])))
+        return refresh(last, tab.choices_of(values[:n]), dict(zip(ESTIMATE_KEYS, values[n:])), ctx.workspace)
 
     outputs = [f["model.name"], last_model, f["lora.targets"], info, card, lora_box, quant_box, counts, verdict,
                memory, chart, problem_md]
     gr.on([c.change for c in config_inputs + est_inputs], on_change, [last_model, *config_inputs, *est_inputs],
           outputs, show_progress="hidden", trigger_mode="always_last")
     which = [f["model.name"], f["method.stage"]]
-    attention_btn.click(lambda m, s: shortcut(m, s, "attention"), which, f["lora.targets"], show_progress="hidden")
-    all_btn.click(lambda m, s: shortcut(m, s, "all"), which, f["lora.targets"], show_progress="hidden")
+    attention_btn.click(lambda m, s: shortcut(m, s, "attention", ctx.workspace), which, f["lora.targets"], show_progress="hidden")
+    all_btn.click(lambda m, s: shortcut(m, s, "all", ctx.workspace), which, f["lora.targets"], show_progress="hidden")
     return tab

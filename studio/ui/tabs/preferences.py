@@ -16,6 +16,7 @@ from studio.errors import StudioError
 from studio.prefs.session import ShownPair, show_pair
 from studio.prefs.store import PreferenceStore
 from studio.ui.context import AppContext
+from studio.ui.roles import for_annotators
 
 NOTHING = "No pairs are waiting for your vote. Send pairs from the Chat tab (Side by side → Send this pair)."
 
@@ -54,10 +55,11 @@ def build(ctx: AppContext) -> dict[str, Any]:
         tie_btn = gr.Button("Tie")
         bad_btn = gr.Button("Both bad")
     message = gr.Markdown(elem_id="prefs-message")
-    with gr.Row():
+    with gr.Row(visible=False) as admin_row:  # shown to admins at page load
         export_btn = gr.Button("Export votes as preference data", scale=1)
         exported = gr.Markdown()
 
+    @for_annotators
     def load(current, request: gr.Request):
         """Show a pair; a pair already on screen and not yet voted on stays, sides unchanged."""
         voter = _voter(request)
@@ -65,10 +67,12 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return (gr.skip(),) * len(outputs)
         return show_next(ctx, voter)
 
+    @for_annotators
     def load_other(request: gr.Request):
         return show_next(ctx, _voter(request))
 
     def vote(side):
+        @for_annotators
         def handler(st, request: gr.Request):
             voter = _voter(request)
             try:
@@ -82,11 +86,15 @@ def build(ctx: AppContext) -> dict[str, Any]:
     for btn, side in ((a_btn, "left"), (b_btn, "right"), (tie_btn, "tie"), (bad_btn, "both_bad")):
         btn.click(vote(side), state, [*outputs, message])
 
-    def export():
+    def export(request: gr.Request):
         rows = PreferenceStore(ctx.workspace.prefs_db).export_rows()
         if not rows:
             return "No decisive votes yet (A or B), so there is nothing to export."
-        folder = save_dataset(ctx.workspace, "votes", rows, "preference", source="preference votes")
+        try:
+            folder = save_dataset(ctx.workspace, "votes", rows, "preference", source="preference votes",
+                                  created_by=ctx.user(request))
+        except StudioError as err:
+            return f"⚠️ {err}"
         return (f"Saved {len(rows)} pairs as dataset **votes {folder.name}**: pick it as training data for a "
                 "DPO or reward-model run in the Train tab.")
 
@@ -94,7 +102,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     ctx.on_load.append((load_other, None, outputs))
     refresh = gr.Button("Show another pair", size="sm")
     refresh.click(load_other, None, outputs)
-    return {"load": load, "inputs": [state], "outputs": outputs}
+    return {"load": load, "inputs": [state], "outputs": outputs, "admin_row": admin_row}
 
 
 def _voter(request: gr.Request | None) -> str:

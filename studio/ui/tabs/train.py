@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 import yaml
 
+from studio.access import readable_config, run_id_only
 from studio.config import PRECISIONS, SCHEDULERS, RunConfig, config_with, dump_config, value_at
 from studio.data.store import list_datasets
 from studio.errors import StudioError
@@ -44,7 +45,8 @@ FORM_ROWS: list[list[tuple[str, Builder]]] = [
      ("train.gradient_checkpointing", lambda v: gr.Checkbox(v, label="Gradient checkpointing")),
      ("train.logging_steps", lambda v: gr.Number(v, label="Log every", minimum=1, step=1)),
      ("train.save_steps", lambda v: gr.Number(v, label="Checkpoint every (0: each epoch)", step=1)),
-     ("train.num_processes", lambda v: gr.Number(v, label="Processes (GPUs)", minimum=1, step=1))],
+     ("train.num_processes", lambda v: gr.Number(v, label="Processes (GPUs)", minimum=1, step=1,
+                                                 maximum=runner.device_count()[0]))],
 ]
 FORM_PATHS = [path for row in FORM_ROWS for path, _ in row]
 DATA_PATHS = ["data.train", "data.eval", "data.eval_fraction", "data.max_length"]
@@ -58,15 +60,18 @@ def preset_names() -> list[str]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    path = PRESETS / name
-    if not name or not path.exists():
+    if name not in preset_names():  # a name from the list, never a path
         raise StudioError(f"No preset named {name!r}.")
+    path = PRESETS / name
     return RunConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8"))).validate().to_dict()
 
 
+def demo_choices() -> list[str]:
+    return [f"assets/data/{p.name}" for p in sorted(DEMO_DATA.glob("*.jsonl"))] if DEMO_DATA.exists() else []
+
+
 def data_choices(ctx: AppContext) -> list[str]:
-    demo = [f"assets/data/{p.name}" for p in sorted(DEMO_DATA.glob("*.jsonl"))] if DEMO_DATA.exists() else []
-    return [d["name"] for d in list_datasets(ctx.workspace)] + demo
+    return [d["name"] for d in list_datasets(ctx.workspace)] + demo_choices()
 
 
 def compose(base: dict[str, Any], values: dict[str, Any]) -> RunConfig:
@@ -115,19 +120,21 @@ def read_curves(ctx: AppContext, readers: dict[str, Any], run_ids: list[str]) ->
     out = {}
     for run_id in run_ids:
         try:
-            run_dir = ctx.workspace.run_dir(run_id)
+            run_dir = run_id_only(ctx.workspace, run_id)
         except StudioError:
             continue
         entry = readers.setdefault(run_id, {"reader": MetricsReader(run_dir), "records": []})
-        entry["records"].extend(entry["reader"].read_new())
+        new = entry["reader"].read_new()
+        entry["records"] = new if entry["reader"].restarted else entry["records"] + new
         out[run_id] = curves(entry["records"])
     return out
 
 
+RUN_COLUMNS = ["run", "stage", "model", "method", "status", "steps", "final loss", "duration", "parent", "error"]
+
+
 def runs_frame(ctx: AppContext) -> pd.DataFrame:
-    rows = list_runs(ctx.workspace)
-    cols = ["run", "stage", "model", "method", "status", "steps", "final loss", "duration", "parent", "error"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(list_runs(ctx.workspace), columns=RUN_COLUMNS)
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
@@ -146,9 +153,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
         load_btn = gr.Button("Load preset", scale=1)
         summary = gr.Markdown(_describe(initial), elem_id="train-summary")
     with gr.Row():
-        f["data.train"] = gr.Dropdown(data_choices(ctx), value=start_values["data.train"], allow_custom_value=True,
+        f["data.train"] = gr.Dropdown(demo_choices(), value=start_values["data.train"], allow_custom_value=True,
                                       label="Training data", info="a saved dataset, a demo file or a path", scale=3)
-        f["data.eval"] = gr.Dropdown(data_choices(ctx), value=start_values["data.eval"], allow_custom_value=True,
+        f["data.eval"] = gr.Dropdown(demo_choices(), value=start_values["data.eval"], allow_custom_value=True,
                                      label="Eval data (optional)", scale=2)
         f["data.eval_fraction"] = gr.Number(start_values["data.eval_fraction"], label="…or hold out this share",
                                             minimum=0, maximum=0.9, scale=1)
@@ -174,8 +181,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
     plot = gr.Plot(label="Curves", elem_id="train-curves")
     with gr.Row():
         overlay = gr.CheckboxGroup([], label="Overlay these runs", scale=4)
-    runs = gr.Dataframe(runs_frame(ctx), interactive=False, label="Runs", wrap=True, elem_id="train-runs")
-    timer = gr.Timer(1.0)
+    # the page is built once for every user: workspace contents arrive with the first refresh, for admins
+    runs = gr.Dataframe(pd.DataFrame(columns=RUN_COLUMNS), interactive=False, label="Runs", wrap=True, elem_id="train-runs")
+    timer = gr.Timer(1.0, active=False)  # started at page load for admins (see app.py)
 
     for box in (f["data.train"], f["data.eval"]):  # datasets saved in the Data tab meanwhile show up
         ctx.picker(box, lambda: data_choices(ctx))
@@ -204,9 +212,10 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     loaded = load_btn.click(on_load_preset, preset, [base, message, *[f[p] for p in loaded_paths]])
 
-    def on_start(b, *values):
+    def on_start(request: gr.Request, b, *values):
         try:
-            run_dir = runner.start_run(ctx.workspace, compose(b, dict(zip(ALL_PATHS, values))))
+            cfg = readable_config(ctx.workspace, compose(b, dict(zip(ALL_PATHS, values))))
+            run_dir = runner.start_run(ctx.workspace, cfg, started_by=ctx.user(request))
         except (ValueError, StudioError) as err:
             return f"⚠️ {err}", gr.update()
         ids = [p.name for p in ctx.workspace.list_runs()]
@@ -218,7 +227,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         if not run_id:
             return "Pick the run to stop."
         try:
-            runner.stop_run(ctx.workspace.run_dir(run_id))
+            runner.stop_run(run_id_only(ctx.workspace, run_id))
         except StudioError as err:
             return f"⚠️ {err}"
         return f"Stopping {run_id}: it saves a checkpoint first."
@@ -227,7 +236,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         if not run_id:
             return "Pick the run to resume."
         try:
-            runner.resume_run(ctx.workspace, ctx.workspace.run_dir(run_id))
+            runner.resume_run(ctx.workspace, run_id_only(ctx.workspace, run_id))
         except (StudioError, ValueError) as err:
             return f"⚠️ {err}"
         return f"Resuming {run_id} from its latest checkpoint."
@@ -251,7 +260,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         status = None
         if run_id:
             try:
-                status = runner.observe(ctx.workspace.run_dir(run_id))
+                status = runner.observe(run_id_only(ctx.workspace, run_id))
             except StudioError:
                 status = None
         wanted = list(dict.fromkeys(([run_id] if status else []) + [c for c in (chosen or []) if c in ids]))
@@ -272,4 +281,4 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, watch, overlay,
                                                             f["model.parent_run"]], show_progress="hidden")
-    return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded}
+    return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "timer": timer}

@@ -1,0 +1,274 @@
+"""Who may do what: logins, their roles, and what each role may call.
+
+    logins = Logins.gather(admins=["ann:pw"], annotators=["bob:pw2"], admin_file=None, annotator_file=None)
+    logins.check("bob", "pw2")      # True (slowed down and locked out after repeated failures)
+    logins.role_of("bob")           # "annotator"
+
+Two roles: an admin does everything; an annotator only reads pairs and votes. Without any login (the
+studio on one's own machine) everybody is admin. The web app asks `allowed(role, roles_of_handler)` on
+the server before every event it runs, whatever the browser shows.
+
+Logins come from --auth / --annotator (USER:PASS, which other users of the machine can see in the
+process list), from a file of USER:PASS lines, or from $STUDIO_AUTH / $STUDIO_ANNOTATORS (USER:PASS
+items separated by spaces or new lines).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError
+
+ADMIN = "admin"
+ANNOTATOR = "annotator"
+ROLES = (ADMIN, ANNOTATOR)
+ENV_ADMINS = "STUDIO_AUTH"
+ENV_ANNOTATORS = "STUDIO_ANNOTATORS"
+FREE_TRIES = 5
+"""Failed logins for one name before it is locked out for a while."""
+LOCKOUT_SECONDS = 60.0
+"""First lockout; each further failure doubles it, up to MAX_LOCKOUT_SECONDS."""
+MAX_LOCKOUT_SECONDS = 900.0
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+FAILURE_DELAY = 0.5
+"""Seconds every failed login waits before it is answered."""
+
+
+def parse_login(item: str, where: str = "--auth") -> tuple[str, str]:
+    user, sep, password = item.strip().partition(":")
+    if not sep or not user.strip() or not password:
+        raise StudioError(f"{where} needs USER:PASS with both parts (got {_masked(item)!r}).")
+    return user.strip(), password
+
+
+def _masked(item: str) -> str:
+    user, sep, _ = item.partition(":")
+    return f"{user}:***" if sep else item
+
+
+def read_login_file(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """USER:PASS per line; blank lines and lines starting with # are skipped."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudioError(f"The login file {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise StudioError(f"The login file {path} is not UTF-8 text.") from None
+    except OSError as err:
+        raise StudioError(f"Cannot read the login file {path}: {err.strerror}.") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        out.append(parse_login(line, where=f"{path} line {n}"))
+    return out
+
+
+def _from_env(name: str) -> list[tuple[str, str]]:
+    return [parse_login(item, where=f"${name}") for item in os.environ.get(name, "").split()]
+
+
+@dataclass
+class Logins:
+    roles: dict[str, str] = field(default_factory=dict)
+    """user -> role"""
+    _passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    _failures: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def gather(cls, admins: list[str] | None = None, annotators: list[str] | None = None,
+               admin_file: str | None = None, annotator_file: str | None = None, use_env: bool = True) -> Logins:
+        """Every login from the command line, the files and the environment."""
+        logins = cls()
+        pairs = [(parse_login(a), ADMIN) for a in admins or []]
+        pairs += [(parse_login(a, "--annotator"), ANNOTATOR) for a in annotators or []]
+        pairs += [(p, ADMIN) for p in (read_login_file(admin_file) if admin_file else [])]
+        pairs += [(p, ANNOTATOR) for p in (read_login_file(annotator_file) if annotator_file else [])]
+        if use_env:
+            pairs += [(p, ADMIN) for p in _from_env(ENV_ADMINS)] + [(p, ANNOTATOR) for p in _from_env(ENV_ANNOTATORS)]
+        for (user, password), role in pairs:
+            known = logins.roles.get(user)
+            if known is not None and known != role:
+                raise StudioError(f"The login {user!r} is given both as {known} and as {role}; give it once.")
+            logins.roles[user], logins._passwords[user] = role, password
+        if logins.roles and ADMIN not in logins.roles.values():
+            raise StudioError("Annotator logins need at least one admin login too (--auth USER:PASS), or nobody "
+                              "could train.")
+        return logins
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.roles)
+
+    def role_of(self, user: str | None) -> str | None:
+        """The role of a logged-in user; admin for everybody when the studio has no logins; None for a
+        name it does not know."""
+        if not self.enabled:
+            return ADMIN
+        return self.roles.get(user or "")
+
+    def check(self, user: str, password: str, now: float | None = None) -> bool:
+        """Whether the login is right. Repeated failures for one name lock it out for a while (a right
+        password is refused then too), and every failure is answered slowly."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            count, last = self._failures.get(user, (0, 0.0))
+            if count >= FREE_TRIES and now - last < self.lockout(count):
+                ok = False
+            else:
+                expected = self._passwords.get(user)
+                ok = expected is not None and hmac.compare_digest(expected.encode(), str(password).encode())
+            if ok:
+                self._failures.pop(user, None)
+            else:
+                if len(self._failures) > 10_000:  # many made-up names: forget the oldest half
+                    for name in sorted(self._failures, key=lambda n: self._failures[n][1])[:5_000]:
+                        del self._failures[name]
+                self._failures[user] = (count + 1, now)
+        if not ok and FAILURE_DELAY:
+            time.sleep(FAILURE_DELAY)
+        return ok
+
+    @staticmethod
+    def lockout(count: int) -> float:
+        return min(LOCKOUT_SECONDS * 2 ** max(count - FREE_TRIES, 0), MAX_LOCKOUT_SECONDS)
+
+
+def allowed(role: str | None, handler_roles: frozenset[str] | set[str] | tuple[str, ...]) -> bool:
+    """Whether a caller with `role` may run a handler open to `handler_roles` (admins may run all)."""
+    if role == ADMIN:
+        return True
+    return role is not None and role in handler_roles
+
+
+# What the web app may read. The command line is the machine owner's and reads any path; a browser may
+# only name a hub id, a saved dataset, a shipped file, its own upload, or something inside the workspace.
+
+OUTSIDE_DATA = ("{what} {source!r} is not something the studio may read for you here: name a hub dataset "
+                "(org/name), a saved dataset, a shipped demo file, or upload the file.")
+OUTSIDE_MODEL = ("Model {source!r} is not one the studio may load for you here: name 'tiny', a hub id (org/name), "
+                 "a run of this workspace, or a folder under its exports/.")
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a name is meant as a path on this machine rather than a hub id (org/name) or a dataset name."""
+    text = str(text).strip()
+    return text.startswith(("/", ".", "~")) or "\\" in text or text.count("/") > 1
+
+
+def _local(source: str) -> Path | None:
+    """The local file or folder `source` names, if any (links and '..' resolved)."""
+    from studio.paths import resolve_project_path
+
+    text = str(source).strip()
+    if not text:
+        return None
+    path = resolve_project_path(text)
+    if path.exists() or looks_like_path(text) or Path(text).suffix:
+        return path.resolve()
+    return None
+
+
+def _inside(path: Path, *roots: Path) -> bool:
+    for root in roots:
+        try:
+            path.relative_to(root.resolve())
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | None:
+    """`source` if the web app may read it as data; StudioError otherwise."""
+    from studio.paths import DEMO_DATA
+
+    if source is None or not str(source).strip():
+        return source
+    path = _local(str(source))
+    if path is None:
+        return source  # a saved dataset's name or a hub id
+    if not _inside(path, ws.datasets, ws.root / "uploads", DEMO_DATA):
+        raise StudioError(OUTSIDE_DATA.format(what=what, source=str(source)))
+    return source
+
+
+def readable_model(ws: Any, name: str | None) -> str | None:
+    """`name` if the web app may load it as a model (or read its config and tokenizer); StudioError
+    otherwise. Run ids of the workspace count as models."""
+    from studio.models import registry
+    from studio.paths import ASSETS
+
+    text = str(name or "").strip()
+    if not text or text == registry.TINY or registry.find_preset(text) is not None:
+        return name
+    if _RUN_ID.match(text) and (ws.runs / text).is_dir():
+        return name
+    path = _local(text)
+    if path is None:
+        return name  # a hub id
+    if not _inside(path, ws.runs, ws.exports, ASSETS):
+        raise StudioError(OUTSIDE_MODEL.format(source=text))
+    return name
+
+
+def run_id_only(ws: Any, run: str | None) -> Path:
+    """A run of this workspace named by its id (never a path), as the web app accepts runs."""
+    text = str(run or "").strip()
+    if not _RUN_ID.match(text) or not (ws.runs / text / "config.yaml").exists():
+        raise StudioError(f"No run {text!r} in this workspace.")
+    return ws.runs / text
+
+
+def readable_config(ws: Any, cfg: Any) -> Any:
+    """Every file or model a run config names, checked as the web app must before it starts a run."""
+    readable_data(ws, cfg.data.train, "The training data")
+    readable_data(ws, cfg.data.eval, "The eval data")
+    readable_model(ws, cfg.model.name)
+    if cfg.model.parent_run:
+        run_id_only(ws, cfg.model.parent_run)
+    if cfg.rl.reward_model:
+        run_id_only(ws, cfg.rl.reward_model)
+    if cfg.train.accelerate_config:
+        raise StudioError("An accelerate config file can be given from the command line only "
+                          "(`studio train ... --set train.accelerate_config=FILE`).")
+    return cfg
+
+
+UPLOAD_QUOTA_BYTES = int(float(os.environ.get("STUDIO_UPLOAD_QUOTA_MB", "2048")) * 2**20)
+"""Bytes one login may upload per day ($STUDIO_UPLOAD_QUOTA_MB, default 2048)."""
+UPLOAD_WINDOW_SECONDS = 86_400.0
+
+
+@dataclass
+class UploadAllowance:
+    """How much each login may still upload: `quota` bytes in any `window` seconds."""
+
+    quota: int = UPLOAD_QUOTA_BYTES
+    window: float = UPLOAD_WINDOW_SECONDS
+    _taken: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, user: str, nbytes: int, now: float | None = None) -> bool:
+        """Count an upload of `nbytes` against `user`; False (and nothing counted) when it would pass the quota."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [(t, n) for t, n in self._taken.get(user, []) if now - t < self.window]
+            if sum(n for _, n in recent) + nbytes > self.quota:
+                self._taken[user] = recent
+                return False
+            self._taken[user] = recent + [(now, nbytes)]
+            return True
+
+    def refusal(self) -> str:
+        return (f"Upload refused: each login may upload {self.quota / 2**20:,.0f} MB a day, and this one would "
+                "pass that. Saved datasets are kept; uploads older than a day are cleaned up.")

@@ -1,0 +1,52 @@
+"""Roles on the server: every event the app runs is checked against the caller's role first.
+
+A handler is open to admins only unless it is marked with `@for_annotators`. The check sits in
+`GatedBlocks.process_api`, the one door every event goes through (the page's own events, the
+queue, `gradio_client` and the HTTP API alike), so hiding a tab is never what keeps an annotator out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from studio.access import ADMIN, ANNOTATOR, Logins, allowed
+
+REFUSED = "Annotators can read pairs and vote; this part of the studio is for admins."
+
+
+def for_annotators(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a handler as open to annotators (and admins)."""
+    fn.studio_roles = frozenset({ANNOTATOR})  # type: ignore[attr-defined]
+    return fn
+
+
+def role_of(logins: Logins, request: gr.Request | None) -> str | None:
+    return logins.role_of(getattr(request, "username", None))
+
+
+class GatedBlocks(gr.Blocks):
+    """gr.Blocks that refuses, before running it, any event the caller's role may not run."""
+
+    def __init__(self, *args: Any, logins: Logins | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.logins = logins or Logins()
+
+    async def process_api(self, block_fn: Any, inputs: list[Any], state: Any = None, request: Any = None,
+                          *args: Any, **kwargs: Any) -> dict[str, Any]:
+        fn = self.fns[block_fn] if isinstance(block_fn, int) else block_fn
+        req = request[0] if isinstance(request, list) and request else request
+        handler = getattr(fn, "fn", None)
+        if handler is not None:
+            role = role_of(self.logins, req)
+            if not allowed(role, getattr(handler, "studio_roles", frozenset())):
+                # not shown on an annotator's page (its hidden tabs' page-load events end here too);
+                # an API caller gets the sentence
+                raise gr.Error(REFUSED, visible=False, print_exception=False)
+        return await super().process_api(block_fn, inputs, state, request, *args, **kwargs)
+
+
+def is_admin(logins: Logins, request: gr.Request | None) -> bool:
+    return role_of(logins, request) == ADMIN

@@ -1,0 +1,96 @@
+"""Logins and roles, what the web app may read, and the upload allowance: the rules in studio.access."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio import access
+from studio.access import ADMIN, ANNOTATOR, Logins, UploadAllowance, allowed
+from studio.config import RunConfig
+from studio.errors import StudioError
+from studio.workspace import Workspace
+
+
+def test_logins_come_from_flags_files_and_the_environment(tmp_path, monkeypatch):
+    admins = tmp_path / "admins.txt"
+    admins.write_text("# the owners\nowner:s3cret:with:colons\n\n", encoding="utf-8")
+    monkeypatch.setenv(access.ENV_ANNOTATORS, "ann:pw1  bob:pw2")
+    logins = Logins.gather(["root:pw"], ["cy:pw3"], admin_file=str(admins))
+    assert logins.roles == {"root": ADMIN, "cy": ANNOTATOR, "owner": ADMIN, "ann": ANNOTATOR, "bob": ANNOTATOR}
+    monkeypatch.setattr(access, "FAILURE_DELAY", 0)
+    assert logins.check("owner", "s3cret:with:colons") and logins.check("bob", "pw2")
+    assert not logins.check("bob", "pw1") and not logins.check("nobody", "pw1")
+    assert logins.role_of("ann") == ANNOTATOR and logins.role_of("stranger") is None
+    assert Logins().role_of(None) == ADMIN  # no logins: the owner's own machine
+
+
+@pytest.mark.parametrize("kwargs, sentence", [
+    ({"admins": ["justaname"]}, "--auth needs USER:PASS"),
+    ({"annotators": ["ann:pw"]}, "need at least one admin login"),
+    ({"admins": ["x:1"], "annotators": ["x:2"]}, "given both as admin and as annotator"),
+    ({"admin_file": "/nonexistent/logins.txt"}, "does not exist"),
+])
+def test_bad_logins_are_one_sentence_without_the_password(kwargs, sentence, monkeypatch):
+    monkeypatch.delenv(access.ENV_ADMINS, raising=False)
+    monkeypatch.delenv(access.ENV_ANNOTATORS, raising=False)
+    with pytest.raises(StudioError, match=sentence) as info:
+        Logins.gather(**kwargs)
+    assert "pw" not in str(info.value).replace("password", "")
+
+
+def test_repeated_failures_lock_a_name_out_for_a_while(monkeypatch):
+    monkeypatch.setattr(access, "FAILURE_DELAY", 0)
+    logins = Logins.gather(["owner:right"], use_env=False)
+    for n in range(access.FREE_TRIES):
+        assert not logins.check("owner", f"guess{n}", now=100.0 + n)
+    assert not logins.check("owner", "right", now=110.0)  # locked: even the right password waits
+    assert logins.check("owner", "right", now=110.0 + access.MAX_LOCKOUT_SECONDS)
+    assert logins.check("owner", "right", now=2000.0)  # a success clears the count
+
+
+def test_roles_allow_admins_everything_and_annotators_only_marked_handlers():
+    assert allowed(ADMIN, frozenset()) and allowed(ANNOTATOR, {ANNOTATOR})
+    assert not allowed(ANNOTATOR, frozenset()) and not allowed(None, {ANNOTATOR})
+
+
+def test_the_web_app_reads_only_inside_the_workspace_and_the_shipped_files(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    outside = tmp_path / "secret.jsonl"
+    outside.write_text("{}\n")
+    (ws.root / "uploads" / "h").mkdir(parents=True)
+    mine = ws.root / "uploads" / "h" / "mine.jsonl"
+    mine.write_text("{}\n")
+    link = ws.datasets / "link.jsonl"
+    link.symlink_to(outside)
+    for ok in ("assets/data/support_sft.jsonl", str(mine), "org/dataset", "votes", None, ""):
+        assert access.readable_data(ws, ok) == ok
+    for bad in (str(outside), str(link), f"{ws.datasets}/../../secret.jsonl", "/etc/passwd", "a/b/c", "x.csv"):
+        with pytest.raises(StudioError, match="not something the studio may read"):
+            access.readable_data(ws, bad)
+    for ok in ("tiny", "meta-llama/Llama-2-7b-hf", "Qwen/Qwen2.5-0.5B", str(ws.exports / "m")):
+        assert access.readable_model(ws, ok) == ok
+    for bad in ("/etc", str(tmp_path), "./studio", "~"):
+        with pytest.raises(StudioError, match="not one the studio may load"):
+            access.readable_model(ws, bad)
+    with pytest.raises(StudioError, match="No run"):
+        access.run_id_only(ws, str(tmp_path))
+
+
+def test_a_run_config_from_the_browser_names_only_readable_things(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    good = RunConfig.from_dict({"data": {"train": "assets/data/support_sft.jsonl"}}).validate()
+    assert access.readable_config(ws, good) is good
+    for raw, sentence in (({"data": {"eval": "/etc/hosts"}}, "The eval data"),
+                          ({"model": {"name": "/etc"}}, "Model '/etc'"),
+                          ({"model": {"parent_run": "../x"}}, "No run"),
+                          ({"train": {"accelerate_config": "/tmp/ds.yaml"}}, "from the command line only")):
+        with pytest.raises(StudioError, match=sentence):
+            access.readable_config(ws, RunConfig.from_dict(raw).validate())
+
+
+def test_uploads_have_a_daily_allowance_per_login():
+    allowance = UploadAllowance(quota=100, window=10.0)
+    assert allowance.take("ann", 60, now=0.0) and not allowance.take("ann", 60, now=1.0)
+    assert allowance.take("bob", 60, now=1.0)  # per login
+    assert allowance.take("ann", 60, now=11.0)  # the first upload has left the window
+    assert "MB a day" in allowance.refusal()

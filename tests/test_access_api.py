@@ -1,0 +1,153 @@
+"""The server keeps every user inside the workspace and every annotator inside voting, tried through
+the app's own API with gradio_client, as a hostile logged-in user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from gradio_client.exceptions import AuthenticationError
+from helpers import PYTHON, ROOT, free_port, subprocess_env
+
+from studio.prefs.store import PreferenceStore
+from studio.ui.roles import REFUSED
+from studio.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+VOTING = {"/handler", "/handler_1", "/handler_2", "/handler_3", "/load", "/load_other", "/load_other_1", "/view"}
+"""The endpoints an annotator's page uses: show a pair, the four vote buttons, and the page's role view."""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("access-ws")
+    PreferenceStore(Workspace.open(ws).prefs_db).add_pair("Where is my parcel?", "On its way.", "No idea.")
+    port = free_port()
+    proc = subprocess.Popen([PYTHON, "launch.py", "--port", str(port), "--workspace", str(ws), "--no-browser",
+                             "--auth", "adm:admin-pw", "--annotator", "ann:annot-pw"], cwd=ROOT,
+                            env=subprocess_env(STUDIO_UPLOAD_QUOTA_MB="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except urllib.error.HTTPError:
+            break  # answering (with a login page)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                said = proc.stdout.read() if proc.poll() is not None else ""
+                raise RuntimeError(f"app did not start: {said}") from None
+            time.sleep(0.3)
+    yield url, ws
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def client(url, user, password):
+    from gradio_client import Client
+
+    return Client(url, auth=(user, password), verbose=False)
+
+
+def default_args(endpoint, text):
+    """An argument per parameter: `text` for every free-text string, the first choice of a closed list,
+    the default or an empty value otherwise."""
+    args = []
+    for p in endpoint["parameters"]:
+        kind = p.get("python_type", {}).get("type", "")
+        choices = p.get("type", {}).get("enum")
+        if kind == "str":
+            args.append(text)
+        elif choices:
+            args.append(choices[0])
+        elif p["parameter_has_default"]:
+            args.append(p["parameter_default"])
+        elif p["component"] in ("File", "Plot", "Dataframe", "State", "Chatbot", "Code", "HTML"):
+            args.append(None)
+        else:
+            args.append(p.get("example_input"))
+    return args
+
+
+def call(c, name, args, limit=120):
+    job = c.submit(*args, api_name=name)
+    try:
+        return "ok", job.result(timeout=limit)
+    except TimeoutError:
+        raise AssertionError(f"{name} gave no answer within {limit} s") from None
+    except Exception as err:  # refusals and bad input come back as errors
+        return "error", str(err)
+
+
+def test_an_annotator_is_refused_everything_but_voting(server):
+    url, ws = server
+    c = client(url, "ann", "annot-pw")
+    endpoints = c.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert VOTING <= set(endpoints) and len(endpoints) > 50
+    for name, endpoint in endpoints.items():
+        if name in VOTING:
+            continue
+        outcome, said = call(c, name, default_args(endpoint, "tiny"))
+        assert outcome == "error" and REFUSED in said, f"{name} was not refused: {said[:200]}"
+    assert not list((ws / "runs").iterdir())  # nothing was started
+    # voting itself works, and is recorded under the annotator's name
+    prompt, left, right, _ = c.predict(api_name="/load_other")  # the pair on screen is kept in the session
+    assert prompt == "Where is my parcel?" and {left, right} == {"On its way.", "No idea."}
+    c.predict(api_name="/handler")  # "A is better": the answer shown on the left
+    votes = PreferenceStore(ws / "prefs.sqlite").votes_of("ann")
+    assert len(votes) == 1 and votes[0]["choice"] == ("a" if left == "On its way." else "b")
+
+
+def test_an_annotator_cannot_log_in_with_a_wrong_password_and_is_slowed_down(server):
+    url, _ = server
+    started = time.monotonic()
+    for _ in range(2):
+        with pytest.raises((AuthenticationError, ValueError), match="Could not login"):
+            client(url, "ann", "guess")
+    assert time.monotonic() - started >= 0.9  # every failure is answered slowly
+
+
+def test_no_endpoint_echoes_a_file_outside_the_workspace(server, tmp_path):
+    url, ws = server
+    marker = "TOPSECRET-7f3a1c"
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    secret_file = secret_dir / "notes.jsonl"
+    secret_file.write_text(json.dumps({"prompt": marker, "completion": marker}) + "\n")
+    (secret_dir / "config.json").write_text(json.dumps({"model_type": "llama", "note": marker}))
+    (secret_dir / "config.yaml").write_text(f"name: {marker}\n")
+    c = client(url, "adm", "admin-pw")
+    endpoints = c.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for name, endpoint in endpoints.items():
+        for path in (str(secret_file), str(secret_dir), f"{secret_dir}/../secret/notes.jsonl"):
+            _, said = call(c, name, default_args(endpoint, path))
+            assert marker not in json.dumps(said, default=str), f"{name} echoed the secret for {path}"
+    assert not list((ws / "runs").iterdir())
+
+
+def test_uploads_stay_inside_each_logins_daily_allowance(server, tmp_path):
+    from gradio_client import handle_file
+
+    url, ws = server
+    rows = "".join(json.dumps({"prompt": f"question {n} " + "x" * 200, "completion": "answer"}) + "\n"
+                   for n in range(2500))  # about 0.55 MB
+    upload = tmp_path / "mine.jsonl"
+    upload.write_text(rows)
+    c = client(url, "adm", "admin-pw")
+    status, *_ = c.predict(handle_file(str(upload)), "tiny", 512, api_name="/load_file")
+    assert "2500 rows" in status
+    assert list((ws / "uploads").rglob("mine.jsonl")), "uploads are kept inside the workspace"
+    outcome, said = call(c, "/load_file", [handle_file(str(upload)), "tiny", 512])
+    assert outcome == "error" and "413" in said  # the second one would pass 1 MB
+    import httpx
+
+    refused = httpx.post(url + "gradio_api/upload", cookies=c.cookies,
+                         files={"files": ("mine.jsonl", upload.read_bytes())})
+    assert refused.status_code == 413 and "1 MB a day" in refused.json()["detail"]
+    other = client(url, "ann", "annot-pw")  # the allowance is per login: another login may still upload
+    outcome, said = call(other, "/load_file", [handle_file(str(upload)), "tiny", 512])
+    assert REFUSED in said  # it got past the upload; loading data is an admin's work
