@@ -156,3 +156,14 @@ def test_random_json_never_escapes(tmp_path, rows):
     assert len(report.records) == report.total_rows
     for issue in report.issues:
         assert issue.message and "\n" not in issue.message
+
+
+def test_json_nested_too_deeply_is_one_sentence(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match="deep.json: the JSON is nested too deeply to read"):
+        read_rows(deep)
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text('{"messages": ' + "[" * 50_000 + "]" * 50_000 + '}\n{"text": "fine"}\n')
+    result = read_rows(lines)  # one bad line is a row problem, not a rejected file
+    assert len(result.rows) == 2 and "nested too deeply" in str(result.rows[0])

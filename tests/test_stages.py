@@ -125,3 +125,11 @@ def test_product_rules_live_outside_the_ui():
             assert "import gradio" not in source and "from gradio" not in source, path
         else:
             assert '"rlhf"' not in source and "'rlhf'" not in source and "flipped" not in source, path
+
+
+def test_a_run_may_not_ask_for_more_processes_than_the_machine_has(tmp_path):
+    most, what = runner.device_count()
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"train.num_processes={most + 1}"])
+    with pytest.raises(StudioError, match=f"this machine has {most} {what}: use at most {most}"):
+        runner.start_run(Workspace.open(tmp_path), cfg)
+    assert not list((tmp_path / "runs").iterdir())

@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from studio.access import readable_model
-from studio.config import COMPUTE_DTYPES, QUANT_TYPES, RunConfig, config_from_form, path_value
+from studio.config import COMPUTE_DTYPES, METHODS, QUANT_TYPES, RunConfig, config_from_form, path_value
 from studio.errors import StudioError
 from studio.models.counting import ModelShapes, model_shapes, trainable_by_rank
 from studio.models.estimate import RunEstimate, estimate_run, whole_number
@@ -31,7 +31,8 @@ from studio.workspace import Workspace
 
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
 CHART_RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-METHOD_CHOICES = [("Full fine-tuning", "full"), ("LoRA", "lora"), ("QLoRA", "qlora")]
+METHOD_LABELS = {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA"}
+METHOD_CHOICES = [(METHOD_LABELS.get(m, m), m) for m in METHODS]
 PRECISION_CHOICES = [("bf16 — weights, gradients and AdamW state in 16-bit", "bf16"), ("fp16", "fp16"),
                      ("fp32", "fp32"), ("mixed — fp32 master weights, 16-bit compute", "mixed")]
 THIS_MACHINE = "this machine"
