@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -167,3 +168,50 @@ def test_json_nested_too_deeply_is_one_sentence(tmp_path):
     lines.write_text('{"messages": ' + "[" * 50_000 + "]" * 50_000 + '}\n{"text": "fine"}\n')
     result = read_rows(lines)  # one bad line is a row problem, not a rejected file
     assert len(result.rows) == 2 and "nested too deeply" in str(result.rows[0])
+
+
+@pytest.mark.parametrize("ext", [".gz", ".bz2", ".xz", ".zst"])
+def test_compressed_jsonl_reads_like_the_plain_file(tmp_path, ext):
+    """HH-RLHF is published as train.jsonl.gz; the other compressions are common for large files too."""
+    import bz2
+    import gzip
+    import lzma
+
+    import pyarrow as pa
+
+    plain = Path(DATA) / "hh.jsonl"
+    raw = plain.read_bytes()
+    packed = tmp_path / f"train.jsonl{ext}"
+    if ext == ".zst":
+        with pa.CompressedOutputStream(pa.OSFile(str(packed), "wb"), "zstd") as out:
+            out.write(raw)
+    else:
+        packed.write_bytes({".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[ext](raw))
+    assert read_rows(packed).rows == read_rows(plain).rows
+    report = build_report(read_rows(packed))
+    assert report.format == "hh" and report.usable
+
+
+def test_broken_compressed_files_are_one_sentence(tmp_path, monkeypatch):
+    import gzip
+
+    from studio.data import readers
+
+    whole = gzip.compress(b'{"text": "hello"}\n' * 1000)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="cut.jsonl.gz: the gzip file ends early"):
+        read_rows(cut)
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_text('{"text": "not packed"}\n')
+    with pytest.raises(DataError, match="fake.jsonl.gz: the gzip file cannot be read as gzip"):
+        read_rows(fake)
+    inner = tmp_path / "data.parquet.gz"
+    inner.write_bytes(gzip.compress(b"x"))
+    with pytest.raises(DataError, match="must hold one of .json, .jsonl"):
+        read_rows(inner)
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b" " * 5_000_000))  # 5 MB of nothing, packed into a few KB
+    monkeypatch.setattr(readers, "MAX_BYTES", 1_000_000)
+    with pytest.raises(DataError, match="bomb.jsonl.gz: unpacked, the file is over"):
+        read_rows(bomb)

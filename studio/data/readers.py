@@ -19,6 +19,9 @@ from typing import Any
 from studio.errors import StudioError
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".txt")
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zstd": "zstd"}
+"""Compressed forms of the text formats (train.jsonl.gz, as HH-RLHF is published)."""
+UPLOAD_SUFFIXES = SUFFIXES + tuple(COMPRESSED)
 MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(1 << 30)))
 """Files above this size are refused with a hint instead of exhausting memory (default 1 GiB)."""
 
@@ -57,9 +60,15 @@ def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
     if not path.exists():
         raise DataError(f"{name}: no such file.")
     suffix = path.suffix.lower()
+    compression = COMPRESSED.get(suffix)
+    if compression:
+        suffix = Path(path.stem).suffix.lower()
+        if suffix not in SUFFIXES or suffix == ".parquet":
+            raise DataError(f"{name}: a {compression} file must hold one of .json, .jsonl, .csv, .tsv or .txt "
+                            "(named like train.jsonl.gz).")
     if suffix not in SUFFIXES:
         raise DataError(f"{name}: files of type '{suffix or 'none'}' are not read; use "
-                        f"{', '.join(SUFFIXES)} or a saved dataset folder.")
+                        f"{', '.join(SUFFIXES)} (also compressed: .gz, .bz2, .xz, .zst) or a saved dataset folder.")
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{name}: the file is empty.")
@@ -68,7 +77,7 @@ def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
                         "studio reads at once; split it, or save it with datasets.save_to_disk and load the folder.")
     if suffix == ".parquet":
         return _read_parquet(path)
-    text = _decode(path)
+    text = _decode(path, _raw(path, compression))
     if not text.strip():
         raise DataError(f"{name}: the file holds only whitespace.")
     if suffix in (".jsonl", ".ndjson"):
@@ -80,8 +89,34 @@ def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
     return _read_txt(text, name)
 
 
-def _decode(path: Path) -> str:
-    raw = path.read_bytes()
+def _raw(path: Path, compression: str | None) -> bytes:
+    """The file's bytes, decompressed; a decompressed size over MAX_BYTES is refused part way."""
+    if compression is None:
+        return path.read_bytes()
+    import bz2
+    import gzip
+    import lzma
+
+    try:
+        if compression == "zstd":
+            import pyarrow as pa
+
+            stream: Any = pa.CompressedInputStream(pa.OSFile(str(path)), "zstd")
+        else:
+            stream = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression](path, "rb")
+        with stream:
+            raw = stream.read(MAX_BYTES + 1)
+    except (OSError, EOFError, lzma.LZMAError, ValueError) as err:
+        what = "ends early (is it truncated?)" if isinstance(err, EOFError) or "end" in str(err).lower() \
+            else f"cannot be read as {compression} ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        raise DataError(f"{path.name}: the {compression} file {what}.") from None
+    if len(raw) > MAX_BYTES:
+        raise DataError(f"{path.name}: unpacked, the file is over the {MAX_BYTES / 2**30:.1f} GiB the studio reads "
+                        "at once; split it.")
+    return raw
+
+
+def _decode(path: Path, raw: bytes) -> str:
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return raw.decode("utf-16")

@@ -16,7 +16,7 @@ from studio.access import readable_data, readable_model
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
 from studio.data.preview import template_preview
-from studio.data.readers import SUFFIXES, ReadResult, read_hub, read_rows
+from studio.data.readers import UPLOAD_SUFFIXES, ReadResult, read_hub, read_rows
 from studio.data.validate import Report, build_report
 from studio.errors import StudioError
 from studio.models.loading import cached_tokenizer
@@ -102,7 +102,7 @@ def build(ctx: AppContext) -> None:
     report_state = gr.State(None)
     with gr.Row():
         with gr.Column(scale=2):
-            upload = gr.File(label="Upload data", file_types=list(SUFFIXES), type="filepath")
+            upload = gr.File(label="Upload data", file_types=list(UPLOAD_SUFFIXES), type="filepath")
         with gr.Column(scale=2):
             hub_id = gr.Textbox(label="…or a hub dataset", placeholder="org/dataset")
             with gr.Row():
