@@ -104,3 +104,19 @@ def test_nan_learning_rate_fails_with_a_reason(tmp_path):
     assert status["state"] == "failed"
     assert "lower the learning rate" in status["error"]
     assert not (run_dir / "adapter").exists()  # a broken model is not saved as the result
+
+
+def test_unusable_rows_left_out_of_training_are_counted_and_explained(tmp_path):
+    data = tmp_path / "mixed.jsonl"
+    good = [{"messages": [{"role": "user", "content": f"Where is order {n}?"},
+                          {"role": "assistant", "content": "It ships tomorrow."}]} for n in range(8)]
+    bad = [{"messages": [{"role": "user", "content": "Hello?"}, {"role": "assistant", "content": ""}]}] * 3
+    data.write_text("".join(json.dumps(r) + "\n" for r in good + bad))
+    out = subprocess.run([PYTHON, "-m", "studio", "train", str(PRESETS / "tiny-sft-lora.yaml"), "--workspace",
+                          str(tmp_path / "ws"), "--quiet", "--set", f"data.train={data}", "--set", "train.max_steps=1"],
+                         capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "note: mixed.jsonl: 3 of 11 rows left out" in out.stdout and "line 9" in out.stdout
+    run_dir = next((tmp_path / "ws" / "runs").iterdir())
+    note = json.loads((run_dir / "status.json").read_text())["data_note"]
+    assert note.startswith("mixed.jsonl: 3 of 11 rows left out")

@@ -7,6 +7,7 @@ studio.data.formats; unusable rows are left out and counted.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,17 @@ def load_records(source: str, wanted: tuple[str, ...], split: str = "train", sub
 
     `wanted` names the acceptable kinds ('sft', 'text', 'preference').
     """
+    records, report = _load_report(source, wanted, split, subset)
+    return records, report.total_rows - len(records)
+
+
+def _load(source: str, wanted: tuple[str, ...], split: str, subset: str | None) -> tuple[list[dict[str, Any]], str]:
+    records, report = _load_report(source, wanted, split, subset)
+    return records, left_out_note(report)
+
+
+def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None
+                 ) -> tuple[list[dict[str, Any]], Any]:
     path = resolve_project_path(source)
     if path.exists() or Path(source).suffix:
         read = read_rows(path, split=split)
@@ -54,13 +66,27 @@ def load_records(source: str, wanted: tuple[str, ...], split: str = "train", sub
     if not report.usable:
         first = report.problem_rows(1)[0]
         raise DataError(f"{read.source}: no usable row; {first['where']}, {first['field']}: {first['problem']}.")
-    return report.usable, report.total_rows - len(report.usable)
+    return report.usable, report
+
+
+def left_out_note(report: Any) -> str:
+    """'153 of 300 rows left out (120 empty, 33 missing field); first: line 4, messages: ...' or ''."""
+    dropped = report.total_rows - len(report.usable)
+    if dropped <= 0:
+        return ""
+    errors = [i for i in report.problem_rows() if i["severity"] == "error"]
+    kinds = Counter(i["problem"].split(":")[0] for i in errors).most_common(3)
+    why = ", ".join(f"{n} {k}" for k, n in kinds)
+    first = f"; first: {errors[0]['where']}, {errors[0]['field']}: {errors[0]['problem']}" if errors else ""
+    return f"{report.source}: {dropped} of {report.total_rows} rows left out ({why}){first}."
 
 
 def load_dataset_source(source: str, wanted: tuple[str, ...], split: str = "train",
-                        subset: str | None = None) -> Any:
-    """The records as a datasets.Dataset."""
+                        subset: str | None = None, notes: list[str] | None = None) -> Any:
+    """The records as a datasets.Dataset; a sentence on rows left out is appended to `notes`."""
     import datasets
 
-    records, _ = load_records(source, wanted, split, subset)
+    records, note = _load(source, wanted, split, subset)
+    if note and notes is not None:
+        notes.append(note)
     return datasets.Dataset.from_list(records)

@@ -3,6 +3,7 @@ config and the `transformers` training arguments built from a `RunConfig`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +160,21 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: 
     }
 
 
-def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...]) -> tuple[Any, Any]:
+def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None = None) -> tuple[Any, Any]:
     """The training data and the eval data: the eval file when one is named, else a held-out share
-    (or None)."""
+    (or None). Rows left out as unusable are said on stdout and in the run's status."""
     from studio.data.load import load_dataset_source
 
-    train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset)
-    if cfg.data.eval:
-        return train, load_dataset_source(cfg.data.eval, wanted)
-    return split_eval(train, cfg)
+    notes: list[str] = []
+    train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes)
+    evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes) if cfg.data.eval else None
+    if notes and os.environ.get("RANK", "0") == "0":
+        print("\n".join(f"note: {n}" for n in notes), flush=True)
+        if run_dir is not None:
+            from studio.train.status import update_status
+
+            update_status(run_dir, data_note=" ".join(notes))
+    return (train, evaluation) if cfg.data.eval else split_eval(train, cfg)
 
 
 def split_eval(train: Any, cfg: RunConfig) -> tuple[Any, Any]:

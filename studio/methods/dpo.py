@@ -24,7 +24,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
 
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
-    train, evaluation = common.train_and_eval(cfg, STAGE.data_kinds)
+    train, evaluation = common.train_and_eval(cfg, STAGE.data_kinds, run_dir)
     args = DPOConfig(
         **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
         max_length=cfg.data.max_length,

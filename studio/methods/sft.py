@@ -50,7 +50,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     marks = marks_assistant_turns(tokenizer)
-    train, evaluation = common.train_and_eval(cfg, STAGE.data_kinds)
+    train, evaluation = common.train_and_eval(cfg, STAGE.data_kinds, run_dir)
     train, assistant_only = prepare_sft_dataset(train, marks)
     if evaluation is not None:
         evaluation, _ = prepare_sft_dataset(evaluation, marks)

@@ -92,6 +92,8 @@ class RunStatus:
     """The run holding the device while this one is queued."""
     error: str | None = None
     output: str | None = None
+    data_note: str = ""
+    """Rows of the data left out as unusable, and why ('' when every row was used)."""
     dead: bool = False
     """Derived by readers, never stored: the state is active but its processes are gone."""
 

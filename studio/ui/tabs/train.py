@@ -104,6 +104,9 @@ def progress_html(status: RunStatus) -> str:
         queued = f" — waiting for {html.escape(str(holder))} to finish" if holder else " — starting soon"
     error = (f'<div class="run-error">{html.escape(status.shown_error)}</div>'
              if state in ("failed", "dead") and status.shown_error else "")
+    if status.data_note:
+        error += f'<div class="run-note">{html.escape(status.data_note)}</div>'
+
     pct = round(100 * p["fraction"], 1)
     return (f'<div class="run-progress"><div class="bar"><div class="fill state-{state}" style="width:{pct}%">'
             f'</div></div><div class="caption"><b>{state}</b>{queued} · step {p["step"]} / {p["total"] or "?"} · '
