@@ -116,3 +116,40 @@ def test_numbers_are_text_but_objects_are_not():
                                 "prompt_completion")
     assert records[0]["messages"][0]["content"] == "12"
     assert issues[0].index == 1 and "should be text, found an object" in issues[0].message
+
+
+def test_llamafactory_ranking_files_are_preference_pairs():
+    report = build_report(read_rows(os.path.join(DATA, "llamafactory_dpo.json")))
+    assert report.format == "preference_messages" and report.kind == "preference"
+    first, second = report.usable[:2]
+    assert first["prompt"] == [{"role": "user", "content": "My parcel 4471 has not arrived. What now?"}]
+    assert first["chosen"][0]["content"].startswith("Sorry about that") and first["rejected"][0]["role"] == "assistant"
+    assert second["prompt"][0] == {"role": "system", "content": "You answer for an online shop."}
+    assert [m["role"] for m in second["prompt"]] == ["system", "user", "assistant", "user"]
+    assert len(report.usable) == 2 and "identical" in report.problem_rows()[0]["problem"]  # row 3 prefers nothing
+
+
+def test_chosen_and_rejected_message_columns_are_read():
+    report = build_report(read_rows(os.path.join(DATA, "chosen_messages.jsonl")))
+    assert report.format == "preference_messages" and len(report.usable) == 2
+    assert report.usable[0] == {"prompt": [{"role": "user", "content": "Is shipping free?"}],
+                                "chosen": [{"role": "assistant", "content": "Above 50 euros, yes."}],
+                                "rejected": [{"role": "assistant", "content": "No."}]}
+
+
+def test_content_parts_keep_their_text_and_say_when_there_is_none():
+    report = build_report(read_rows(os.path.join(DATA, "content_parts.jsonl")))
+    assert report.format == "messages"
+    first = report.records[0]["messages"]
+    assert first[1]["content"] == "Order 77 is the blue jacket."  # a part's text under "value"
+    problem = report.problem_rows()[0]
+    assert problem["where"] == "line 2" and "holds only image_url parts" in problem["problem"]
+    third = report.records[2]["messages"]
+    assert third[0]["content"] == "Hi" and third[1]["content"] == "Hello!"
+
+
+def test_one_conversation_saved_as_one_object_is_one_row():
+    result = read_rows(os.path.join(DATA, "one_conversation.json"))
+    assert len(result.rows) == 1
+    report = build_report(result)
+    assert report.format == "messages" and len(report.usable[0]["messages"]) == 5

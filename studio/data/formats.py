@@ -49,8 +49,10 @@ SPECS = {s.name: s for s in [
                {"prompt": ("prompt", "question", "instruction"), "chosen": ("chosen",), "rejected": ("rejected",),
                 "system": ("system",)}, optional=("system",)),
     FormatSpec("preference_messages", "Preference pairs as message lists", "preference",
-               {"prompt": ("prompt", "question"), "chosen": ("chosen",), "rejected": ("rejected",)},
-               optional=("prompt",)),
+               {"prompt": ("prompt", "question", "conversations", "messages"),
+                "chosen": ("chosen", "chosen_messages", "chosen_conversations"),
+                "rejected": ("rejected", "rejected_messages", "rejected_conversations"), "system": ("system",)},
+               optional=("prompt", "system")),
     FormatSpec("hh", "Anthropic HH (Human:/Assistant: transcripts)", "preference",
                {"chosen": ("chosen",), "rejected": ("rejected",)}),
     FormatSpec("text", "Plain text", "text", {"text": ("text", "content", "document", "body")}),
@@ -127,9 +129,19 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
                 return first[key]
         return None
 
+    for c_col, r_col in (("chosen_messages", "rejected_messages"), ("chosen_conversations", "rejected_conversations")):
+        if {c_col, r_col} <= low:
+            mapping = {"chosen": _orig(cols, c_col), "rejected": _orig(cols, r_col)} | _prompt_column(cols)
+            return Detection("preference_messages", mapping, f"{c_col} and {r_col} hold message lists", cols)
     if {"chosen", "rejected"} <= low:
         chosen = value("chosen")
-        if isinstance(chosen, list):
+        conversation = next((c for c in ("conversations", "messages") if c in low), None)
+        if isinstance(chosen, (list, dict)) and conversation:  # LLaMA-Factory's ranking files
+            mapping = {"prompt": _orig(cols, conversation), "chosen": _orig(cols, "chosen"),
+                       "rejected": _orig(cols, "rejected")} | _opt(cols, "system")
+            return Detection("preference_messages", mapping,
+                             f"'{conversation}' holds the prompt turns; chosen and rejected the answers", cols)
+        if isinstance(chosen, (list, dict)):
             return pick("preference_messages", "chosen and rejected hold message lists")
         if "prompt" not in low and "question" not in low and "instruction" not in low:
             return pick("hh", "chosen and rejected are whole Human:/Assistant: transcripts")
@@ -155,6 +167,12 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     if len(cols) == 1 and strings:
         return Detection("text", {"text": strings[0]}, "a single text column", cols)
     return Detection(None, {}, "no known format matches these columns; map them by hand", cols)
+
+
+def _prompt_column(cols: list[str]) -> dict[str, str]:
+    low = {c.lower() for c in cols}
+    name = next((c for c in ("prompt", "question", "conversations", "messages") if c in low), None)
+    return {"prompt": _orig(cols, name)} if name else {}
 
 
 def _orig(cols: list[str], lower: str) -> str:
@@ -217,7 +235,12 @@ def _text(value: Any, col: str) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, list) and all(isinstance(p, dict) for p in value):  # content parts
-        return "".join(str(p.get("text", "")) for p in value if p.get("type", "text") == "text")
+        texts = [p for p in value if p.get("type", "text") == "text"]
+        text = "".join(str(p.get("text", p.get("value", ""))) for p in texts)
+        others = sorted({str(p.get("type")) for p in value if p not in texts})
+        if not text.strip() and others:
+            raise RowProblem(col, f"'{col}' holds only {', '.join(others)} parts; the studio trains on text")
+        return text
     raise RowProblem(col, f"'{col}' should be text, found {_kind(value)}")
 
 
@@ -339,6 +362,8 @@ def _text_row(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def _answer(value: Any, col: str) -> list[dict[str, str]]:
+    if isinstance(value, dict):  # one turn, as LLaMA-Factory writes {"from": "gpt", "value": ...}
+        return _turns([value], col)
     if isinstance(value, list):
         return _turns(value, col)
     text = _text(value, col)

@@ -218,12 +218,24 @@ def _unbalanced(text: str) -> bool:
     return in_string or depth > 0
 
 
+def _one_conversation(value: dict[str, Any]) -> bool:
+    """{"messages": [{"role": ..., "content": ...}, ...], ...}: one example, not columns of many."""
+    for key in ("messages", "conversations", "conversation", "chat"):
+        turns = value.get(key)
+        if isinstance(turns, list) and turns and all(isinstance(t, dict) for t in turns) and \
+                any(k in turns[0] for k in ("role", "from")):
+            return True
+    return False
+
+
 def _unwrap(value: dict[str, Any], name: str) -> Any:
     """Accept {"data": [...]}, {"train": [...]} and column-oriented {"col": [..], "col2": [..]}."""
     lists = {k: v for k, v in value.items() if isinstance(v, list)}
     for key in ("data", "train", "rows", "examples", "records"):
         if isinstance(value.get(key), list):
             return value[key]
+    if _one_conversation(value):
+        return [value]
     if lists and len(lists) == len(value):
         lengths = {len(v) for v in lists.values()}
         if len(lengths) == 1:
