@@ -153,3 +153,10 @@ def test_one_conversation_saved_as_one_object_is_one_row():
     assert len(result.rows) == 1
     report = build_report(result)
     assert report.format == "messages" and len(report.usable[0]["messages"]) == 5
+
+
+def test_image_columns_left_out_are_said():
+    report = build_report(read_rows(os.path.join(DATA, "llamafactory_mllm.jsonl")))
+    assert report.format == "messages" and len(report.usable) == 2
+    assert any("column 'images' holds images" in n for n in report.notes)
+    assert not any("images" in n for n in build_report(read_rows(os.path.join(DATA, "openai.jsonl"))).notes)

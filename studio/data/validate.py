@@ -81,6 +81,7 @@ class Report:
         if self.token_lengths:
             lens = sorted(self.token_lengths)
             parts.append(f"tokens: median {lens[len(lens) // 2]}, max {lens[-1]}")
+        parts += [note[0].upper() + note[1:] for note in self.notes if note]
         return ". ".join(parts) + "."
 
     def to_dict(self, issue_limit: int = 1000) -> dict[str, Any]:
@@ -118,10 +119,33 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
         if len(lengths) < measured:
             notes.append(f"token lengths: the chart shows a random sample of {len(lengths):,} of {measured:,} "
                          "rows; every row that could pass the max length was measured")
+    notes += unused_media(read.rows, cols, guess.mapping)
     issues.sort(key=lambda i: i.index)
     return Report(read.source, read.kind, guess.name, SPECS[guess.name].label, SPECS[guess.name].kind,
                   guess.reason, cols, guess.mapping, len(read.rows), records, issues,
                   [read.where(i.index) for i in issues], lengths, max_length, notes)
+
+
+MEDIA_NAMES = ("image", "images", "img", "picture", "pictures", "photo", "audio", "audios", "video", "videos",
+               "pixel_values")
+
+
+def unused_media(rows: list[dict[str, Any]], cols: list[str], mapping: dict[str, str]) -> list[str]:
+    """A note for each column of images, audio or video that the studio leaves out (it trains on text)."""
+    used = set(mapping.values())
+    first = next((r for r in rows if isinstance(r, dict)), {})
+    notes = []
+    for col in cols:
+        if col in used:
+            continue
+        value = first.get(col)
+        sample = value[0] if isinstance(value, list) and value else value
+        looks_binary = isinstance(sample, (bytes, bytearray)) or (isinstance(sample, dict) and
+                                                                  {"bytes", "path"} & set(sample))
+        if col.lower() in MEDIA_NAMES or looks_binary:
+            notes.append(f"column '{col}' holds images, audio or other media, which are left out: the studio trains "
+                         "text models")
+    return notes
 
 
 def _main_field(guess: Detection) -> str:
