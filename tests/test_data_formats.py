@@ -160,3 +160,16 @@ def test_image_columns_left_out_are_said():
     assert report.format == "messages" and len(report.usable) == 2
     assert any("column 'images' holds images" in n for n in report.notes)
     assert not any("images" in n for n in build_report(read_rows(os.path.join(DATA, "openai.jsonl"))).notes)
+
+
+def test_a_too_long_row_names_its_long_field(tmp_path):
+    import json
+
+    from studio.models.loading import load_tokenizer
+
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps([{"instruction": "Summarise.", "input": "word " * 800, "output": "Short."},
+                                {"instruction": "Say hi.", "input": "", "output": "Hi"}]))
+    report = build_report(read_rows(path), tokenizer=load_tokenizer("tiny"), max_length=64)
+    long = [p for p in report.problem_rows() if "longer than the max length" in p["problem"]]
+    assert [(p["where"], p["field"]) for p in long] == [("row 1", "input")]

@@ -114,7 +114,7 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
     if tokenizer is not None:
         lengths, too_long, measured = token_lengths(records, tokenizer, max_length)
         for i, n in too_long.items():
-            issues.append(Issue(i, _main_field(guess), f"{n} tokens, longer than the max length "
+            issues.append(Issue(i, _longest_field(read.rows[i], guess), f"{n} tokens, longer than the max length "
                                 f"{max_length}; it will be truncated", "warning"))
         if len(lengths) < measured:
             notes.append(f"token lengths: the chart shows a random sample of {len(lengths):,} of {measured:,} "
@@ -148,8 +148,10 @@ def unused_media(rows: list[dict[str, Any]], cols: list[str], mapping: dict[str,
     return notes
 
 
-def _main_field(guess: Detection) -> str:
-    return next(iter(guess.mapping.values()), "row")
+def _longest_field(row: dict[str, Any], guess: Detection) -> str:
+    """The mapped column holding the most text in `row`: the one to shorten when the row is too long."""
+    columns = [c for c in guess.mapping.values() if c in row]
+    return max(columns, key=lambda c: len(str(row.get(c) or "")), default="row")
 
 
 def _duplicates(records: list[dict[str, Any] | None]) -> list[Issue]:
