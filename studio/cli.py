@@ -87,8 +87,14 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from studio.data.validate import inspect_file
 
-    report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=args.model or None,
-                          max_length=args.max_length)
+    model, max_length = args.model, args.max_length
+    if args.config:  # measure with the run's own model and max length
+        from studio.config import load_config
+
+        cfg = load_config(args.config)
+        model, max_length = cfg.model.name, cfg.data.max_length
+    report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=model or None,
+                          max_length=max_length)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -264,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="which column holds a field")
     q.add_argument("--model", default="tiny", help="tokenizer for token lengths (default: the built-in model)")
     q.add_argument("--max-length", type=positive_int, default=512, help="flag rows longer than this many tokens")
+    q.add_argument("--config", help="a run config: measure with its model and max length (overrides both)")
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_data_inspect)
     q = data_sub.add_parser("convert", help="normalise to TRL's messages or preference format")

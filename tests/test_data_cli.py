@@ -71,3 +71,14 @@ def test_columns_mapped_by_hand_on_the_command_line(tmp_path):
     assert out.returncode == 0 and "rows written: 2" in out.stdout, out.stderr
     failed = studio("data", "inspect", str(tmp_path / "none.jsonl"), "--json")
     assert failed.returncode == 1 and json.loads(failed.stdout)["ok"] is False
+
+
+def test_inspect_measures_with_the_runs_model_and_max_length(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: {name: tiny}\ndata: {train: x.jsonl, max_length: 32}\n")
+    out = subprocess.run([PYTHON, "-m", "studio", "data", "inspect", str(ROOT / "assets" / "data" / "support_sft.jsonl"),
+                          "--config", str(config), "--json"], capture_output=True, text=True, cwd=ROOT,
+                         env=subprocess_env(), timeout=120)
+    report = json.loads(out.stdout)
+    assert report["tokens"]["max_length"] == 32 and report["tokens"]["min"] > 32
+    assert sum(report["issue_counts"].values()) == report["rows"]  # every demo row is longer than 32 tokens

@@ -60,6 +60,12 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                     built[tab_id] = module.build(ctx)
                 pages[tab_id] = page
         method_tab, train_tab, prefs_tab = built["method"], built["train"], built["preferences"]
+        data_tab = built["data"]
+        # the Data tab measures tokens with the model and max length the run will use
+        method_tab.fields["model.name"].change(lambda m: m, method_tab.fields["model.name"], data_tab["model"],
+                                               show_progress="hidden")
+        train_tab["max_length"].change(lambda n: n, train_tab["max_length"], data_tab["max_length"],
+                                       show_progress="hidden")
         base, choices = train_tab["base"], method_tab.config_inputs
         gr.on([c.change for c in choices], with_method_choices(method_tab), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")

@@ -97,7 +97,7 @@ def _source_from(read: ReadResult) -> dict[str, Any]:
     return {"rows": read.rows, "name": read.source, "kind": read.kind, "lines": read.lines}
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext) -> dict[str, Any]:
     source = gr.State(None)
     report_state = gr.State(None)
     with gr.Row():
@@ -117,7 +117,7 @@ def build(ctx: AppContext) -> None:
         fmt = gr.Dropdown([AUTO, *SPECS], value=AUTO, label="Format", scale=2,
                           info="Detected automatically; change it when detection is wrong.")
         model = gr.Textbox(value="tiny", label="Tokenizer of model", scale=2,
-                           info="Token counts and the template preview use this model.")
+                           info="Token counts and the template preview use this model (it follows the Method tab).")
         max_length = gr.Number(value=512, label="Max length (tokens)", precision=0, scale=1)
         recheck = gr.Button("Re-check", scale=1)
     with gr.Accordion("Column mapping", open=True):
@@ -254,6 +254,7 @@ def build(ctx: AppContext) -> None:
         return [src, report, *_outputs(report, msg, mx)]
 
     use_btn.click(check_table, [table, kind, model, max_length], [source, report_state, *outputs])
+    return {"model": model, "max_length": max_length}
 
 
 def _saved_names(ctx: AppContext) -> list[str]:

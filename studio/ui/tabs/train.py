@@ -284,4 +284,5 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, watch, overlay,
                                                             f["model.parent_run"]], show_progress="hidden")
-    return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "timer": timer}
+    return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "timer": timer,
+            "max_length": f["data.max_length"]}
