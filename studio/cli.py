@@ -167,7 +167,7 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    from studio.config import config_from_form
+    from studio.config_form import config_from_form
     from studio.models.estimate import estimate_run, format_estimate
     from studio.models.memory import TrainingSetup
 

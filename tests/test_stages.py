@@ -10,7 +10,8 @@ from helpers import PYTHON, ROOT, subprocess_env
 
 from studio.chat.export import export_folder
 from studio.cli import build_parser
-from studio.config import RunConfig, config_with, load_config
+from studio.config import RunConfig, load_config
+from studio.config_form import config_with
 from studio.errors import StudioError
 from studio.models.counting import model_shapes
 from studio.models.estimate import estimate_run

@@ -17,7 +17,8 @@ from typing import Any
 import gradio as gr
 
 from studio.access import readable_model
-from studio.config import COMPUTE_DTYPES, METHODS, QUANT_TYPES, RunConfig, config_from_form, path_value
+from studio.config import COMPUTE_DTYPES, METHODS, QUANT_TYPES, RunConfig
+from studio.config_form import config_from_form, path_value
 from studio.errors import StudioError
 from studio.models.counting import ModelShapes, model_shapes, trainable_by_rank
 from studio.models.estimate import RunEstimate, estimate_run, whole_number

@@ -17,7 +17,8 @@ import pandas as pd
 import yaml
 
 from studio.access import readable_config, run_id_only
-from studio.config import PRECISIONS, SCHEDULERS, RunConfig, config_with, dump_config, value_at
+from studio.config import PRECISIONS, SCHEDULERS, RunConfig, dump_config
+from studio.config_form import config_with, value_at
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA, PRESETS
