@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
+from studio.workspace import RUN_ID
 
 ADMIN = "admin"
 ANNOTATOR = "annotator"
@@ -36,7 +36,6 @@ FREE_TRIES = 5
 LOCKOUT_SECONDS = 60.0
 """First lockout; each further failure doubles it, up to MAX_LOCKOUT_SECONDS."""
 MAX_LOCKOUT_SECONDS = 900.0
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 FAILURE_DELAY = 0.5
 """Seconds every failed login waits before it is answered."""
 
@@ -211,7 +210,7 @@ def readable_model(ws: Any, name: str | None) -> str | None:
     text = str(name or "").strip()
     if not text or text == registry.TINY or registry.find_preset(text) is not None:
         return name
-    if _RUN_ID.match(text) and (ws.runs / text).is_dir():
+    if RUN_ID.match(text) and (ws.runs / text).is_dir():
         return name
     path = _local(text)
     if path is None:
@@ -224,7 +223,7 @@ def readable_model(ws: Any, name: str | None) -> str | None:
 def run_id_only(ws: Any, run: str | None) -> Path:
     """A run of this workspace named by its id (never a path), as the web app accepts runs."""
     text = str(run or "").strip()
-    if not _RUN_ID.match(text) or not (ws.runs / text / "config.yaml").exists():
+    if not RUN_ID.match(text) or not (ws.runs / text / "config.yaml").exists():
         raise StudioError(f"No run {text!r} in this workspace.")
     return ws.runs / text
 

@@ -22,7 +22,8 @@ from studio.errors import StudioError
 
 ENV_VAR = "STUDIO_WORKSPACE"
 DEFAULT_DIR = "workspace"
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+"""What a run id looks like: a plain folder name under runs/, never a path."""
 
 
 def run_result(run_dir: Path) -> tuple[str, Path] | None:
@@ -86,7 +87,7 @@ class Workspace:
     def run_dir(self, run: str | os.PathLike) -> Path:
         """Find a run by id (a folder under runs/) or by its folder path."""
         text = str(run)
-        if _RUN_ID.match(text) and (self.runs / text).is_dir():
+        if RUN_ID.match(text) and (self.runs / text).is_dir():
             return self.runs / text
         path = Path(text).expanduser()
         if path.is_dir() and (path / "config.yaml").exists():

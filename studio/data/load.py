@@ -45,11 +45,6 @@ def load_records(source: str, wanted: tuple[str, ...], split: str = "train", sub
     return records, report.total_rows - len(records)
 
 
-def _load(source: str, wanted: tuple[str, ...], split: str, subset: str | None) -> tuple[list[dict[str, Any]], str]:
-    records, report = _load_report(source, wanted, split, subset)
-    return records, left_out_note(report)
-
-
 def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None
                  ) -> tuple[list[dict[str, Any]], Any]:
     path = resolve_project_path(source)
@@ -86,7 +81,8 @@ def load_dataset_source(source: str, wanted: tuple[str, ...], split: str = "trai
     """The records as a datasets.Dataset; a sentence on rows left out is appended to `notes`."""
     import datasets
 
-    records, note = _load(source, wanted, split, subset)
+    records, report = _load_report(source, wanted, split, subset)
+    note = left_out_note(report)
     if note and notes is not None:
         notes.append(note)
     return datasets.Dataset.from_list(records)

@@ -3,7 +3,6 @@ config and the `transformers` training arguments built from a `RunConfig`."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +163,12 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
     """The training data and the eval data: the eval file when one is named, else a held-out share
     (or None). Rows left out as unusable are said on stdout and in the run's status."""
     from studio.data.load import load_dataset_source
+    from studio.train.worker import is_main_process
 
     notes: list[str] = []
     train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes)
     evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes) if cfg.data.eval else None
-    if notes and os.environ.get("RANK", "0") == "0":
+    if notes and is_main_process():
         print("\n".join(f"note: {n}" for n in notes), flush=True)
         if run_dir is not None:
             from studio.train.status import update_status

@@ -96,12 +96,17 @@ def _progress(step: int, total: int, elapsed: float) -> None:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted((c for c in (run_dir / "checkpoints").glob("checkpoint-*") if _complete(c)),
-                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    ckpts = sorted((c for c in (run_dir / "checkpoints").glob("checkpoint-*") if _complete(c)), key=checkpoint_step)
     return ckpts[-1] if ckpts else None
 
 
-def _is_main_process() -> bool:
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step a checkpoint folder (checkpoint-120) was saved at; -1 for a name without one."""
+    tail = checkpoint.name.split("-")[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def is_main_process() -> bool:
     return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
 
 
@@ -132,7 +137,7 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any) -> Any:
 def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progress: bool = False,
                  lock_path: Path | None = None) -> Path:
     """Train one stage into `run_dir`; return the folder of the saved adapter or model."""
-    main = _is_main_process()
+    main = is_main_process()
 
     def report(*args: Any, **fields: Any) -> None:  # only rank 0 writes the run's status
         if main:
@@ -172,7 +177,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
            started=time.time(), error=None, waiting_for=None, finished=None)
     resume_from = latest_checkpoint(run_dir) if resume else None
     if resume_from is not None and main:  # the steps after the checkpoint are trained and logged again
-        drop_after(run_dir, int(resume_from.name.split("-")[-1]))
+        drop_after(run_dir, checkpoint_step(resume_from))
     writer = MetricsWriter(run_dir)  # opened after the file may have been replaced
     callback = _make_callback(run_dir, writer, show_progress)
     callback.stop_requested = stop_asked["flag"]

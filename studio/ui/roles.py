@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from studio.access import ADMIN, ANNOTATOR, Logins, allowed
+from studio.ui.context import AppContext
 
 REFUSED = "Annotators can read pairs and vote; this part of the studio is for admins."
 
@@ -24,7 +25,7 @@ def for_annotators(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def role_of(logins: Logins, request: gr.Request | None) -> str | None:
-    return logins.role_of(getattr(request, "username", None))
+    return logins.role_of(AppContext.user(request))
 
 
 class GatedBlocks(gr.Blocks):

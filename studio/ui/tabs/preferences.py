@@ -62,19 +62,19 @@ def build(ctx: AppContext) -> dict[str, Any]:
     @for_annotators
     def load(current, request: gr.Request):
         """Show a pair; a pair already on screen and not yet voted on stays, sides unchanged."""
-        voter = _voter(request)
+        voter = ctx.user(request)
         if current is not None and not PreferenceStore(ctx.workspace.prefs_db).has_vote(current["pair_id"], voter):
             return (gr.skip(),) * len(outputs)
         return show_next(ctx, voter)
 
     @for_annotators
     def load_other(request: gr.Request):
-        return show_next(ctx, _voter(request))
+        return show_next(ctx, ctx.user(request))
 
     def vote(side):
         @for_annotators
         def handler(st, request: gr.Request):
-            voter = _voter(request)
+            voter = ctx.user(request)
             try:
                 said = record_vote(ctx, st, side, voter)
             except StudioError as err:
@@ -104,6 +104,3 @@ def build(ctx: AppContext) -> dict[str, Any]:
     refresh.click(load_other, None, outputs)
     return {"load": load, "inputs": [state], "outputs": outputs, "admin_row": admin_row}
 
-
-def _voter(request: gr.Request | None) -> str:
-    return getattr(request, "username", None) or ""

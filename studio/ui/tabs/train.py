@@ -18,7 +18,7 @@ import yaml
 
 from studio.access import readable_config, run_id_only
 from studio.config import PRECISIONS, SCHEDULERS, RunConfig, dump_config
-from studio.config_form import config_with, value_at
+from studio.config_form import config_with, path_value
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA, PRESETS
@@ -75,15 +75,10 @@ def data_choices(ctx: AppContext) -> list[str]:
     return [d["name"] for d in list_datasets(ctx.workspace)] + demo_choices()
 
 
-def compose(base: dict[str, Any], values: dict[str, Any]) -> RunConfig:
-    """The run config Start will use: the base (Method tab or preset) with this tab's fields, by config path."""
-    return config_with(base, values)
-
-
 def form_values(raw: dict[str, Any], paths: list[str]) -> list[Any]:
     """The values a config mapping gives the fields at `paths` (defaults where it says nothing)."""
-    defaults = RunConfig().to_dict()
-    return [value_at(raw, p, value_at(defaults, p)) for p in paths]
+    cfg = RunConfig.from_dict(raw)
+    return [path_value(cfg, p) for p in paths]
 
 
 def _describe(raw: dict[str, Any]) -> str:
@@ -196,7 +191,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     def preview(b, *values):
         try:
-            cfg = compose(b, dict(zip(ALL_PATHS, values)))
+            cfg = config_with(b, dict(zip(ALL_PATHS, values)))
         except (ValueError, StudioError) as err:
             return f"⚠️ {err}", ""
         return _describe(cfg.to_dict()), dump_config(cfg)
@@ -218,7 +213,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     def on_start(request: gr.Request, b, *values):
         try:
-            cfg = readable_config(ctx.workspace, compose(b, dict(zip(ALL_PATHS, values))))
+            cfg = readable_config(ctx.workspace, config_with(b, dict(zip(ALL_PATHS, values))))
             run_dir = runner.start_run(ctx.workspace, cfg, started_by=ctx.user(request))
         except (ValueError, StudioError) as err:
             return f"⚠️ {err}", gr.update()
