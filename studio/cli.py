@@ -88,13 +88,14 @@ def _inspect(args: argparse.Namespace) -> int:
     from studio.data.validate import inspect_file
 
     model, max_length = args.model, args.max_length
-    if args.config:  # measure with the run's own model and max length
+    fmt, mapping = args.format, parse_map(args.map)
+    if args.config:  # measure with the run's own model and max length, read as the run reads it
         from studio.config import load_config
 
         cfg = load_config(args.config)
         model, max_length = cfg.model.name, cfg.data.max_length
-    report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=model or None,
-                          max_length=max_length)
+        fmt, mapping = fmt or cfg.data.format, mapping or cfg.data.map or None
+    report = inspect_file(args.file, fmt=fmt, mapping=mapping, model=model or None, max_length=max_length)
     if args.json:
         print_json(report.to_dict())
     else:

@@ -59,8 +59,21 @@ class DataConfig:
     """Subset (configuration) of a hub dataset."""
     max_length: int = 512
     """Longest sequence in tokens; longer rows are truncated."""
+    format: str | None = None
+    """The data's format (alpaca, sharegpt, messages, preference ...); None detects it."""
+    map: dict[str, str] = field(default_factory=dict)
+    """Columns named by hand, format field -> column (e.g. {instruction: question}), as in the Data tab."""
 
     def check(self) -> None:
+        from studio.data.formats import SPECS
+
+        if self.format is not None and self.format not in SPECS:
+            raise ValueError(f"data.format must be one of {', '.join(SPECS)} (got {self.format!r}).")
+        if self.format is not None:
+            unknown = [k for k in self.map if k not in SPECS[self.format].fields]
+            if unknown:
+                raise ValueError(f"data.map names {', '.join(unknown)}, which the {self.format} format does not "
+                                 f"have; its fields are {', '.join(SPECS[self.format].fields)}.")
         if not 16 <= self.max_length <= 1_048_576:
             raise ValueError(f"data.max_length must be between 16 and 1048576 tokens (got {self.max_length}).")
         if not 0 <= self.eval_fraction < 1:
@@ -364,6 +377,10 @@ def _coerce(key: str, value: Any, type_text: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
+        if kind is dict:
+            if not isinstance(value, dict) or not all(isinstance(v, (str, int)) for v in value.values()):
+                raise ValueError
+            return {str(k): str(v) for k, v in value.items()}
         if kind is list:
             if isinstance(value, str):
                 return [v.strip() for v in value.split(",") if v.strip()]
@@ -380,7 +397,7 @@ def _coerce(key: str, value: Any, type_text: str) -> Any:
 
 
 def _kind_of(type_text: str) -> type:
-    for name, kind in (("list", list), ("bool", bool), ("float", float), ("int", int)):
+    for name, kind in (("dict", dict), ("list", list), ("bool", bool), ("float", float), ("int", int)):
         if type_text.startswith(name):
             return kind
     return str
@@ -388,7 +405,7 @@ def _kind_of(type_text: str) -> type:
 
 def _kind_name(kind: type) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", list: "a list",
-            str: "text"}.get(kind, kind.__name__)
+            dict: "a mapping of field: column", str: "text"}.get(kind, kind.__name__)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -64,6 +64,9 @@ def test_sections_that_do_not_apply_are_not_written():
     ({"train": {"weight_decay": -1}}, "train.weight_decay must be a number of at least 0"),
     ({"train": {"epochs": float("inf"), "max_steps": 5}}, "train.epochs must be between 0 and 100000"),
     ({"train": {"num_processes": 100000}}, "train.num_processes must be between 1 and 1024"),
+    ({"data": {"format": "csv"}}, "data.format must be one of messages, sharegpt"),
+    ({"data": {"format": "alpaca", "map": {"question": "q"}}}, "data.map names question, which the alpaca format"),
+    ({"data": {"map": ["instruction", "q"]}}, "data.map must be a mapping of field: column"),
 ])
 def test_bad_settings_raise_a_readable_sentence(raw, message):
     with pytest.raises(ValueError, match=message):

@@ -82,3 +82,31 @@ def test_inspect_measures_with_the_runs_model_and_max_length(tmp_path):
     report = json.loads(out.stdout)
     assert report["tokens"]["max_length"] == 32 and report["tokens"]["min"] > 32
     assert sum(report["issue_counts"].values()) == report["rows"]  # every demo row is longer than 32 tokens
+
+
+def test_columns_mapped_in_the_run_config_are_used_by_inspect_and_by_training(tmp_path):
+    from studio.config import load_config
+    from studio.methods.common import train_and_eval
+
+    data = tmp_path / "faq.jsonl"
+    data.write_text("\n".join(json.dumps({"ask": f"Question {i}?", "reply": f"Answer {i}.", "id": i})
+                              for i in range(6)) + "\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data: {{train: {data}, format: prompt_completion, map: {{prompt: ask, completion: reply}}}}\n"
+                      "train: {max_steps: 1}\n")
+    unmapped = studio("data", "inspect", str(data), "--json", "--model", "")
+    assert json.loads(unmapped.stdout)["format"] is None and unmapped.returncode == 1
+    mapped = json.loads(studio("data", "inspect", str(data), "--config", str(config), "--json").stdout)
+    assert mapped["format"] == "prompt_completion" and mapped["usable_rows"] == 6
+    train, _ = train_and_eval(load_config(config), ("sft",))
+    assert train[2]["messages"] == [{"role": "user", "content": "Question 2?"},
+                                    {"role": "assistant", "content": "Answer 2."}]
+
+
+def test_a_mapped_column_the_file_lacks_is_named(tmp_path):
+    data = tmp_path / "faq.jsonl"
+    data.write_text(json.dumps({"ask": "Q?", "reply": "A."}) + "\n")
+    out = studio("data", "inspect", str(data), "--format", "prompt_completion", "--map", "prompt=question",
+                 "--map", "completion=reply", "--model", "")
+    assert out.returncode == 1 and "has no column 'question'; its columns are ask, reply" in out.stderr
+    assert "Traceback" not in out.stderr

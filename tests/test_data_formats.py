@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from studio.data.formats import detect, normalise, parse_hh
+from studio.data.detect import detect
+from studio.data.formats import normalise, parse_hh
 from studio.data.readers import read_rows
 from studio.data.validate import build_report
 
@@ -22,6 +23,9 @@ def report(name, **kw):
     ("dolly.jsonl", "dolly", 2), ("prompt_completion.csv", "prompt_completion", 3),
     ("qa.tsv", "prompt_completion", 2), ("corpus.txt", "text", 3), ("pref_strings.jsonl", "preference", 1),
     ("pref_messages.jsonl", "preference_messages", 2), ("hh.jsonl", "hh", 2),
+    ("hh_rlhf_train.jsonl.gz", "hh", 2), ("kto_messages.json", "unpaired", 3), ("kto_unpaired.jsonl", "unpaired", 2),
+    ("prompts.jsonl", "prompt_only", 3), ("prompts.csv", "prompt_only", 2), ("messages_as_text.csv", "messages", 2),
+    ("glaive_toolcall.json", "sharegpt", 3), ("openai_tools.jsonl", "messages", 2),
 ])
 def test_detects_and_normalises(name, fmt, usable):
     r = report(name)
@@ -173,3 +177,46 @@ def test_a_too_long_row_names_its_long_field(tmp_path):
     report = build_report(read_rows(path), tokenizer=load_tokenizer("tiny"), max_length=64)
     long = [p for p in report.problem_rows() if "longer than the max length" in p["problem"]]
     assert [(p["where"], p["field"]) for p in long] == [("row 1", "input")]
+
+
+def test_kto_files_keep_their_label_and_split_off_the_rated_answer():
+    r = report("kto_messages.json")
+    assert r.kind == "unpaired"
+    assert r.records[1] == {"prompt": [{"role": "user", "content": "Can I return shoes after a month?"}],
+                            "completion": [{"role": "assistant", "content": "No idea, ask someone else."}],
+                            "label": False}
+    assert [p["problem"] for p in r.problem_rows()] == ["'label' should be true or false, found 'maybe'"]
+    trl = report("kto_unpaired.jsonl")
+    assert [rec["label"] for rec in trl.records] == [True, False]
+
+
+def test_a_label_column_next_to_plain_text_is_not_mistaken_for_ratings():
+    rows = [{"text": "great film", "label": 1}, {"text": "dull", "label": 0}]
+    assert detect(rows).name == "text"
+
+
+def test_prompt_only_data_is_a_kind_of_its_own():
+    r = report("prompts.jsonl")
+    assert r.kind == "prompt"
+    assert r.records[0]["prompt"][-1] == {"role": "user", "content": "Where is my order 12?"}
+    assert "ends on an assistant turn" in r.problem_rows()[0]["problem"]
+    conversations = [{"messages": [{"role": "user", "content": "Hi"}]},
+                     {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Bye"}]}]
+    assert detect(conversations).name == "prompt_only"
+    assert report("prompts.csv").records[1] == {"prompt": [{"role": "user", "content":
+                                                            "Do you sell gift cards, and for how much?"}]}
+
+
+def test_a_messages_column_of_strings_is_an_error_not_plain_text():
+    r = report("messages_strings.jsonl")
+    assert r.format == "messages" and not r.usable
+    assert r.problem_rows()[0]["problem"] == "'messages' must be a list of turns, found text"
+    decoded = report("messages_as_text.csv")  # JSON text in a CSV cell is a list of turns
+    assert decoded.records[0]["messages"][1] == {"role": "assistant", "content": "Hello!"}
+
+
+def test_hh_rlhf_as_released_reads_from_gzip():
+    r = report("hh_rlhf_train.jsonl.gz")
+    assert [m["role"] for m in r.records[0]["prompt"]] == ["user", "assistant", "user"]
+    assert r.records[0]["chosen"][0]["content"].startswith("I'm fairly sure they did not")
+    assert r.counts() == {"chosen = rejected": 1}

@@ -4,9 +4,11 @@
     records, issues = normalise(rows, guess.name, guess.mapping)
 
 Normalised records are one of:
-    {"messages": [{"role": ..., "content": ...}, ...]}                      (SFT, conversational)
-    {"prompt": [msgs], "chosen": [assistant msg], "rejected": [assistant msg]}  (preference)
-    {"text": "..."}                                                         (plain text)
+    {"messages": [{"role": ..., "content": ...}, ...], "tools"?: [...]}           (sft: conversational)
+    {"prompt": [msgs], "chosen": [assistant msg], "rejected": [assistant msg]}  (preference: a pair)
+    {"prompt": [msgs], "completion": [assistant msg], "label": true/false}      (unpaired: one rated answer)
+    {"prompt": [msgs ending on the user's turn], "tools"?: [...]}               (prompt: prompts for RLHF)
+    {"text": "..."}                                                             (text: plain text)
 A row that cannot be normalised becomes None, with an `Issue` naming its field.
 """
 
@@ -17,6 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.data.readers import BROKEN
+from studio.data.turns import (
+    RowProblem,
+    check_conversation,
+    decoded,
+    text_of,
+    tool_schemas,
+    turns,
+)
 
 
 @dataclass(frozen=True)
@@ -24,17 +34,23 @@ class FormatSpec:
     name: str
     label: str
     kind: str
-    """sft, preference or text: which normalised form it produces."""
+    """sft, preference, unpaired, prompt or text: which normalised form it produces."""
     fields: dict[str, tuple[str, ...]]
     """target field -> column names tried in order when detecting."""
     optional: tuple[str, ...] = ()
 
 
+LABEL_COLUMNS = ("label", "kto_tag", "thumbs_up", "desirable")
+"""Columns that say whether one answer is good (true) or bad (false): unpaired preference data."""
+TOOL_COLUMNS = ("tools", "functions")
+"""Columns describing the functions a conversation may call."""
+
 SPECS = {s.name: s for s in [
-    FormatSpec("messages", "Chat messages (role/content)", "sft", {"messages": ("messages", "conversation", "chat")}),
+    FormatSpec("messages", "Chat messages (role/content)", "sft",
+               {"messages": ("messages", "conversation", "chat"), "tools": TOOL_COLUMNS}, optional=("tools",)),
     FormatSpec("sharegpt", "ShareGPT (from/value)", "sft",
-               {"conversations": ("conversations", "conversation", "messages"), "system": ("system",)},
-               optional=("system",)),
+               {"conversations": ("conversations", "conversation", "messages"), "system": ("system",),
+                "tools": TOOL_COLUMNS}, optional=("system", "tools")),
     FormatSpec("alpaca", "Alpaca (instruction/input/output)", "sft",
                {"instruction": ("instruction",), "input": ("input",), "output": ("output",),
                 "system": ("system",), "history": ("history",)}, optional=("input", "system", "history")),
@@ -55,12 +71,16 @@ SPECS = {s.name: s for s in [
                optional=("prompt", "system")),
     FormatSpec("hh", "Anthropic HH (Human:/Assistant: transcripts)", "preference",
                {"chosen": ("chosen",), "rejected": ("rejected",)}),
+    FormatSpec("unpaired", "Rated answers (a true/false label each, for KTO)", "unpaired",
+               {"prompt": ("prompt", "question", "instruction", "messages", "conversations", "conversation"),
+                "completion": ("completion", "response", "answer", "output"), "label": LABEL_COLUMNS,
+                "system": ("system",)}, optional=("completion", "system")),
+    FormatSpec("prompt_only", "Prompts only (for RLHF)", "prompt",
+               {"prompt": ("prompt", "question", "query", "instruction", "input", "messages", "conversations"),
+                "system": ("system",), "tools": TOOL_COLUMNS}, optional=("system", "tools")),
     FormatSpec("text", "Plain text", "text", {"text": ("text", "content", "document", "body")}),
 ]}
 
-ROLE_ALIASES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
-                "bot": "assistant", "model": "assistant", "tool": "tool", "function": "tool", "observation": "tool",
-                "function_call": "assistant", "chatgpt": "assistant", "prompter": "user"}
 _HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A):\s?", re.MULTILINE)
 
 
@@ -114,75 +134,6 @@ def default_mapping(name: str, columns: list[str]) -> dict[str, str]:
     return mapping
 
 
-def detect(rows: list[dict[str, Any]]) -> Detection:
-    """Guess the format from column names and the first row's value types."""
-    cols = columns_of(rows)
-    low = {c.lower() for c in cols}
-    first = next((r for r in rows if isinstance(r, dict) and BROKEN not in r), {})
-
-    def pick(name: str, reason: str) -> Detection:
-        return Detection(name, default_mapping(name, cols), reason, cols)
-
-    def value(col: str) -> Any:
-        for key in first:
-            if str(key).lower() == col:
-                return first[key]
-        return None
-
-    for c_col, r_col in (("chosen_messages", "rejected_messages"), ("chosen_conversations", "rejected_conversations")):
-        if {c_col, r_col} <= low:
-            mapping = {"chosen": _orig(cols, c_col), "rejected": _orig(cols, r_col)} | _prompt_column(cols)
-            return Detection("preference_messages", mapping, f"{c_col} and {r_col} hold message lists", cols)
-    if {"chosen", "rejected"} <= low:
-        chosen = value("chosen")
-        conversation = next((c for c in ("conversations", "messages") if c in low), None)
-        if isinstance(chosen, (list, dict)) and conversation:  # LLaMA-Factory's ranking files
-            mapping = {"prompt": _orig(cols, conversation), "chosen": _orig(cols, "chosen"),
-                       "rejected": _orig(cols, "rejected")} | _opt(cols, "system")
-            return Detection("preference_messages", mapping,
-                             f"'{conversation}' holds the prompt turns; chosen and rejected the answers", cols)
-        if isinstance(chosen, (list, dict)):
-            return pick("preference_messages", "chosen and rejected hold message lists")
-        if "prompt" not in low and "question" not in low and "instruction" not in low:
-            return pick("hh", "chosen and rejected are whole Human:/Assistant: transcripts")
-        return pick("preference", "prompt, chosen and rejected columns")
-    for col in ("messages", "conversations", "conversation", "chat"):
-        if col in low and isinstance(value(col), list):
-            turns = value(col)
-            turn = turns[0] if turns and isinstance(turns[0], dict) else {}
-            if "from" in turn or "value" in turn:
-                return Detection("sharegpt", {"conversations": _orig(cols, col)} | _opt(cols, "system"),
-                                 f"'{col}' holds turns with from/value", cols)
-            return Detection("messages", {"messages": _orig(cols, col)}, f"'{col}' holds role/content turns", cols)
-    if "instruction" in low and "output" in low:
-        return pick("alpaca", "instruction and output columns")
-    if "instruction" in low and "response" in low:
-        return pick("dolly", "instruction and response columns")
-    pc = default_mapping("prompt_completion", cols)
-    if "prompt" in pc and "completion" in pc:
-        return Detection("prompt_completion", pc, f"{pc['prompt']} and {pc['completion']} columns", cols)
-    if default_mapping("text", cols):
-        return pick("text", "a text column")
-    strings = [c for c in cols if isinstance(first.get(c), str)]
-    if len(cols) == 1 and strings:
-        return Detection("text", {"text": strings[0]}, "a single text column", cols)
-    return Detection(None, {}, "no known format matches these columns; map them by hand", cols)
-
-
-def _prompt_column(cols: list[str]) -> dict[str, str]:
-    low = {c.lower() for c in cols}
-    name = next((c for c in ("prompt", "question", "conversations", "messages") if c in low), None)
-    return {"prompt": _orig(cols, name)} if name else {}
-
-
-def _orig(cols: list[str], lower: str) -> str:
-    return next(c for c in cols if c.lower() == lower)
-
-
-def _opt(cols: list[str], name: str) -> dict[str, str]:
-    return {name: _orig(cols, name)} if name in {c.lower() for c in cols} else {}
-
-
 def missing_fields(name: str, mapping: dict[str, str]) -> list[str]:
     spec = SPECS[name]
     return [f for f in spec.fields if f not in spec.optional and not mapping.get(f)]
@@ -212,13 +163,6 @@ def normalise(rows: list[dict[str, Any]], name: str, mapping: dict[str, str] | N
     return records, issues
 
 
-class RowProblem(Exception):
-    def __init__(self, field_name: str, message: str):
-        super().__init__(message)
-        self.field = field_name
-        self.message = message
-
-
 def _get(row: dict[str, Any], mapping: dict[str, str], target: str, required: bool = True) -> Any:
     col = mapping.get(target)
     value = row.get(col) if col else None
@@ -227,83 +171,28 @@ def _get(row: dict[str, Any], mapping: dict[str, str], target: str, required: bo
     return value
 
 
-def _text(value: Any, col: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(p, dict) for p in value):  # content parts
-        texts = [p for p in value if p.get("type", "text") == "text"]
-        text = "".join(str(p.get("text", p.get("value", ""))) for p in texts)
-        others = sorted({str(p.get("type")) for p in value if p not in texts})
-        if not text.strip() and others:
-            raise RowProblem(col, f"'{col}' holds only {', '.join(others)} parts; the studio trains on text")
-        return text
-    raise RowProblem(col, f"'{col}' should be text, found {_kind(value)}")
-
-
-def _kind(value: Any) -> str:
-    return {list: "a list", dict: "an object", bool: "true/false", int: "a number", float: "a number",
-            str: "text", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _turns(value: Any, col: str, role_key: str = "role", content_key: str = "content") -> list[dict[str, str]]:
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if not isinstance(value, list):
-        raise RowProblem(col, f"'{col}' must be a list of turns, found {_kind(value)}")
-    if not value:
-        raise RowProblem(col, f"'{col}' has no turns")
-    out = []
-    for n, turn in enumerate(value, start=1):
-        if not isinstance(turn, dict):
-            raise RowProblem(col, f"turn {n} of '{col}' must be an object, found {_kind(turn)}")
-        raw_role = turn.get(role_key, turn.get("role", turn.get("from")))
-        role = ROLE_ALIASES.get(str(raw_role).strip().lower()) if raw_role is not None else None
-        if role is None:
-            raise RowProblem(col, f"turn {n} of '{col}' has unknown role {raw_role!r}")
-        content = _text(turn.get(content_key, turn.get("content", turn.get("value"))), col)
-        out.append({"role": role, "content": content})
-    return out
-
-
-def check_conversation(msgs: list[dict[str, str]], col: str, need_answer: bool = True) -> None:
-    """System first if present, then user and assistant taking turns (tool replies after the assistant)."""
-    body = msgs[1:] if msgs and msgs[0]["role"] == "system" else msgs
-    for n, m in enumerate(msgs, start=1):
-        if m["role"] == "system" and n != 1:
-            raise RowProblem(col, f"turns out of order: a system turn at position {n}; it belongs first")
-        if m["role"] in ("user", "assistant") and not m["content"].strip():
-            raise RowProblem(col, f"turn {n} of '{col}' ({m['role']}) is empty")
-    if body and body[0]["role"] != "user":
-        raise RowProblem(col, f"turns out of order: the conversation opens with {body[0]['role']}, not user")
-    prev = None
-    for n, m in enumerate(body, start=len(msgs) - len(body) + 1):
-        if m["role"] == prev and m["role"] in ("user", "assistant"):
-            raise RowProblem(col, f"turns out of order: two {m['role']} turns in a row at turn {n}")
-        if m["role"] != "tool":
-            prev = m["role"]
-    if need_answer and not any(m["role"] == "assistant" for m in msgs):
-        raise RowProblem(col, f"'{col}' has no assistant turn to learn from")
-
-
 def _messages(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     col = mapping["messages"]
-    msgs = _turns(row.get(col), col)
+    msgs = turns(row.get(col), col)
     check_conversation(msgs, col)
-    return {"messages": msgs}
+    return _with_tools({"messages": msgs}, row, mapping)
+
+
+def _with_tools(record: dict[str, Any], row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """The record with the row's tool descriptions, when its format maps a tools column and it has some."""
+    col = mapping.get("tools")
+    tools = tool_schemas(row.get(col), col) if col else None
+    return record | {"tools": tools} if tools else record
 
 
 def _sharegpt(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     col = mapping["conversations"]
-    msgs = _turns(row.get(col), col, role_key="from", content_key="value")
-    system = _text(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
+    msgs = turns(row.get(col), col, role_key="from", content_key="value")
+    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     if system.strip() and msgs[0]["role"] != "system":
         msgs.insert(0, {"role": "system", "content": system})
     check_conversation(msgs, col)
-    return {"messages": msgs}
+    return _with_tools({"messages": msgs}, row, mapping)
 
 
 def _with_system(system: str, msgs: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -311,10 +200,10 @@ def _with_system(system: str, msgs: list[dict[str, str]]) -> list[dict[str, str]
 
 
 def _alpaca(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    instruction = _text(_get(row, mapping, "instruction"), mapping["instruction"])
-    extra = _text(row.get(mapping.get("input", "")), mapping.get("input", "input")) if mapping.get("input") else ""
-    output = _text(_get(row, mapping, "output"), mapping["output"])
-    system = _text(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
+    instruction = text_of(_get(row, mapping, "instruction"), mapping["instruction"])
+    extra = text_of(row.get(mapping.get("input", "")), mapping.get("input", "input")) if mapping.get("input") else ""
+    output = text_of(_get(row, mapping, "output"), mapping["output"])
+    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     history: list[dict[str, str]] = []
     raw_history = row.get(mapping["history"]) if mapping.get("history") else None
     if raw_history:
@@ -323,8 +212,8 @@ def _alpaca(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
         for n, pair in enumerate(raw_history, start=1):
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
                 raise RowProblem(mapping["history"], f"history item {n} must be a [question, answer] pair")
-            history += [{"role": "user", "content": _text(pair[0], "history")},
-                        {"role": "assistant", "content": _text(pair[1], "history")}]
+            history += [{"role": "user", "content": text_of(pair[0], "history")},
+                        {"role": "assistant", "content": text_of(pair[1], "history")}]
     prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
     msgs = _with_system(system, history + [{"role": "user", "content": prompt},
                                            {"role": "assistant", "content": output}])
@@ -333,9 +222,9 @@ def _alpaca(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def _dolly(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    instruction = _text(_get(row, mapping, "instruction"), mapping["instruction"])
-    context = _text(row.get(mapping["context"]), mapping["context"]) if mapping.get("context") else ""
-    response = _text(_get(row, mapping, "response"), mapping["response"])
+    instruction = text_of(_get(row, mapping, "instruction"), mapping["instruction"])
+    context = text_of(row.get(mapping["context"]), mapping["context"]) if mapping.get("context") else ""
+    response = text_of(_get(row, mapping, "response"), mapping["response"])
     prompt = f"{context}\n\n{instruction}" if context.strip() else instruction
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]}
 
@@ -343,30 +232,86 @@ def _dolly(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 def _prompt_completion(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     prompt = _get(row, mapping, "prompt")
     completion = _get(row, mapping, "completion")
-    system = _text(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
+    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     if isinstance(prompt, list):
-        msgs = _turns(prompt, mapping["prompt"])
+        msgs = turns(prompt, mapping["prompt"])
     else:
-        msgs = [{"role": "user", "content": _text(prompt, mapping["prompt"])}]
+        msgs = [{"role": "user", "content": text_of(prompt, mapping["prompt"])}]
     if isinstance(completion, list):
-        msgs += _turns(completion, mapping["completion"])
+        msgs += turns(completion, mapping["completion"])
     else:
-        msgs.append({"role": "assistant", "content": _text(completion, mapping["completion"])})
+        msgs.append({"role": "assistant", "content": text_of(completion, mapping["completion"])})
     msgs = _with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
     check_conversation(msgs, mapping["completion"])
     return {"messages": msgs}
 
 
+def _prompt_turns(row: dict[str, Any], mapping: dict[str, str]) -> list[dict[str, Any]]:
+    """The prompt column as turns (a conversation, or text as one user turn), with the system column first."""
+    value = decoded(_get(row, mapping, "prompt"), mapping["prompt"])
+    msgs = turns(value, mapping["prompt"]) if isinstance(value, list) else \
+        [{"role": "user", "content": text_of(value, mapping["prompt"])}]
+    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
+    return _with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _prompt_only(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    col = mapping["prompt"]
+    msgs = _prompt_turns(row, mapping)
+    check_conversation(msgs, col, need_answer=False)
+    if msgs[-1]["role"] != "user":
+        raise RowProblem(col, f"'{col}' ends on {_a(msgs[-1]['role'])} turn; a prompt ends on the user's turn")
+    return _with_tools({"prompt": msgs}, row, mapping)
+
+
+LABEL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False, "up": True,
+               "down": False, "good": True, "bad": False}
+
+
+def _label(value: Any, col: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    word = str(value).strip().lower() if value is not None else ""
+    if word not in LABEL_WORDS:
+        raise RowProblem(col, f"'{col}' should be true or false, found {value!r}")
+    return LABEL_WORDS[word]
+
+
+def _unpaired(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """One answer and whether it is good: from prompt + completion, or a conversation whose last turn is
+    the rated answer."""
+    col = mapping["prompt"]
+    label = _label(row.get(mapping["label"]), mapping["label"])
+    msgs = _prompt_turns(row, mapping)
+    if mapping.get("completion"):
+        completion = _answer(_get(row, mapping, "completion"), mapping["completion"])
+    else:
+        if msgs[-1]["role"] != "assistant":
+            raise RowProblem(col, f"'{col}' should end with the rated assistant answer, not "
+                                  f"{_a(msgs[-1]['role'])} turn")
+        msgs, completion = msgs[:-1], msgs[-1:]
+    check_conversation(msgs + completion, mapping.get("completion") or col)
+    if completion[0]["role"] != "assistant":
+        raise RowProblem(mapping.get("completion") or col, "the rated answer must be an assistant turn")
+    return {"prompt": msgs, "completion": completion, "label": label}
+
+
 def _text_row(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    return {"text": _text(_get(row, mapping, "text"), mapping["text"])}
+    return {"text": text_of(_get(row, mapping, "text"), mapping["text"])}
 
 
 def _answer(value: Any, col: str) -> list[dict[str, str]]:
     if isinstance(value, dict):  # one turn, as LLaMA-Factory writes {"from": "gpt", "value": ...}
-        return _turns([value], col)
+        return turns([value], col)
     if isinstance(value, list):
-        return _turns(value, col)
-    text = _text(value, col)
+        return turns(value, col)
+    text = text_of(value, col)
     return [{"role": "assistant", "content": text}]
 
 
@@ -381,10 +326,10 @@ def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
             raise RowProblem(mapping["prompt"], f"'{mapping['prompt']}' is missing or empty")
         prompt, chosen, rejected = _split_shared_prefix(chosen, rejected, ccol)
     elif isinstance(prompt_value, list):
-        prompt = _turns(prompt_value, mapping["prompt"])
+        prompt = turns(prompt_value, mapping["prompt"])
     else:
-        prompt = [{"role": "user", "content": _text(prompt_value, mapping["prompt"])}]
-    system = _text(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
+        prompt = [{"role": "user", "content": text_of(prompt_value, mapping["prompt"])}]
+    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     if system.strip() and prompt[0]["role"] != "system":
         prompt.insert(0, {"role": "system", "content": system})
     n = len(prompt)
@@ -426,17 +371,17 @@ def parse_hh(text: str, col: str) -> list[dict[str, str]]:
         raise RowProblem(col, f"'{col}' has no 'Human:' / 'Assistant:' turns")
     if parts[0].strip():
         raise RowProblem(col, f"'{col}' has text before the first 'Human:' turn")
-    turns = []
+    out = []
     for speaker, content in zip(parts[1::2], parts[2::2]):
         role = "user" if speaker in ("Human", "H") else "assistant"
-        turns.append({"role": role, "content": content.strip()})
-    return turns
+        out.append({"role": role, "content": content.strip()})
+    return out
 
 
 def _hh(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     ccol, rcol = mapping["chosen"], mapping["rejected"]
-    chosen = parse_hh(_text(_get(row, mapping, "chosen"), ccol), ccol)
-    rejected = parse_hh(_text(_get(row, mapping, "rejected"), rcol), rcol)
+    chosen = parse_hh(text_of(_get(row, mapping, "chosen"), ccol), ccol)
+    rejected = parse_hh(text_of(_get(row, mapping, "rejected"), rcol), rcol)
     prompt, chosen, rejected = _split_shared_prefix(chosen, rejected, ccol)
     return _finish_pair(prompt, chosen, rejected, ccol, rcol)
 
@@ -444,5 +389,5 @@ def _hh(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 _CONVERTERS = {
     "messages": _messages, "sharegpt": _sharegpt, "alpaca": _alpaca, "dolly": _dolly,
     "prompt_completion": _prompt_completion, "preference": _preference, "preference_messages": _preference,
-    "hh": _hh, "text": _text_row,
+    "hh": _hh, "unpaired": _unpaired, "prompt_only": _prompt_only, "text": _text_row,
 }

@@ -13,10 +13,15 @@ from typing import Any
 
 from studio.data.formats import SPECS
 from studio.data.readers import DataError, read_hub, read_rows
-from studio.data.validate import build_report
+from studio.data.turns import has_tools
+from studio.data.validate import build_report, category
 from studio.paths import resolve_project_path
 
-KIND_NAMES = {"sft": "instruction or chat", "preference": "preference (prompt, chosen, rejected)", "text": "plain text"}
+KIND_NAMES = {"sft": "instruction or chat", "preference": "preference (prompt, chosen, rejected)", "text": "plain text",
+              "unpaired": "rated answers (prompt, completion, a true/false label)",
+              "prompt": "prompt-only (conversations waiting for an answer)"}
+JSON_COLUMNS = ("messages", "prompt", "completion", "chosen", "rejected", "tools")
+"""Columns whose values are turns or tool descriptions."""
 
 
 def resolve_source(source: str, workspace: Any = None) -> str:
@@ -35,26 +40,31 @@ def resolve_source(source: str, workspace: Any = None) -> str:
     return source
 
 
-def load_records(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None
+def load_records(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None,
+                 fmt: str | None = None, mapping: dict[str, str] | None = None
                  ) -> tuple[list[dict[str, Any]], int]:
     """Normalised usable records of a source, and how many rows were left out.
 
-    `wanted` names the acceptable kinds ('sft', 'text', 'preference').
+    `wanted` names the acceptable kinds ('sft', 'text', 'preference', 'unpaired', 'prompt'); `fmt` and
+    `mapping` (format field -> column) override detection, as data.format and data.map do in a config.
     """
-    records, report = _load_report(source, wanted, split, subset)
+    records, report = _load_report(source, wanted, split, subset, fmt, mapping)
     return records, report.total_rows - len(records)
 
 
-def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None
+def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None,
+                 fmt: str | None = None, mapping: dict[str, str] | None = None
                  ) -> tuple[list[dict[str, Any]], Any]:
     path = resolve_project_path(source)
     if path.exists() or Path(source).suffix:
         read = read_rows(path, split=split)
     else:
         read = read_hub(source, split=split, subset=subset)
-    report = build_report(read)
+    report = build_report(read, fmt, mapping)
     if report.format is None:
-        raise DataError(f"{read.source}: {report.reason} (columns: {', '.join(report.columns)}).")
+        raise DataError(f"{read.source}: {report.reason} (columns: {', '.join(report.columns)}): in the Data tab, "
+                        "or with data.format and data.map in the run config, e.g. format: prompt_completion and "
+                        "map: {prompt: question, completion: reply}.")
     if report.kind not in wanted:
         need = " or ".join(KIND_NAMES[k] for k in wanted)
         raise DataError(f"{read.source} holds {SPECS[report.format].label} data, but this stage needs {need} data.")
@@ -70,19 +80,32 @@ def left_out_note(report: Any) -> str:
     if dropped <= 0:
         return ""
     errors = [i for i in report.problem_rows() if i["severity"] == "error"]
-    kinds = Counter(i["problem"].split(":")[0] for i in errors).most_common(3)
+    kinds = Counter(category(i) for i in report.errors).most_common(3)
     why = ", ".join(f"{n} {k}" for k, n in kinds)
     first = f"; first: {errors[0]['where']}, {errors[0]['field']}: {errors[0]['problem']}" if errors else ""
     return f"{report.source}: {dropped} of {report.total_rows} rows left out ({why}){first}."
 
 
 def load_dataset_source(source: str, wanted: tuple[str, ...], split: str = "train",
-                        subset: str | None = None, notes: list[str] | None = None) -> Any:
+                        subset: str | None = None, notes: list[str] | None = None, fmt: str | None = None,
+                        mapping: dict[str, str] | None = None) -> Any:
     """The records as a datasets.Dataset; a sentence on rows left out is appended to `notes`."""
-    import datasets
-
-    records, report = _load_report(source, wanted, split, subset)
+    records, report = _load_report(source, wanted, split, subset, fmt, mapping)
     note = left_out_note(report)
     if note and notes is not None:
         notes.append(note)
-    return datasets.Dataset.from_list(records)
+    return as_dataset(records)
+
+
+def as_dataset(records: list[dict[str, Any]]) -> Any:
+    """A datasets.Dataset of normalised records. Rows with tool calls keep their turns as JSON values:
+    Arrow would otherwise merge every call's arguments into one struct, adding null keys to each."""
+    import datasets
+
+    if not any(has_tools(r) for r in records if "text" not in r):
+        return datasets.Dataset.from_list(records)
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    features = datasets.Features({c: datasets.Json() if c in JSON_COLUMNS else
+                                  datasets.Value("bool") if c == "label" else datasets.Value("string")
+                                  for c in columns})
+    return datasets.Dataset.from_list([{c: r.get(c) for c in columns} for r in records], features=features)

@@ -14,7 +14,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from studio.models.loading import marks_assistant_turns
+from studio.models.loading import training_template
 
 
 @dataclass
@@ -36,11 +36,13 @@ class Preview:
         return '<div class="token-preview">' + "".join(parts) + "</div>"
 
 
-def _messages_of(record: dict[str, Any]) -> list[dict[str, str]] | None:
+def _messages_of(record: dict[str, Any]) -> list[dict[str, Any]] | None:
     if "messages" in record:
         return record["messages"]
     if "prompt" in record and "chosen" in record:
         return record["prompt"] + record["chosen"]
+    if "prompt" in record:
+        return record["prompt"] + record.get("completion", [])
     return None
 
 
@@ -49,22 +51,31 @@ def template_preview(record: dict[str, Any], tokenizer: Any) -> Preview:
     if msgs is None:  # plain text: every token trains
         ids = tokenizer(record.get("text", ""), add_special_tokens=False)["input_ids"]
         return _build(tokenizer, ids, [1] * len(ids), "plain text: every token is trained")
+    tools = record.get("tools")
     if "chosen" in record:  # DPO and reward models score the answer after the whole prompt
-        return _final_answer(msgs, tokenizer, "preference pair: the chosen answer after the prompt is "
+        return _final_answer(msgs, tokenizer, tools, "preference pair: the chosen answer after the prompt is "
                              "scored (the rejected one the same way); the prompt is context")
-    if marks_assistant_turns(tokenizer):
-        out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True)
+    if "completion" in record:
+        verdict = "good" if record.get("label") else "bad"
+        return _final_answer(msgs, tokenizer, tools, f"rated answer ({verdict}): KTO scores the answer after "
+                             "the prompt; the prompt is context")
+    if "messages" not in record:
+        return _final_answer(msgs, tokenizer, tools, "")
+    template = training_template(tokenizer)
+    if template is not None:
+        out = tokenizer.apply_chat_template(msgs, tools=tools, chat_template=template, tokenize=True,
+                                            return_dict=True, return_assistant_tokens_mask=True)
         return _build(tokenizer, out["input_ids"], out["assistant_masks"], "every assistant turn is trained")
-    return _final_answer(msgs, tokenizer, "the final answer is trained; earlier turns are context")
+    return _final_answer(msgs, tokenizer, tools, "the final answer is trained; earlier turns are context")
 
 
-def _final_answer(msgs: list[dict[str, str]], tokenizer: Any, rule: str) -> Preview:
+def _final_answer(msgs: list[dict[str, Any]], tokenizer: Any, tools: Any, rule: str) -> Preview:
     last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
-    full = _ids(tokenizer.apply_chat_template(msgs, tokenize=True))
+    full = _ids(tokenizer.apply_chat_template(msgs, tools=tools, tokenize=True))
     if last is None:
-        return _build(tokenizer, full, [0] * len(full), "no assistant turn: nothing is trained")
-    prompt = _ids(tokenizer.apply_chat_template(msgs[:last], tokenize=True, add_generation_prompt=True))
+        return _build(tokenizer, full, [0] * len(full), "a prompt with no answer: the model writes the answer "
+                      "during RLHF; nothing here is a target")
+    prompt = _ids(tokenizer.apply_chat_template(msgs[:last], tools=tools, tokenize=True, add_generation_prompt=True))
     n = len(prompt) if full[:len(prompt)] == prompt else _common_prefix(prompt, full)
     mask = [0] * n + [1] * (len(full) - n)
     return _build(tokenizer, full, mask, rule)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.data.formats import SPECS, Detection, Issue, columns_of, default_mapping, detect, normalise
-from studio.data.readers import ReadResult, read_rows
+from studio.data.detect import detect
+from studio.data.formats import SPECS, Detection, Issue, columns_of, default_mapping, normalise
+from studio.data.readers import DataError, ReadResult, read_rows
+from studio.data.turns import conversation, has_tools
 
 _CATEGORIES = [
     ("out of order", "turns out of order"), ("unknown role", "unknown role"), ("identical", "chosen = rejected"),
@@ -103,6 +105,15 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
     guess = detect(read.rows) if fmt is None else Detection(fmt, {}, "chosen by hand")
     if fmt is not None:  # columns named by hand win over the format's usual names
         guess.mapping = {**default_mapping(fmt, columns_of(read.rows)), **(mapping or {})}
+    elif mapping and guess.name is not None:
+        guess.mapping = {**guess.mapping, **mapping}
+        guess.reason += "; some columns named by hand"
+    if mapping:
+        cols = set(columns_of(read.rows))
+        absent = sorted(c for c in mapping.values() if c not in cols)
+        if absent:
+            raise DataError(f"{read.source} has no column {', '.join(repr(c) for c in absent)}; its columns are "
+                            f"{', '.join(columns_of(read.rows))}.")
     cols = guess.columns or columns_of(read.rows)
     if guess.name is None:
         return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
@@ -172,17 +183,12 @@ def render_for_length(record: dict[str, Any], tokenizer: Any, render: Any = None
     """The text a model is trained on for a normalised record (template applied when there is one)."""
     if "text" in record:
         return record["text"]
-    msgs = record["messages"] if "messages" in record else record["prompt"] + _longer(record)
+    msgs, tools = conversation(record), record.get("tools")
     if render is not None:
-        return render(msgs)
+        return render(msgs, tools)
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(msgs, tokenize=False)
+        return tokenizer.apply_chat_template(msgs, tools=tools, tokenize=False)
     return "\n".join(f"{m['role']}: {m['content']}" for m in msgs)
-
-
-def _longer(record: dict[str, Any]) -> list[dict[str, str]]:
-    size = lambda ms: sum(len(m["content"]) for m in ms)  # noqa: E731
-    return max(record["chosen"], record["rejected"], key=size)
 
 
 def _fast_renderer(tokenizer: Any, example: dict[str, Any] | None) -> Any:
@@ -196,8 +202,8 @@ def _fast_renderer(tokenizer: Any, example: dict[str, Any] | None) -> Any:
         template = _compile_jinja_template(tokenizer.chat_template)
         specials = {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
 
-        def render(msgs: list[dict[str, str]]) -> str:
-            return template.render(messages=msgs, add_generation_prompt=False, **specials)
+        def render(msgs: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+            return template.render(messages=msgs, tools=tools, add_generation_prompt=False, **specials)
 
         if render_for_length(example, tokenizer, render) == render_for_length(example, tokenizer):
             return render
@@ -215,7 +221,9 @@ def _byte_bound(record: dict[str, Any], render: Any, cache: dict[tuple[str, ...]
     for this sequence of roles (measured once, with one-byte contents) plus the contents' bytes."""
     if "text" in record:
         return len(record["text"].encode("utf-8"))
-    msgs = record["messages"] if "messages" in record else record["prompt"] + _longer(record)
+    if has_tools(record):  # calls and tool descriptions render as the template likes: measure these rows
+        return 1 << 62
+    msgs = conversation(record)
     roles = tuple(m["role"] for m in msgs)
     if roles not in cache:
         cache[roles] = len(render([{"role": r, "content": "x"} for r in roles]).encode("utf-8")) - len(roles)

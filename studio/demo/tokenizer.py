@@ -4,6 +4,8 @@ Byte-level so that any text a user types still encodes; digits are split one by 
 numbers are short, regular sequences; a vocabulary large enough that every invented first name is a
 single token. The chat template marks assistant text with `{% generation %}` so TRL can train on
 assistant tokens only, and ends every turn with the eos token so generation stops after a reply.
+It renders tool descriptions (`tools=`) after bos and an assistant's tool calls as
+`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` inside its turn, so tool-calling data trains.
 """
 
 from __future__ import annotations
@@ -18,9 +20,17 @@ ROLES = ["<|system|>", "<|user|>", "<|assistant|>"]
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
+    "{% if tools %}{{ '<|tools|>\n' }}{% for tool in tools %}"
+    "{{ (tool['function'] if tool['function'] is defined else tool) | tojson }}{{ '\n' }}"
+    "{% endfor %}{{ eos_token }}{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] }}{{ eos_token }}{% endgeneration %}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] or '' }}"
+    "{% if message['tool_calls'] is defined and message['tool_calls'] %}{% for call in message['tool_calls'] %}"
+    "{% set fn = call['function'] if call['function'] is defined else call %}"
+    "{{ '<tool_call>' + ({'name': fn['name'], 'arguments': fn['arguments']} | tojson) + '</tool_call>' }}"
+    "{% endfor %}{% endif %}"
+    "{{ eos_token }}{% endgeneration %}"
     "{% else %}"
     "{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token }}"
     "{% endif %}"

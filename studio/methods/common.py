@@ -166,8 +166,9 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
     from studio.train.worker import is_main_process
 
     notes: list[str] = []
-    train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes)
-    evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes) if cfg.data.eval else None
+    shape = {"fmt": cfg.data.format, "mapping": cfg.data.map or None}
+    train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes, **shape)
+    evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes, **shape) if cfg.data.eval else None
     if notes and is_main_process():
         print("\n".join(f"note: {n}" for n in notes), flush=True)
         if run_dir is not None:

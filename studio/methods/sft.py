@@ -3,8 +3,10 @@
     studio train presets/tiny-sft-lora.yaml
 
 Loss falls on the assistant's words only: with `assistant_only_loss` when the chat template marks
-assistant turns ({% generation %}), otherwise by turning each conversation into a prompt and its
-final answer, which TRL trains as a completion.
+assistant turns ({% generation %}, or TRL's patched template for the model's family), otherwise by
+turning each conversation into a prompt and its final answer, which TRL trains as a completion
+(with tool calls, one example per assistant turn). Tool descriptions travel in a `tools` column,
+which TRL hands to the chat template.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.methods import common
-from studio.models.loading import load_tokenizer, marks_assistant_turns
+from studio.models.loading import load_tokenizer, marks_assistant_turns, renders_tool_calls
 from studio.stages import stage
 
 STAGE = stage("sft")
@@ -25,9 +27,15 @@ def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, b
     """Return the dataset in a form SFTTrainer takes, and whether to use assistant_only_loss."""
     cols = set(ds.column_names)
     if "messages" in cols:
+        keep = [c for c in ("messages", "tools") if c in cols]
         if template_marks_assistant:
-            return ds.select_columns(["messages"]), True
-        return ds.map(_split_last_answer, remove_columns=ds.column_names), False
+            return ds.select_columns(keep), True
+        import datasets
+
+        features = datasets.Features({c: ds.features[c] for c in keep if c != "messages"} |
+                                     {"prompt": ds.features["messages"], "completion": ds.features["messages"]})
+        return ds.map(_answers_as_completions, batched=True, remove_columns=ds.column_names,
+                      features=features), False
     if {"prompt", "completion"} <= cols:
         return ds.select_columns(["prompt", "completion"]), False
     if "text" in cols:
@@ -36,12 +44,33 @@ def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, b
                       "'completion', or 'text' (convert it in the Data tab or with `studio data convert`).")
 
 
-def _split_last_answer(row: dict[str, Any]) -> dict[str, Any]:
-    msgs = row["messages"]
-    last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
-    if last is None:
-        raise StudioError("A conversation in the SFT data has no assistant turn to learn from.")
-    return {"prompt": msgs[:last], "completion": [msgs[last]]}
+def _answers_as_completions(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Each conversation as a prompt and its final answer, trained as a completion. A conversation with
+    tool calls gives one example per assistant turn, so every call is learnt, not only the last answer."""
+    out: dict[str, list[Any]] = {k: [] for k in ("prompt", "completion", *(["tools"] if "tools" in batch else []))}
+    for n, msgs in enumerate(batch["messages"]):
+        turns = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
+        if not turns:
+            raise StudioError("A conversation in the SFT data has no assistant turn to learn from.")
+        calls = any(m.get("tool_calls") for m in msgs)
+        for i in turns if calls else turns[-1:]:
+            out["prompt"].append(msgs[:i])
+            out["completion"].append([msgs[i]])
+            if "tools" in batch:
+                out["tools"].append(batch["tools"][n])
+    return out
+
+
+def check_tool_rendering(ds: Any, tokenizer: Any, model: str) -> None:
+    """Tool-calling rows need a chat template that shows the calls; otherwise the calls would vanish from
+    what the model reads and it would learn answers without the calls that fetched them."""
+    if "tools" not in ds.column_names and not any(
+            m.get("tool_calls") for row in ds.select(range(min(len(ds), 200)))["messages"] for m in row):
+        return
+    if not renders_tool_calls(tokenizer):
+        raise StudioError(f"The data holds tool calls, but the chat template of '{model}' does not show them; "
+                          "choose a model whose template supports tools (Qwen2.5, Llama 3.1 and later, the "
+                          "built-in tiny model), or remove the tool-calling rows.")
 
 
 def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
@@ -51,6 +80,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     marks = marks_assistant_turns(tokenizer)
     train, evaluation = common.train_and_eval(cfg, STAGE.data_kinds, run_dir)
+    if "messages" in train.column_names:
+        check_tool_rendering(train, tokenizer, cfg.model.name)
     train, assistant_only = prepare_sft_dataset(train, marks)
     if evaluation is not None:
         evaluation, _ = prepare_sft_dataset(evaluation, marks)

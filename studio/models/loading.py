@@ -111,7 +111,36 @@ def cached_tokenizer(name: str) -> Any:
 _GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
+def training_template(tokenizer: Any) -> str | None:
+    """A chat template that wraps assistant turns in {% generation %}, so that TRL can train on every
+    assistant turn: the model's own, or the patched copy TRL ships for well-known families (Qwen,
+    Llama 3, Gemma ...). None when neither exists."""
+    own = getattr(tokenizer, "chat_template", None)
+    if isinstance(own, dict):
+        own = own.get("default")
+    if not own:
+        return None
+    try:
+        from trl.chat_template_utils import get_training_chat_template
+
+        patched = get_training_chat_template(tokenizer)
+    except Exception:  # a template TRL does not know
+        patched = None
+    if patched:
+        return patched
+    return own if _GENERATION_BLOCK.search(own) else None
+
+
 def marks_assistant_turns(tokenizer: Any) -> bool:
-    """True when the chat template wraps assistant turns in {% generation %}, so that TRL can train
-    on every assistant turn (and the preview can show which tokens train)."""
-    return bool(_GENERATION_BLOCK.search(getattr(tokenizer, "chat_template", None) or ""))
+    """True when every assistant turn can be trained (and the preview can show which tokens train)."""
+    return training_template(tokenizer) is not None
+
+
+def renders_tool_calls(tokenizer: Any) -> bool:
+    """Whether the chat template shows an assistant's tool calls and the tool's reply."""
+    try:
+        from trl.chat_template_utils import supports_tool_calling
+
+        return bool(supports_tool_calling(tokenizer))
+    except Exception:
+        return False

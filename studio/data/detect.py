@@ -1,0 +1,130 @@
+"""Guess a dataset's format from its columns and first rows.
+
+    guess = detect(rows)     # Detection(name="sharegpt", mapping={"conversations": ...}, reason="...")
+
+The order of the checks matters: pairs (chosen/rejected) before rated answers (a true/false label),
+before conversations, before instruction columns, before plain text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from studio.data.formats import LABEL_COLUMNS, TOOL_COLUMNS, Detection, columns_of, default_mapping
+from studio.data.readers import BROKEN
+from studio.data.turns import ROLE_ALIASES, RowProblem, decoded, kind_of
+
+
+def detect(rows: list[dict[str, Any]]) -> Detection:
+    """Guess the format from column names and the first row's value types."""
+    cols = columns_of(rows)
+    low = {c.lower() for c in cols}
+    first = next((r for r in rows if isinstance(r, dict) and BROKEN not in r), {})
+
+    def pick(name: str, reason: str) -> Detection:
+        return Detection(name, default_mapping(name, cols), reason, cols)
+
+    def value(col: str) -> Any:
+        for key in first:
+            if str(key).lower() == col:
+                return first[key]
+        return None
+
+    for c_col, r_col in (("chosen_messages", "rejected_messages"), ("chosen_conversations", "rejected_conversations")):
+        if {c_col, r_col} <= low:
+            mapping = {"chosen": _orig(cols, c_col), "rejected": _orig(cols, r_col)} | _prompt_column(cols)
+            return Detection("preference_messages", mapping, f"{c_col} and {r_col} hold message lists", cols)
+    if {"chosen", "rejected"} <= low:
+        chosen = value("chosen")
+        conversation = next((c for c in ("conversations", "messages") if c in low), None)
+        if isinstance(chosen, (list, dict)) and conversation:  # LLaMA-Factory's ranking files
+            mapping = {"prompt": _orig(cols, conversation), "chosen": _orig(cols, "chosen"),
+                       "rejected": _orig(cols, "rejected")} | _opt(cols, "system")
+            return Detection("preference_messages", mapping,
+                             f"'{conversation}' holds the prompt turns; chosen and rejected the answers", cols)
+        if isinstance(chosen, (list, dict)):
+            return pick("preference_messages", "chosen and rejected hold message lists")
+        if "prompt" not in low and "question" not in low and "instruction" not in low:
+            return pick("hh", "chosen and rejected are whole Human:/Assistant: transcripts")
+        return pick("preference", "prompt, chosen and rejected columns")
+    label = next((c for c in LABEL_COLUMNS if c in low and _label_like(value(c))), None)
+    if label and default_mapping("unpaired", cols).get("prompt"):
+        return pick("unpaired", f"'{_orig(cols, label)}' says whether each answer is good or bad")
+    for col in ("messages", "conversations", "conversation", "chat"):
+        if col not in low:
+            continue
+        found = _conversation_value(value(col))
+        if found is None:
+            return Detection("messages", {"messages": _orig(cols, col)},
+                             f"'{col}' should hold a list of turns but holds {_kind_text(value(col))}", cols)
+        tools = next(({"tools": _orig(cols, c)} for c in TOOL_COLUMNS if c in low), {})
+        if _ends_on_user(rows, _orig(cols, col)):
+            return Detection("prompt_only", {"prompt": _orig(cols, col)} | _opt(cols, "system") | tools,
+                             f"every conversation in '{col}' ends on the user's turn, waiting for an answer", cols)
+        turn = found[0] if found and isinstance(found[0], dict) else {}
+        if "from" in turn or "value" in turn:
+            return Detection("sharegpt", {"conversations": _orig(cols, col)} | _opt(cols, "system") | tools,
+                             f"'{col}' holds turns with from/value", cols)
+        return Detection("messages", {"messages": _orig(cols, col)} | tools, f"'{col}' holds role/content turns",
+                         cols)
+    if "instruction" in low and "output" in low:
+        return pick("alpaca", "instruction and output columns")
+    if "instruction" in low and "response" in low:
+        return pick("dolly", "instruction and response columns")
+    pc = default_mapping("prompt_completion", cols)
+    if "prompt" in pc and "completion" in pc:
+        return Detection("prompt_completion", pc, f"{pc['prompt']} and {pc['completion']} columns", cols)
+    prompts = default_mapping("prompt_only", cols)
+    if prompts.get("prompt") and (len(cols) == 1 or "prompt" in low or "query" in low):
+        return pick("prompt_only", f"a '{prompts['prompt']}' column with no answers: prompts to answer")
+    if default_mapping("text", cols):
+        return pick("text", "a text column")
+    strings = [c for c in cols if isinstance(first.get(c), str)]
+    if len(cols) == 1 and strings:
+        return Detection("text", {"text": strings[0]}, "a single text column", cols)
+    return Detection(None, {}, "no known format matches these columns; map them by hand", cols)
+
+
+def _label_like(value: Any) -> bool:
+    return isinstance(value, bool) or str(value).strip().lower() in ("true", "false")
+
+
+def _conversation_value(value: Any) -> list[Any] | None:
+    """The first row's turns, decoding JSON text; None when the column does not hold a list."""
+    try:
+        value = decoded(value, "")
+    except RowProblem:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _kind_text(value: Any) -> str:
+    return "text" if isinstance(value, str) else kind_of(value)
+
+
+def _ends_on_user(rows: list[dict[str, Any]], col: str, sample: int = 200) -> bool:
+    """Whether every sampled conversation in `col` ends on a user turn (prompts, not examples)."""
+    seen = 0
+    for row in rows[:sample]:
+        found = _conversation_value(row.get(col)) if isinstance(row, dict) else None
+        if not found or not isinstance(found[-1], dict):
+            continue
+        last = found[-1].get("role", found[-1].get("from"))
+        if ROLE_ALIASES.get(str(last).strip().lower()) != "user":
+            return False
+        seen += 1
+    return seen > 0
+
+
+def _prompt_column(cols: list[str]) -> dict[str, str]:
+    low = {c.lower() for c in cols}
+    name = next((c for c in ("prompt", "question", "conversations", "messages") if c in low), None)
+    return {"prompt": _orig(cols, name)} if name else {}
+
+
+def _orig(cols: list[str], lower: str) -> str:
+    return next(c for c in cols if c.lower() == lower)
+
+
+def _opt(cols: list[str], name: str) -> dict[str, str]:
+    return {name: _orig(cols, name)} if name in {c.lower() for c in cols} else {}

@@ -1,0 +1,223 @@
+"""Conversation turns as datasets write them, made into the messages transformers' chat templates read.
+
+    msgs = turns(row["messages"], "messages")          # role/content, from/value, content parts ...
+    check_conversation(msgs, "messages")               # order, empty turns, an answer to learn from
+    tools = tool_schemas(row["tools"], "tools")        # None, or [{"type": "function", "function": {...}}]
+
+Tool calls come in two shapes and leave in one:
+    OpenAI     {"role": "assistant", "content": null, "tool_calls": [{"type": "function",
+               "function": {"name": "f", "arguments": "{\\"a\\": 1}"}}]},  {"role": "tool", "content": "..."}
+    ShareGPT   {"from": "function_call", "value": "{\\"name\\": \\"f\\", \\"arguments\\": {\\"a\\": 1}}"},
+               {"from": "observation", "value": "..."}       (LLaMA-Factory's tool files)
+    normalised {"role": "assistant", "content": "", "tool_calls": [{"type": "function",
+               "function": {"name": "f", "arguments": {"a": 1}}}]},  {"role": "tool", "content": "...", "name": "f"}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ROLE_ALIASES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
+                "bot": "assistant", "model": "assistant", "tool": "tool", "function": "tool", "observation": "tool",
+                "function_call": "assistant", "chatgpt": "assistant", "prompter": "user", "ipython": "tool"}
+CALL_ROLES = ("function_call",)
+"""Raw roles whose turn is a tool call written as JSON text (ShareGPT)."""
+
+
+class RowProblem(Exception):
+    """A row that cannot be used, with the field to blame and one sentence saying why."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+def kind_of(value: Any) -> str:
+    return {list: "a list", dict: "an object", bool: "true/false", int: "a number", float: "a number",
+            str: "text", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def text_of(value: Any, col: str) -> str:
+    """Text from a string, a number or a list of content parts; other values are a RowProblem."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(p, dict) for p in value):  # content parts
+        texts = [p for p in value if p.get("type", "text") == "text"]
+        text = "".join(str(p.get("text", p.get("value", ""))) for p in texts)
+        others = sorted({str(p.get("type")) for p in value if p not in texts})
+        if not text.strip() and others:
+            raise RowProblem(col, f"'{col}' holds only {', '.join(others)} parts; the studio trains on text")
+        return text
+    raise RowProblem(col, f"'{col}' should be text, found {kind_of(value)}")
+
+
+def decoded(value: Any, col: str) -> Any:
+    """A list or object stored as JSON text (CSV and Parquet exports do this) is decoded; others pass."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as err:
+            raise RowProblem(col, f"'{col}' looks like JSON but does not parse ({err.msg} at character "
+                                  f"{err.pos})") from None
+    return value
+
+
+def turns(value: Any, col: str, role_key: str = "role", content_key: str = "content") -> list[dict[str, Any]]:
+    """Normalised turns of one conversation; a RowProblem names the turn that is wrong."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    value = decoded(value, col)
+    if not isinstance(value, list):
+        raise RowProblem(col, f"'{col}' must be a list of turns, found {kind_of(value)}")
+    if not value:
+        raise RowProblem(col, f"'{col}' has no turns")
+    out: list[dict[str, Any]] = []
+    for n, turn in enumerate(value, start=1):
+        if not isinstance(turn, dict):
+            raise RowProblem(col, f"turn {n} of '{col}' must be an object, found {kind_of(turn)}")
+        raw_role = turn.get(role_key, turn.get("role", turn.get("from")))
+        key = str(raw_role).strip().lower() if raw_role is not None else ""
+        role = ROLE_ALIASES.get(key)
+        if role is None:
+            raise RowProblem(col, f"turn {n} of '{col}' has unknown role {raw_role!r}")
+        content = turn.get(content_key, turn.get("content", turn.get("value")))
+        where = f"turn {n} of '{col}'"
+        if key in CALL_ROLES:
+            out.append({"role": "assistant", "content": "", "tool_calls": tool_calls(_call_json(content, col, where),
+                                                                                      col, where)})
+            continue
+        msg: dict[str, Any] = {"role": role, "content": text_of(content, col)}
+        if role == "assistant" and turn.get("tool_calls"):
+            msg["tool_calls"] = tool_calls(turn["tool_calls"], col, where)
+        if role == "tool":
+            name = turn.get("name") or _called_name(out, turn.get("tool_call_id"))
+            if name:
+                msg["name"] = str(name)
+            if turn.get("tool_call_id"):
+                msg["tool_call_id"] = str(turn["tool_call_id"])
+        out.append(msg)
+    return _merge_parallel_calls(out)
+
+
+def _call_json(value: Any, col: str, where: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise RowProblem(col, f"{where}: the tool call is not valid JSON ({err.msg} at character {err.pos})") from None
+
+
+def tool_calls(value: Any, col: str, where: str) -> list[dict[str, Any]]:
+    """[{"type": "function", "function": {"name": str, "arguments": dict}}, ...] from the shapes in use;
+    `where` ('turn 3 of 'messages'') starts any problem's sentence."""
+    calls = value if isinstance(value, list) else [value]
+    out = []
+    for call in calls:
+        if not isinstance(call, dict):
+            raise RowProblem(col, f"{where}: a tool call must be an object with a name, found {kind_of(call)}")
+        fn = call.get("function", call)
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if not name or not isinstance(name, str):
+            raise RowProblem(col, f"{where}: a tool call has no function name")
+        args = fn.get("arguments", fn.get("parameters", {}))
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError:
+                raise RowProblem(col, f"{where}: the arguments of tool call '{name}' are not valid JSON") from None
+        if not isinstance(args, dict):
+            raise RowProblem(col, f"{where}: the arguments of tool call '{name}' must be an object, "
+                                  f"found {kind_of(args)}")
+        entry: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": args}}
+        if call.get("id"):
+            entry["id"] = str(call["id"])
+        out.append(entry)
+    if not out:
+        raise RowProblem(col, f"{where}: an empty list of tool calls")
+    return out
+
+
+def _called_name(previous: list[dict[str, Any]], call_id: Any) -> str | None:
+    """The function a tool reply answers: by its call id, else the latest call."""
+    for msg in reversed(previous):
+        for call in reversed(msg.get("tool_calls", [])):
+            if call_id is None or call.get("id") == call_id:
+                return call["function"]["name"]
+    return None
+
+
+def _merge_parallel_calls(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A tool-call turn right after an assistant turn joins it: ShareGPT writes parallel calls, and a
+    thought followed by its call, as separate turns."""
+    out: list[dict[str, Any]] = []
+    for m in msgs:
+        prev = out[-1] if out else None
+        if prev is not None and prev["role"] == "assistant" and m.get("tool_calls") and not m["content"]:
+            prev["tool_calls"] = prev.get("tool_calls", []) + m["tool_calls"]
+            continue
+        out.append(m)
+    return out
+
+
+def tool_schemas(value: Any, col: str) -> list[dict[str, Any]] | None:
+    """The functions a conversation may call, in transformers' shape; None when there are none."""
+    value = decoded(value, col)
+    if value in (None, "", []):
+        return None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise RowProblem(col, f"'{col}' must be a list of function descriptions, found {kind_of(value)}")
+    out = []
+    for n, tool in enumerate(value, start=1):
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise RowProblem(col, f"tool {n} in '{col}' has no function name")
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def has_tools(record: dict[str, Any]) -> bool:
+    """Whether a normalised record carries tool descriptions or tool calls."""
+    if record.get("tools"):
+        return True
+    return any(m.get("tool_calls") or m["role"] == "tool" for m in conversation(record))
+
+
+def conversation(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The turns a model reads for a normalised record (for a pair, the prompt and the longer answer)."""
+    if "messages" in record:
+        return record["messages"]
+    prompt = record.get("prompt") or []
+    if "chosen" in record:
+        size = lambda ms: sum(len(m["content"]) for m in ms)  # noqa: E731
+        return prompt + max(record["chosen"], record["rejected"], key=size)
+    return prompt + record.get("completion", [])
+
+
+def check_conversation(msgs: list[dict[str, Any]], col: str, need_answer: bool = True) -> None:
+    """System first if present, then user and assistant taking turns; tool replies follow a tool call."""
+    body = msgs[1:] if msgs and msgs[0]["role"] == "system" else msgs
+    for n, m in enumerate(msgs, start=1):
+        if m["role"] == "system" and n != 1:
+            raise RowProblem(col, f"turns out of order: a system turn at position {n}; it belongs first")
+        if m["role"] in ("user", "assistant") and not m["content"].strip() and not m.get("tool_calls"):
+            raise RowProblem(col, f"turn {n} of '{col}' ({m['role']}) is empty")
+    if body and body[0]["role"] != "user":
+        raise RowProblem(col, f"turns out of order: the conversation opens with {body[0]['role']}, not user")
+    prev = None
+    for n, m in enumerate(body, start=len(msgs) - len(body) + 1):
+        if m["role"] == prev and m["role"] in ("user", "assistant"):
+            raise RowProblem(col, f"turns out of order: two {m['role']} turns in a row at turn {n}")
+        if m["role"] == "tool" and prev not in ("assistant", "tool"):
+            raise RowProblem(col, f"turns out of order: a tool reply at turn {n} answers no tool call")
+        prev = m["role"]
+    if need_answer and not any(m["role"] == "assistant" for m in msgs):
+        raise RowProblem(col, f"'{col}' has no assistant turn to learn from")
