@@ -1,9 +1,12 @@
-"""How long `studio data inspect` takes on a 100k-row JSONL file (target: under 10 s on 2 cores).
+"""How long `studio data inspect` takes on big files (target: under 10 s on 2 cores for each).
 
-    python bench/inspect_speed.py [--rows 100000] [--model tiny]
+    python bench/inspect_speed.py [--shape chat|alpaca|both] [--rows N] [--model tiny]
 
-Generates the file in a temporary folder (chat rows of realistic length, with a few broken rows),
-then times the whole inspection as the CLI runs it: read, detect, normalise, validate, token lengths.
+Generates the file in a temporary folder, then times the whole inspection as the CLI runs it: read,
+detect, normalise, validate, token lengths.
+- chat: 100,000 rows of JSONL messages of realistic length, with a few broken rows;
+- alpaca: one JSON array of 52,000 instruction/input/output rows, about 45 MB, as the Alpaca-GPT4
+  release is shaped (long answers), with a few empty outputs.
 """
 
 from __future__ import annotations
@@ -33,23 +36,39 @@ def make_file(path: Path, rows: int, seed: int = 0) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
+def make_alpaca(path: Path, rows: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    out = []
+    for i in range(rows):
+        out.append({"instruction": " ".join(rng.choices(WORDS, k=rng.randint(6, 30))).capitalize() + "?",
+                    "input": " ".join(rng.choices(WORDS, k=rng.randint(0, 40))) if i % 3 == 0 else "",
+                    "output": "" if i % 1013 == 0 else " ".join(rng.choices(WORDS, k=rng.randint(40, 220)))})
+    path.write_text(json.dumps(out, indent=4), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--shape", choices=["chat", "alpaca", "both"], default="both")
+    ap.add_argument("--rows", type=int, default=None, help="rows per file (default 100,000 chat, 52,000 alpaca)")
     ap.add_argument("--model", default="tiny")
     args = ap.parse_args()
+    for shape in (["chat", "alpaca"] if args.shape == "both" else [args.shape]):
+        measure(shape, args.rows or {"chat": 100_000, "alpaca": 52_000}[shape], args.model)
+
+
+def measure(shape: str, rows: int, model: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.jsonl"
-        make_file(path, args.rows)
+        path = Path(tmp) / ("big.jsonl" if shape == "chat" else "alpaca_data.json")
+        (make_file if shape == "chat" else make_alpaca)(path, rows)
         size = path.stat().st_size / 2**20
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "studio", "data", "inspect", str(path), "--json",
-                              "--model", args.model], capture_output=True, text=True)
+                              "--model", model], capture_output=True, text=True)
         wall = time.perf_counter() - start
         if out.returncode != 0:
             sys.exit(f"inspect failed: {out.stderr.strip()}")
         report = json.loads(out.stdout)
-    print(f"rows: {report['rows']} ({size:.1f} MiB), usable {report['usable_rows']}, "
+    print(f"{shape}: {report['rows']} rows ({size:.1f} MiB), usable {report['usable_rows']}, "
           f"issues {sum(report['issue_counts'].values())}, tokens max {report['tokens']['max']}")
     print(f"inspect wall time: {wall:.2f} s (target < 10 s), ratio to target: {wall / 10:.2f}")
 

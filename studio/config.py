@@ -220,6 +220,25 @@ class DpoSettings:
 
 
 @dataclass
+class KtoSettings:
+    beta: float = 0.1
+    """How far the tuned model may move from the reference, as in DPO."""
+    desirable_weight: float = 1.0
+    """Weight of the loss on answers labelled good."""
+    undesirable_weight: float = 1.0
+    """Weight of the loss on answers labelled bad; raise the smaller side's weight when the labels are
+    unbalanced (the KTO paper keeps good x weight / bad x weight between 1 and 4/3)."""
+
+    def check(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(f"KTO beta must be positive (got {self.beta}).")
+        for key in ("desirable_weight", "undesirable_weight"):
+            value = getattr(self, key)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"kto.{key} must be a positive number (got {value}).")
+
+
+@dataclass
 class RlSettings:
     reward_model: str | None = None
     """Run id or folder of the reward model that scores generations (rlhf, ppo)."""
@@ -248,6 +267,7 @@ class RunConfig:
     quant: QuantSettings = field(default_factory=QuantSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     dpo: DpoSettings = field(default_factory=DpoSettings)
+    kto: KtoSettings = field(default_factory=KtoSettings)
     rl: RlSettings = field(default_factory=RlSettings)
     name: str = ""
     """A label for the run, shown in the runs table."""
@@ -308,7 +328,7 @@ class RunConfig:
         return cfg
 
 
-OPTIONAL_SECTIONS = ("lora", "quant", "dpo", "rl")
+OPTIONAL_SECTIONS = ("lora", "quant", "dpo", "kto", "rl")
 """Sections only some methods or stages use; a config that gives one that does not apply is refused,
 except lora under full fine-tuning, which is kept (unused) so that `--set method.name=full` works
 on a LoRA preset."""

@@ -28,7 +28,8 @@ class Stage:
     card: str
     """One paragraph for the Method tab and the Guide: what it does and what it costs."""
     data_kinds: tuple[str, ...]
-    """The kinds of data it trains on ('sft', 'text', 'preference'), as studio.data detects them."""
+    """The kinds of data it trains on ('sft', 'text', 'preference', 'unpaired', 'prompt'), as studio.data
+    detects them."""
     head: str = "lm"
     """'lm' (the language-model head) or 'score' (one number per answer, a reward model)."""
     paired: bool = False
@@ -42,7 +43,7 @@ class Stage:
     chat: bool = True
     """Its result writes answers, so it can be chatted with, evaluated and exported for chat."""
     section: str | None = None
-    """The config section of this stage's own settings (dpo, rl), or None."""
+    """The config section of this stage's own settings (dpo, kto, rl), or None."""
     module: str | None = None
     """The module whose `build_trainer(cfg, run_dir, callbacks)` builds the trainer; None while the
     stage is declared but cannot train yet."""
@@ -86,6 +87,15 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
         card="**DPO** — learns straight from preferred / rejected pairs, with no reward model: it raises the "
              "chosen answer's likelihood against a frozen reference. With LoRA the reference is the base "
              "with the adapter switched off, so it costs no memory; full fine-tuning keeps a second copy.",
+    ),
+    Stage(
+        name="kto", label="KTO", data_kinds=("unpaired", "preference"), paired=True, reference_copy=True,
+        section="kto", module="studio.methods.kto",
+        metrics=("rewards/chosen", "rewards/rejected", "rewards/margins", "kl", "eval_rewards/margins"),
+        card="**KTO** — learns from single answers marked good or bad (thumbs up or down), no pairs needed: "
+             "it raises good answers and lowers bad ones against a frozen reference, like DPO. Preference "
+             "pairs work too (each pair gives one good and one bad answer). Each step also scores a "
+             "mismatched answer to estimate the drift from the reference, so it costs about what DPO costs.",
     ),
     Stage(
         name="rlhf", label="RLHF", data_kinds=("sft", "preference"), reference_copy=True, reward_model=True,

@@ -126,3 +126,39 @@ def test_a_vote_on_a_full_disk_says_it_was_not_stored(tmp_path):
     store._connect = original
     kept = store.counts()["votes"]
     assert kept > 0 and all(v["pair_id"] == pid for v in store.votes_of("annotator-0000" * 8))
+
+
+def test_ratings_are_unpaired_rows_one_mark_per_rater_and_answer(tmp_path):
+    from studio.prefs.session import rated_answer
+
+    store = PreferenceStore(tmp_path / "prefs.sqlite")
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Where is order 7?"}, {"role": "assistant", "content": "No idea."}]
+    prompt, answer = rated_answer(chat, 3, "Be brief.")
+    assert prompt[0] == {"role": "system", "content": "Be brief."} and prompt[-1]["content"] == "Where is order 7?"
+    with pytest.raises(StudioError, match="Only the model's answers"):
+        rated_answer(chat, 2)
+    store.rate(prompt, answer, True, model="run-a", rater="ann")
+    store.rate(prompt, answer, False, model="run-a", rater="ann")  # changed her mind: one mark, now bad
+    store.rate(prompt, answer, True, model="run-a", rater="bob")
+    store.rate(*rated_answer(chat, 1), False, rater="ann")
+    assert store.rating_counts() == {"good": 1, "bad": 2}
+    rows = store.rating_rows()
+    assert rows[0] == {"prompt": prompt, "completion": [{"role": "assistant", "content": "No idea."}], "label": False}
+    store.rate(prompt, answer, None, rater="bob")  # taken back
+    assert store.rating_counts() == {"good": 0, "bad": 2}
+    with pytest.raises(StudioError, match="a non-empty answer"):
+        store.rate(prompt, "  ", True)
+
+
+def test_exported_ratings_are_read_back_as_kto_data(tmp_path):
+    from studio.data.load import load_records
+    from studio.data.store import dataset_path, save_dataset
+
+    ws = Workspace.open(tmp_path / "ws")
+    store = PreferenceStore(ws.prefs_db)
+    for n, good in enumerate([True, False, True]):
+        store.rate([{"role": "user", "content": f"Question {n}?"}], f"Answer {n}.", good, rater="ann")
+    save_dataset(ws, "ratings", store.rating_rows(), "unpaired")
+    records, left_out = load_records(str(dataset_path(ws, "ratings")), ("unpaired",))
+    assert left_out == 0 and [r["label"] for r in records] == [True, False, True]

@@ -12,6 +12,7 @@ from studio.chat.export import export_folder
 from studio.cli import build_parser
 from studio.config import RunConfig, load_config
 from studio.config_form import config_with
+from studio.data.formats import SPECS
 from studio.errors import StudioError
 from studio.models.counting import model_shapes
 from studio.models.estimate import estimate_run
@@ -30,7 +31,7 @@ def test_every_available_stage_has_a_trainer_a_preset_and_data_it_reads(declared
     assert inspect.signature(module.build_trainer).parameters.keys() == {"cfg", "run_dir", "callbacks"}
     presets = [load_config(p) for p in PRESETS.glob("tiny-*.yaml")]
     assert any(c.method.stage == declared.name for c in presets), f"no tiny preset for {declared.name}"
-    assert declared.data_kinds and set(declared.data_kinds) <= {"sft", "text", "preference"}
+    assert declared.data_kinds and set(declared.data_kinds) <= {spec.kind for spec in SPECS.values()}
     assert declared.card.startswith(f"**{declared.label}")
 
 

@@ -84,6 +84,32 @@ def test_dpo_logs_reward_margins_and_chains_from_sft(tmp_path):
     assert (run_dir / "parent-merged" / "config.json").exists()
 
 
+def test_kto_trains_on_pairs_and_on_rated_answers_with_both_labels_in_a_batch(tmp_path):
+    sft_dir, _ = train(tmp_path, "tiny-sft-lora.yaml")
+    run_dir, out = train(tmp_path, "tiny-kto.yaml", [f"model.parent_run={sft_dir}"])
+    assert (out / "adapter_config.json").exists()
+    logged = set().union(*(r for r in metrics(run_dir) if "loss" in r))
+    # pairs are split and shuffled (seeded): the first three batches of 4 hold good and bad answers
+    assert {"rewards/chosen", "rewards/rejected", "kl"} <= logged
+    rated = tmp_path / "ratings.jsonl"
+    rows = [{"prompt": [{"role": "user", "content": f"Where is order {n}?"}],
+             "completion": [{"role": "assistant", "content": "It ships tomorrow." if n % 2 else "Dunno."}],
+             "label": bool(n % 2)} for n in range(8)]
+    rated.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_dir, _ = train(tmp_path, "tiny-kto.yaml", [f"data.train={rated}", "data.eval_fraction=0"])
+    assert any("rewards/margins" in r for r in metrics(run_dir))
+
+
+def test_kto_refuses_data_with_one_label_only(tmp_path):
+    from studio.errors import StudioError
+
+    rated = tmp_path / "all-good.jsonl"
+    rated.write_text("".join(json.dumps({"prompt": f"Q{n}?", "completion": "A.", "label": True}) + "\n"
+                             for n in range(6)))
+    with pytest.raises(StudioError, match="only answers marked good; KTO needs some of each"):
+        train(tmp_path, "tiny-kto.yaml", [f"data.train={rated}", "data.eval_fraction=0"])
+
+
 def test_cli_train_prints_run_and_folder(tmp_path):
     out = subprocess.run([PYTHON, "-m", "studio", "train", str(PRESETS / "tiny-sft-lora.yaml"), "--workspace",
                           str(tmp_path), *[a for s in FAST for a in ("--set", s)]], capture_output=True, text=True,

@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from studio.errors import StudioError
+
 SIDES = ("left", "right", "tie", "both_bad")
 
 
@@ -41,3 +43,13 @@ def show_pair(pair: dict[str, Any], rng: random.Random | None = None) -> ShownPa
     a, b = pair["answer_a"], pair["answer_b"]
     left, right = (b, a) if flipped else (a, b)
     return ShownPair(int(pair["id"]), pair["prompt"], left, right, flipped)
+
+
+def rated_answer(chat: list[dict[str, str]], index: int, system: str = "") -> tuple[list[dict[str, str]], str]:
+    """The conversation before message `index` of a chat (with the system prompt it ran under) and the
+    answer at `index`: what a thumbs up or down in Chat rates."""
+    if not 0 <= index < len(chat) or chat[index].get("role") != "assistant":
+        raise StudioError("Only the model's answers can be rated.")
+    prompt = [{"role": "system", "content": system}] if system.strip() else []
+    prompt += [{"role": m["role"], "content": m["content"]} for m in chat[:index]]
+    return prompt, chat[index]["content"]

@@ -7,10 +7,15 @@
 
 Votes are 'a', 'b', 'tie' or 'both_bad'; ties and both-bad votes are kept for statistics but give
 no training pair. A vote may carry an edited winner, which then becomes the chosen answer.
+
+Ratings are single answers marked good or bad (thumbs up / down in Chat): unpaired data for KTO.
+    store.rate([{"role": "user", "content": "hi"}], "hello", True, model="run-x", rater="ann")
+    store.rating_rows()             # prompt, completion, label
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -39,6 +44,16 @@ CREATE TABLE IF NOT EXISTS votes (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS votes_pair ON votes(pair_id);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prompt TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    label INTEGER NOT NULL CHECK (label IN (0, 1)),
+    model TEXT NOT NULL DEFAULT '',
+    rater TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    UNIQUE (rater, prompt, answer)
+);
 """
 ONE_VOTE_EACH = """
 DELETE FROM votes WHERE id NOT IN (SELECT MIN(id) FROM votes GROUP BY pair_id, voter);
@@ -162,3 +177,35 @@ class PreferenceStore:
                 continue
             out.append({"prompt": r["prompt"], "chosen": chosen, "rejected": lose})
         return out
+
+    def rate(self, prompt: list[dict[str, str]], answer: str, liked: bool | None, model: str = "",
+             rater: str = "") -> None:
+        """Mark one answer good (True) or bad (False); None takes the rater's mark back. A new mark by the
+        same rater on the same answer replaces the old one."""
+        if not prompt or prompt[-1].get("role") != "user" or not answer.strip():
+            raise StudioError("A rating needs the conversation up to a user message and a non-empty answer.")
+        key = json.dumps(prompt, ensure_ascii=False)
+        try:
+            with self._connect() as db:
+                if liked is None:
+                    db.execute("DELETE FROM ratings WHERE rater = ? AND prompt = ? AND answer = ?", (rater, key, answer))
+                    return
+                db.execute("INSERT INTO ratings (prompt, answer, label, model, rater, created) VALUES "
+                           "(?, ?, ?, ?, ?, ?) ON CONFLICT (rater, prompt, answer) DO UPDATE SET "
+                           "label = excluded.label, model = excluded.model, created = excluded.created",
+                           (key, answer, int(bool(liked)), model, rater, time.time()))
+        except sqlite3.Error as err:
+            raise StudioError(_sentence(self.path, err, "The rating was not stored")) from None
+
+    def rating_counts(self) -> dict[str, int]:
+        with self._connect() as db:
+            rows = db.execute("SELECT label, COUNT(*) FROM ratings GROUP BY label").fetchall()
+        found = {int(r[0]): int(r[1]) for r in rows}
+        return {"good": found.get(1, 0), "bad": found.get(0, 0)}
+
+    def rating_rows(self) -> list[dict[str, Any]]:
+        """TRL's unpaired preference rows, oldest first: the conversation, the rated answer, its label."""
+        with self._connect() as db:
+            rows = db.execute("SELECT prompt, answer, label FROM ratings ORDER BY id").fetchall()
+        return [{"prompt": json.loads(r["prompt"]), "completion": [{"role": "assistant", "content": r["answer"]}],
+                 "label": bool(r["label"])} for r in rows]

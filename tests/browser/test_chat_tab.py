@@ -7,6 +7,7 @@ preference store there with the standard library's sqlite3.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -72,6 +73,29 @@ def test_chat_answers_on_enter(page, app_url):
     assert expect_answered(page, "left")
     expect(page.locator("#chat-status")).to_contain_text("Answering with tiny")
     assert "Traceback" not in page.content()
+
+
+def test_thumbs_up_and_down_store_rated_answers_for_kto(page, app_url):
+    open_chat_tab(page, app_url)
+    prompt = "Can I pay by invoice?"
+    send(page, prompt)
+    wait_until_idle(page)
+    answer = expect_answered(page, "left")
+    db_path = workspace_of(page) / "prefs.sqlite"
+
+    def stored():
+        with sqlite3.connect(db_path) as db:
+            return db.execute("SELECT prompt, answer, label, model FROM ratings").fetchall()
+
+    answers(page, "left").last.hover()
+    page.locator("#chat-left").get_by_label("Dislike").last.click()
+    expect(page.get_by_text("Marked bad. Ratings so far: 0 good, 1 bad")).to_be_visible(timeout=30_000)
+    page.locator("#chat-left").get_by_label("Like", exact=True).last.click()
+    expect(page.get_by_text("Marked good. Ratings so far: 1 good, 0 bad")).to_be_visible(timeout=30_000)
+    rows = stored()
+    assert len(rows) == 1  # the second mark replaced the first
+    assert json.loads(rows[0][0]) == [{"role": "user", "content": prompt}]
+    assert flat(rows[0][1]) == flat(answer) and rows[0][2:] == (1, "tiny")
 
 
 def test_side_by_side_pair_goes_to_preferences_and_clear_empties(page, app_url):

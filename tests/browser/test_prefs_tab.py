@@ -25,6 +25,6 @@ def test_vote_and_export(page, app_url):
     expect(page.locator("#prefs-prompt textarea")).to_have_value("No pairs are waiting for your vote. "
                                                                  "Send pairs from the Chat tab (Side by side → "
                                                                  "Send this pair).")
-    page.get_by_role("button", name="Export votes as preference data").click()
+    page.get_by_role("button", name="Export votes and ratings as datasets").click()
     expect(page.get_by_text("Saved 1 pairs as dataset", exact=False)).to_be_visible()
     assert (ws / "datasets" / "votes" / "v1" / "train.jsonl").exists()

@@ -20,6 +20,7 @@ from studio.chat.export import export_folder, export_run, holds_export, push_to_
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA
+from studio.prefs.session import rated_answer
 from studio.prefs.store import PreferenceStore
 from studio.train.runs import finished_runs
 from studio.ui.context import AppContext
@@ -181,6 +182,24 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return f"Saved as preference pair #{pid}: vote on it in the Preferences tab."
 
     to_prefs.click(send_pair, [left, right, left_model, right_model], prefs_msg)
+
+    def rate(chat, name, sys_p, like: gr.LikeData, request: gr.Request):
+        index = like.index if isinstance(like.index, int) else like.index[0]
+        liked = like.liked if isinstance(like.liked, bool) else None  # a second click takes the mark back
+        msgs = [{"role": m["role"], "content": _text(m.get("content"))} for m in chat or []]
+        try:
+            prompt, answer = rated_answer(msgs, index, sys_p or "")
+            store = PreferenceStore(ctx.workspace.prefs_db)
+            store.rate(prompt, answer, liked, model=name, rater=ctx.user(request))
+            n = store.rating_counts()
+        except StudioError as err:
+            return f"⚠️ {err}"
+        said = {True: "Marked good", False: "Marked bad", None: "Mark taken back"}[liked]
+        return (f"{said}. Ratings so far: {n['good']} good, {n['bad']} bad; save them as a dataset for a KTO run "
+                "in the Preferences tab.")
+
+    left.like(rate, [left, left_model, system], prefs_msg)
+    right.like(rate, [right, right_model, system], prefs_msg)
 
     _evaluate_panel(ctx)
     _export_panel(ctx)

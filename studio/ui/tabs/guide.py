@@ -34,9 +34,11 @@ The Method tab gives the exact figure for your model, batch and sequence length.
 2. In the Chat tab tick **Side by side**, compare the run with its base or another run, and press
    **Send this pair to Preferences** for answers worth judging.
 3. In the Preferences tab pick the better answer of each pair; every vote is saved at once.
-4. **Export votes as preference data** saves them as the dataset `votes`.
-5. In the Train tab load the `tiny-dpo` preset (or set the Method tab's stage to DPO), pick `votes` as
-   training data and your SFT run under **Start from an earlier run**, and press Start.
+   Or, in Chat, mark single answers with thumbs up or down: each mark is saved at once too.
+4. **Export votes and ratings as datasets** saves votes as the dataset `votes` (pairs) and marks as the
+   dataset `ratings` (single answers, good or bad).
+5. In the Train tab load the `tiny-dpo` preset (or `tiny-kto` for ratings, which also takes votes),
+   pick the dataset as training data and your SFT run under **Start from an earlier run**, and press Start.
 """
 
 

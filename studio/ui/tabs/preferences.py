@@ -56,7 +56,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         bad_btn = gr.Button("Both bad")
     message = gr.Markdown(elem_id="prefs-message")
     with gr.Row(visible=False) as admin_row:  # shown to admins at page load
-        export_btn = gr.Button("Export votes as preference data", scale=1)
+        export_btn = gr.Button("Export votes and ratings as datasets", scale=1)
         exported = gr.Markdown()
 
     @for_annotators
@@ -87,16 +87,26 @@ def build(ctx: AppContext) -> dict[str, Any]:
         btn.click(vote(side), state, [*outputs, message])
 
     def export(request: gr.Request):
-        rows = PreferenceStore(ctx.workspace.prefs_db).export_rows()
-        if not rows:
-            return "No decisive votes yet (A or B), so there is nothing to export."
+        store = PreferenceStore(ctx.workspace.prefs_db)
+        rows, ratings = store.export_rows(), store.rating_rows()
+        if not rows and not ratings:
+            return ("No decisive votes (A or B) and no thumbs up or down from Chat yet, so there is nothing to "
+                    "export.")
+        said = []
         try:
-            folder = save_dataset(ctx.workspace, "votes", rows, "preference", source="preference votes",
-                                  created_by=ctx.user(request))
+            if rows:
+                folder = save_dataset(ctx.workspace, "votes", rows, "preference", source="preference votes",
+                                      created_by=ctx.user(request))
+                said.append(f"Saved {len(rows)} pairs as dataset **votes {folder.name}**: training data for a "
+                            "DPO, KTO or reward-model run in the Train tab.")
+            if ratings:
+                folder = save_dataset(ctx.workspace, "ratings", ratings, "unpaired",
+                                      source="thumbs up and down in Chat", created_by=ctx.user(request))
+                said.append(f"Saved {len(ratings)} rated answers as dataset **ratings {folder.name}**: training "
+                            "data for a KTO run.")
         except StudioError as err:
-            return f"⚠️ {err}"
-        return (f"Saved {len(rows)} pairs as dataset **votes {folder.name}**: pick it as training data for a "
-                "DPO or reward-model run in the Train tab.")
+            said.append(f"⚠️ {err}")
+        return " ".join(said)
 
     export_btn.click(export, None, exported)
     ctx.on_load.append((load_other, None, outputs))
