@@ -148,12 +148,11 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     if report.format is None:
         raise StudioError(f"{report.source}: {report.reason}; name the format with --format and the columns "
                           "with --map, e.g. --format prompt_completion --map completion=answer.")
-    want = "sft" if args.to == "messages" else "preference"
-    if report.kind != want:
+    if report.kind != CONVERT_TO[args.to]:
         if report.kind == "text":
             raise StudioError(f"{report.source} holds plain text without prompts or answers, so it has no "
                               "conversations or preference pairs to write.")
-        other = "preference" if report.kind == "preference" else "messages"
+        other = next(k for k, v in CONVERT_TO.items() if v == report.kind)
         raise StudioError(f"{report.source} holds {report.format_label} data; convert it --to {other}.")
     if not report.usable:
         raise StudioError(f"{report.source}: no row is usable; see `studio data inspect {args.file}`.")
@@ -165,6 +164,10 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     skipped = report.total_rows - n
     print(f"rows written: {n} to {out}" + (f" ({skipped} unusable rows skipped)" if skipped else ""))
     return 0
+
+
+CONVERT_TO = {"messages": "sft", "preference": "preference", "unpaired": "unpaired", "prompts": "prompt"}
+"""`studio data convert --to` choices and the kind of data each writes."""
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -274,9 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--config", help="a run config: measure with its model and max length (overrides both)")
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_data_inspect)
-    q = data_sub.add_parser("convert", help="normalise to TRL's messages or preference format")
+    q = data_sub.add_parser("convert", help="normalise to TRL's forms (messages, preference, unpaired, prompts)")
     q.add_argument("file")
-    q.add_argument("--to", choices=["messages", "preference"], required=True)
+    q.add_argument("--to", choices=list(CONVERT_TO), required=True,
+                   help="messages (SFT), preference (pairs), unpaired (rated answers, KTO), prompts (RLHF)")
     q.add_argument("--out", required=True)
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--format", help="skip detection and read as this format")
@@ -332,8 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_libraries() -> None:
-    """Keep library chatter that users cannot act on out of the terminal."""
+def quiet_libraries(parallel_tokenizers: bool = False) -> None:
+    """Keep library chatter that users cannot act on out of the terminal. Tokenizers run on every core
+    only where nothing forks afterwards (the data commands); elsewhere a fork would warn and disable it."""
     import logging
     import warnings
 
@@ -344,12 +349,12 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecations, not ours to act on
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if parallel_tokenizers else "false")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_libraries()
+    quiet_libraries(parallel_tokenizers=args.command == "data")
     try:
         return int(args.func(args) or 0)
     except (StudioError, ValueError) as err:

@@ -110,3 +110,14 @@ def test_a_mapped_column_the_file_lacks_is_named(tmp_path):
                  "--map", "completion=reply", "--model", "")
     assert out.returncode == 1 and "has no column 'question'; its columns are ask, reply" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_convert_writes_kto_and_prompt_only_data_and_names_the_right_target(tmp_path):
+    out = tmp_path / "kto.jsonl"
+    done = studio("data", "convert", os.path.join(DATA, "kto_messages.json"), "--to", "unpaired", "--out", str(out))
+    assert done.returncode == 0 and "rows written: 3" in done.stdout and "1 unusable rows skipped" in done.stdout
+    first = json.loads(out.read_text().splitlines()[0])
+    assert set(first) == {"prompt", "completion", "label"} and first["label"] is True
+    wrong = studio("data", "convert", os.path.join(DATA, "prompts.csv"), "--to", "messages", "--out",
+                   str(tmp_path / "x.jsonl"))
+    assert wrong.returncode == 1 and "convert it --to prompts" in wrong.stderr

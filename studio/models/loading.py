@@ -8,6 +8,7 @@ importing this module stays cheap.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -78,14 +79,32 @@ def _download(repo_id: str, revision: str | None, patterns: list[str]) -> str:
                           f"{err.strerror or err}.") from None
 
 
-def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
-    from transformers import AutoTokenizer
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+"""Tokenizer classes that are the tokenizer.json file and nothing more."""
 
+
+def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
     path = resolve_model(name, revision, weights=False)
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if _generic_tokenizer(Path(path)):  # the class AutoTokenizer would pick, without the model config
+        from transformers import PreTrainedTokenizerFast  # (AutoTokenizer reads it, and imports torch)
+
+        tok = PreTrainedTokenizerFast.from_pretrained(path)
+    else:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def _generic_tokenizer(path: Path) -> bool:
+    try:
+        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (path / "tokenizer.json").is_file() and config.get("tokenizer_class") in GENERIC_TOKENIZERS \
+        and "auto_map" not in config
 
 
 def load_model_config(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
