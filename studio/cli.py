@@ -94,7 +94,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
         cfg = load_config(args.config)
         model, max_length = cfg.model.name, cfg.data.max_length
-        fmt, mapping = fmt or cfg.data.format, mapping or cfg.data.map or None
+        fmt, mapping = fmt or cfg.data.format, {**cfg.data.map, **(mapping or {})} or None
     report = inspect_file(args.file, fmt=fmt, mapping=mapping, model=model or None, max_length=max_length)
     if args.json:
         print_json(report.to_dict())
@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="run config YAML (or a run id / folder with --resume)")
     p.add_argument("--workspace")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set train.learning_rate=1e-4")
+                   help="override a setting, e.g. --set train.learning_rate=1e-4 or --set data.map.prompt=question")
     p.add_argument("--resume", action="store_true", help="continue a run from its latest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--run-dir", help=argparse.SUPPRESS)  # used by the runner: train into this folder

@@ -398,7 +398,8 @@ def _coerce(key: str, value: Any, type_text: str) -> Any:
                 raise ValueError
             return float(value)
         if kind is dict:
-            if not isinstance(value, dict) or not all(isinstance(v, (str, int)) for v in value.values()):
+            if not isinstance(value, dict) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                      for v in value.values()):
                 raise ValueError
             return {str(k): str(v) for k, v in value.items()}
         if kind is list:
@@ -435,6 +436,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ValueError(f"--set needs section.key=value (got {item!r}).")
         path, text = item.split("=", 1)
         parts = path.strip().split(".")
+        if parts[:2] == ["data", "map"] and len(parts) == 3 and parts[2]:  # one field of the column map
+            raw.setdefault("data", {})
+            if not isinstance(raw["data"].get("map") or {}, dict):
+                raise ValueError(f"--set {path}: data.map is not a mapping of field: column.")
+            raw["data"]["map"] = {**(raw["data"].get("map") or {}), parts[2]: text.strip()}
+            continue
         if len(parts) != 2 and parts != ["name"] or not all(parts):
             raise ValueError(f"--set sets one setting, as section.key=value (got {item!r}); a whole section "
                              "cannot be replaced.")

@@ -98,14 +98,16 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
              "mismatched answer to estimate the drift from the reference, so it costs about what DPO costs.",
     ),
     Stage(
-        name="rlhf", label="RLHF", data_kinds=("sft", "preference"), reference_copy=True, reward_model=True,
+        name="rlhf", label="RLHF", data_kinds=("prompt", "sft", "preference"), reference_copy=True,
+        reward_model=True,
         generates=True, section="rl", metrics=("reward", "kl", "objective/kl"),
         card="**RLHF** — the model writes answers, a reward model scores them, and the policy moves towards "
              "the better ones while a KL penalty keeps it near where it started. The slowest stage: it "
              "generates during training and holds a reward model in memory too.",
     ),
     Stage(
-        name="ppo", label="PPO", data_kinds=("sft", "preference"), reference_copy=True, reward_model=True,
+        name="ppo", label="PPO", data_kinds=("prompt", "sft", "preference"), reference_copy=True,
+        reward_model=True,
         generates=True, section="rl", metrics=("reward", "kl", "objective/kl"),
         card="**PPO** — classic RLHF with a learned value estimate; needs a reward model, like RLHF.",
     ),

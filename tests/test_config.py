@@ -67,6 +67,7 @@ def test_sections_that_do_not_apply_are_not_written():
     ({"data": {"format": "csv"}}, "data.format must be one of messages, sharegpt"),
     ({"data": {"format": "alpaca", "map": {"question": "q"}}}, "data.map names question, which the alpaca format"),
     ({"data": {"map": ["instruction", "q"]}}, "data.map must be a mapping of field: column"),
+    ({"data": {"map": {"prompt": True}}}, "data.map must be a mapping of field: column"),
 ])
 def test_bad_settings_raise_a_readable_sentence(raw, message):
     with pytest.raises(ValueError, match=message):
@@ -131,3 +132,8 @@ def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
 def test_set_changes_one_setting_never_a_whole_section(item):
     with pytest.raises(ValueError, match="--set sets one setting"):
         apply_overrides({"train": {"batch_size": 2}}, [item])
+
+
+def test_set_can_name_one_field_of_the_column_map():
+    raw = apply_overrides({"data": {"map": {"prompt": "ask"}}}, ["data.map.completion=reply"])
+    assert RunConfig.from_dict(raw).validate().data.map == {"prompt": "ask", "completion": "reply"}

@@ -121,3 +121,13 @@ def test_convert_writes_kto_and_prompt_only_data_and_names_the_right_target(tmp_
     wrong = studio("data", "convert", os.path.join(DATA, "prompts.csv"), "--to", "messages", "--out",
                    str(tmp_path / "x.jsonl"))
     assert wrong.returncode == 1 and "convert it --to prompts" in wrong.stderr
+
+
+def test_a_broken_tokenizer_folder_is_one_sentence_naming_it(tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "tokenizer_config.json").write_text("[]")
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    out = studio("data", "inspect", os.path.join(DATA, "openai.jsonl"), "--model", str(broken))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: The tokenizer of '{broken}' could not be loaded")

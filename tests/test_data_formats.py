@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -220,3 +221,45 @@ def test_hh_rlhf_as_released_reads_from_gzip():
     assert [m["role"] for m in r.records[0]["prompt"]] == ["user", "assistant", "user"]
     assert r.records[0]["chosen"][0]["content"].startswith("I'm fairly sure they did not")
     assert r.counts() == {"chosen = rejected": 1}
+
+
+def test_labels_written_as_1_and_0_in_a_csv_are_rated_answers(tmp_path):
+    path = tmp_path / "kto.csv"
+    path.write_text("prompt,completion,label\nWhere is my order?,It ships tomorrow.,1\nWhere is it?,Dunno.,0\n")
+    r = build_report(read_rows(path))
+    assert r.kind == "unpaired" and [rec["label"] for rec in r.records] == [True, False]
+
+
+@pytest.mark.parametrize("row", [{"prompt": "q", "reply": "a"}, {"prompt": "q", "chosen": "a"},
+                                 {"query": "q", "pos": ["a"], "neg": ["b"]}, {"prompt": "q", "generation": "a"}])
+def test_a_prompt_beside_an_answer_column_is_not_prompt_only(row):
+    assert detect([row]).name != "prompt_only"
+
+
+def test_prompts_with_an_id_are_prompt_only():
+    assert detect([{"id": 1, "prompt": "Tell me a joke"}]).name == "prompt_only"
+
+
+def test_turns_given_as_json_text_in_a_rated_answer_are_decoded_and_text_stays_text(tmp_path):
+    path = tmp_path / "kto.jsonl"
+    turns_text = json.dumps([{"role": "assistant", "content": "yo"}])
+    path.write_text(json.dumps({"prompt": json.dumps([{"role": "user", "content": "hi"}]), "completion": turns_text,
+                                "label": True}) + "\n" +
+                    json.dumps({"prompt": "hi", "completion": "[1] see the manual", "label": False}) + "\n")
+    r = build_report(read_rows(path))
+    assert r.records[0]["completion"] == [{"role": "assistant", "content": "yo"}]
+    assert r.records[1]["completion"] == [{"role": "assistant", "content": "[1] see the manual"}]
+
+
+def test_a_column_map_alone_says_which_format_a_file_is(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps({"q": "Where?", "a": "Here."}) + "\n")
+    assert build_report(read_rows(path)).format is None
+    r = build_report(read_rows(path), mapping={"prompt": "q", "completion": "a"})
+    assert r.format == "prompt_completion" and r.records[0]["messages"][1]["content"] == "Here."
+
+
+def test_prompt_only_detection_looks_across_the_whole_file():
+    ask = {"messages": [{"role": "user", "content": "Hi"}]}
+    answered = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    assert detect([ask] * 300 + [answered] * 300).name == "messages"

@@ -143,10 +143,12 @@ def test_ratings_are_unpaired_rows_one_mark_per_rater_and_answer(tmp_path):
     store.rate(prompt, answer, True, model="run-a", rater="bob")
     store.rate(*rated_answer(chat, 1), False, rater="ann")
     assert store.rating_counts() == {"good": 1, "bad": 2}
-    rows = store.rating_rows()
-    assert rows[0] == {"prompt": prompt, "completion": [{"role": "assistant", "content": "No idea."}], "label": False}
+    hello = {"prompt": [chat[0]], "completion": [chat[1]], "label": False}
+    assert store.rating_rows() == [hello]  # ann and bob split on "No idea.": left out
     store.rate(prompt, answer, None, rater="bob")  # taken back
     assert store.rating_counts() == {"good": 0, "bad": 2}
+    assert store.rating_rows() == [{"prompt": prompt, "completion": [{"role": "assistant", "content": "No idea."}],
+                                    "label": False}, hello]
     with pytest.raises(StudioError, match="a non-empty answer"):
         store.rate(prompt, "  ", True)
 
@@ -162,3 +164,15 @@ def test_exported_ratings_are_read_back_as_kto_data(tmp_path):
     save_dataset(ws, "ratings", store.rating_rows(), "unpaired")
     records, left_out = load_records(str(dataset_path(ws, "ratings")), ("unpaired",))
     assert left_out == 0 and [r["label"] for r in records] == [True, False, True]
+
+
+def test_raters_who_disagree_give_the_majority_label_and_ties_are_left_out(tmp_path):
+    store = PreferenceStore(tmp_path / "prefs.sqlite")
+    prompt = [{"role": "user", "content": "Où est ma commande ?"}]
+    for rater, good in (("ann", True), ("bob", False), ("cid", True)):
+        store.rate(prompt, "Elle arrive demain.", good, rater=rater)
+    store.rate(prompt, "Aucune idée.", True, rater="ann")
+    store.rate([{"content": "Où est ma commande ?", "role": "user"}], "Aucune idée.", False, rater="bob")
+    rows = store.rating_rows()
+    assert rows == [{"prompt": prompt, "completion": [{"role": "assistant", "content": "Elle arrive demain."}],
+                     "label": True}]  # 2 of 3 said good; the other answer is one good and one bad mark

@@ -4,6 +4,7 @@ and answers, not on the tool's replies."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -138,3 +139,62 @@ def test_a_template_without_tool_support_is_refused_in_one_sentence(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(StudioError, match="does not show them"):
         sft.build_trainer(cfg, tmp_path / "run", [])
+
+
+def _rows(tmp_path, name, rows):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return build_report(read_rows(path))
+
+
+def test_a_tools_column_that_starts_late_in_the_file_is_kept(tmp_path):
+    plain = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    tool = {"type": "function", "function": {"name": "get_order_status", "parameters": {"type": "object"}}}
+    r = _rows(tmp_path, "late.jsonl", [plain] * 250 + [plain | {"tools": [tool]}])
+    assert r.mapping.get("tools") == "tools" and r.records[-1]["tools"] == [tool]
+
+
+def test_tool_schemas_and_arguments_from_parquet_lose_the_nulls_arrow_adds(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def conversation(name, args):
+        return [{"role": "user", "content": "Go"},
+                {"role": "assistant", "content": "", "tool_calls": [{"type": "function",
+                                                                      "function": {"name": name, "arguments": args}}]},
+                {"role": "tool", "content": "done"}, {"role": "assistant", "content": "Done."}]
+    rows = [{"messages": conversation("weather", {"city": "Paris"}),
+             "tools": [{"type": "function", "function": {"name": "weather", "parameters": {
+                 "type": "object", "properties": {"city": {"type": "string"}}}}}]},
+            {"messages": conversation("stock", {"ticker": "ACME", "days": 3}),
+             "tools": [{"type": "function", "function": {"name": "stock", "parameters": {
+                 "type": "object", "properties": {"ticker": {"type": "string"}, "days": {"type": "integer"}}}}}]}]
+    path = tmp_path / "tools.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    r = build_report(read_rows(path))
+    first = r.records[0]
+    assert first["messages"][1]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
+    assert first["tools"][0]["function"]["parameters"]["properties"] == {"city": {"type": "string"}}
+
+
+def test_parallel_calls_without_ids_name_their_replies_in_order(tmp_path):
+    calls = json.dumps([{"name": "f", "arguments": {}}, {"name": "g", "arguments": {}}])
+    r = _rows(tmp_path, "parallel.jsonl", [{"conversations": [
+        {"from": "human", "value": "Both please"}, {"from": "function_call", "value": calls},
+        {"from": "observation", "value": "F"}, {"from": "observation", "value": "G"},
+        {"from": "gpt", "value": "Done."}]}])
+    msgs = r.records[0]["messages"]
+    assert [(m["content"], m["name"]) for m in msgs if m["role"] == "tool"] == [("F", "f"), ("G", "g")]
+
+
+def test_the_older_openai_function_call_key_is_read(tmp_path):
+    r = _rows(tmp_path, "legacy.jsonl", [{"messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "function_call": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}},
+        {"role": "function", "name": "weather", "content": "cold"},
+        {"role": "assistant", "content": "It is cold in Oslo."}]}])
+    assert r.usable and r.records[0]["messages"][1]["tool_calls"][0]["function"] == {"name": "weather",
+                                                                                      "arguments": {"city": "Oslo"}}
+    bad = _rows(tmp_path, "bad.jsonl", [{"messages": [{"role": "user", "content": {"x": 1}},
+                                                      {"role": "assistant", "content": "ok"}]}])
+    assert bad.problem_rows()[0]["problem"] == "turn 1 of 'messages': 'messages' should be text, found an object"

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from studio.data.formats import LABEL_COLUMNS, TOOL_COLUMNS, Detection, columns_of, default_mapping
+from studio.data.formats import (
+    LABEL_COLUMNS,
+    LABEL_WORDS,
+    TOOL_COLUMNS,
+    Detection,
+    columns_of,
+    default_mapping,
+)
 from studio.data.readers import BROKEN
 from studio.data.turns import ROLE_ALIASES, RowProblem, decoded, kind_of
 
@@ -47,7 +54,7 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         if "prompt" not in low and "question" not in low and "instruction" not in low:
             return pick("hh", "chosen and rejected are whole Human:/Assistant: transcripts")
         return pick("preference", "prompt, chosen and rejected columns")
-    label = next((c for c in LABEL_COLUMNS if c in low and _label_like(value(c))), None)
+    label = next((c for c in LABEL_COLUMNS if c in low and _labels_like(rows, _orig(cols, c))), None)
     if label and default_mapping("unpaired", cols).get("prompt"):
         return pick("unpaired", f"'{_orig(cols, label)}' says whether each answer is good or bad")
     for col in ("messages", "conversations", "conversation", "chat"):
@@ -75,7 +82,8 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     if "prompt" in pc and "completion" in pc:
         return Detection("prompt_completion", pc, f"{pc['prompt']} and {pc['completion']} columns", cols)
     prompts = default_mapping("prompt_only", cols)
-    if prompts.get("prompt") and (len(cols) == 1 or "prompt" in low or "query" in low):
+    others = [c for c in cols if c not in prompts.values() and c.lower() not in NOT_ANSWERS]
+    if prompts.get("prompt") and not others:
         return pick("prompt_only", f"a '{prompts['prompt']}' column with no answers: prompts to answer")
     if default_mapping("text", cols):
         return pick("text", "a text column")
@@ -85,8 +93,24 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     return Detection(None, {}, "no known format matches these columns; map them by hand", cols)
 
 
-def _label_like(value: Any) -> bool:
-    return isinstance(value, bool) or str(value).strip().lower() in ("true", "false")
+NOT_ANSWERS = ("id", "idx", "source", "category", "split", "intent", "task", "lang", "language", "dataset",
+               "images", "image", "metadata", "meta", "system", "tools")
+"""Columns that sit beside prompts without being answers: a file of a prompt and these is prompt-only."""
+
+
+def _labels_like(rows: list[dict[str, Any]], col: str, sample: int = 50) -> bool:
+    """Whether the first values given in `col` read as true/false marks (true/false, yes/no, 1/0 ...); a
+    few odd values (typos, 'maybe') still count, and are reported row by row."""
+    given = [r[col] for r in rows[:sample * 4] if isinstance(r, dict) and r.get(col) is not None][:sample]
+    return bool(given) and sum(map(_label_word, given)) >= 0.7 * len(given)
+
+
+def _label_word(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, (int, float)):
+        return value in (0, 1)
+    return str(value).strip().lower() in LABEL_WORDS
 
 
 def _conversation_value(value: Any) -> list[Any] | None:
@@ -103,9 +127,10 @@ def _kind_text(value: Any) -> str:
 
 
 def _ends_on_user(rows: list[dict[str, Any]], col: str, sample: int = 200) -> bool:
-    """Whether every sampled conversation in `col` ends on a user turn (prompts, not examples)."""
+    """Whether every sampled conversation in `col` (200 spread over the file) ends on a user turn:
+    prompts, not examples."""
     seen = 0
-    for row in rows[:sample]:
+    for row in rows[::max(1, len(rows) // sample)]:
         found = _conversation_value(row.get(col)) if isinstance(row, dict) else None
         if not found or not isinstance(found[-1], dict):
             continue

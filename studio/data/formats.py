@@ -22,10 +22,10 @@ from studio.data.readers import BROKEN
 from studio.data.turns import (
     RowProblem,
     check_conversation,
-    decoded,
     text_of,
     tool_schemas,
     turns,
+    turns_json,
 )
 
 
@@ -106,13 +106,15 @@ class Detection:
         return SPECS[self.name].kind if self.name else None
 
 
-def columns_of(rows: list[dict[str, Any]], sample: int = 200) -> list[str]:
+def columns_of(rows: list[dict[str, Any]]) -> list[str]:
+    """Every column any row has, in the order they first appear (a column may start late in a file)."""
     seen: dict[str, None] = {}
-    for row in rows[:sample]:
+    for row in rows:
         if BROKEN in row:
             continue
         for key in row:
-            seen.setdefault(str(key), None)
+            if key not in seen:
+                seen[str(key)] = None
     return list(seen)
 
 
@@ -248,15 +250,15 @@ def _prompt_completion(row: dict[str, Any], mapping: dict[str, str]) -> dict[str
 
 def _prompt_turns(row: dict[str, Any], mapping: dict[str, str]) -> list[dict[str, Any]]:
     """The prompt column as turns (a conversation, or text as one user turn), with the system column first."""
-    value = decoded(_get(row, mapping, "prompt"), mapping["prompt"])
+    value = turns_json(_get(row, mapping, "prompt"))
     msgs = turns(value, mapping["prompt"]) if isinstance(value, list) else \
         [{"role": "user", "content": text_of(value, mapping["prompt"])}]
     system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     return _with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
 
 
-def _a(word: str) -> str:
-    return ("an " if word[:1] in "aeiou" else "a ") + word
+def _a(role: str) -> str:
+    return ("an " if role == "assistant" else "a ") + role
 
 
 def _prompt_only(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -291,6 +293,9 @@ def _unpaired(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     msgs = _prompt_turns(row, mapping)
     if mapping.get("completion"):
         completion = _answer(_get(row, mapping, "completion"), mapping["completion"])
+        if any(m["role"] == "user" for m in completion):
+            raise RowProblem(mapping["completion"], f"'{mapping['completion']}' holds a user turn; the rated "
+                                                    "answer is the assistant's alone")
     else:
         if msgs[-1]["role"] != "assistant":
             raise RowProblem(col, f"'{col}' should end with the rated assistant answer, not "
@@ -307,6 +312,7 @@ def _text_row(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def _answer(value: Any, col: str) -> list[dict[str, str]]:
+    value = turns_json(value)
     if isinstance(value, dict):  # one turn, as LLaMA-Factory writes {"from": "gpt", "value": ...}
         return turns([value], col)
     if isinstance(value, list):

@@ -68,6 +68,19 @@ def decoded(value: Any, col: str) -> Any:
     return value
 
 
+def turns_json(value: Any) -> Any:
+    """Turns stored as JSON text decoded; any other text (an answer that starts with '[', say) kept as text."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            found = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        items = found if isinstance(found, list) else [found]
+        if items and all(isinstance(t, dict) and ("role" in t or "from" in t) for t in items):
+            return found
+    return value
+
+
 def turns(value: Any, col: str, role_key: str = "role", content_key: str = "content") -> list[dict[str, Any]]:
     """Normalised turns of one conversation; a RowProblem names the turn that is wrong."""
     if hasattr(value, "tolist"):
@@ -92,9 +105,14 @@ def turns(value: Any, col: str, role_key: str = "role", content_key: str = "cont
             out.append({"role": "assistant", "content": "", "tool_calls": tool_calls(_call_json(content, col, where),
                                                                                       col, where)})
             continue
-        msg: dict[str, Any] = {"role": role, "content": text_of(content, col)}
-        if role == "assistant" and turn.get("tool_calls"):
-            msg["tool_calls"] = tool_calls(turn["tool_calls"], col, where)
+        try:
+            text = text_of(content, col)
+        except RowProblem as problem:
+            raise RowProblem(col, f"{where}: {problem.message}") from None
+        msg: dict[str, Any] = {"role": role, "content": text}
+        calls = turn.get("tool_calls") or turn.get("function_call")  # function_call: OpenAI's older form
+        if role == "assistant" and calls:
+            msg["tool_calls"] = tool_calls(calls, col, where)
         if role == "tool":
             name = turn.get("name") or _called_name(out, turn.get("tool_call_id"))
             if name:
@@ -135,6 +153,7 @@ def tool_calls(value: Any, col: str, where: str) -> list[dict[str, Any]]:
         if not isinstance(args, dict):
             raise RowProblem(col, f"{where}: the arguments of tool call '{name}' must be an object, "
                                   f"found {kind_of(args)}")
+        args = {k: v for k, v in args.items() if v is not None}  # Arrow fills other rows' keys with nulls
         entry: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": args}}
         if call.get("id"):
             entry["id"] = str(call["id"])
@@ -145,11 +164,22 @@ def tool_calls(value: Any, col: str, where: str) -> list[dict[str, Any]]:
 
 
 def _called_name(previous: list[dict[str, Any]], call_id: Any) -> str | None:
-    """The function a tool reply answers: by its call id, else the latest call."""
+    """The function a tool reply answers: the call with its id; without an id, the call in the same
+    place among the latest assistant turn's calls as this reply among the replies after it."""
+    if call_id is not None:
+        for msg in reversed(previous):
+            for call in msg.get("tool_calls", []):
+                if call.get("id") == call_id:
+                    return call["function"]["name"]
+    replies = 0
     for msg in reversed(previous):
-        for call in reversed(msg.get("tool_calls", [])):
-            if call_id is None or call.get("id") == call_id:
-                return call["function"]["name"]
+        if msg["role"] == "tool":
+            replies += 1
+        elif msg.get("tool_calls"):
+            calls = msg["tool_calls"]
+            return calls[min(replies, len(calls) - 1)]["function"]["name"]
+        else:
+            return None
     return None
 
 
@@ -180,8 +210,18 @@ def tool_schemas(value: Any, col: str) -> list[dict[str, Any]] | None:
         fn = tool.get("function", tool) if isinstance(tool, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise RowProblem(col, f"tool {n} in '{col}' has no function name")
-        out.append({"type": "function", "function": fn})
+        out.append({"type": "function", "function": _without_nulls(fn)})
     return out
+
+
+def _without_nulls(value: Any) -> Any:
+    """A JSON schema with null entries removed: Parquet and hub files store a column of schemas as one
+    Arrow struct, which gives every row the other rows' keys as nulls."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def has_tools(record: dict[str, Any]) -> bool:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from studio.data.detect import detect
-from studio.data.formats import SPECS, Detection, Issue, columns_of, default_mapping, normalise
+from studio.data.formats import (
+    SPECS,
+    Detection,
+    Issue,
+    columns_of,
+    default_mapping,
+    missing_fields,
+    normalise,
+)
 from studio.data.readers import DataError, ReadResult, read_rows
 from studio.data.turns import conversation, has_tools
 
@@ -108,6 +116,11 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
     elif mapping and guess.name is not None:
         guess.mapping = {**guess.mapping, **mapping}
         guess.reason += "; some columns named by hand"
+    elif mapping:  # detection failed, but the columns named by hand say which format this is
+        name = format_for_mapping(mapping, columns_of(read.rows))
+        if name is not None:
+            guess = Detection(name, {**default_mapping(name, columns_of(read.rows)), **mapping},
+                              "the format whose fields the column map names", columns_of(read.rows))
     if mapping:
         cols = set(columns_of(read.rows))
         absent = sorted(c for c in mapping.values() if c not in cols)
@@ -135,6 +148,15 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
     return Report(read.source, read.kind, guess.name, SPECS[guess.name].label, SPECS[guess.name].kind,
                   guess.reason, cols, guess.mapping, len(read.rows), records, issues,
                   [read.where(i.index) for i in issues], lengths, max_length, notes)
+
+
+def format_for_mapping(mapping: dict[str, str], columns: list[str]) -> str | None:
+    """The first format whose fields include every field `mapping` names and that then lacks none."""
+    for name, spec in SPECS.items():
+        if set(mapping) <= set(spec.fields) and not missing_fields(name, {**default_mapping(name, columns),
+                                                                          **mapping}):
+            return name
+    return None
 
 
 MEDIA_NAMES = ("image", "images", "img", "picture", "pictures", "photo", "audio", "audios", "video", "videos",

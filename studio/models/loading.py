@@ -8,7 +8,6 @@ importing this module stays cheap.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -79,32 +78,26 @@ def _download(repo_id: str, revision: str | None, patterns: list[str]) -> str:
                           f"{err.strerror or err}.") from None
 
 
-GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
-"""Tokenizer classes that are the tokenizer.json file and nothing more."""
-
-
 def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
     path = resolve_model(name, revision, weights=False)
-    if _generic_tokenizer(Path(path)):  # the class AutoTokenizer would pick, without the model config
-        from transformers import PreTrainedTokenizerFast  # (AutoTokenizer reads it, and imports torch)
+    try:
+        if Path(path).resolve() == TINY_MODEL.resolve():  # a plain tokenizer.json: skip the model config,
+            from transformers import PreTrainedTokenizerFast  # whose reading imports torch (3 s)
 
-        tok = PreTrainedTokenizerFast.from_pretrained(path)
-    else:
-        from transformers import AutoTokenizer
+            tok = PreTrainedTokenizerFast.from_pretrained(path)
+        else:
+            from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as err:
+        if "trust_remote_code" in str(err):
+            raise StudioError(f"Model '{name}' needs its own tokenizer code from the hub: enable "
+                              "trust_remote_code only if you trust its author.") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StudioError(f"The tokenizer of '{name}' could not be loaded from {path}: {first}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
-
-
-def _generic_tokenizer(path: Path) -> bool:
-    try:
-        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (path / "tokenizer.json").is_file() and config.get("tokenizer_class") in GENERIC_TOKENIZERS \
-        and "auto_map" not in config
 
 
 def load_model_config(name: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:

@@ -184,7 +184,7 @@ class PreferenceStore:
         same rater on the same answer replaces the old one."""
         if not prompt or prompt[-1].get("role") != "user" or not answer.strip():
             raise StudioError("A rating needs the conversation up to a user message and a non-empty answer.")
-        key = json.dumps(prompt, ensure_ascii=False)
+        key = json.dumps(prompt, ensure_ascii=False, sort_keys=True)
         try:
             with self._connect() as db:
                 if liked is None:
@@ -204,8 +204,10 @@ class PreferenceStore:
         return {"good": found.get(1, 0), "bad": found.get(0, 0)}
 
     def rating_rows(self) -> list[dict[str, Any]]:
-        """TRL's unpaired preference rows, oldest first: the conversation, the rated answer, its label."""
+        """TRL's unpaired preference rows, one per rated answer in the order first rated: the conversation,
+        the answer, and the label most raters gave it (an answer the raters split evenly on is left out)."""
         with self._connect() as db:
-            rows = db.execute("SELECT prompt, answer, label FROM ratings ORDER BY id").fetchall()
+            rows = db.execute("SELECT prompt, answer, SUM(label) AS good, COUNT(*) AS marks, MIN(id) AS first "
+                              "FROM ratings GROUP BY prompt, answer ORDER BY first").fetchall()
         return [{"prompt": json.loads(r["prompt"]), "completion": [{"role": "assistant", "content": r["answer"]}],
-                 "label": bool(r["label"])} for r in rows]
+                 "label": 2 * r["good"] > r["marks"]} for r in rows if 2 * r["good"] != r["marks"]]
