@@ -118,6 +118,15 @@ def lora_config(cfg: RunConfig, task_type: str = "CAUSAL_LM") -> Any:
     )
 
 
+def trainer_inputs(cfg: RunConfig, model: Any, args: Any, data: tuple[Any, Any], tokenizer: Any,
+                   callbacks: list[Any], task_type: str = "CAUSAL_LM") -> dict[str, Any]:
+    """The keyword arguments every TRL trainer takes: model, its config, the (train, eval) data, the
+    tokenizer, the LoRA config (None for full fine-tuning) and the studio's callbacks."""
+    train, evaluation = data
+    return {"model": model, "args": args, "train_dataset": train, "eval_dataset": evaluation,
+            "processing_class": tokenizer, "peft_config": lora_config(cfg, task_type), "callbacks": callbacks}
+
+
 def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: bool) -> dict[str, Any]:
     """Keyword arguments shared by every TRL config class (SFTConfig, DPOConfig, RewardConfig ...)."""
     import torch

@@ -32,12 +32,4 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         loss_type=[cfg.dpo.loss_type],
     )
     model = common.load_causal_lm(cfg, precision, run_dir=run_dir)
-    return DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(cfg),
-        callbacks=callbacks,
-    )
+    return DPOTrainer(**common.trainer_inputs(cfg, model, args, (train, evaluation), tokenizer, callbacks))

@@ -62,12 +62,4 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         undesirable_weight=cfg.kto.undesirable_weight,
     )
     model = common.load_causal_lm(cfg, precision, run_dir=run_dir)
-    return KTOTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(cfg),
-        callbacks=callbacks,
-    )
+    return KTOTrainer(**common.trainer_inputs(cfg, model, args, (train, evaluation), tokenizer, callbacks))

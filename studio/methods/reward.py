@@ -33,12 +33,5 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     model = common.load_causal_lm(cfg, precision, model_class=AutoModelForSequenceClassification,
                                   run_dir=run_dir, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    return RewardTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=common.lora_config(cfg, task_type=STAGE.peft_task),
-        callbacks=callbacks,
-    )
+    return RewardTrainer(**common.trainer_inputs(cfg, model, args, (train, evaluation), tokenizer, callbacks,
+                                                 task_type=STAGE.peft_task))
