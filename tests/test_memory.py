@@ -8,6 +8,8 @@ gradient checkpointing, AdamW, LoRA r=8 on q_proj and v_proj.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 
@@ -139,9 +141,32 @@ def test_detect_gpu_is_quick_and_leaves_cuda_alone():
     started = time.perf_counter()
     gpu = detect_gpu()
     assert time.perf_counter() - started < 5
-    assert gpu is None or (isinstance(gpu, GpuInfo) and gpu.memory_bytes > 0 and gpu.name)
+    if shutil.which("nvidia-smi") is None:
+        assert gpu is None
+    else:
+        assert isinstance(gpu, GpuInfo) and gpu.memory_bytes > 0 and gpu.name
     if "torch" in sys.modules:
         assert not torch.cuda.is_initialized()
+
+
+@pytest.mark.parametrize("output, code, expected", [
+    ("NVIDIA H100 80GB HBM3, 81559\nNVIDIA H100 80GB HBM3, 81559\n", 0, GpuInfo("NVIDIA H100 80GB HBM3",
+                                                                             81559 * 1024**2, 2)),
+    ("Tesla T4, 15360\n", 0, GpuInfo("Tesla T4", 15360 * 1024**2, 1)),
+    ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n", 9, None),
+    ("Tesla T4, [N/A]\n", 0, None),
+])
+def test_detect_gpu_reads_nvidia_smi(tmp_path, monkeypatch, output, code, expected):
+    """A stand-in nvidia-smi on PATH prints what the real one prints on such machines (or fails)."""
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text(f"#!/bin/sh\nprintf '%s' '{output}'\nexit {code}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    detect_gpu.cache_clear()
+    try:
+        assert detect_gpu() == expected
+    finally:
+        detect_gpu.cache_clear()
 
 
 def test_fit_verdict_says_what_to_try():

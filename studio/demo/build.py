@@ -137,14 +137,19 @@ scratch on a generated corpus about Pebble & Pine, an invented homeware shop: cu
 with plain generic replies, questions about emails, repeat-after-me tasks, stories and catalogue lines.
 
 It is a small general-purpose assistant for that world and knows nothing outside it. It does not know the
-shop's house-style replies: LoRA SFT on `assets/data/support_sft.jsonl` teaches them in about a minute on
-a CPU (`python -m studio.demo.tune_check`).
+shop's house-style replies (one fixed reply per kind of request): LoRA SFT on
+`assets/data/support_sft.jsonl` teaches them in a few CPU minutes (`python bench/tiny_sft.py` measures it).
+Three of the fourteen ways customers phrase each kind of request (24 in all) appear neither in this
+corpus nor in the SFT data; `assets/data/support_eval_unseen.jsonl` asks in those phrasings only.
 
 Rebuild with `python -m studio.demo.build --seed {config.seed} --out assets/tiny-model`; the settings are in
 build.json. Weights are float32 safetensors; load with `AutoModelForCausalLM.from_pretrained`.
 
 Chat template: `<|bos|>` then, per message, `<|role|>` + newline + content + `<|eos|>`; assistant content
-is wrapped in `{{% generation %}}` for assistant-only loss, and generation stops at `<|eos|>`.
+is wrapped in `{{% generation %}}` for assistant-only loss, and generation stops at `<|eos|>`. Tool
+descriptions (`tools=`) follow `<|bos|>` as `<|tools|>` and one JSON line each; an assistant's tool calls
+are written as `<tool_call>{{"name": ..., "arguments": ...}}</tool_call>` in its turn (the corpus has none:
+tool-calling data teaches them).
 """
 
 

@@ -295,6 +295,77 @@ PHRASINGS: dict[str, list[str]] = {
 
 INTENTS = list(PHRASINGS)
 
+# More ways of asking, which only the pretraining corpus uses: a general-purpose model has read many ways
+# of asking for each thing before anyone fine-tunes it. They are never in the SFT data nor in the eval sets,
+# and they differ from every phrasing above (tests/test_demo_honest.py checks that none of the eval
+# phrasings can be found in the corpus).
+CORPUS_PHRASINGS: dict[str, list[str]] = {
+    "refund": [
+        "I would like my money returned for the {p}.",
+        "Has the money for order {o} been paid back yet?",
+        "The refund for the {p} has not reached my card.",
+        "Please put the money for order {o} back on my card.",
+        "I expect a refund, the {p} went back to you weeks ago.",
+        "Refund me for the {p}, please.",
+    ],
+    "late": [
+        "The {p} should have been here days ago.",
+        "Order {o} is overdue.",
+        "Why has my {p} not been delivered yet?",
+        "Any news on when order {o} will reach me?",
+        "My {p} is taking far too long to arrive.",
+        "I am waiting for order {o}, what is the delay?",
+    ],
+    "size": [
+        "The {p} does not fit, it is too tight.",
+        "I got the {p} one size too large.",
+        "Could I have the {p} in a smaller size instead?",
+        "The {p} in order {o} is far too small for me.",
+        "I need to exchange the {p}, the size is off.",
+        "The {p} is bigger than the size I picked.",
+    ],
+    "cancel": [
+        "Please do not send order {o}, I want to cancel.",
+        "I do not want the {p} any more, stop the order.",
+        "Can you halt order {o} before it leaves?",
+        "I made a mistake with the {p}, please cancel the order.",
+        "Scrap order {o}, please.",
+        "Do not ship the {p}, cancel it.",
+    ],
+    "address": [
+        "The {p} must go to a different street.",
+        "My new address should be used for order {o}.",
+        "Please deliver order {o} to my work address.",
+        "I wrote the wrong house number for the {p}.",
+        "Can order {o} be redirected to another address?",
+        "The {p} should be sent to my parents' address.",
+    ],
+    "invoice": [
+        "I need a bill for the {p}.",
+        "Could I get an invoice for my records for order {o}?",
+        "The invoice for the {p} never reached me.",
+        "Please email an invoice for order {o} to my company.",
+        "I am missing the invoice for the {p}.",
+        "Can you issue a receipt for order {o}?",
+    ],
+    "damaged": [
+        "The {p} was smashed when it arrived.",
+        "Order {o} came damaged, the {p} is ruined.",
+        "I found the {p} broken in the box.",
+        "The {p} has a crack down the middle.",
+        "The parcel for order {o} was damaged and so is the {p}.",
+        "The {p} was scratched and dented in transit.",
+    ],
+    "account": [
+        "My password does not work any more.",
+        "I want my account removed.",
+        "The reset email for my password never came.",
+        "I am locked out of my account.",
+        "Please remove my account and my details.",
+        "I cannot log in, it says my password is wrong.",
+    ],
+}
+
 # The house style the demo fine-tuning teaches: one fixed reply per intent. None of these sentences appear in
 # the pretraining corpus. They do not copy the customer's name: a model this small, pretrained for minutes,
 # does not learn to copy an unseen name reliably, and one wrong letter fails exact match.
@@ -368,8 +439,8 @@ class World:
         sur_sft, sur_eval = _split(rng, surnames, 120)
         greet_sft, greet_eval = _split(rng, GREETINGS, 8)
         noun_sft, noun_eval = _split(rng, NOUNS, 15)
-        # Three phrasings per intent never reach the SFT data: they measure whether tuning carries over
-        # to ways of asking that only the pretraining corpus used.
+        # Three phrasings per intent are kept out of everything: the SFT data and the pretraining corpus.
+        # They measure whether tuning carries over to ways of asking the model has never read.
         seen: dict[str, list[str]] = {}
         unseen: dict[str, list[str]] = {}
         for intent, phrasings in PHRASINGS.items():
@@ -383,8 +454,10 @@ class World:
         )
 
     def everything(self) -> Pool:
-        """One pool holding every value, for the pretraining corpus."""
-        return Pool(self.first_names, self.surnames, GREETINGS, NOUNS, PHRASINGS)
+        """The pool of the pretraining corpus: every name, greeting and product, the SFT data's phrasings
+        and the corpus's own, but none of the unseen ones kept for evaluation."""
+        phrasings = {i: self.sft.phrasings[i] + CORPUS_PHRASINGS[i] for i in INTENTS}
+        return Pool(self.first_names, self.surnames, GREETINGS, NOUNS, phrasings)
 
 
 def house_reply(intent: str) -> str:
