@@ -231,6 +231,31 @@ def cmd_prefs_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prefs_import(args: argparse.Namespace) -> int:
+    from studio.prefs.imports import import_pairs
+    from studio.prefs.store import PreferenceStore
+    from studio.workspace import Workspace
+
+    store = PreferenceStore(Workspace.open(args.workspace).prefs_db)
+    added, left_out = import_pairs(store, args.file, needed=args.annotators)
+    print(f"pairs added: {added}" + (f" ({left_out} rows left out; see `studio data inspect {args.file}`)"
+                                     if left_out else ""))
+    return 0
+
+
+def cmd_prefs_stats(args: argparse.Namespace) -> int:
+    from studio.prefs.stats import preference_stats, stats_text
+    from studio.prefs.store import PreferenceStore
+    from studio.workspace import Workspace
+
+    stats = preference_stats(PreferenceStore(Workspace.open(args.workspace).prefs_db).vote_rows())
+    if args.json:
+        print_json(stats)
+    else:
+        print(stats_text(stats))
+    return 0
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -333,6 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_prefs_export)
+    q = prefs_sub.add_parser("import", help="a preference file's pairs, to be labelled again by annotators")
+    q.add_argument("file")
+    q.add_argument("--annotators", type=positive_int, default=None,
+                   help="votes each pair needs (default: every annotator may vote on every pair)")
+    q.add_argument("--workspace")
+    q.set_defaults(func=cmd_prefs_import)
+    q = prefs_sub.add_parser("stats", help="votes per annotator and source, win rates, agreement, length bias")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--workspace")
+    q.set_defaults(func=cmd_prefs_stats)
     return parser
 
 

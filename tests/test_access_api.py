@@ -17,7 +17,8 @@ from studio.ui.roles import REFUSED
 from studio.workspace import Workspace
 
 pytestmark = pytest.mark.slow
-VOTING = {"/handler", "/handler_1", "/handler_2", "/handler_3", "/load", "/load_other", "/load_other_1", "/view"}
+VOTING = {"/handler", "/handler_1", "/handler_2", "/handler_3", "/load", "/load_other", "/load_other_1", "/skip",
+          "/view"}
 """The endpoints an annotator's page uses: show a pair, the four vote buttons, and the page's role view."""
 
 
@@ -97,9 +98,10 @@ def test_an_annotator_is_refused_everything_but_voting(server):
     # voting itself works, and is recorded under the annotator's name
     prompt, left, right, _ = c.predict(api_name="/load_other")  # the pair on screen is kept in the session
     assert prompt == "Where is my parcel?" and {left, right} == {"On its way.", "No idea."}
-    c.predict(api_name="/handler")  # "A is better": the answer shown on the left
+    c.predict("", "left is clearer", api_name="/handler")  # "A is better": the answer shown on the left
     votes = PreferenceStore(ws / "prefs.sqlite").votes_of("ann")
     assert len(votes) == 1 and votes[0]["choice"] == ("a" if left == "On its way." else "b")
+    assert votes[0]["reason"] == "left is clearer"
 
 
 def test_an_annotator_cannot_log_in_with_a_wrong_password_and_is_slowed_down(server):

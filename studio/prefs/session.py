@@ -10,6 +10,7 @@ the shuffle, and `choice_for` maps the side pressed back to answer a or b.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,15 @@ def show_pair(pair: dict[str, Any], rng: random.Random | None = None) -> ShownPa
     flipped = (rng or random).random() < 0.5
     a, b = pair["answer_a"], pair["answer_b"]
     left, right = (b, a) if flipped else (a, b)
-    return ShownPair(int(pair["id"]), pair["prompt"], left, right, flipped)
+    return ShownPair(int(pair["id"]), prompt_text(pair), left, right, flipped)
+
+
+def prompt_text(pair: dict[str, Any]) -> str:
+    """What an annotator reads as the prompt: the message, or the whole conversation turn by turn."""
+    if not pair.get("prompt_turns"):
+        return pair["prompt"]
+    turns = json.loads(pair["prompt_turns"])
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in turns)
 
 
 def rated_answer(chat: list[dict[str, str]], index: int, system: str = "") -> tuple[list[dict[str, str]], str]:

@@ -62,6 +62,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS votes_one_each ON votes(pair_id, voter);
 """One vote per voter and pair: a store from before the rule keeps each voter's first vote."""
 
 
+PAIR_COLUMNS = {"created_by": "TEXT NOT NULL DEFAULT ''", "prompt_turns": "TEXT", "needed": "INTEGER"}
+"""prompt_turns: the whole conversation before the answers (JSON), where it is more than one user message.
+needed: how many annotators should vote on the pair (None: everyone may)."""
+VOTE_COLUMNS = {"reason": "TEXT", "flipped": "INTEGER"}
+"""reason: the annotator's optional why. flipped: 1 when answer b was shown on the left."""
+
+
 class AlreadyVoted(StudioError):
     """A second vote by the same voter on the same pair (a double click, say)."""
 
@@ -85,8 +92,13 @@ class PreferenceStore:
             with self._connect() as db:
                 db.executescript(SCHEMA)
                 columns = {r["name"] for r in db.execute("PRAGMA table_info(pairs)")}
-                if "created_by" not in columns:
-                    db.execute("ALTER TABLE pairs ADD COLUMN created_by TEXT NOT NULL DEFAULT ''")
+                for column, kind in PAIR_COLUMNS.items():  # columns added after the first release
+                    if column not in columns:
+                        db.execute(f"ALTER TABLE pairs ADD COLUMN {column} {kind}")
+                voted = {r["name"] for r in db.execute("PRAGMA table_info(votes)")}
+                for column, kind in VOTE_COLUMNS.items():
+                    if column not in voted:
+                        db.execute(f"ALTER TABLE votes ADD COLUMN {column} {kind}")
                 if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'votes_one_each'").fetchone():
                     db.executescript(ONE_VOTE_EACH)
         except sqlite3.Error as err:
@@ -102,16 +114,31 @@ class PreferenceStore:
         db.execute("PRAGMA foreign_keys=ON")
         return db
 
-    def add_pair(self, prompt: str, answer_a: str, answer_b: str, model_a: str = "", model_b: str = "",
-                 source: str = "", created_by: str = "") -> int:
-        if not prompt.strip() or not answer_a.strip() or not answer_b.strip():
-            raise StudioError("A pair needs a prompt and two non-empty answers.")
+    def add_pair(self, prompt: str | list[dict[str, str]], answer_a: str, answer_b: str, model_a: str = "",
+                 model_b: str = "", source: str = "", created_by: str = "", needed: int | None = None) -> int:
+        """Store a pair. `prompt` is a message, or the whole conversation before the answers (kept, and
+        exported as conversational data); `needed` is how many annotators should vote on it."""
+        return self.add_pairs([(prompt, answer_a, answer_b, model_a, model_b)], source, created_by, needed)[0]
+
+    def add_pairs(self, pairs: list[tuple[Any, str, str, str, str]], source: str = "", created_by: str = "",
+                  needed: int | None = None) -> list[int]:
+        """Store many (prompt, answer_a, answer_b, model_a, model_b) pairs in one transaction."""
+        if needed is not None and needed < 1:
+            raise StudioError(f"A pair needs at least one annotator (got {needed}).")
+        rows = []
+        for prompt, answer_a, answer_b, model_a, model_b in pairs:
+            shown, turns = _prompt_parts(prompt)
+            if not shown.strip() or not answer_a.strip() or not answer_b.strip():
+                raise StudioError("A pair needs a prompt and two non-empty answers.")
+            rows.append((shown, turns, answer_a, answer_b, model_a, model_b, source, time.time(), created_by, needed))
         try:
             with self._connect() as db:
-                cur = db.execute("INSERT INTO pairs (prompt, answer_a, answer_b, model_a, model_b, source, created, "
-                                 "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (prompt, answer_a, answer_b, model_a, model_b, source, time.time(), created_by))
-                return int(cur.lastrowid)
+                db.execute("BEGIN IMMEDIATE")
+                ids = [int(db.execute("INSERT INTO pairs (prompt, prompt_turns, answer_a, answer_b, model_a, model_b, "
+                                      "source, created, created_by, needed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                      row).lastrowid) for row in rows]
+                db.execute("COMMIT")
+                return ids
         except sqlite3.Error as err:
             raise StudioError(_sentence(self.path, err, "The pair was not stored")) from None
 
@@ -122,14 +149,21 @@ class PreferenceStore:
             raise StudioError(f"No preference pair {pair_id}.")
         return dict(row)
 
-    def vote(self, pair_id: int, choice: str, voter: str = "", edited: str | None = None) -> int:
+    def vote(self, pair_id: int, choice: str, voter: str = "", edited: str | None = None, reason: str | None = None,
+             flipped: bool | None = None) -> int:
+        """Store one vote: 'a', 'b', 'tie' or 'both_bad', an edited winner, a reason, and which side answer a
+        was shown on (flipped: answer b on the left)."""
         if choice not in CHOICES:
             raise StudioError(f"A vote is one of {', '.join(CHOICES)} (got {choice!r}).")
+        if edited and choice not in ("a", "b"):
+            raise StudioError("Only a winner can be edited: vote A or B better to rewrite the answer.")
         self.pair(pair_id)
         try:
             with self._connect() as db:
-                cur = db.execute("INSERT INTO votes (pair_id, choice, edited, voter, created) VALUES (?, ?, ?, ?, ?)",
-                                 (pair_id, choice, edited or None, voter, time.time()))
+                cur = db.execute("INSERT INTO votes (pair_id, choice, edited, voter, created, reason, flipped) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (pair_id, choice, edited or None, voter, time.time(), (reason or "").strip() or None,
+                                  None if flipped is None else int(flipped)))
                 return int(cur.lastrowid)
         except sqlite3.IntegrityError:
             raise AlreadyVoted(f"You have voted on pair #{pair_id} already; your first vote stands.") from None
@@ -143,14 +177,34 @@ class PreferenceStore:
         return [dict(r) for r in rows]
 
     def next_pair(self, voter: str = "", skip: tuple[int, ...] = ()) -> dict[str, Any] | None:
-        """A random pair this voter has not voted on yet (and not in `skip`), or None when none is left."""
+        """A random pair this voter has not voted on yet, that still needs votes (and is not in `skip`),
+        or None when none is left. Pairs that have fewest votes so far come first."""
         marks = ",".join("?" * len(skip))
         extra = f" AND p.id NOT IN ({marks})" if skip else ""
         with self._connect() as db:
-            row = db.execute("SELECT p.* FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM votes v WHERE "
-                             f"v.pair_id = p.id AND v.voter = ?){extra} ORDER BY RANDOM() LIMIT 1",
+            row = db.execute("SELECT p.*, (SELECT COUNT(*) FROM votes c WHERE c.pair_id = p.id) AS votes_so_far "
+                             "FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM votes v WHERE v.pair_id = p.id AND "
+                             f"v.voter = ?){extra} AND (p.needed IS NULL OR (SELECT COUNT(*) FROM votes w WHERE "
+                             "w.pair_id = p.id) < p.needed) ORDER BY votes_so_far, RANDOM() LIMIT 1",
                              (voter, *skip)).fetchone()
         return dict(row) if row is not None else None
+
+    def progress(self, voter: str = "") -> dict[str, int]:
+        """Votes cast by `voter` and pairs still open to them: the annotator's progress bar."""
+        with self._connect() as db:
+            mine = db.execute("SELECT COUNT(*) FROM votes WHERE voter = ?", (voter,)).fetchone()[0]
+            left = db.execute("SELECT COUNT(*) FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM votes v WHERE "
+                              "v.pair_id = p.id AND v.voter = ?) AND (p.needed IS NULL OR (SELECT COUNT(*) FROM "
+                              "votes w WHERE w.pair_id = p.id) < p.needed)", (voter,)).fetchone()[0]
+        return {"done": int(mine), "left": int(left)}
+
+    def vote_rows(self) -> list[dict[str, Any]]:
+        """Every vote with its pair's answers and sources, oldest first: what the statistics read."""
+        with self._connect() as db:
+            rows = db.execute("SELECT v.pair_id, v.voter, v.choice, v.edited, v.reason, v.flipped, p.model_a, "
+                              "p.model_b, p.answer_a, p.answer_b, p.source FROM votes v JOIN pairs p ON "
+                              "p.id = v.pair_id ORDER BY v.id").fetchall()
+        return [dict(r) for r in rows]
 
     def has_vote(self, pair_id: int, voter: str = "") -> bool:
         with self._connect() as db:
@@ -164,10 +218,11 @@ class PreferenceStore:
         return {"pairs": int(pairs), "votes": int(votes)}
 
     def export_rows(self) -> list[dict[str, Any]]:
-        """One preference row per decisive vote (a or b), edited winners used as chosen."""
+        """One preference row per decisive vote (a or b), edited winners used as chosen. A pair whose prompt
+        is a conversation gives TRL's conversational form (lists of turns); a single message, plain text."""
         with self._connect() as db:
-            rows = db.execute("SELECT p.prompt, p.answer_a, p.answer_b, v.choice, v.edited FROM votes v "
-                              "JOIN pairs p ON p.id = v.pair_id WHERE v.choice IN ('a', 'b') "
+            rows = db.execute("SELECT p.prompt, p.prompt_turns, p.answer_a, p.answer_b, v.choice, v.edited FROM "
+                              "votes v JOIN pairs p ON p.id = v.pair_id WHERE v.choice IN ('a', 'b') "
                               "ORDER BY v.id").fetchall()
         out = []
         for r in rows:
@@ -175,7 +230,12 @@ class PreferenceStore:
             chosen = r["edited"] or win
             if chosen.strip() == lose.strip():
                 continue
-            out.append({"prompt": r["prompt"], "chosen": chosen, "rejected": lose})
+            if r["prompt_turns"]:
+                out.append({"prompt": json.loads(r["prompt_turns"]),
+                            "chosen": [{"role": "assistant", "content": chosen}],
+                            "rejected": [{"role": "assistant", "content": lose}]})
+            else:
+                out.append({"prompt": r["prompt"], "chosen": chosen, "rejected": lose})
         return out
 
     def rate(self, prompt: list[dict[str, str]], answer: str, liked: bool | None, model: str = "",
@@ -211,3 +271,15 @@ class PreferenceStore:
                               "FROM ratings GROUP BY prompt, answer ORDER BY first").fetchall()
         return [{"prompt": json.loads(r["prompt"]), "completion": [{"role": "assistant", "content": r["answer"]}],
                  "label": 2 * r["good"] > r["marks"]} for r in rows if 2 * r["good"] != r["marks"]]
+
+
+def _prompt_parts(prompt: str | list[dict[str, str]]) -> tuple[str, str | None]:
+    """(the text shown as the prompt, the conversation as JSON or None) of a pair's prompt. A conversation
+    of one user message is stored as that message; a longer one shows its last user message."""
+    if isinstance(prompt, str):
+        return prompt, None
+    if not prompt or prompt[-1].get("role") != "user":
+        raise StudioError("A pair's prompt must end with a user message.")
+    if len(prompt) == 1:
+        return str(prompt[0].get("content", "")), None
+    return str(prompt[-1].get("content", "")), json.dumps(prompt, ensure_ascii=False)

@@ -77,9 +77,9 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             admin = is_admin(ctx.logins, request)
             shown = [gr.Tab(visible=admin or tab_id == ANNOTATOR_TAB) for _, tab_id, _ in TABS]
             return [header(ctx, admin), *shown, gr.Tabs(selected=TABS[0][1] if admin else ANNOTATOR_TAB),
-                    gr.Timer(active=admin), gr.update(visible=admin)]
+                    gr.Timer(active=admin), *[gr.update(visible=admin)] * len(prefs_tab["admin_only"])]
 
-        app.load(view, None, [title, *pages.values(), tabs, train_tab["timer"], prefs_tab["admin_row"]],
+        app.load(view, None, [title, *pages.values(), tabs, train_tab["timer"], *prefs_tab["admin_only"]],
                  show_progress="hidden")
         app.load(method_tab.form_values, base, choices, show_progress="hidden")
         pages[ANNOTATOR_TAB].select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"],
@@ -116,6 +116,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
         auth_message="Annotators see the Preferences tab only." if ANNOTATOR in roles else None,
         inbrowser=open_browser,
         css_paths=[css_file] if css_file.exists() else None,
+        js=(ASSETS / "js" / "keys.js").read_text(encoding="utf-8"),
         theme=gr.themes.Soft(),
         show_error=False,
         allowed_paths=[],

@@ -33,7 +33,8 @@ The Method tab gives the exact figure for your model, batch and sequence length.
 1. Train an SFT run first (Train tab).
 2. In the Chat tab tick **Side by side**, compare the run with its base or another run, and press
    **Send this pair to Preferences** for answers worth judging.
-3. In the Preferences tab pick the better answer of each pair; every vote is saved at once.
+3. In the Preferences tab pick the better answer of each pair; every vote is saved at once. Keys: 1 A
+   better, 2 B better, 3 tie, 4 both bad, s skip, e rewrite the winner (Escape leaves a text box).
    Or, in Chat, mark single answers with thumbs up or down: each mark is saved at once too.
 4. **Export votes and ratings as datasets** saves votes as the dataset `votes` (pairs) and marks as the
    dataset `ratings` (single answers, good or bad).

@@ -14,6 +14,7 @@ import gradio as gr
 from studio.data.store import save_dataset
 from studio.errors import StudioError
 from studio.prefs.session import ShownPair, show_pair
+from studio.prefs.stats import preference_stats, stats_text
 from studio.prefs.store import PreferenceStore
 from studio.ui.context import AppContext
 from studio.ui.roles import for_annotators
@@ -21,25 +22,33 @@ from studio.ui.roles import for_annotators
 NOTHING = "No pairs are waiting for your vote. Send pairs from the Chat tab (Side by side → Send this pair)."
 
 
-def show_next(ctx: AppContext, voter: str) -> tuple[dict[str, Any] | None, str, str, str, str]:
-    """(state, prompt, left answer, right answer, counts line) for the next pair."""
+def show_next(ctx: AppContext, voter: str, skip: tuple[int, ...] = ()
+              ) -> tuple[dict[str, Any] | None, str, str, str, str]:
+    """(state, prompt, left answer, right answer, counts line) for the next pair, not one in `skip`."""
     store = PreferenceStore(ctx.workspace.prefs_db)
-    pair = store.next_pair(voter)
-    counts = store.counts()
-    line = f"{counts['pairs']} pairs · {counts['votes']} votes · {len(store.export_rows())} usable for training"
+    pair = store.next_pair(voter, skip)
+    counts, mine = store.counts(), store.progress(voter)
+    line = (f"You: {mine['done']} votes, {mine['left']} pairs left · all: {counts['pairs']} pairs, "
+            f"{counts['votes']} votes, {len(store.export_rows())} usable for training")
     if pair is None:
         return None, NOTHING, "", "", line
     shown = show_pair(pair)
     return asdict(shown), shown.prompt, shown.left, shown.right, line
 
 
-def record_vote(ctx: AppContext, state: dict[str, Any] | None, side: str, voter: str) -> str:
-    """Store a vote given as a side on screen (left / right / tie / both_bad)."""
+def record_vote(ctx: AppContext, state: dict[str, Any] | None, side: str, voter: str, edited: str = "",
+                reason: str = "") -> str:
+    """Store a vote given as a side on screen (left / right / tie / both_bad), with the winner rewritten
+    (the rewrite becomes the chosen answer) and a reason, both optional."""
     if state is None:
         return "Nothing to vote on."
     shown = ShownPair(**state)
-    PreferenceStore(ctx.workspace.prefs_db).vote(shown.pair_id, shown.choice_for(side), voter=voter)
-    return f"Vote stored for pair #{shown.pair_id}."
+    winner = {"left": shown.left, "right": shown.right}.get(side)
+    rewrite = edited.strip() if edited.strip() and edited.strip() != (winner or "").strip() else None
+    PreferenceStore(ctx.workspace.prefs_db).vote(shown.pair_id, shown.choice_for(side), voter=voter,
+                                                 edited=rewrite, reason=reason, flipped=shown.flipped)
+    return f"Vote stored for pair #{shown.pair_id}" + (" with your rewrite as the chosen answer." if rewrite
+                                                        else ".")
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
@@ -50,10 +59,15 @@ def build(ctx: AppContext) -> dict[str, Any]:
         left = gr.Textbox(label="Answer A", interactive=False, lines=6, elem_id="prefs-left")
         right = gr.Textbox(label="Answer B", interactive=False, lines=6, elem_id="prefs-right")
     with gr.Row():
-        a_btn = gr.Button("A is better", variant="primary")
-        b_btn = gr.Button("B is better", variant="primary")
-        tie_btn = gr.Button("Tie")
-        bad_btn = gr.Button("Both bad")
+        a_btn = gr.Button("A is better  [1]", variant="primary", elem_id="prefs-a")
+        b_btn = gr.Button("B is better  [2]", variant="primary", elem_id="prefs-b")
+        tie_btn = gr.Button("Tie  [3]", elem_id="prefs-tie")
+        bad_btn = gr.Button("Both bad  [4]", elem_id="prefs-bad")
+        skip_btn = gr.Button("Skip  [s]", elem_id="prefs-skip")
+    with gr.Row():
+        edited = gr.Textbox(label="Rewrite the winner (optional) [e]: your text becomes the chosen answer",
+                            lines=2, scale=3, elem_id="prefs-edit")
+        reason = gr.Textbox(label="Why? (optional)", lines=2, scale=2, elem_id="prefs-reason")
     message = gr.Markdown(elem_id="prefs-message")
     with gr.Row(visible=False) as admin_row:  # shown to admins at page load
         export_btn = gr.Button("Export votes and ratings as datasets", scale=1)
@@ -73,18 +87,25 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     def vote(side):
         @for_annotators
-        def handler(st, request: gr.Request):
+        def handler(st, rewrite, why, request: gr.Request):
             voter = ctx.user(request)
             try:
-                said = record_vote(ctx, st, side, voter)
+                said = record_vote(ctx, st, side, voter, rewrite or "", why or "")
             except StudioError as err:
-                said = f"⚠️ {err}"
-            return (*show_next(ctx, voter), said)
+                return (*[gr.skip()] * len(outputs), gr.skip(), gr.skip(), f"⚠️ {err}")
+            return (*show_next(ctx, voter), "", "", said)
         return handler
 
     outputs = [state, prompt, left, right, counts]
     for btn, side in ((a_btn, "left"), (b_btn, "right"), (tie_btn, "tie"), (bad_btn, "both_bad")):
-        btn.click(vote(side), state, [*outputs, message])
+        btn.click(vote(side), [state, edited, reason], [*outputs, edited, reason, message])
+
+    @for_annotators
+    def skip(st, request: gr.Request):
+        passed = (int(st["pair_id"]),) if st else ()
+        return (*show_next(ctx, ctx.user(request), passed), "", "", "Skipped." if st else "")
+
+    skip_btn.click(skip, state, [*outputs, edited, reason, message])
 
     def export(request: gr.Request):
         store = PreferenceStore(ctx.workspace.prefs_db)
@@ -109,8 +130,13 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return " ".join(said)
 
     export_btn.click(export, None, exported)
+    with gr.Accordion("Statistics", open=False, visible=False) as stats_box:  # admins only
+        stats_btn = gr.Button("Refresh statistics", size="sm")
+        stats_md = gr.Markdown(elem_id="prefs-stats")
+    stats_btn.click(lambda: stats_text(preference_stats(PreferenceStore(ctx.workspace.prefs_db).vote_rows())),
+                    None, stats_md)
     ctx.on_load.append((load_other, None, outputs))
     refresh = gr.Button("Show another pair", size="sm")
     refresh.click(load_other, None, outputs)
-    return {"load": load, "inputs": [state], "outputs": outputs, "admin_row": admin_row}
+    return {"load": load, "inputs": [state], "outputs": outputs, "admin_only": [admin_row, stats_box]}
 
