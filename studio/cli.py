@@ -243,6 +243,24 @@ def cmd_prefs_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prefs_generate(args: argparse.Namespace) -> int:
+    from studio.prefs.generate import generate_pairs, prompts_from
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(args.workspace)
+    prompts = prompts_from(args.prompts, limit=args.n, seed=args.seed)
+
+    def say(fraction: float, text: str) -> None:
+        print(f"\r{fraction:4.0%} {text:<60}", end="", file=sys.stderr, flush=True)
+
+    done = generate_pairs(ws, prompts, args.a, args.b, temperature=args.temperature,
+                          max_new_tokens=args.max_new_tokens, needed=args.annotators, seed=args.seed, progress=say)
+    print(file=sys.stderr)
+    print(f"pairs added: {done['pairs']}" + (f" ({done['same_answers']} prompts left out: both answers the same)"
+                                             if done["same_answers"] else ""))
+    return 0
+
+
 def cmd_prefs_stats(args: argparse.Namespace) -> int:
     from studio.prefs.stats import preference_stats, stats_text
     from studio.prefs.store import PreferenceStore
@@ -364,6 +382,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="votes each pair needs (default: every annotator may vote on every pair)")
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_prefs_import)
+    q = prefs_sub.add_parser("generate", help="two sources answer the same prompts: pairs to vote on")
+    q.add_argument("--prompts", required=True, help="a data file, saved dataset or hub dataset with prompts")
+    q.add_argument("--a", required=True, help="first source: a run, 'tiny', a hub id or a folder")
+    q.add_argument("--b", required=True, help="second source (the same as --a with --temperature > 0)")
+    q.add_argument("--n", type=positive_int, default=None, help="at most this many prompts, picked at random")
+    q.add_argument("--temperature", type=float, default=0.0, help="0 answers greedily")
+    q.add_argument("--max-new-tokens", type=positive_int, default=128)
+    q.add_argument("--annotators", type=positive_int, default=None, help="votes each pair needs")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--workspace")
+    q.set_defaults(func=cmd_prefs_generate)
     q = prefs_sub.add_parser("stats", help="votes per annotator and source, win rates, agreement, length bias")
     q.add_argument("--json", action="store_true")
     q.add_argument("--workspace")

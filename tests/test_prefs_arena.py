@@ -124,3 +124,75 @@ def test_prefs_import_and_stats_commands(tmp_path):
     assert stats["sources"]["chosen in hh_rlhf_train.jsonl.gz"]["wins"] == 4
     text = studio("stats").stdout
     assert "| chosen in hh_rlhf_train.jsonl.gz | 4 | 4 | 0 | 0 | 100% (" in text and "Fleiss' kappa 1.00" in text
+
+
+@pytest.mark.slow
+def test_generate_pairs_from_a_run_sampled_twice_and_from_two_sources(tmp_path):
+    from studio.prefs.generate import generate_pairs, prompts_from, typed_prompts
+
+    ws = Workspace.open(tmp_path / "ws")
+    prompts = prompts_from(os.path.join(DATA, "prompts.jsonl"))
+    assert prompts[0] == [{"role": "system", "content": "Answer briefly."},
+                          {"role": "user", "content": "Where is my order 12?"}]
+    from_chats = prompts_from(str(ROOT / "assets" / "data" / "support_eval.jsonl"), limit=4)
+    assert len(from_chats) == 4 and all(p[-1]["role"] == "user" for p in from_chats)  # answers cut off
+    with pytest.raises(StudioError, match="set a temperature above 0"):
+        generate_pairs(ws, prompts, "tiny", "tiny")
+    seen = []
+    done = generate_pairs(ws, from_chats + typed_prompts("Hello\n\nDo you sell gift cards?"), "tiny", "tiny",
+                          temperature=1.0, max_new_tokens=24, needed=2, progress=lambda f, t: seen.append(f))
+    store = PreferenceStore(ws.prefs_db)
+    assert done["pairs"] + done["same_answers"] == 6 and store.counts()["pairs"] == done["pairs"] >= 4
+    assert seen == sorted(seen) and seen[-1] > 0.9
+    pair = store.next_pair("ann")
+    assert pair["model_a"] == pair["model_b"] == "tiny" and pair["needed"] == 2
+    assert pair["answer_a"] != pair["answer_b"]
+    conversational = [p for p in (store.pair(i) for i in range(1, done["pairs"] + 1)) if p["prompt_turns"]]
+    assert conversational and json.loads(conversational[0]["prompt_turns"])[0]["role"] == "system"
+
+
+def test_prefs_generate_command_refuses_one_greedy_source(tmp_path):
+    out = subprocess.run([PYTHON, "-m", "studio", "prefs", "generate", "--prompts", os.path.join(DATA, "prompts.csv"),
+                          "--a", "tiny", "--b", "tiny", "--workspace", str(tmp_path)], capture_output=True, text=True,
+                         cwd=ROOT, env=subprocess_env(), timeout=120)
+    assert out.returncode == 1 and "set a temperature above 0" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_votes_start_a_dpo_run_from_an_sft_run(tmp_path):
+    import time
+
+    from studio.config import load_config
+    from studio.paths import PRESETS
+    from studio.prefs.handoff import train_on_votes, votes_run_config
+    from studio.train.runner import observe
+    from studio.train.status import RunState
+    from studio.train.worker import run_training
+
+    ws = Workspace.open(tmp_path / "ws")
+    sft_dir = ws.new_run_dir("sft")
+    run_training(load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=2", "train.save_steps=100"]), sft_dir)
+    store = PreferenceStore(ws.prefs_db)
+    with pytest.raises(StudioError, match="No decisive votes"):
+        train_on_votes(ws, "dpo", sft_dir.name)
+    ids = store.add_pairs([(CONVERSATION, "It ships tomorrow.", "No idea.", "run", "tiny"),
+                           ("Refund?", "Your refund is on its way.", "No.", "run", "tiny")])
+    for pid in ids:
+        store.vote(pid, "a", voter="ann")
+    store.rate([{"role": "user", "content": "Hi"}], "Hello!", True, rater="ann")
+    kto = votes_run_config(ws, "kto", sft_dir.name, "kto-data", 5)
+    assert (kto.method.stage, kto.model.parent_run, kto.data.train) == ("kto", sft_dir.name, "kto-data")
+    assert votes_run_config(ws, "reward", sft_dir.name, "votes", 40).data.eval_fraction == 0.1
+    run_dir = train_on_votes(ws, "dpo", sft_dir.name, started_by="me",
+                             overrides=["train.max_steps=2", "train.batch_size=2", "train.logging_steps=1"])
+    deadline = time.monotonic() + 300
+    while observe(run_dir).state not in (RunState.COMPLETED, RunState.FAILED) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status = observe(run_dir)
+    assert status.state is RunState.COMPLETED, status.shown_error
+    cfg = load_config(run_dir / "config.yaml")
+    assert cfg.method.stage == "dpo" and cfg.model.parent_run.endswith(sft_dir.name)  # resolved to folders
+    assert "/datasets/votes/v1/" in cfg.data.train
+    saved = (ws.root / "datasets" / "votes" / "v1" / "train.jsonl").read_text().splitlines()
+    assert len(saved) == 2 and json.loads(saved[0])["prompt"] == CONVERSATION
+    assert (run_dir / "adapter" / "adapter_config.json").exists()

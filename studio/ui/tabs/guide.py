@@ -32,14 +32,17 @@ The Method tab gives the exact figure for your model, batch and sequence length.
 ### From votes to a better model
 1. Train an SFT run first (Train tab).
 2. In the Chat tab tick **Side by side**, compare the run with its base or another run, and press
-   **Send this pair to Preferences** for answers worth judging.
+   **Send this pair to Preferences** for answers worth judging; or, in the Preferences tab, open
+   **Make pairs to vote on**: two sources (or one run sampled twice) answer a set of prompts in bulk.
 3. In the Preferences tab pick the better answer of each pair; every vote is saved at once. Keys: 1 A
    better, 2 B better, 3 tie, 4 both bad, s skip, e rewrite the winner (Escape leaves a text box).
    Or, in Chat, mark single answers with thumbs up or down: each mark is saved at once too.
 4. **Export votes and ratings as datasets** saves votes as the dataset `votes` (pairs) and marks as the
    dataset `ratings` (single answers, good or bad).
-5. In the Train tab load the `tiny-dpo` preset (or `tiny-kto` for ratings, which also takes votes),
-   pick the dataset as training data and your SFT run under **Start from an earlier run**, and press Start.
+5. **Train on the votes** (Preferences tab) starts a DPO, KTO or reward-model run on them from your SFT
+   run in one press. Or, in the Train tab, load the `tiny-dpo` preset (or `tiny-kto` for ratings, which
+   also takes votes), pick the dataset as training data and your SFT run under **Start from an earlier
+   run**, and press Start.
 """
 
 

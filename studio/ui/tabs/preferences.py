@@ -11,11 +11,17 @@ from typing import Any
 
 import gradio as gr
 
-from studio.data.store import save_dataset
+from studio.access import readable_data, readable_model, run_id_only
+from studio.data.load import resolve_source
+from studio.data.store import list_datasets, save_dataset
 from studio.errors import StudioError
+from studio.prefs.generate import generate_pairs, prompts_from, typed_prompts
+from studio.prefs.handoff import train_on_votes
+from studio.prefs.imports import import_pairs
 from studio.prefs.session import ShownPair, show_pair
 from studio.prefs.stats import preference_stats, stats_text
 from studio.prefs.store import PreferenceStore
+from studio.train.runs import finished_runs
 from studio.ui.context import AppContext
 from studio.ui.roles import for_annotators
 
@@ -138,5 +144,86 @@ def build(ctx: AppContext) -> dict[str, Any]:
     ctx.on_load.append((load_other, None, outputs))
     refresh = gr.Button("Show another pair", size="sm")
     refresh.click(load_other, None, outputs)
-    return {"load": load, "inputs": [state], "outputs": outputs, "admin_only": [admin_row, stats_box]}
+    make_box = _make_pairs_panel(ctx)
+    train_box = _train_panel(ctx)
+    return {"load": load, "inputs": [state], "outputs": outputs,
+            "admin_only": [admin_row, stats_box, make_box, train_box]}
+
+
+def _make_pairs_panel(ctx: AppContext) -> Any:
+    """Admins: two sources answer a prompt set, or a preference file is imported to be labelled again."""
+    with gr.Accordion("Make pairs to vote on", open=False, visible=False) as box:
+        with gr.Row():
+            prompts = gr.Dropdown(["assets/data/support_eval.jsonl"], value="assets/data/support_eval.jsonl",
+                                  allow_custom_value=True, label="Prompts: a data file or saved dataset", scale=3)
+            typed = gr.Textbox(label="...or type prompts, one per line", lines=3, scale=3)
+        with gr.Row():
+            source_a = gr.Dropdown(["tiny"], value="tiny", allow_custom_value=True, label="Source A")
+            source_b = gr.Dropdown(["tiny"], value="tiny", allow_custom_value=True, label="Source B")
+            count = gr.Number(20, precision=0, minimum=1, label="Pairs (at most)")
+            temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="prefs-temp")
+            needed = gr.Number(1, precision=0, minimum=1, label="Annotators per pair")
+        make = gr.Button("Generate pairs", variant="primary")
+        with gr.Row():
+            import_path = gr.Textbox(label="Or import a preference file (path in the project or a saved dataset)",
+                                     scale=4)
+            import_btn = gr.Button("Import for voting", scale=1)
+        made = gr.Markdown(elem_id="prefs-made")
+    for box_ in (source_a, source_b):
+        ctx.picker(box_, lambda: ["tiny", *finished_runs(ctx.workspace, chat_models=True)])
+    ctx.picker(prompts, lambda: ["assets/data/support_eval.jsonl",
+                                 *[d["name"] for d in list_datasets(ctx.workspace)]])
+
+    def generate(source, text, a, b, n, temp, k, request: gr.Request, progress=gr.Progress()):
+        try:
+            readable_model(ctx.workspace, a)
+            readable_model(ctx.workspace, b)
+            if (text or "").strip():
+                chosen = typed_prompts(text)[: int(n)]
+            else:
+                chosen = prompts_from(resolve_source(readable_data(ctx.workspace, source), ctx.workspace),
+                                      limit=int(n))
+            done = generate_pairs(ctx.workspace, chosen, a, b, temperature=float(temp), needed=int(k),
+                                  created_by=ctx.user(request), progress=lambda f, t: progress(f, desc=t))
+        except (StudioError, ValueError, OSError) as err:
+            return f"⚠️ {err}"
+        same = f" ({done['same_answers']} left out: both answers the same)" if done["same_answers"] else ""
+        return f"Stored {done['pairs']} pairs{same}: vote on them above (sources stay hidden until the vote)."
+
+    make.click(generate, [prompts, typed, source_a, source_b, count, temperature, needed], made)
+
+    def import_file(path, k, request: gr.Request):
+        try:
+            source = resolve_source(readable_data(ctx.workspace, path), ctx.workspace)
+            added, left_out = import_pairs(PreferenceStore(ctx.workspace.prefs_db), source, needed=int(k),
+                                           created_by=ctx.user(request))
+        except (StudioError, ValueError, OSError) as err:
+            return f"⚠️ {err}"
+        return f"Imported {added} pairs for voting" + (f"; {left_out} rows left out." if left_out else ".")
+
+    import_btn.click(import_file, [import_path, needed], made)
+    return box
+
+
+def _train_panel(ctx: AppContext) -> Any:
+    """Admins: start a DPO, KTO or reward-model run on the votes, from a finished SFT run."""
+    with gr.Accordion("Train on the votes", open=False, visible=False) as box:
+        with gr.Row():
+            stage = gr.Radio([("DPO", "dpo"), ("KTO (also uses thumbs up/down)", "kto"), ("Reward model", "reward")],
+                             value="dpo", label="Stage")
+            parent = gr.Dropdown([], label="Start from this SFT run", allow_custom_value=False)
+            start = gr.Button("Start the run", variant="primary")
+        started = gr.Markdown(elem_id="prefs-started")
+    ctx.picker(parent, lambda: finished_runs(ctx.workspace, chat_models=True))
+
+    def go(which, run, request: gr.Request):
+        try:
+            run_dir = train_on_votes(ctx.workspace, which, run_id_only(ctx.workspace, run).name,
+                                     started_by=ctx.user(request))
+        except (StudioError, ValueError) as err:
+            return f"⚠️ {err}"
+        return f"Started run **{run_dir.name}**: follow it in the Train tab."
+
+    start.click(go, [stage, parent], started)
+    return box
 
