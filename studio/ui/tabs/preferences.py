@@ -20,7 +20,7 @@ from studio.prefs.handoff import train_on_votes
 from studio.prefs.imports import import_pairs
 from studio.prefs.session import ShownPair, show_pair
 from studio.prefs.stats import preference_stats, stats_text
-from studio.prefs.store import PreferenceStore
+from studio.prefs.store import AlreadyVoted, PreferenceStore
 from studio.train.runs import finished_runs
 from studio.ui.context import AppContext
 from studio.ui.roles import for_annotators
@@ -97,6 +97,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             voter = ctx.user(request)
             try:
                 said = record_vote(ctx, st, side, voter, rewrite or "", why or "")
+            except AlreadyVoted as err:  # a second click: move on to the next pair
+                return (*show_next(ctx, voter), "", "", f"⚠️ {err}")
             except StudioError as err:
                 return (*[gr.skip()] * len(outputs), gr.skip(), gr.skip(), f"⚠️ {err}")
             return (*show_next(ctx, voter), "", "", said)
@@ -104,14 +106,15 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     outputs = [state, prompt, left, right, counts]
     for btn, side in ((a_btn, "left"), (b_btn, "right"), (tie_btn, "tie"), (bad_btn, "both_bad")):
-        btn.click(vote(side), [state, edited, reason], [*outputs, edited, reason, message])
+        # a vote takes milliseconds: no annotator waits behind a few others in the queue
+        btn.click(vote(side), [state, edited, reason], [*outputs, edited, reason, message], concurrency_limit=None)
 
     @for_annotators
     def skip(st, request: gr.Request):
         passed = (int(st["pair_id"]),) if st else ()
         return (*show_next(ctx, ctx.user(request), passed), "", "", "Skipped." if st else "")
 
-    skip_btn.click(skip, state, [*outputs, edited, reason, message])
+    skip_btn.click(skip, state, [*outputs, edited, reason, message], concurrency_limit=None)
 
     def export(request: gr.Request):
         store = PreferenceStore(ctx.workspace.prefs_db)
@@ -143,7 +146,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
                     None, stats_md)
     ctx.on_load.append((load_other, None, outputs))
     refresh = gr.Button("Show another pair", size="sm")
-    refresh.click(load_other, None, outputs)
+    refresh.click(load_other, None, outputs, concurrency_limit=None)
     make_box = _make_pairs_panel(ctx)
     train_box = _train_panel(ctx)
     return {"load": load, "inputs": [state], "outputs": outputs,
