@@ -212,9 +212,14 @@ class DpoSettings:
     """How far the tuned model may move from the reference: lower beta, bolder updates."""
     loss_type: str = "sigmoid"
     """sigmoid (the DPO paper), hinge, ipo or robust."""
+    sft_weight: float = 0.0
+    """Weight of a plain SFT loss on the chosen answers added to the DPO loss (as RPO does): the chosen
+    answers stay likely, not only likelier than the rejected ones. 0 is plain DPO."""
 
     def check(self) -> None:
         _choice("dpo.loss_type", self.loss_type, DPO_LOSSES)
+        if not (self.sft_weight >= 0 and math.isfinite(self.sft_weight)):
+            raise ValueError(f"dpo.sft_weight must be a number of at least 0 (got {self.sft_weight}).")
         if not self.beta > 0:
             raise ValueError(f"DPO beta must be positive (got {self.beta}).")
 

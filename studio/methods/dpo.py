@@ -29,7 +29,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
         max_length=cfg.data.max_length,
         beta=cfg.dpo.beta,
-        loss_type=[cfg.dpo.loss_type],
+        loss_type=[cfg.dpo.loss_type, *(["sft"] if cfg.dpo.sft_weight > 0 else [])],
+        loss_weights=[1.0, cfg.dpo.sft_weight] if cfg.dpo.sft_weight > 0 else None,
     )
     model = common.load_causal_lm(cfg, precision, run_dir=run_dir)
     return DPOTrainer(**common.trainer_inputs(cfg, model, args, (train, evaluation), tokenizer, callbacks))

@@ -62,3 +62,18 @@ def rated_answer(chat: list[dict[str, str]], index: int, system: str = "") -> tu
     prompt = [{"role": "system", "content": system}] if system.strip() else []
     prompt += [{"role": m["role"], "content": m["content"]} for m in chat[:index]]
     return prompt, chat[index]["content"]
+
+
+def cast_vote(store: Any, shown: ShownPair, side: str, voter: str, edited: str = "", reason: str = "") -> str:
+    """Store a press on `side` for the pair on screen, with the winner rewritten (the rewrite becomes the
+    chosen answer; an unchanged text is no rewrite) and a reason, both optional. Returns the sentence to
+    show, which names the two sources now that the vote is in."""
+    winner = {"left": shown.left, "right": shown.right}.get(side)
+    rewrite = edited.strip() if edited.strip() and edited.strip() != (winner or "").strip() else None
+    store.vote(shown.pair_id, shown.choice_for(side), voter=voter, edited=rewrite, reason=reason,
+               flipped=shown.flipped)
+    pair = store.pair(shown.pair_id)
+    left, right = (pair["model_b"], pair["model_a"]) if shown.flipped else (pair["model_a"], pair["model_b"])
+    sources = f" A was {left or 'unnamed'}, B was {right or 'unnamed'}." if left or right else ""
+    done = " with your rewrite as the chosen answer." if rewrite else "."
+    return f"Vote stored for pair #{shown.pair_id}{done}{sources}"

@@ -43,6 +43,8 @@ def test_keys_vote_skip_and_rewrite(page, app_url):
     page.keyboard.press("Escape")
     page.keyboard.press("2")
     expect(page.locator("#prefs-message")).to_contain_text(f"Vote stored for pair #{second['id']}.")
+    revealed = "A was tiny, B was run-x." if second["answer_a"] == right else "A was run-x, B was tiny."
+    expect(page.locator("#prefs-message")).to_contain_text(revealed)  # sources shown once the vote is in
     vote = store.vote_rows()[-1]
     assert vote["pair_id"] == second["id"] and vote["reason"] == "more helpful"
     assert (second["answer_a"] if vote["choice"] == "a" else second["answer_b"]) == right

@@ -18,7 +18,7 @@ from studio.errors import StudioError
 from studio.prefs.generate import generate_pairs, prompts_from, typed_prompts
 from studio.prefs.handoff import train_on_votes
 from studio.prefs.imports import import_pairs
-from studio.prefs.session import ShownPair, show_pair
+from studio.prefs.session import ShownPair, cast_vote, show_pair
 from studio.prefs.stats import preference_stats, stats_text
 from studio.prefs.store import AlreadyVoted, PreferenceStore
 from studio.train.runs import finished_runs
@@ -44,17 +44,10 @@ def show_next(ctx: AppContext, voter: str, skip: tuple[int, ...] = ()
 
 def record_vote(ctx: AppContext, state: dict[str, Any] | None, side: str, voter: str, edited: str = "",
                 reason: str = "") -> str:
-    """Store a vote given as a side on screen (left / right / tie / both_bad), with the winner rewritten
-    (the rewrite becomes the chosen answer) and a reason, both optional."""
+    """Store a vote given as a side on screen; the sentence to show."""
     if state is None:
         return "Nothing to vote on."
-    shown = ShownPair(**state)
-    winner = {"left": shown.left, "right": shown.right}.get(side)
-    rewrite = edited.strip() if edited.strip() and edited.strip() != (winner or "").strip() else None
-    PreferenceStore(ctx.workspace.prefs_db).vote(shown.pair_id, shown.choice_for(side), voter=voter,
-                                                 edited=rewrite, reason=reason, flipped=shown.flipped)
-    return f"Vote stored for pair #{shown.pair_id}" + (" with your rewrite as the chosen answer." if rewrite
-                                                        else ".")
+    return cast_vote(PreferenceStore(ctx.workspace.prefs_db), ShownPair(**state), side, voter, edited, reason)
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
