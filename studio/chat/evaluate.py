@@ -10,6 +10,7 @@ is the mean negative log-likelihood of the reference answer's tokens given the p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,12 +50,22 @@ def _prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
 def generate_answers(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 32,
                      max_new_tokens: int | None = None) -> list[str]:
     """Greedy answers to each row's conversation without its last turn, in row order."""
-    import torch
-
-    prompts = [_prompt(tokenizer, r["messages"][:-1]) for r in rows]
     if max_new_tokens is None:  # room for the longest reference, so a longer wrong answer still shows
         longest = max(len(tokenizer(r["messages"][-1]["content"])["input_ids"]) for r in rows)
         max_new_tokens = longest + 8
+    return batch_answers(model, tokenizer, [r["messages"][:-1] for r in rows], max_new_tokens, batch_size=batch_size)
+
+
+def batch_answers(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int,
+                  temperature: float = 0.0, batch_size: int = 32,
+                  progress: Callable[[float], None] | None = None) -> list[str]:
+    """One answer per conversation, in order, generated in batches: greedy at temperature 0, sampled
+    above it. `progress` hears the share done after each batch."""
+    import torch
+
+    prompts = [_prompt(tokenizer, c) for c in conversations]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature > 0 else \
+        {"do_sample": False}
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     answers: list[str] = []
     try:
@@ -62,10 +73,12 @@ def generate_answers(model: Any, tokenizer: Any, rows: list[dict[str, Any]], bat
             for start in range(0, len(prompts), batch_size):
                 batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
                                   add_special_tokens=False).to(model.device)
-                out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                                     pad_token_id=tokenizer.pad_token_id, **sampling)
                 answers += [t.strip() for t in tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:],
                                                                       skip_special_tokens=True)]
+                if progress:
+                    progress(len(answers) / len(prompts))
     finally:
         tokenizer.padding_side = side
     return answers

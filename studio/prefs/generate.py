@@ -57,6 +57,7 @@ def generate_pairs(ws: Workspace, prompts: list[list[dict[str, str]]], source_a:
     import torch
 
     from studio.chat.engine import load_for_chat
+    from studio.chat.evaluate import batch_answers
 
     if source_a == source_b and temperature <= 0:
         raise StudioError("One source answering twice gives the same answer when it answers greedily: set a "
@@ -74,8 +75,8 @@ def generate_pairs(ws: Workspace, prompts: list[list[dict[str, str]]], source_a:
 
         def tell(done: float, k: int = k, source: str = source) -> None:
             say(0.05 + 0.9 * (k + done) / 2, f"{source} answering: {round(done * len(prompts))}/{len(prompts)}")
-        sides.append(sample_answers(model.model, model.tokenizer, prompts, temperature, max_new_tokens, batch_size,
-                                    tell))
+        sides.append(batch_answers(model.model, model.tokenizer, prompts, max_new_tokens, temperature, batch_size,
+                                   tell))
     first, second = sides
     pairs = [(p, a, b, source_a, source_b) for p, a, b in zip(prompts, first, second)
              if a.strip() and b.strip() and a.strip() != b.strip()]
@@ -84,31 +85,3 @@ def generate_pairs(ws: Workspace, prompts: list[list[dict[str, str]]], source_a:
         PreferenceStore(ws.prefs_db).add_pairs(pairs, source=f"generated {source_a} vs {source_b}",
                                                 created_by=created_by, needed=needed)
     return {"pairs": len(pairs), "same_answers": len(prompts) - len(pairs)}
-
-
-def sample_answers(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], temperature: float,
-                   max_new_tokens: int, batch_size: int = 16,
-                   progress: Callable[[float], None] | None = None) -> list[str]:
-    """One answer per prompt: greedy at temperature 0, sampled above it."""
-    import torch
-
-    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if tokenizer.chat_template
-             else "\n".join(m["content"] for m in p) + "\n" for p in prompts]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    out: list[str] = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
-                batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                                  add_special_tokens=False).to(model.device)
-                sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature > 0 else \
-                    {"do_sample": False}
-                ids = model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                                     pad_token_id=tokenizer.pad_token_id, **sampling)
-                out += [t.strip() for t in tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1]:],
-                                                                  skip_special_tokens=True)]
-                if progress:
-                    progress(len(out) / len(texts))
-    finally:
-        tokenizer.padding_side = side
-    return out
