@@ -11,7 +11,6 @@ raises `ValueError` with a sentence a user can act on.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from studio.config_values import build_section, suggest
 from studio.stages import STAGES, stage
 
 METHODS = ("full", "lora", "qlora")
@@ -319,11 +319,11 @@ class RunConfig:
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in sections:
-                raise ValueError(f"Unknown section '{key}'{_suggest(key, sections)}.")
+                raise ValueError(f"Unknown section '{key}'{suggest(key, sections)}.")
             if key == "name":
                 kwargs["name"] = "" if value is None else str(value)
                 continue
-            kwargs[key] = _build_section(key, sections[key].default_factory, value)
+            kwargs[key] = build_section(key, sections[key].default_factory, value)
         cfg = cls(**kwargs)
         cfg.method.check()
         used = cfg.sections()
@@ -356,82 +356,6 @@ def _asdict(section: Any) -> dict[str, Any]:
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{key} must be one of {', '.join(allowed)} (got {value!r}).")
-
-
-def _suggest(key: str, known: Any) -> str:
-    close = difflib.get_close_matches(str(key), list(known), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _build_section(name: str, factory: Any, value: Any) -> Any:
-    section = factory()
-    if value is None:
-        return section
-    if not isinstance(value, dict):
-        raise ValueError(f"Section '{name}' must be a mapping of settings, not {type(value).__name__}.")
-    fields = {f.name: f for f in dataclasses.fields(section)}
-    for key, item in value.items():
-        if key not in fields:
-            raise ValueError(f"Unknown setting '{name}.{key}'{_suggest(key, fields)}.")
-        setattr(section, key, _coerce(f"{name}.{key}", item, fields[key].type))
-    return section
-
-
-def _coerce(key: str, value: Any, type_text: str) -> Any:
-    """Turn YAML/CLI values into the field's type, or say which setting is wrong."""
-    optional = "None" in str(type_text)
-    if value is None:
-        if optional:
-            return None
-        raise ValueError(f"{key} needs a value.")
-    kind = _kind_of(str(type_text))
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "yes", "on", "1"):
-                return True
-            if str(value).lower() in ("false", "no", "off", "0"):
-                return False
-            raise ValueError
-        if kind is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind is dict:
-            if not isinstance(value, dict) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
-                                                      for v in value.values()):
-                raise ValueError
-            return {str(k): str(v) for k, v in value.items()}
-        if kind is list:
-            if isinstance(value, str):
-                return [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, list):
-                raise ValueError
-            return [str(v) for v in value]
-        if kind is str:
-            if isinstance(value, (dict, list)):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be {_kind_name(kind)} (got {value!r}).") from None
-    return value
-
-
-def _kind_of(type_text: str) -> type:
-    for name, kind in (("dict", dict), ("list", list), ("bool", bool), ("float", float), ("int", int)):
-        if type_text.startswith(name):
-            return kind
-    return str
-
-
-def _kind_name(kind: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", list: "a list",
-            dict: "a mapping of field: column", str: "text"}.get(kind, kind.__name__)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
