@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
+from studio.paths import read_text
 from studio.workspace import RUN_ID
 
 ADMIN = "admin"
@@ -55,14 +56,7 @@ def _masked(item: str) -> str:
 def read_login_file(path: str | os.PathLike) -> list[tuple[str, str]]:
     """USER:PASS per line; blank lines and lines starting with # are skipped."""
     path = Path(path).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StudioError(f"The login file {path} does not exist.") from None
-    except UnicodeDecodeError:
-        raise StudioError(f"The login file {path} is not UTF-8 text.") from None
-    except OSError as err:
-        raise StudioError(f"Cannot read the login file {path}: {err.strerror}.") from None
+    text = read_text(path, "The login file", StudioError)
     out = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):

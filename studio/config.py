@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from studio.config_values import build_section, suggest
+from studio.paths import read_text
 from studio.stages import STAGES, stage
 
 METHODS = ("full", "lora", "qlora")
@@ -390,12 +391,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML run config, apply `--set` overrides and validate it."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"Config file {path} does not exist.") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"Config file {path} is not UTF-8 text.") from None
+    text = read_text(path, "Config file")
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader that refuses repeated keys
     except _RepeatedKey as err:

@@ -23,3 +23,15 @@ def resolve_project_path(path: str | os.PathLike) -> Path:
         return candidate
     in_project = PROJECT_ROOT / candidate
     return in_project if in_project.exists() else candidate
+
+
+def read_text(path: Path, what: str, error: type[Exception] = ValueError) -> str:
+    """A UTF-8 text file a user named, or `error` with one sentence: '{what} PATH does not exist.' ..."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text.") from None
+    except OSError as err:
+        raise error(f"Cannot read {what[0].lower() + what[1:]} {path}: {err.strerror}.") from None
