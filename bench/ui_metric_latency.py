@@ -23,17 +23,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers import start_app  # noqa: E402  (the tests start the app the same way)
+
 TARGET_S = 2.0
 POLL_S = 0.02
 
@@ -48,32 +50,6 @@ WATCH_CHART = """() => {
     for (const step of trace.x) if (!(step in window.__seen)) window.__seen[step] = now;
   }, 20);
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(workspace: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--workspace", str(workspace),
-                             "--no-browser"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit("the app exited while starting")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    sys.exit("the app did not start within 90 s")
 
 
 class FileWatcher(threading.Thread):

@@ -12,11 +12,11 @@ from typing import Any
 
 from studio.data.formats import (
     LABEL_COLUMNS,
-    LABEL_WORDS,
     TOOL_COLUMNS,
     Detection,
     columns_of,
     default_mapping,
+    label_value,
 )
 from studio.data.readers import BROKEN
 from studio.data.turns import ROLE_ALIASES, RowProblem, decoded, kind_of
@@ -63,7 +63,7 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         found = _conversation_value(value(col))
         if found is None:
             return Detection("messages", {"messages": _orig(cols, col)},
-                             f"'{col}' should hold a list of turns but holds {_kind_text(value(col))}", cols)
+                             f"'{col}' should hold a list of turns but holds {kind_of(value(col))}", cols)
         tools = next(({"tools": _orig(cols, c)} for c in TOOL_COLUMNS if c in low), {})
         if _ends_on_user(rows, _orig(cols, col)):
             return Detection("prompt_only", {"prompt": _orig(cols, col)} | _opt(cols, "system") | tools,
@@ -102,15 +102,7 @@ def _labels_like(rows: list[dict[str, Any]], col: str, sample: int = 50) -> bool
     """Whether the first values given in `col` read as true/false marks (true/false, yes/no, 1/0 ...); a
     few odd values (typos, 'maybe') still count, and are reported row by row."""
     given = [r[col] for r in rows[:sample * 4] if isinstance(r, dict) and r.get(col) is not None][:sample]
-    return bool(given) and sum(map(_label_word, given)) >= 0.7 * len(given)
-
-
-def _label_word(value: Any) -> bool:
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, (int, float)):
-        return value in (0, 1)
-    return str(value).strip().lower() in LABEL_WORDS
+    return bool(given) and sum(label_value(v) is not None for v in given) >= 0.7 * len(given)
 
 
 def _conversation_value(value: Any) -> list[Any] | None:
@@ -120,10 +112,6 @@ def _conversation_value(value: Any) -> list[Any] | None:
     except RowProblem:
         return None
     return value if isinstance(value, list) else None
-
-
-def _kind_text(value: Any) -> str:
-    return "text" if isinstance(value, str) else kind_of(value)
 
 
 def _ends_on_user(rows: list[dict[str, Any]], col: str, sample: int = 200) -> bool:

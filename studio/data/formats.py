@@ -274,15 +274,20 @@ LABEL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "1": True
                "down": False, "good": True, "bad": False}
 
 
-def _label(value: Any, col: str) -> bool:
+def label_value(value: Any) -> bool | None:
+    """A good/bad mark as true or false (true/false, yes/no, 1/0, up/down ...); None when it is not one."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    word = str(value).strip().lower() if value is not None else ""
-    if word not in LABEL_WORDS:
+    if isinstance(value, (int, float)):
+        return bool(value) if value in (0, 1) else None
+    return LABEL_WORDS.get(str(value).strip().lower()) if value is not None else None
+
+
+def _label(value: Any, col: str) -> bool:
+    found = label_value(value)
+    if found is None:
         raise RowProblem(col, f"'{col}' should be true or false, found {value!r}")
-    return LABEL_WORDS[word]
+    return found
 
 
 def _unpaired(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
