@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from studio import __version__
 from studio.errors import StudioError
@@ -245,16 +246,26 @@ def cmd_prefs_import(args: argparse.Namespace) -> int:
 
 def cmd_prefs_generate(args: argparse.Namespace) -> int:
     from studio.prefs.generate import generate_pairs, prompts_from
+    from studio.prefs.jobs import DONE, FAILED, reporter, write_status
     from studio.workspace import Workspace
-
-    ws = Workspace.open(args.workspace)
-    prompts = prompts_from(args.prompts, limit=args.n, seed=args.seed)
 
     def say(fraction: float, text: str) -> None:
         print(f"\r{fraction:4.0%} {text:<60}", end="", file=sys.stderr, flush=True)
 
-    done = generate_pairs(ws, prompts, args.a, args.b, temperature=args.temperature,
-                          max_new_tokens=args.max_new_tokens, needed=args.annotators, seed=args.seed, progress=say)
+    job = Path(args.job_dir) if args.job_dir else None
+    try:
+        ws = Workspace.open(args.workspace)
+        prompts = prompts_from(args.prompts, limit=args.n, seed=args.seed)
+        done = generate_pairs(ws, prompts, args.a, args.b, temperature=args.temperature,
+                              max_new_tokens=args.max_new_tokens, needed=args.annotators, seed=args.seed,
+                              created_by=args.created_by, progress=reporter(job) if job else say)
+    except Exception as err:
+        if job:  # the page reads this sentence; the log keeps the rest
+            text = str(err) if isinstance(err, (StudioError, ValueError)) else f"{type(err).__name__}: {err}"
+            write_status(job, state=FAILED, error=text.splitlines()[0] if text else type(err).__name__)
+        raise
+    if job:
+        write_status(job, state=DONE, fraction=1.0, text="done", **done)
     print(file=sys.stderr)
     print(f"pairs added: {done['pairs']}" + (f" ({done['same_answers']} prompts left out: both answers the same)"
                                              if done["same_answers"] else ""))
@@ -391,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--max-new-tokens", type=positive_int, default=128)
     q.add_argument("--annotators", type=positive_int, default=None, help="votes each pair needs")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--created-by", default="", help="the name the pairs are recorded under")
+    q.add_argument("--job-dir", help=argparse.SUPPRESS)  # the app's background job writes its progress here
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_prefs_generate)
     q = prefs_sub.add_parser("stats", help="votes per annotator and source, win rates, agreement, length bias")

@@ -43,9 +43,10 @@ def worker_command(config_path: Path, run_dir: Path, ws: Workspace, resume: bool
     return [*launch, *tail]
 
 
-def _spawn(cmd: list[str], run_dir: Path) -> int:
+def spawn(cmd: list[str], log_path: Path) -> int:
+    """Start `cmd` (an argument list) in its own process session, its output appended to `log_path`."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
-    with open(run_dir / "stdout.log", "ab") as log:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=os.getcwd(), env=env, start_new_session=True)
     return proc.pid
@@ -108,7 +109,7 @@ def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_b
                   method=cfg.method.name, model=cfg.model.name, created=time.time(), started_by=started_by)
     cmd = worker_command(config_path, run_dir, ws, num_processes=cfg.train.num_processes,
                          accelerate_config=cfg.train.accelerate_config)
-    _record_launcher(run_dir, _spawn(cmd, run_dir))
+    _record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
     return run_dir
 
 
@@ -142,7 +143,7 @@ def resume_run(ws: Workspace, run_dir: Path) -> Path:
     cfg = prepare_resume(run_dir)
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=True, num_processes=cfg.train.num_processes,
                          accelerate_config=cfg.train.accelerate_config)
-    _record_launcher(run_dir, _spawn(cmd, run_dir))
+    _record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
     return run_dir
 
 

@@ -78,6 +78,10 @@ def test_admin_generates_pairs_from_typed_prompts(page, app_url):
     temperature.fill("2")
     temperature.press("Enter")
     page.get_by_role("button", name="Generate pairs").click()
+    expect(page.locator("#prefs-made")).to_contain_text("Making pairs (tiny vs tiny, 2 prompts)")
+    page.reload()  # the job runs on without the page: a reload shows where it stands
+    page.get_by_role("tab", name="Preferences").click()
+    page.get_by_text("Make pairs to vote on").click()
     expect(page.locator("#prefs-made")).to_contain_text("Stored", timeout=120_000)
     with sqlite3.connect(ws / "prefs.sqlite") as db:
         rows = db.execute("SELECT prompt, model_a, model_b, needed FROM pairs WHERE source = "

@@ -15,9 +15,10 @@ from studio.access import readable_data, readable_model, run_id_only
 from studio.data.load import resolve_source
 from studio.data.store import list_datasets, save_dataset
 from studio.errors import StudioError
-from studio.prefs.generate import generate_pairs, prompts_from, typed_prompts
+from studio.prefs.generate import prompts_from, typed_prompts
 from studio.prefs.handoff import train_on_votes
 from studio.prefs.imports import import_pairs
+from studio.prefs.jobs import latest_job, read_job, start_generation, stop_job
 from studio.prefs.session import ShownPair, cast_vote, show_pair
 from studio.prefs.stats import preference_stats, stats_text
 from studio.prefs.store import AlreadyVoted, PreferenceStore
@@ -159,18 +160,29 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
             count = gr.Number(20, precision=0, minimum=1, label="Pairs (at most)")
             temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="prefs-temp")
             needed = gr.Number(1, precision=0, minimum=1, label="Annotators per pair")
-        make = gr.Button("Generate pairs", variant="primary")
+        with gr.Row():
+            make = gr.Button("Generate pairs", variant="primary", scale=3)
+            stop = gr.Button("Stop making pairs", variant="stop", visible=False, scale=1)
         with gr.Row():
             import_path = gr.Textbox(label="Or import a preference file (path in the project or a saved dataset)",
                                      scale=4)
             import_btn = gr.Button("Import for voting", scale=1)
         made = gr.Markdown(elem_id="prefs-made")
+        timer = gr.Timer(1.0, active=False)  # follows a pair job while it runs
     for box_ in (source_a, source_b):
         ctx.picker(box_, lambda: ["tiny", *finished_runs(ctx.workspace, chat_models=True)])
     ctx.picker(prompts, lambda: ["assets/data/support_eval.jsonl",
                                  *[d["name"] for d in list_datasets(ctx.workspace)]])
 
-    def generate(source, text, a, b, n, temp, k, request: gr.Request, progress=gr.Progress()):
+    def job_view():
+        """The latest pair job, read from its folder: a reload or a restarted app shows the same."""
+        job = latest_job(ctx.workspace)
+        if job is None:
+            return "", gr.Timer(active=False), gr.update(visible=False)
+        status = read_job(job)
+        return status.line(), gr.Timer(active=status.active), gr.update(visible=status.active)
+
+    def generate(source, text, a, b, n, temp, k, request: gr.Request):
         try:
             readable_model(ctx.workspace, a)
             readable_model(ctx.workspace, b)
@@ -179,14 +191,23 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
             else:
                 chosen = prompts_from(resolve_source(readable_data(ctx.workspace, source), ctx.workspace),
                                       limit=int(n))
-            done = generate_pairs(ctx.workspace, chosen, a, b, temperature=float(temp), needed=int(k),
-                                  created_by=ctx.user(request), progress=lambda f, t: progress(f, desc=t))
+            start_generation(ctx.workspace, chosen, a, b, temperature=float(temp), needed=int(k),
+                             created_by=ctx.user(request))
         except (StudioError, ValueError, OSError) as err:
-            return f"⚠️ {err}"
-        same = f" ({done['same_answers']} left out: both answers the same)" if done["same_answers"] else ""
-        return f"Stored {done['pairs']} pairs{same}: vote on them above (sources stay hidden until the vote)."
+            return f"⚠️ {err}", gr.Timer(active=False), gr.update()
+        return job_view()
 
-    make.click(generate, [prompts, typed, source_a, source_b, count, temperature, needed], made)
+    def stop_making():
+        job = latest_job(ctx.workspace)
+        if job is not None:
+            stop_job(job)
+        return job_view()
+
+    shown = [made, timer, stop]
+    make.click(generate, [prompts, typed, source_a, source_b, count, temperature, needed], shown)
+    stop.click(stop_making, None, shown)
+    timer.tick(job_view, None, shown, show_progress="hidden")
+    ctx.on_load.append((job_view, None, shown))
 
     def import_file(path, k, request: gr.Request):
         try:
