@@ -28,9 +28,13 @@ def test_votes_become_trl_preference_rows(tmp_path):
         {"prompt": "Refund?", "chosen": "Your refund has been sent.", "rejected": "Sure."},
     ]
     assert store.next_pair("ann") is None and store.next_pair("bob")["id"] in (one, two, three)
-    assert store.counts() == {"pairs": 3, "votes": 3}
+    store.vote(one, "b", voter="cy", edited="")  # an empty edit keeps the winner as it was
+    assert store.export_rows()[-1] == {"prompt": "Where is my parcel?", "chosen": "No idea.", "rejected": "It ships today."}
+    assert store.counts() == {"pairs": 3, "votes": 4, "usable": 3}
+    store.vote(one, "b", voter="bob", edited=" It ships today.\n")  # the edit is the losing answer again
+    assert len(store.export_rows()) == 3 and store.counts() == {"pairs": 3, "votes": 5, "usable": 3}
     again = PreferenceStore(tmp_path / "p.sqlite")  # a restart sees every vote
-    assert len(again.export_rows()) == 2
+    assert len(again.export_rows()) == 3
     with pytest.raises(StudioError, match="A vote is one of"):
         store.vote(one, "maybe")
     with pytest.raises(StudioError, match="No preference pair 99"):

@@ -151,6 +151,24 @@ def test_generate_pairs_from_a_run_sampled_twice_and_from_two_sources(tmp_path):
     assert conversational and json.loads(conversational[0]["prompt_turns"])[0]["role"] == "system"
 
 
+@pytest.mark.parametrize(("preset", "stage", "rate"), [
+    ("llama2-7b-lora-sft", "dpo", 5e-6), ("llama2-7b-full-sft", "kto", 5e-7), ("mistral-7b-qlora-sft", "reward", 1e-4)])
+def test_a_run_on_votes_from_a_real_model_gets_a_preference_learning_rate(tmp_path, preset, stage, rate):
+    from studio.config import load_config, save_config
+    from studio.paths import PRESETS
+    from studio.prefs.handoff import votes_run_config
+
+    ws = Workspace.open(tmp_path / "ws")
+    parent = load_config(PRESETS / f"{preset}.yaml")
+    (ws.runs / "sft").mkdir()
+    save_config(parent, ws.runs / "sft" / "config.yaml")
+    cfg = votes_run_config(ws, stage, "sft", "votes", 100)
+    assert parent.train.learning_rate > rate and parent.train.epochs == 3
+    assert cfg.train.learning_rate == rate and cfg.train.epochs == 1 and cfg.method.stage == stage
+    assert cfg.model.name == parent.model.name and cfg.method.name == parent.method.name
+    assert cfg.lora.r == parent.lora.r and cfg.model.parent_run == "sft"
+
+
 def test_prefs_generate_command_refuses_one_greedy_source(tmp_path):
     out = subprocess.run([PYTHON, "-m", "studio", "prefs", "generate", "--prompts", os.path.join(DATA, "prompts.csv"),
                           "--a", "tiny", "--b", "tiny", "--workspace", str(tmp_path)], capture_output=True, text=True,

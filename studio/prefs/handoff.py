@@ -4,7 +4,8 @@ reward-model run on it, starting from an SFT run.
     run_dir = train_on_votes(ws, "dpo", parent_run="20261127-101500-sft-lora", started_by="me")
 
 The new run takes the parent run's model, method and LoRA settings. On the built-in tiny model it takes
-the stage's tiny preset instead (its learning rate and length suit the demo). DPO and reward models
+the stage's tiny preset instead (its learning rate and length suit the demo). Elsewhere the learning rate
+is capped at the stage's usual one (an SFT rate of 2e-4 would wreck a DPO run) and the run is one epoch. DPO and reward models
 train on the votes (pairs); KTO trains on the votes and, where there are any, the rated answers.
 """
 
@@ -22,6 +23,10 @@ from studio.prefs.store import PreferenceStore
 from studio.workspace import Workspace
 
 STAGES_FROM_VOTES = ("dpo", "kto", "reward")
+PREFERENCE_LR = {("dpo", "full"): 5e-7, ("dpo", "adapter"): 5e-6, ("kto", "full"): 5e-7, ("kto", "adapter"): 5e-6,
+                 ("reward", "full"): 1e-5, ("reward", "adapter"): 1e-4}
+"""The highest learning rate a run on votes gets: the published recipes' rates (TRL's DPO and KTO guidance,
+the alignment handbook's Zephyr runs, TRL's reward-model example), for full fine-tuning and for adapters."""
 
 
 def votes_dataset(ws: Workspace, stage: str, created_by: str = "") -> tuple[str, int]:
@@ -66,6 +71,11 @@ def votes_run_config(ws: Workspace, stage: str, parent_run: str, data: str, rows
         raw["method"]["stage"] = stage
         for section in ("dpo", "kto", "rl"):
             raw.pop(section, None)
+        kind = "full" if raw["method"]["name"] == "full" else "adapter"
+        train = raw.setdefault("train", {})
+        train["learning_rate"] = min(float(train.get("learning_rate") or 1.0), PREFERENCE_LR[stage, kind])
+        if int(train.get("max_steps") or -1) <= 0:  # a run measured in epochs
+            train["epochs"] = 1
     raw["name"] = f"{stage} on {data}"
     values = {"model.parent_run": parent.name, "data.train": data, "data.eval": None,
               "data.eval_fraction": 0.1 if rows >= 20 else 0.0}

@@ -215,7 +215,12 @@ class PreferenceStore:
         with self._connect() as db:
             pairs = db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
             votes = db.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
-        return {"pairs": int(pairs), "votes": int(votes)}
+            usable = db.execute(  # what export_rows gives, counted in SQL: a decisive vote whose chosen differs
+                "SELECT COUNT(*) FROM votes v JOIN pairs p ON p.id = v.pair_id WHERE v.choice IN ('a', 'b') AND "
+                "TRIM(COALESCE(NULLIF(v.edited, ''), CASE v.choice WHEN 'a' THEN p.answer_a ELSE p.answer_b END), "
+                "char(32, 9, 10, 13)) != TRIM(CASE v.choice WHEN 'a' THEN p.answer_b ELSE p.answer_a END, "
+                "char(32, 9, 10, 13))").fetchone()[0]
+        return {"pairs": int(pairs), "votes": int(votes), "usable": int(usable)}
 
     def export_rows(self) -> list[dict[str, Any]]:
         """One preference row per decisive vote (a or b), edited winners used as chosen. A pair whose prompt

@@ -36,7 +36,7 @@ def show_next(ctx: AppContext, voter: str, skip: tuple[int, ...] = ()
     pair = store.next_pair(voter, skip)
     counts, mine = store.counts(), store.progress(voter)
     line = (f"You: {mine['done']} votes, {mine['left']} pairs left · all: {counts['pairs']} pairs, "
-            f"{counts['votes']} votes, {len(store.export_rows())} usable for training")
+            f"{counts['votes']} votes, {counts['usable']} usable for training")
     if pair is None:
         return None, NOTHING, "", "", line
     shown = show_pair(pair)
