@@ -1,6 +1,6 @@
 """The arena's loop on the demo, measured: votes for the house reply, then DPO from an SFT run.
 
-    python bench/prefs_dpo.py [--seeds 0 1 2]
+    python bench/prefs_dpo.py [--seeds 0 1 2] [--try "beta 0.5=dpo.beta=0.5" ...]
 
 For each seed: the tiny SFT preset (150 steps), the pairs of assets/data/support_prefs.jsonl imported for
 voting, an annotator who prefers the house reply, then two DPO runs on the votes from the SFT run: the
@@ -42,7 +42,7 @@ def margins(run_dir: Path) -> tuple[float, float]:
     return logged[0], logged[-1]
 
 
-def one_seed(seed: int, rows: list[dict]) -> dict[str, tuple[float, float, float]]:
+def one_seed(seed: int, rows: list[dict], settings: dict[str, list[str]]) -> dict[str, tuple[float, float, float]]:
     ws = Workspace.open(Path(tempfile.mkdtemp(prefix="studio-prefs-dpo-")) / "ws")
     sft = ws.new_run_dir("sft")
     run_training(load_config(PRESETS / "tiny-sft-lora.yaml", [f"train.seed={seed}", "train.save_steps=1000"]), sft)
@@ -59,7 +59,7 @@ def one_seed(seed: int, rows: list[dict]) -> dict[str, tuple[float, float, float
         return evaluate_model(target, loaded.model, loaded.tokenizer, rows).exact_match
 
     out = {"SFT": (score(sft.name), float("nan"), float("nan"))}
-    for name, overrides in SETTINGS.items():
+    for name, overrides in settings.items():
         cfg = votes_run_config(ws, "dpo", sft.name, data, count,
                                [f"train.seed={seed}", "train.save_steps=1000", "data.eval_fraction=0", *overrides])
         resolve_inputs(cfg, ws)
@@ -72,12 +72,19 @@ def one_seed(seed: int, rows: list[dict]) -> dict[str, tuple[float, float, float
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME=KEY=VALUE[,KEY=VALUE]",
+                    help="another DPO setting to measure beside the two, e.g. 'beta 0.5=dpo.beta=0.5'")
+    ap.add_argument("--only-tries", action="store_true", help="measure the --try settings alone")
     args = ap.parse_args()
+    settings = {} if args.only_tries else dict(SETTINGS)
+    for item in args.tries:
+        name, _, overrides = item.partition("=")
+        settings[name] = [o for o in overrides.split(",") if o]
     rows = eval_rows(str(ROOT / "assets" / "data" / "support_eval.jsonl"))
     results = []
     print(f"| seed | run | exact match ({len(rows)} rows) | margin first -> last |\n|---:|---|---:|---|", flush=True)
     for seed in args.seeds:
-        result = one_seed(seed, rows)
+        result = one_seed(seed, rows, settings)
         results.append(result)
         for name, (em, first, last) in result.items():
             margin = "" if name == "SFT" else f"{first:.2f} -> {last:.2f}"

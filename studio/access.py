@@ -229,7 +229,7 @@ def readable_config(ws: Any, cfg: Any) -> Any:
     readable_model(ws, cfg.model.name)
     if cfg.model.parent_run:
         run_id_only(ws, cfg.model.parent_run)
-    if cfg.rl.reward_model:
+    if "rl" in cfg.sections() and "model" in cfg.rl.rewards and cfg.rl.reward_model not in (None, "latest"):
         run_id_only(ws, cfg.rl.reward_model)
     if cfg.train.accelerate_config:
         raise StudioError("An accelerate config file can be given from the command line only "

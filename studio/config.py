@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from studio.config_rl import RlSettings
 from studio.config_values import build_section, suggest
 from studio.paths import read_text
 from studio.stages import STAGES, stage
@@ -242,26 +243,6 @@ class KtoSettings:
             value = getattr(self, key)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"kto.{key} must be a positive number (got {value}).")
-
-
-@dataclass
-class RlSettings:
-    reward_model: str | None = None
-    """Run id or folder of the reward model that scores generations (rlhf, ppo)."""
-    kl_coef: float = 0.05
-    """Penalty on drifting from the starting policy."""
-    num_generations: int = 4
-    """Answers sampled per prompt and compared with each other."""
-    max_new_tokens: int = 64
-    """Longest generated answer during training."""
-
-    def check(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError("RLHF compares answers with each other: rl.num_generations must be at least 2.")
-        if self.kl_coef < 0:
-            raise ValueError(f"rl.kl_coef cannot be negative (got {self.kl_coef}).")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"rl.max_new_tokens must be at least 1 (got {self.max_new_tokens}).")
 
 
 @dataclass

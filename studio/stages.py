@@ -99,17 +99,22 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     ),
     Stage(
         name="rlhf", label="RLHF", data_kinds=("prompt", "sft", "preference"), reference_copy=True,
-        reward_model=True,
-        generates=True, section="rl", metrics=("reward", "kl", "objective/kl"),
-        card="**RLHF** — the model writes answers, a reward model scores them, and the policy moves towards "
-             "the better ones while a KL penalty keeps it near where it started. The slowest stage: it "
-             "generates during training and holds a reward model in memory too.",
+        reward_model=True, generates=True, section="rl", module="studio.methods.rlhf",
+        metrics=("reward", "reward_std", "kl", "entropy", "completions/mean_length"),
+        card="**RLHF (GRPO / RLOO)** — the model answers each prompt several times, rewards score the answers "
+             "(a reward model, rules such as exact match or valid JSON, or your own function), and the policy "
+             "moves towards the answers that beat the others while a KL penalty keeps it near where it "
+             "started. No value model: the group of answers is the baseline. It generates during training, "
+             "so it is slower per step than SFT.",
     ),
     Stage(
         name="ppo", label="PPO", data_kinds=("prompt", "sft", "preference"), reference_copy=True,
-        reward_model=True,
-        generates=True, section="rl", metrics=("reward", "kl", "objective/kl"),
-        card="**PPO** — classic RLHF with a learned value estimate; needs a reward model, like RLHF.",
+        reward_model=True, generates=True, section="rl", module="studio.methods.ppo",
+        metrics=("reward", "kl", "value_loss", "clipfrac", "entropy", "completions/mean_length"),
+        card="**PPO** — classic RLHF: the model answers, the rewards score each answer, a value head learns "
+             "what an answer is worth token by token, and clipped updates move the policy towards better "
+             "answers while a per-token KL penalty keeps it near where it started. Needs no group of answers "
+             "per prompt, at the cost of the value head.",
     ),
 )}
 

@@ -35,17 +35,16 @@ def test_every_available_stage_has_a_trainer_a_preset_and_data_it_reads(declared
     assert declared.card.startswith(f"**{declared.label}")
 
 
-def test_a_declared_stage_without_a_module_cannot_start(tmp_path):
-    unavailable = [s for s in STAGES.values() if not s.available]
-    assert unavailable, "the check below needs a stage that is declared but cannot train"
-    name = unavailable[0].name
-    cfg = RunConfig.from_dict({"method": {"stage": name}}).validate()  # it can be estimated ...
-    with pytest.raises(StudioError, match=f"The {unavailable[0].label} stage cannot train yet"):
+def test_a_declared_stage_without_a_module_cannot_start(tmp_path, monkeypatch):
+    from studio.stages import Stage
+
+    later = Stage(name="sft", label="Later", card="**Later** — declared, not built yet.", data_kinds=("sft",))
+    monkeypatch.setitem(STAGES, "sft", later)  # every shipped stage trains; pretend one does not yet
+    cfg = RunConfig.from_dict({"method": {"stage": "sft"}}).validate()  # it can be estimated ...
+    with pytest.raises(StudioError, match="The Later stage cannot train yet"):
         runner.start_run(Workspace.open(tmp_path), cfg)  # ... but not started, and no run folder is left
     assert not list((tmp_path / "runs").iterdir())
-    out = subprocess.run([PYTHON, "-m", "studio", "count", "--model", "tiny", "--stage", name, "--json"],
-                         capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=120)
-    assert out.returncode == 0, out.stderr
+    assert all(s.available for s in STAGES.values() if s is not later)
 
 
 def test_the_cli_offers_the_declared_stages():

@@ -60,6 +60,11 @@ def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
     cfg.data.eval = resolve_source(cfg.data.eval, ws) if cfg.data.eval else None
     if cfg.model.parent_run:
         cfg.model.parent_run = str(ws.run_dir(cfg.model.parent_run))
+    if cfg.rl.reward_model and "rl" in cfg.sections() and "model" in cfg.rl.rewards:
+        from studio.train.runs import latest_reward_model
+
+        named = latest_reward_model(ws) if cfg.rl.reward_model == "latest" else cfg.rl.reward_model
+        cfg.rl.reward_model = str(ws.run_dir(named))
     return cfg
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from studio.errors import StudioError
 from studio.stages import chat_stage
 from studio.train.metrics import FILE, read_all
 from studio.train.runner import observe
@@ -85,6 +86,21 @@ def finished_runs(ws: Workspace, chat_models: bool = False) -> list[str]:
         if status.state is RunState.COMPLETED and not (chat_models and not chat_stage(status.stage)):
             out.append(run_dir.name)
     return out
+
+
+def reward_model_runs(ws: Workspace) -> list[str]:
+    """Completed reward-model runs, newest first."""
+    return [run_dir.name for run_dir in ws.list_runs()
+            if (status := read_status(run_dir)).state is RunState.COMPLETED and status.stage == "reward"]
+
+
+def latest_reward_model(ws: Workspace) -> str:
+    """The newest completed reward-model run (what rl.reward_model: latest names)."""
+    found = reward_model_runs(ws)
+    if not found:
+        raise StudioError("rl.reward_model is 'latest', but no reward-model run has finished in this workspace: "
+                          "train one first (preset tiny-reward, or Preferences → Train on the votes).")
+    return found[0]
 
 
 def _duration(seconds: float) -> str:

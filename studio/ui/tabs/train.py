@@ -18,7 +18,7 @@ import yaml
 
 from studio.access import readable_config, run_id_only
 from studio.config import PRECISIONS, SCHEDULERS, RunConfig, dump_config
-from studio.config_form import config_with, path_value
+from studio.config_form import config_from_form, path_value
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA, PRESETS
@@ -26,6 +26,7 @@ from studio.train import runner
 from studio.train.metrics import MetricsReader
 from studio.train.runs import curves, finished_runs, list_runs, progress
 from studio.train.status import RunStatus
+from studio.ui import rewards_panel
 from studio.ui.context import AppContext
 from studio.ui.plots import training_curves
 
@@ -52,7 +53,7 @@ FORM_ROWS: list[list[tuple[str, Builder]]] = [
 FORM_PATHS = [path for row in FORM_ROWS for path, _ in row]
 DATA_PATHS = ["data.train", "data.eval", "data.eval_fraction", "data.max_length"]
 RUN_PATHS = ["name", "model.parent_run"]
-ALL_PATHS = [*FORM_PATHS, *DATA_PATHS, *RUN_PATHS]
+ALL_PATHS = [*FORM_PATHS, *DATA_PATHS, *rewards_panel.RL_PATHS, *RUN_PATHS]
 """Every component this tab reads into the run config, in the order handlers receive them."""
 
 
@@ -164,6 +165,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
         with gr.Row():
             for path, make in row:
                 f[path] = make(start_values[path])
+    rl_group, rl_fields = rewards_panel.build(ctx, start_values,
+                                              rewards_panel.uses_rl(initial.get("method", {}).get("stage")))
+    f.update(rl_fields)
     with gr.Row():
         f["name"] = gr.Textbox(label="Run name", placeholder="optional", scale=2)
         f["model.parent_run"] = gr.Dropdown([], value=None, label="Start from an earlier run",
@@ -178,6 +182,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
     watch = gr.Dropdown([], value=None, label="Watching run", allow_custom_value=True)
     bar = gr.HTML(elem_id="train-progress")
     plot = gr.Plot(label="Curves", elem_id="train-curves")
+    samples = gr.Dataframe(pd.DataFrame(columns=rewards_panel.SAMPLE_COLUMNS), interactive=False, wrap=True,
+                           label="Answers written during training (RLHF and PPO runs)", elem_id="train-samples")
     with gr.Row():
         overlay = gr.CheckboxGroup([], label="Overlay these runs", scale=4)
     # the page is built once for every user: workspace contents arrive with the first refresh, for admins
@@ -191,7 +197,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     def preview(b, *values):
         try:
-            cfg = config_with(b, dict(zip(ALL_PATHS, values)))
+            cfg = config_from_form(b, dict(zip(ALL_PATHS, values)))
         except (ValueError, StudioError) as err:
             return f"⚠️ {err}", ""
         return _describe(cfg.to_dict()), dump_config(cfg)
@@ -199,8 +205,10 @@ def build(ctx: AppContext) -> dict[str, Any]:
     for comp in fields:
         comp.change(preview, [base, *fields], [summary, yaml_view])
     base.change(preview, [base, *fields], [summary, yaml_view])
+    base.change(lambda b: gr.update(visible=rewards_panel.uses_rl((b or {}).get("method", {}).get("stage"))),
+                base, rl_group)
 
-    loaded_paths = [*FORM_PATHS, *DATA_PATHS]
+    loaded_paths = [*FORM_PATHS, *DATA_PATHS, *rewards_panel.RL_PATHS]
 
     def on_load_preset(name):
         try:
@@ -213,7 +221,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     def on_start(request: gr.Request, b, *values):
         try:
-            cfg = readable_config(ctx.workspace, config_with(b, dict(zip(ALL_PATHS, values))))
+            cfg = readable_config(ctx.workspace, config_from_form(b, dict(zip(ALL_PATHS, values))))
             run_dir = runner.start_run(ctx.workspace, cfg, started_by=ctx.user(request))
         except (ValueError, StudioError) as err:
             return f"⚠️ {err}", gr.update()
@@ -254,14 +262,16 @@ def build(ctx: AppContext) -> dict[str, Any]:
         """Once a second: progress, curves, the runs table and the pickers' choices. It never changes which
         run is watched: its input may be a second old, and writing it back would undo a Start or a pick."""
         table = runs_frame(ctx)
-        new_sig = "|".join(f"{r.run}:{r.status}:{r.steps}" for r in table.itertuples())
         ids = list(table["run"])
-        status = None
+        status, run_dir = None, None
         if run_id:
             try:
-                status = runner.observe(run_id_only(ctx.workspace, run_id))
+                run_dir = run_id_only(ctx.workspace, run_id)
+                status = runner.observe(run_dir)
             except StudioError:
-                status = None
+                status, run_dir = None, None
+        new_sig = "|".join(f"{r.run}:{r.status}:{r.steps}" for r in table.itertuples()) + \
+            f"|{run_id}:{rewards_panel.samples_size(run_dir)}"
         wanted = list(dict.fromkeys(([run_id] if status else []) + [c for c in (chosen or []) if c in ids]))
         figure = training_curves(read_curves(ctx, rds, wanted)) if wanted else None
         completed = [r.run for r in table.itertuples() if r.status == "completed"]
@@ -274,11 +284,12 @@ def build(ctx: AppContext) -> dict[str, Any]:
             shown = "Pick a run to watch, or press Start." if ids else "No runs yet: press Start."
         keep = gr.update()
         return (shown, figure, rds, new_sig, table if changed else keep,
+                rewards_panel.samples_frame(run_dir) if changed else keep,
                 gr.update(choices=ids) if changed else keep,
                 gr.update(choices=ids) if changed else keep,
                 gr.update(choices=completed) if changed else keep)
 
-    timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, watch, overlay,
+    timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, watch, overlay,
                                                             f["model.parent_run"]], show_progress="hidden")
     return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "timer": timer,
             "max_length": f["data.max_length"]}
