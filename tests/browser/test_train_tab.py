@@ -134,3 +134,27 @@ def test_stop_saves_a_checkpoint_and_resume_continues(page, app_url, no_workers_
     # leave the CPU free for the next tests
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(progress).to_contain_text("stopped", timeout=60_000)
+
+
+def test_a_grpo_run_from_the_preset_shows_its_rewards_and_answers(page, app_url, no_workers_left):
+    open_train_tab(page, app_url)
+    ws = workspace_of(page)
+    no_workers_left.add(ws)
+    expect(page.get_by_label("Reward-model run")).to_be_hidden()  # an SFT preset has no rewards to set
+    page.get_by_label("Start from a preset").click()
+    page.get_by_role("option", name="tiny-grpo.yaml").click()
+    page.get_by_role("button", name="Load preset").click()
+    expect(page.locator("#train-message")).to_contain_text("Loaded preset tiny-grpo.yaml")
+    expect(page.get_by_label("Reward-model run")).to_be_visible()
+    expect(page.get_by_role("checkbox", name="overlap")).to_be_checked()
+    page.get_by_role("checkbox", name="length").check()
+    set_number(page, "length: characters before the penalty", 60)
+    run_id = start_run(page, 3)
+    cfg = (ws / "runs" / run_id / "config.yaml").read_text()
+    assert "stage: rlhf" in cfg and "  - overlap\n  - length\n" in cfg and "max_chars: 60" in cfg, cfg
+    expect(page.locator("#train-progress")).to_contain_text("completed", timeout=RUN_WAIT)
+    samples = page.locator("#train-samples")
+    expect(samples).to_contain_text("overlap", timeout=30_000)
+    expect(samples).to_contain_text("length")
+    rows = [json.loads(line) for line in (ws / "runs" / run_id / "samples.jsonl").read_text().splitlines()]
+    assert rows and set(rows[0]["rewards"]) == {"overlap", "length"} and rows[0]["answer"]
