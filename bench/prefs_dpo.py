@@ -1,6 +1,10 @@
 """The arena's loop on the demo, measured: votes for the house reply, then DPO from an SFT run.
 
-    python bench/prefs_dpo.py [--seeds 0 1 2] [--try "beta 0.5=dpo.beta=0.5" ...]
+    python bench/prefs_dpo.py [--seeds 0 1 2] [--pairs imported|generated] [--try "beta 0.5=dpo.beta=0.5" ...]
+
+--pairs generated: instead of the demo's pairs, the SFT run answers 200 training prompts twice at
+temperature 1 (the arena's "one run sampled twice"), and the annotator prefers the answer sharing more
+words with the house reply (a tie when both share as many).
 
 For each seed: the tiny SFT preset (150 steps), the pairs of assets/data/support_prefs.jsonl imported for
 voting, an annotator who prefers the house reply, then two DPO runs on the votes from the SFT run: the
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -42,17 +47,41 @@ def margins(run_dir: Path) -> tuple[float, float]:
     return logged[0], logged[-1]
 
 
-def one_seed(seed: int, rows: list[dict], settings: dict[str, list[str]]) -> dict[str, tuple[float, float, float]]:
+def vote_generated(ws: Workspace, store: PreferenceStore, sft: str, seed: int) -> None:
+    """The SFT run sampled twice on training prompts; votes for the answer closer to the house reply."""
+    from studio.data.load import load_records
+    from studio.methods.rewards import word_f1
+    from studio.methods.rl_common import prompt_rows
+    from studio.prefs.generate import generate_pairs
+
+    records, _ = load_records(str(ROOT / "assets" / "data" / "support_sft.jsonl"), ("sft",))
+    rows = prompt_rows(records)
+    rows = [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), 200))]
+    reference = {json.dumps(r["prompt"], sort_keys=True): r["reference"] for r in rows}
+    generate_pairs(ws, [r["prompt"] for r in rows], sft, sft, temperature=1.0, max_new_tokens=64, seed=seed)
+    while (pair := store.next_pair("ann")) is not None:
+        turns = json.loads(pair["prompt_turns"]) if pair["prompt_turns"] else [{"role": "user", "content": pair["prompt"]}]
+        ref = reference[json.dumps(turns, sort_keys=True)]
+        a, b = word_f1(pair["answer_a"], ref), word_f1(pair["answer_b"], ref)
+        store.vote(pair["id"], "a" if a > b else "b" if b > a else "tie", voter="ann")
+
+
+def one_seed(seed: int, rows: list[dict], settings: dict[str, list[str]], pairs: str = "imported"
+             ) -> dict[str, tuple[float, float, float]]:
     ws = Workspace.open(Path(tempfile.mkdtemp(prefix="studio-prefs-dpo-")) / "ws")
     sft = ws.new_run_dir("sft")
     run_training(load_config(PRESETS / "tiny-sft-lora.yaml", [f"train.seed={seed}", "train.save_steps=1000"]), sft)
     store = PreferenceStore(ws.prefs_db)
-    import_pairs(store, str(ROOT / "assets" / "data" / "support_prefs.jsonl"))
-    house = set(HOUSE_REPLIES.values())
-    while (pair := store.next_pair("ann")) is not None:
-        choice = "a" if pair["answer_a"] in house else "b" if pair["answer_b"] in house else "both_bad"
-        store.vote(pair["id"], choice, voter="ann")
+    if pairs == "generated":
+        vote_generated(ws, store, sft.name, seed)
+    else:
+        import_pairs(store, str(ROOT / "assets" / "data" / "support_prefs.jsonl"))
+        house = set(HOUSE_REPLIES.values())
+        while (pair := store.next_pair("ann")) is not None:
+            choice = "a" if pair["answer_a"] in house else "b" if pair["answer_b"] in house else "both_bad"
+            store.vote(pair["id"], choice, voter="ann")
     data, count = votes_dataset(ws, "dpo")
+    print(f"seed {seed}: {count} decisive votes", file=sys.stderr, flush=True)
 
     def score(target: str) -> float:
         loaded = load_for_chat(target, ws)
@@ -74,6 +103,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME=KEY=VALUE[,KEY=VALUE]",
                     help="another DPO setting to measure beside the two, e.g. 'beta 0.5=dpo.beta=0.5'")
+    ap.add_argument("--pairs", choices=["imported", "generated"], default="imported")
     ap.add_argument("--only-tries", action="store_true", help="measure the --try settings alone")
     args = ap.parse_args()
     settings = {} if args.only_tries else dict(SETTINGS)
@@ -84,7 +114,7 @@ def main() -> None:
     results = []
     print(f"| seed | run | exact match ({len(rows)} rows) | margin first -> last |\n|---:|---|---:|---|", flush=True)
     for seed in args.seeds:
-        result = one_seed(seed, rows, settings)
+        result = one_seed(seed, rows, settings, args.pairs)
         results.append(result)
         for name, (em, first, last) in result.items():
             margin = "" if name == "SFT" else f"{first:.2f} -> {last:.2f}"

@@ -8,7 +8,7 @@ tiny-reward preset (a reward model on the demo pairs), then from the SFT run, fo
 overlap with the reference answer, a rule; the reward model) and each algorithm (tiny-grpo, tiny-rlhf (RLOO),
 tiny-ppo): --steps steps. Held-out: 64 prompts of assets/data/support_eval.jsonl answered greedily. Prints
 the mean reward of the SFT policy and of each run, the last logged KL to the reference, and the mean
-seconds per step. A trivial baseline sits beside them: the SFT policy's own reward, unchanged.
+seconds per step over the first ten steps. A trivial baseline sits beside them: the SFT policy's own reward, unchanged.
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ def one_seed(seed: int, args: argparse.Namespace, rows: list[dict]) -> dict[str,
             run_training(cfg, run_dir)
             logs = logged(run_dir)
             logs = [r for r in logs if "kl" in r]  # the step logs, not the closing summary
-            per_step = (logs[-1]["time"] - logs[0]["time"]) / max(1, logs[-1]["step"] - logs[0]["step"])
+            # time a step over the first ten, while every policy is still near the SFT run and writes answers
+            # of about the same length (a later policy may write shorter or longer answers)
+            early = [r for r in logs if r["step"] <= 11]
+            per_step = (early[-1]["time"] - early[0]["time"]) / max(1, early[-1]["step"] - early[0]["step"])
             out[f"{algo} ({name})"] = (score(run_dir.name)[name], logs[-1]["kl"], per_step)
     return out
 
@@ -90,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = held_out()
     results = []
-    print(f"| seed | policy (reward) | held-out mean reward ({len(rows)} prompts) | KL, last log | s/step |\n"
+    print(f"| seed | policy (reward) | held-out mean reward ({len(rows)} prompts) | KL, last log | s/step (steps 1-11) |\n"
           "|---:|---|---:|---:|---:|", flush=True)
     for seed in args.seeds:
         result = one_seed(seed, args, rows)

@@ -163,7 +163,7 @@ class PpoTrainer:
                 self.optimizer.step()
                 self.lr_scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-                for key, value in {"loss": float(loss), "policy_loss": float(pg), "value_loss": float(vf),
+                for key, value in {"loss": loss.item(), "policy_loss": pg.item(), "value_loss": vf.item(),
                                    "grad_norm": float(norm), **pg_stats, **vf_stats}.items():
                     stats.setdefault(key, []).append(value)
         kl_sum = float(kl.sum(1).mean())
@@ -178,7 +178,9 @@ class PpoTrainer:
             "num_tokens": float(r["attention"].sum()),
         })
         for name, values in r["by_name"].items():
-            logs[f"rewards/{name}/mean"] = sum(values) / len(values)
+            mean = sum(values) / len(values)
+            logs[f"rewards/{name}/mean"] = mean
+            logs[f"rewards/{name}/std"] = math.sqrt(sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1))
         self.kl.update(kl_sum, size)
         self.samples(rows, r)
         return logs

@@ -72,8 +72,15 @@ def load_reward_model(folder: Path) -> tuple[Any, Any]:
     kind, weights = result
     tokenizer = load_tokenizer(reward_cfg.model.name, reward_cfg.model.revision, reward_cfg.model.trust_remote_code)
     source = weights if kind == "model" else base_model_path(reward_cfg, folder)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=1, dtype=torch.float32, trust_remote_code=reward_cfg.model.trust_remote_code)
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the score head is new in the base: the adapter brings its weights
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=1, dtype=torch.float32, trust_remote_code=reward_cfg.model.trust_remote_code)
+    finally:
+        hf_logging.set_verbosity(level)
     if kind == "adapter":
         model = PeftModel.from_pretrained(model, str(weights)).merge_and_unload()
     model.config.pad_token_id = tokenizer.pad_token_id

@@ -43,6 +43,17 @@ The Method tab gives the exact figure for your model, batch and sequence length.
    run in one press. Or, in the Train tab, load the `tiny-dpo` preset (or `tiny-kto` for ratings, which
    also takes votes), pick the dataset as training data and your SFT run under **Start from an earlier
    run**, and press Start.
+
+### Reinforcement learning from rewards
+1. Train an SFT run, then a reward model: the `tiny-reward` preset on preference pairs, or **Train on the
+   votes** with the stage Reward model.
+2. In the Train tab load `tiny-ppo` (classic PPO), `tiny-rlhf` (RLOO) or `tiny-grpo` (GRPO with a rule
+   reward), pick the SFT run under **Start from an earlier run**, and press Start.
+3. Under **Rewards**, tick what scores an answer: the reward-model run (`latest` takes the newest), a rule
+   (exact match or word overlap with the data's answer, a regular expression, valid JSON, a length
+   penalty) or your own Python function. The rewards are summed.
+4. Watch the reward rise and the KL to the starting model stay small; the table under the curves shows
+   answers the model wrote during training, with their rewards.
 """
 
 
