@@ -275,6 +275,9 @@ class RunConfig:
         self.method.check()
         for name in ("model", "data", "train", *self.sections()):
             getattr(self, name).check()
+        if self.method.stage == "ppo" and self.train.num_processes > 1:
+            raise ValueError("PPO runs in one process (one GPU) in this version: set train.num_processes to 1, or "
+                             "use the rlhf stage (GRPO or RLOO), which spreads over several.")
         return self
 
     def to_dict(self) -> dict[str, Any]:

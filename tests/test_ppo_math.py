@@ -130,7 +130,24 @@ def test_prompts_and_references_from_every_kind_of_data():
     ({"rewards": ["overlap"], "clip_range": 1.5}, "clip_range must be between 0 and 1"),
     ({"rewards": ["overlap"], "target_kl": 0}, "target_kl must be above 0"),
     ({"rewards": ["overlap"], "temperature": 0}, "rl.temperature must be above 0"),
+    ({"rewards": ["overlap"], "train": {"num_processes": 2}}, "PPO runs in one process"),
 ])
 def test_rl_settings_are_checked(rl, said):
     with pytest.raises(ValueError, match=said):
-        RunConfig.from_dict({"method": {"stage": "ppo"}, "rl": rl}).validate()
+        train = rl.pop("train", {})
+        RunConfig.from_dict({"method": {"stage": "ppo"}, "rl": rl, "train": train}).validate()
+
+
+def test_an_rl_run_gets_a_reward_panel_with_its_spread():
+    from studio.train.runs import curves
+    from studio.ui.plots import training_curves
+
+    logs = [{"step": s, "loss": 0.1, "reward": r, "reward_std": 0.5, "kl": 0.01 * s, "rewards/overlap/mean": r / 2}
+            for s, r in ((1, 0.2), (2, 0.6))]
+    fig = training_curves({"run-a": curves(logs)})
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["loss", "learning rate", "stage metrics", "reward (mean ± spread)"]
+    band = next(t for t in fig.data if t.name == "run-a reward ± spread")
+    assert list(band.y) == pytest.approx([0.7, 1.1, 0.1, -0.3])  # upper edge left to right, then lower back
+    assert {t.name for t in fig.data} >= {"run-a reward", "run-a overlap", "run-a kl"}
+    assert len(training_curves({"sft": curves([{"step": 1, "loss": 1.0}])}).layout.annotations) == 3

@@ -22,7 +22,25 @@ def token_length_histogram(lengths: list[int], max_length: int | None = None) ->
 _PALETTE = ["#4f7cac", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50", "#f39c12"]
 # Stage metrics drawn in the third panel: accuracies and margins share a readable scale; raw
 # log-probabilities and logits (hundreds) would flatten them, so they stay in metrics.jsonl only.
-_STAGE_METRICS = {m for s in STAGES.values() for m in s.metrics}
+_STAGE_METRICS = {m for s in STAGES.values() for m in s.metrics} - {"reward", "reward_std"}
+
+
+def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str, col: int) -> None:
+    """RL runs: the summed reward's mean with a band of one spread either side, and each reward's mean."""
+    xs, ys = series["reward"]
+    spread = dict(zip(*series.get("reward_std", ([], []))))
+    if spread:
+        upper = [y + spread.get(x, 0.0) for x, y in zip(xs, ys)]
+        lower = [y - spread.get(x, 0.0) for x, y in zip(xs, ys)]
+        fig.add_scatter(x=xs + xs[::-1], y=upper + lower[::-1], fill="toself", line={"width": 0},
+                        fillcolor=color, opacity=0.15, hoverinfo="skip", name=f"{short} reward ± spread",
+                        legendgroup=run, showlegend=False, row=1, col=col)
+    fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 2}, name=f"{short} reward",
+                    legendgroup=run, row=1, col=col)
+    for key, (kx, ky) in series.items():
+        if key.startswith("rewards/") and key.endswith("/mean"):
+            fig.add_scatter(x=kx, y=ky, mode="lines", line={"color": color, "width": 1, "dash": "dot"},
+                            name=f"{short} {key.split('/')[1]}", legendgroup=run, row=1, col=col)
 
 
 def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.6):
@@ -31,8 +49,9 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
 
     from studio.train.runs import smooth
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "learning rate", "stage metrics"),
-                        horizontal_spacing=0.06)
+    rewarded = any("reward" in series for series in runs.values())
+    titles = ("loss", "learning rate", "stage metrics", *(("reward (mean ± spread)",) if rewarded else ()))
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.05)
     for n, (run, series) in enumerate(runs.items()):
         color = _PALETTE[n % len(_PALETTE)]
         short = run if len(run) <= 32 else "…" + run[-31:]
@@ -54,6 +73,8 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
             if key in _STAGE_METRICS:
                 fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{short} {key}", legendgroup=run,
                                 line={"width": 1.5}, row=1, col=3)
+        if "reward" in series:
+            _reward_panel(fig, series, short, run, color, 4)
     fig.update_layout(template="plotly_white", height=340, margin={"l": 40, "r": 10, "t": 40, "b": 30},
                       legend={"orientation": "h", "y": -0.15}, uirevision="keep")
     fig.update_xaxes(title_text="step")
