@@ -40,7 +40,8 @@ class RlSettings:
     max_chars: int = 400
     """The length reward: no penalty up to this many characters, -1 at twice as many."""
     reward_code: str = ""
-    """Python defining `reward(prompt, completion, **row) -> float`, run in the training worker (admins only)."""
+    """Python defining `reward(prompt, completion, **row) -> float`, or the path of a .py file holding it; run
+    in the training worker (admins only)."""
     ppo_epochs: int = 4
     """ppo: passes over each rollout."""
     minibatches: int = 2

@@ -151,3 +151,14 @@ def test_an_rl_run_gets_a_reward_panel_with_its_spread():
     assert list(band.y) == pytest.approx([0.7, 1.1, 0.1, -0.3])  # upper edge left to right, then lower back
     assert {t.name for t in fig.data} >= {"run-a reward", "run-a overlap", "run-a kl"}
     assert len(training_curves({"sft": curves([{"step": 1, "loss": 1.0}])}).layout.annotations) == 3
+
+
+def test_a_reward_named_by_its_file(tmp_path):
+    path = tmp_path / "my_reward.py"
+    path.write_text("def reward(prompt, completion, **row):\n    return float('sorry' not in completion.lower())\n")
+    assert call(rewards.code_reward(str(path)), ["Sorry!", "Fine."]) == [0.0, 1.0]
+    with pytest.raises(StudioError, match="does not exist"):
+        rewards.code_reward(str(tmp_path / "missing.py"))
+    (tmp_path / "bad.py").write_text("def reward(p, c, **row):\n    return )\n")
+    with pytest.raises(StudioError, match="bad.py, line 2"):
+        rewards.code_reward(str(tmp_path / "bad.py"))

@@ -81,3 +81,19 @@ def test_ppo_with_the_reward_model_raises_the_held_out_reward_and_resumes(start)
     trainer.train(resume_from_checkpoint=str(run_dir / "checkpoints" / "checkpoint-12"))
     assert trainer.state.global_step == 13 and trainer.state.log_history[-1]["step"] == 13
     assert trainer.optimizer.state_dict()["state"]  # the saved moments came back
+
+
+def test_a_reward_written_in_code_scores_the_answers_the_policy_wrote(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    code = tmp_path / "reward.py"  # from the command line a file holds the code; a config or the page holds it as text
+    code.write_text("def reward(prompt, completion, **row):\n    return len(completion) + (1000 if row['reference'] else 0)\n")
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-rlhf.yaml", [
+        *QUICK, "rl.rewards=code,length", f"rl.reward_code={code}", "rl.max_chars=20", "train.max_steps=2",
+        "train.logging_steps=1", "data.train=assets/data/support_eval.jsonl"]), ws)
+    run_dir = ws.new_run_dir("rloo-code")
+    run_training(cfg, run_dir)
+    samples = rl_common.read_samples(run_dir)
+    assert samples and all(s["rewards"]["code"] == len(s["answer"]) + 1000 for s in samples)  # chat data: a reference
+    assert all(s["rewards"]["length"] == -min(1.0, max(0, len(s["answer"]) - 20) / 20) for s in samples)
+    logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("rewards/code/mean" in r for r in logs) and (run_dir / "adapter" / "adapter_config.json").exists()

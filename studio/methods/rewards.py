@@ -11,8 +11,8 @@ Built-in rules (each returns one number per answer):
     json_valid    1 when the answer is valid JSON, else 0
     length        0 up to rl.max_chars characters, falling to -1 at twice that (a length penalty)
     model         the reward-model run named in rl.reward_model (loaded by the trainer's module)
-    code          `def reward(prompt, completion, **row) -> float` from rl.reward_code: Python the admin wrote,
-                  run inside the training worker only
+    code          `def reward(prompt, completion, **row) -> float` from rl.reward_code (the code, or a .py file's
+                  path): Python the admin wrote, run inside the training worker only
 
 Prompts and answers reach a function as plain text (the last user message, the assistant's words), so the
 same rule works for conversational and plain data. The reference answer is the row's `reference` column:
@@ -112,14 +112,23 @@ def rule(name: str, pattern: str = "", max_chars: int = 400) -> Callable[..., li
 
 
 def code_reward(source: str) -> Callable[..., list[float]]:
-    """The admin's `reward(prompt, completion, **row)` compiled from `source`; errors name the line."""
+    """The admin's `reward(prompt, completion, **row)` compiled from `source` (the code itself, or the path of
+    a .py file that holds it); errors name the line."""
+    where = "rl.reward_code"
+    if source.strip().endswith(".py") and "\n" not in source.strip():
+        from pathlib import Path
+
+        from studio.paths import read_text
+
+        where = source.strip()
+        source = read_text(Path(where).expanduser(), "The reward code file", StudioError)
     namespace: dict[str, Any] = {"__name__": "studio_reward"}
     try:
-        exec(compile(source, "rl.reward_code", "exec"), namespace)  # an admin's code, run in the worker
+        exec(compile(source, where, "exec"), namespace)  # an admin's code, run in the worker
     except SyntaxError as err:
-        raise StudioError(f"rl.reward_code, line {err.lineno}: {err.msg}.") from None
+        raise StudioError(f"{where}, line {err.lineno}: {err.msg}.") from None
     except Exception as err:
-        raise StudioError(f"rl.reward_code failed while loading: {type(err).__name__}: {err}.") from None
+        raise StudioError(f"{where} failed while loading: {type(err).__name__}: {err}.") from None
     fn = namespace.get("reward")
     if not callable(fn):
         raise StudioError("rl.reward_code must define a function `reward(prompt, completion, **row)` "
