@@ -193,10 +193,11 @@ def cmd_count(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from studio.chat.engine import load_for_chat
     from studio.chat.evaluate import eval_rows, evaluate_model
+    from studio.data.load import eval_source
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
-    rows = eval_rows(args.data, args.limit)
+    rows = eval_rows(eval_source(args.data, ws), args.limit)
     loaded = load_for_chat(args.target, ws)
     result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows)
     if args.json:

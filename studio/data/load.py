@@ -25,19 +25,52 @@ JSON_COLUMNS = ("messages", "prompt", "completion", "chosen", "rejected", "tools
 
 
 def resolve_source(source: str, workspace: Any = None) -> str:
-    """A workspace dataset name becomes the path of its latest train file; other sources pass through."""
+    """A workspace dataset name becomes the path of its latest version's file: 'support' (or 'support:train')
+    its train split, 'support:eval' its eval split. Other sources pass through."""
     path = resolve_project_path(source)
     if path.exists():
         return str(path.resolve())
-    if workspace is not None:
-        from studio.data.store import dataset_path, versions
+    saved = saved_dataset(source, workspace)
+    if saved is not None:
+        from studio.data.store import dataset_path
 
-        try:
-            if versions(workspace, source):
-                return str(dataset_path(workspace, source))
-        except DataError:
-            pass
+        name, split = saved
+        return str(dataset_path(workspace, name, split=split))
     return source
+
+
+def saved_dataset(source: str | None, workspace: Any) -> tuple[str, str] | None:
+    """(name, split) when `source` names a dataset saved in the workspace ('support', 'support:eval'), else None."""
+    if not source or workspace is None:
+        return None
+    from studio.data.store import versions
+
+    name, _, split = str(source).partition(":")
+    if split not in ("", "train", "eval"):
+        return None
+    try:
+        return (name, split or "train") if versions(workspace, name) else None
+    except DataError:
+        return None
+
+
+def eval_source(source: str, workspace: Any) -> str:
+    """What to evaluate on: a saved dataset's eval split when it has one (its train split otherwise), any
+    other source as resolve_source gives it."""
+    saved = saved_dataset(source, workspace)
+    if saved is not None and ":" not in source and has_eval_split(workspace, saved[0]):
+        source = f"{saved[0]}:eval"
+    return resolve_source(source, workspace)
+
+
+def has_eval_split(workspace: Any, name: str) -> bool:
+    from studio.data.store import dataset_path
+
+    try:
+        dataset_path(workspace, name, split="eval")
+    except DataError:
+        return False
+    return True
 
 
 def load_records(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None,

@@ -54,8 +54,20 @@ def spawn(cmd: list[str], log_path: Path) -> int:
 
 def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
     """Turn workspace names into paths, so the run's config.yaml says exactly what it used."""
-    from studio.data.load import resolve_source
+    from studio.data.load import has_eval_split, resolve_source, saved_dataset
 
+    train = saved_dataset(cfg.data.train, ws)
+    if cfg.data.eval:
+        named = saved_dataset(cfg.data.eval, ws)
+        if named is not None and ":" not in cfg.data.eval:
+            if has_eval_split(ws, named[0]):
+                cfg.data.eval = f"{named[0]}:eval"  # a saved dataset as eval data means its held-out rows
+            elif train is not None and train[0] == named[0]:
+                raise StudioError(f"The saved dataset {named[0]} has no eval split, so it cannot be both the "
+                                  "training and the eval data: save it again with an eval share, or pick other "
+                                  "eval data.")
+    elif train is not None and train[1] == "train" and has_eval_split(ws, train[0]):
+        cfg.data.eval = f"{train[0]}:eval"  # the eval share it was saved with
     cfg.data.train = resolve_source(cfg.data.train, ws)
     cfg.data.eval = resolve_source(cfg.data.eval, ws) if cfg.data.eval else None
     if cfg.model.parent_run:

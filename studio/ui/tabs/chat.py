@@ -17,6 +17,7 @@ from studio.access import readable_data, readable_model, run_id_only
 from studio.chat.engine import GenerationSettings, build_messages, fit_to_context, stream_reply
 from studio.chat.evaluate import eval_rows, evaluate_model
 from studio.chat.export import export_folder, export_run, holds_export, push_to_hub
+from studio.data.load import eval_source
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA
@@ -222,7 +223,8 @@ def _evaluate_panel(ctx: AppContext) -> None:
         if not source or not names:
             return pd.DataFrame([{"message": "Choose eval data and at least one model."}]), None
         try:
-            rows = eval_rows(readable_data(ctx.workspace, source, "The eval data"), int(n) or None)
+            rows = eval_rows(eval_source(readable_data(ctx.workspace, source, "The eval data"), ctx.workspace),
+                             int(n) or None)
             results = []
             for name in names:
                 readable_model(ctx.workspace, name)

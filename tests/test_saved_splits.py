@@ -1,0 +1,68 @@
+"""A dataset saved with an eval share keeps its halves apart: runs evaluate on its eval split, never on
+the rows they train on, and evaluation in Chat or the CLI reads saved datasets by name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from helpers import PYTHON, ROOT, subprocess_env
+
+from studio.config import load_config
+from studio.data.load import eval_source, load_records, resolve_source
+from studio.data.store import save_dataset
+from studio.errors import StudioError
+from studio.paths import PRESETS
+from studio.train.runner import resolve_inputs
+from studio.workspace import Workspace
+
+
+def rows(n, tag):
+    return [{"messages": [{"role": "user", "content": f"{tag} question {i}"},
+                          {"role": "assistant", "content": f"{tag} answer {i}"}]} for i in range(n)]
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    save_dataset(ws, "split", rows(20, "s"), "sft", eval_fraction=0.2)
+    save_dataset(ws, "whole", rows(6, "w"), "sft")
+    return ws
+
+
+def questions(path):
+    return {r["messages"][0]["content"] for r in load_records(path, ("sft",))[0]}
+
+
+def test_a_run_on_a_dataset_saved_with_an_eval_share_evaluates_on_that_share(ws):
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=split"]), ws)
+    assert cfg.data.train.endswith("split/v1/train.jsonl") and cfg.data.eval.endswith("split/v1/eval.jsonl")
+    train, held = questions(cfg.data.train), questions(cfg.data.eval)
+    assert len(train) == 16 and len(held) == 4 and not train & held
+
+    # picking the same dataset as eval data means its eval split, not its train split
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=split", "data.eval=split"]), ws)
+    assert cfg.data.eval.endswith("split/v1/eval.jsonl")
+    # another saved dataset without a split is used whole
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=split", "data.eval=whole"]), ws)
+    assert questions(cfg.data.eval) == {f"w question {i}" for i in range(6)}
+    # a dataset without a split cannot be its own eval data
+    with pytest.raises(StudioError, match="The saved dataset whole has no eval split"):
+        resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=whole", "data.eval=whole"]), ws)
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=whole"]), ws)
+    assert cfg.data.eval is None  # nothing to take: the run's own eval_fraction decides
+    assert resolve_source("split:eval", ws) == cfg_eval_path(ws)
+
+
+def cfg_eval_path(ws):
+    return str(ws.datasets / "split" / "v1" / "eval.jsonl")
+
+
+def test_evaluation_reads_a_saved_dataset_by_name(ws):
+    assert eval_source("split", ws) == cfg_eval_path(ws)
+    assert eval_source("whole", ws).endswith("whole/v1/train.jsonl")
+    out = subprocess.run([PYTHON, "-m", "studio", "eval", "tiny", "--data", "split", "--workspace", str(ws.root),
+                          "--json"], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["rows"] == 4
