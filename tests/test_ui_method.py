@@ -132,3 +132,18 @@ def test_a_slider_step_on_a_70b_model_is_fast():
         refresh(model_name="meta-llama/Llama-3.1-70B", last_model="meta-llama/Llama-3.1-70B", lora_r=r)
         times.append(time.perf_counter() - started)
     assert sorted(times)[int(0.95 * len(times))] < 0.1  # bench/count_speed.py measures the 20 ms target
+
+
+def test_a_model_the_tab_refused_never_reaches_the_train_tabs_config(tmp_path):
+    from studio.ui.app import with_method_choices
+
+    ws = Workspace.open(tmp_path / "ws")
+    tab = method.MethodTab(dict.fromkeys(CHOICES))
+    handler = with_method_choices(tab, ws)
+    base = RunConfig().to_dict()
+    taken = handler(base, *{**CHOICES, "model.name": "tiny"}.values())
+    assert taken["model"]["name"] == "tiny" and taken["lora"]["r"] == 8
+    outside = str(tmp_path / "elsewhere")  # a folder outside the workspace: refused by the tab
+    for refused in ("no-such-org/no-such-model-anywhere", outside):
+        kept = handler(taken, *{**CHOICES, "model.name": refused}.values())
+        assert isinstance(kept, type(gr.skip())), refused

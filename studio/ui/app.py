@@ -15,9 +15,10 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from studio import __version__
-from studio.access import ANNOTATOR, Logins, UploadAllowance
+from studio.access import ANNOTATOR, Logins, UploadAllowance, readable_model
 from studio.config import RunConfig
 from studio.errors import StudioError
+from studio.models.counting import model_shapes
 from studio.paths import ASSETS
 from studio.ui.context import AppContext
 from studio.ui.roles import GatedBlocks, for_annotators, is_admin
@@ -26,12 +27,16 @@ from studio.ui.uploads import UploadQuota
 from studio.workspace import Workspace
 
 
-def with_method_choices(tab: method.MethodTab) -> Any:
+def with_method_choices(tab: method.MethodTab, ws: Workspace | None = None) -> Any:
     """A handler: the Train tab's base config with the Method tab's current choices; unchanged while they
-    are invalid."""
+    are invalid, or name a model the Method tab refused (one it cannot read, or may not)."""
     def handler(base: dict[str, Any], *values: Any) -> Any:
+        choices = tab.choices_of(values)
         try:
-            return method.run_config(tab.choices_of(values), base=RunConfig.from_dict(base)).to_dict()
+            if ws is not None:
+                readable_model(ws, choices["model.name"])
+            model_shapes(choices["model.name"], stage=choices["method.stage"])
+            return method.run_config(choices, base=RunConfig.from_dict(base)).to_dict()
         except (ValueError, StudioError):
             return gr.skip()
     return handler
@@ -67,7 +72,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         train_tab["max_length"].change(lambda n: n, train_tab["max_length"], data_tab["max_length"],
                                        show_progress="hidden")
         base, choices = train_tab["base"], method_tab.config_inputs
-        gr.on([c.change for c in choices], with_method_choices(method_tab), [base, *choices], base,
+        gr.on([c.change for c in choices], with_method_choices(method_tab, ctx.workspace), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")
         train_tab["preset_loaded"].then(method_tab.form_values, base, choices, show_progress="hidden")
 
