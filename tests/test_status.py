@@ -138,3 +138,25 @@ def test_a_run_asked_to_stop_whose_process_is_gone_has_stopped(tmp_path):
     seen = runner.observe(tmp_path, grace=0)
     assert seen.shown_state == "stopped" and seen.shown_error == "" and not seen.active
     assert read_status(tmp_path).state is RunState.STOPPING  # on disk, what was last written
+
+
+def test_a_completed_run_is_not_resumed_and_keeps_its_result(tmp_path):
+    from studio.config import RunConfig, save_config
+    from studio.errors import StudioError
+    from studio.train.runs import finished_runs
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    run_dir = ws.runs / "20261127-120000-sft"
+    (run_dir / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
+    save_config(RunConfig().validate(), run_dir / "config.yaml")
+    for state in (RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.COMPLETED):
+        update_status(run_dir, state=state, stage="sft")
+    with pytest.raises(StudioError, match="has completed: there is nothing to resume"):
+        runner.resume_run(ws, run_dir)
+    assert read_status(run_dir).state is RunState.COMPLETED and finished_runs(ws) == [run_dir.name]
+    with pytest.raises(StudioError, match="is not running"):
+        runner.stop_run(run_dir)
+    assert read_status(run_dir).state is RunState.COMPLETED and finished_runs(ws) == [run_dir.name]
