@@ -71,6 +71,7 @@ _PAIR_METRICS = ("rewards/accuracies", "rewards/margins", "eval_rewards/accuraci
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage(
         name="sft", label="SFT", data_kinds=("sft", "text"), module="studio.methods.sft",
+        metrics=("mean_token_accuracy", "eval_mean_token_accuracy"),
         card="**SFT** — learns from examples of good answers: a prompt and the reply you want. The first "
              "stage of almost every project, and often the only one needed.",
     ),

@@ -33,15 +33,33 @@ def test_partial_line_waits_and_garbage_is_skipped(tmp_path):
     assert [r["step"] for r in reader.read_new()] == [2, 3]
 
 
-def test_progress_after_a_resume_counts_from_the_restart():
+def test_progress_after_a_resume_keeps_the_clock_and_paces_from_the_restart():
     from studio.train.runs import progress
 
-    status = RunStatus(state=RunState.RUNNING, step=60, total_steps=100, start_step=50, started=100.0)
+    # resumed at step 50 after 300 s in earlier attempts; 10 steps logged 10 s into the loop, at t=110
+    status = RunStatus(state=RunState.RUNNING, step=60, total_steps=100, start_step=50, started=100.0,
+                       earlier=300.0, elapsed=10.0, updated=110.0)
     p = progress(status, now=110.0)
-    assert p["elapsed"] == 10.0 and p["eta"] == 40.0  # 10 steps took 10 s; 40 remain
+    assert p["elapsed"] == 310.0 and p["eta"] == 40.0  # 10 steps took 10 s; 40 remain
+    # between two logs the ETA counts down with the clock instead of climbing
+    assert progress(status, now=113.0)["eta"] == 37.0 and progress(status, now=200.0)["eta"] == 0.0
     assert progress(RunStatus(state=RunState.QUEUED))["eta"] is None
     status.dead = True
     assert progress(status, now=110.0)["eta"] is None and progress(status)["state"] == "dead"
+
+
+def test_resuming_carries_the_time_already_spent(tmp_path):
+    from studio.config import RunConfig, save_config
+    from studio.train import runner
+    from studio.train.status import read_status, update_status
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    save_config(RunConfig().validate(), run_dir / "config.yaml")
+    for state in (RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.STOPPING, RunState.STOPPED):
+        update_status(run_dir, state=state, started=1000.0, finished=1100.0, earlier=50.0)
+    runner.prepare_resume(run_dir)
+    assert read_status(run_dir).earlier == 150.0 and read_status(run_dir).state is RunState.QUEUED
 
 
 def test_queued_caption_never_says_none():

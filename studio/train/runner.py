@@ -150,8 +150,10 @@ def prepare_resume(run_dir: Path) -> RunConfig:
     cfg = load_config(run_dir / "config.yaml")
     (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it is spent
     # compare-and-set: only if nobody moved the run since we looked (a dead run is still "running" on disk)
+    ended = status.finished or status.updated or time.time()
+    spent = status.earlier + (max(0.0, float(ended) - float(status.started)) if status.started else 0.0)
     after = update_status(run_dir, expect={status.state}, state=RunState.QUEUED, error=None,
-                          resumed=time.time(), finished=None, waiting_for=None)
+                          resumed=time.time(), finished=None, waiting_for=None, earlier=spent)
     if after.state is not RunState.QUEUED:
         raise StudioError(f"Run {run_dir.name} changed meanwhile (now {after.shown_state}); look again before "
                           "resuming.")

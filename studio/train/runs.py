@@ -142,15 +142,18 @@ def smooth(values: list[float], weight: float = 0.8) -> list[float]:
 
 
 def progress(status: RunStatus, now: float | None = None) -> dict[str, Any]:
-    """Step, total, elapsed and ETA for the progress bar."""
+    """Step, total, elapsed (earlier attempts included) and ETA for the progress bar."""
     now = now or time.time()
     step, total = status.step, status.total_steps
     started = status.started
-    elapsed = (status.finished or now) - started if started else 0.0
-    # steps per second since the training loop began (loading excluded; a resume restarts the clock)
+    elapsed = status.earlier + ((status.finished or now) - started if started else 0.0)
+    # the pace of this attempt up to its last logged step (loading excluded), less the time since that log:
+    # the ETA counts down between logs instead of climbing until the next one
     done = step - status.start_step
-    looping = now - float(status.loop_started or started or now)
     running = status.state is RunState.RUNNING and not status.dead
-    eta = looping / done * (total - step) if done > 0 and total and running else None
+    eta = None
+    if done > 0 and total and running and status.elapsed:
+        since = max(0.0, now - float(status.updated or now))
+        eta = max(0.0, status.elapsed / done * (total - step) - since)
     return {"step": step, "total": total, "fraction": step / total if total else 0.0,
             "elapsed": elapsed, "eta": eta, "state": status.shown_state}

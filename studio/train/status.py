@@ -88,6 +88,9 @@ class RunStatus:
     finished: float | None = None
     updated: float | None = None
     elapsed: float | None = None
+    """Seconds from the training loop's start to the last logged step, in the current attempt."""
+    earlier: float = 0.0
+    """Seconds the run spent in attempts before its latest resume (so a resumed run's clock goes on)."""
     waiting_for: str | None = None
     """The run holding the device while this one is queued."""
     error: str | None = None

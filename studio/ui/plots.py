@@ -25,6 +25,16 @@ _PALETTE = ["#4f7cac", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#
 _STAGE_METRICS = {m for s in STAGES.values() for m in s.metrics} - {"reward", "reward_std"}
 
 
+def run_label(run_id: str) -> str:
+    """A legend's name for a run: its label and start time, not the whole id ('sft-lora 13:25:42')."""
+    parts = run_id.split("-", 2)
+    if len(parts) == 3 and parts[0].isdigit() and len(parts[0]) == 8 and parts[1].isdigit() and len(parts[1]) == 6:
+        clock = f"{parts[1][:2]}:{parts[1][2:4]}:{parts[1][4:]}"
+        label = parts[2] if len(parts[2]) <= 24 else parts[2][:23] + "…"
+        return f"{label} {clock}"
+    return run_id if len(run_id) <= 32 else "…" + run_id[-31:]
+
+
 def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str, col: int) -> None:
     """RL runs: the summed reward's mean with a band of one spread either side, and each reward's mean."""
     xs, ys = series["reward"]
@@ -54,13 +64,16 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.05)
     for n, (run, series) in enumerate(runs.items()):
         color = _PALETTE[n % len(_PALETTE)]
-        short = run if len(run) <= 32 else "…" + run[-31:]
+        short = run_label(run)
         if "loss" in series:
             xs, ys = series["loss"]
-            fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 1}, opacity=0.35,
-                            name=f"{short} loss", legendgroup=run, showlegend=False, row=1, col=1)
-            fig.add_scatter(x=xs, y=smooth(ys, smooth_weight), mode="lines", line={"color": color, "width": 2},
-                            name=f"{short} loss (smoothed)", legendgroup=run, row=1, col=1)
+            # the logged loss is the bold line; the smoothed one only hints at the trend (it lags a falling loss)
+            fig.add_scatter(x=xs, y=ys, mode="lines+markers", line={"color": color, "width": 2}, marker={"size": 4},
+                            name=f"{short} loss", legendgroup=run, row=1, col=1)
+            if len(xs) >= 8:
+                fig.add_scatter(x=xs, y=smooth(ys, smooth_weight), mode="lines", opacity=0.5,
+                                line={"color": color, "width": 1, "dash": "dot"}, name=f"{short} loss, smoothed",
+                                legendgroup=run, row=1, col=1)
         if "eval_loss" in series:
             xs, ys = series["eval_loss"]
             fig.add_scatter(x=xs, y=ys, mode="lines+markers", line={"color": color, "dash": "dash"},
