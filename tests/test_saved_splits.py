@@ -36,7 +36,7 @@ def questions(path):
 
 
 def test_a_run_on_a_dataset_saved_with_an_eval_share_evaluates_on_that_share(ws):
-    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=split"]), ws)
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=split", "data.eval="]), ws)
     assert cfg.data.train.endswith("split/v1/train.jsonl") and cfg.data.eval.endswith("split/v1/eval.jsonl")
     train, held = questions(cfg.data.train), questions(cfg.data.eval)
     assert len(train) == 16 and len(held) == 4 and not train & held
@@ -50,7 +50,7 @@ def test_a_run_on_a_dataset_saved_with_an_eval_share_evaluates_on_that_share(ws)
     # a dataset without a split cannot be its own eval data
     with pytest.raises(StudioError, match="The saved dataset whole has no eval split"):
         resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=whole", "data.eval=whole"]), ws)
-    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=whole"]), ws)
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.train=whole", "data.eval="]), ws)
     assert cfg.data.eval is None  # nothing to take: the run's own eval_fraction decides
     assert resolve_source("split:eval", ws) == cfg_eval_path(ws)
 

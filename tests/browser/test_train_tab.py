@@ -158,3 +158,23 @@ def test_a_grpo_run_from_the_preset_shows_its_rewards_and_answers(page, app_url,
     expect(samples).to_contain_text("length")
     rows = [json.loads(line) for line in (ws / "runs" / run_id / "samples.jsonl").read_text().splitlines()]
     assert rows and set(rows[0]["rewards"]) == {"overlap", "length"} and rows[0]["answer"]
+
+
+def test_a_saved_dataset_brings_its_eval_split_to_the_run(page, app_url, no_workers_left):
+    from studio.data.load import load_records
+    from studio.data.store import save_dataset
+    from studio.workspace import Workspace
+
+    open_train_tab(page, app_url)
+    ws = workspace_of(page)
+    no_workers_left.add(ws)
+    records, _ = load_records("assets/data/support_sft.jsonl", ("sft",))
+    save_dataset(Workspace.open(ws), "mail", records[:40], "sft", eval_fraction=0.25)
+    train = page.get_by_label("Training data")
+    train.click()  # the picker refreshes on focus: the new dataset is listed
+    page.get_by_role("option", name="mail", exact=True).click()
+    expect(page.get_by_label("Eval data (optional)")).to_have_value("mail:eval")
+    run_id = start_run(page, 2)
+    cfg = (ws / "runs" / run_id / "config.yaml").read_text()
+    assert "datasets/mail/v1/train.jsonl" in cfg and "datasets/mail/v1/eval.jsonl" in cfg, cfg
+    expect(page.locator("#train-progress")).to_contain_text("completed", timeout=RUN_WAIT)

@@ -19,6 +19,7 @@ import yaml
 from studio.access import readable_config, run_id_only
 from studio.config import PRECISIONS, SCHEDULERS, RunConfig, dump_config
 from studio.config_form import config_from_form, path_value
+from studio.data.load import has_eval_split, saved_dataset
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA, PRESETS
@@ -74,6 +75,20 @@ def demo_choices() -> list[str]:
 
 def data_choices(ctx: AppContext) -> list[str]:
     return [d["name"] for d in list_datasets(ctx.workspace)] + demo_choices()
+
+
+def eval_choices(ctx: AppContext) -> list[str]:
+    """Eval data: the held-out split of each saved dataset that has one ('name:eval'), then the rest."""
+    held = [f"{d['name']}:eval" for d in list_datasets(ctx.workspace) if d.get("eval_rows")]
+    return held + data_choices(ctx)
+
+
+def eval_for(ctx: AppContext, train: str | None, current: str | None) -> Any:
+    """When the training data becomes a saved dataset with an eval split, that split becomes the eval data."""
+    saved = saved_dataset(train, ctx.workspace) if train else None
+    if saved is not None and saved[1] == "train" and has_eval_split(ctx.workspace, saved[0]):
+        return gr.update(value=f"{saved[0]}:eval")
+    return gr.update()
 
 
 def form_values(raw: dict[str, Any], paths: list[str]) -> list[Any]:
@@ -190,8 +205,10 @@ def build(ctx: AppContext) -> dict[str, Any]:
     runs = gr.Dataframe(pd.DataFrame(columns=RUN_COLUMNS), interactive=False, label="Runs", wrap=True, elem_id="train-runs")
     timer = gr.Timer(1.0, active=False)  # started at page load for admins (see app.py)
 
-    for box in (f["data.train"], f["data.eval"]):  # datasets saved in the Data tab meanwhile show up
-        ctx.picker(box, lambda: data_choices(ctx))
+    ctx.picker(f["data.train"], lambda: data_choices(ctx))  # datasets saved in the Data tab meanwhile show up
+    ctx.picker(f["data.eval"], lambda: eval_choices(ctx))
+    f["data.train"].input(lambda t, e: eval_for(ctx, t, e), [f["data.train"], f["data.eval"]], f["data.eval"],
+                          show_progress="hidden")
     ctx.picker(f["model.parent_run"], lambda: finished_runs(ctx.workspace))
     fields = [f[p] for p in ALL_PATHS]
 
