@@ -50,7 +50,6 @@ def test_the_tab_builds_with_numbers_on_it(tmp_path):
     assert tab.fields["model.name"].value in ("tiny", method.FALLBACK_MODEL)
     # only stages that can train are offered
     assert [v for _, v in tab.fields["method.stage"].choices] == [s.name for s in available_stages()]
-    assert "rlhf" not in [v for _, v in tab.fields["method.stage"].choices]
 
 
 def test_counts_and_memory_update_with_the_rank():
