@@ -200,6 +200,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows = eval_rows(eval_source(args.data, ws), args.limit)
     loaded = load_for_chat(args.target, ws)
     result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows)
+    from studio.chat.evaluate import save_result
+
+    save_result(ws, result, args.data)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
     if args.json:
         print_json(result.to_dict(with_answers=args.answers))
     else:

@@ -76,3 +76,15 @@ def test_saves_of_one_name_at_the_same_time_get_a_version_each(tmp_path):
     assert not errors
     assert sorted(f.name for f in folders) == [f"v{n}" for n in range(1, 9)]
     assert not [p for p in (ws.datasets / "shared").iterdir() if p.name.startswith(".new")]
+
+
+def test_saving_the_same_rows_again_makes_no_new_version(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+            for i in range(10)]
+    first = save_dataset(ws, "same", rows, "sft", eval_fraction=0.2)
+    assert save_dataset(ws, "same", list(rows), "sft", eval_fraction=0.2) == first
+    assert save_dataset(ws, "same", rows, "sft", eval_fraction=0.3).name == "v2"  # another split is new
+    assert save_dataset(ws, "same", rows[:9], "sft", eval_fraction=0.3).name == "v3"  # other rows too
+    assert save_dataset(ws, "same", rows[:9], "sft", eval_fraction=0.3).name == "v3"
+    assert versions(ws, "same") == [1, 2, 3] and not list((ws.datasets / "same").glob(".new.tmp*"))

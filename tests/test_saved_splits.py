@@ -66,3 +66,28 @@ def test_evaluation_reads_a_saved_dataset_by_name(ws):
                           "--json"], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=180)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["rows"] == 4
+
+
+def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
+    from studio.chat.evaluate import EvalResult, evaluations, save_result
+    from studio.config import RunConfig, save_config
+    from studio.train.runs import run_summary
+    from studio.ui.tabs.chat import answers_frame, scores_frame
+
+    ws = Workspace.open(tmp_path / "ws")
+    run_dir = ws.runs / "20261127-101500-sft"
+    run_dir.mkdir()
+    save_config(RunConfig().validate(), run_dir / "config.yaml")
+    answers = [{"prompt": "Where is my parcel? " * 20, "reference": "On its way.", "answer": "On its way."},
+               {"prompt": "Refund?", "reference": "Sent.", "answer": "No idea."}]
+    result = EvalResult(run_dir.name, 2, 0.5, 7.679259236653646, 2161.5467, answers)
+    assert save_result(ws, result, "split") == run_dir / "evaluations.jsonl"
+    assert save_result(ws, EvalResult("tiny", 2, 0.0, 9.0, 8103.0), "split") is None  # not a run: nothing kept
+    assert evaluations(run_dir)[-1]["exact_match"] == 0.5 and evaluations(run_dir)[-1]["data"] == "split"
+    assert run_summary(run_dir)["exact match"] == "50.0% of 2"
+    scores = scores_frame([result], {run_dir.name})
+    assert scores.iloc[0].to_dict() == {"model": run_dir.name, "rows": 2, "exact match": "50.0%", "loss": "7.679",
+                                        "perplexity": "2161.55", "saved": "with the run"}
+    wide = answers_frame([result])
+    assert list(wide.columns) == ["reference", run_dir.name, "prompt"]
+    assert list(wide[run_dir.name]) == ["On its way.", "✗ No idea."] and len(wide["prompt"][0]) == 120

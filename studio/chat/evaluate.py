@@ -9,9 +9,12 @@ is the mean negative log-likelihood of the reference answer's tokens given the p
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from studio.data.load import load_records
@@ -32,6 +35,38 @@ class EvalResult:
         if with_answers:
             out["answers"] = self.answers
         return out
+
+
+EVALUATIONS = "evaluations.jsonl"
+
+
+def save_result(ws: Any, result: EvalResult, data: str) -> Path | None:
+    """Keep an evaluation of a run with the run (one JSON line in runs/<id>/evaluations.jsonl); None when
+    the model evaluated is not a run of this workspace."""
+    from studio.workspace import RUN_ID
+
+    run_dir = ws.runs / result.model
+    if not RUN_ID.match(result.model) or not (run_dir / "config.yaml").exists():
+        return None
+    line = {"time": round(time.time(), 1), "data": data, **result.to_dict()}
+    with open(run_dir / EVALUATIONS, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+    return run_dir / EVALUATIONS
+
+
+def evaluations(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's saved evaluations, oldest first."""
+    try:
+        lines = (Path(run_dir) / EVALUATIONS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def eval_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:

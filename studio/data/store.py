@@ -50,7 +50,8 @@ def versions(ws: Workspace, name: str) -> list[int]:
 def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: str,
                  eval_fraction: float = 0.0, seed: int = 0, source: str = "", created_by: str = "") -> Path:
     """Write a new version of dataset `name`; return its folder. Saves of one name at the same time get
-    one version each (the version is chosen under a lock on the dataset's folder)."""
+    one version each (the version is chosen under a lock on the dataset's folder). Saving exactly what the
+    latest version holds (rows, kind, split) makes no new version: that version's folder is returned."""
     name = check_name(name)
     if not records:
         raise DataError(f"Dataset {name}: nothing to save, it has no usable rows.")
@@ -65,6 +66,7 @@ def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: 
     eval_idx = set(order[:n_eval])
     train = [r for i, r in enumerate(rows) if i not in eval_idx]
     evaluation = [r for i, r in enumerate(rows) if i in eval_idx]
+    digest = content_digest(train, evaluation, kind)
     folder = ws.datasets / name
     tmp = folder / f".new.tmp{time.time_ns()}"
     try:
@@ -75,8 +77,12 @@ def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: 
             write_jsonl(tmp / "eval.jsonl", evaluation)
         with open(folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            version = (versions(ws, name) or [0])[-1] + 1
-            meta = {"name": name, "version": version, "kind": kind, "rows": len(rows), "train_rows": len(train),
+            latest = (versions(ws, name) or [0])[-1]
+            if latest and _meta(folder / f"v{latest}").get("digest") == digest:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return folder / f"v{latest}"
+            version = latest + 1
+            meta = {"digest": digest, "name": name, "version": version, "kind": kind, "rows": len(rows), "train_rows": len(train),
                     "eval_rows": len(evaluation), "eval_fraction": eval_fraction, "seed": seed, "source": source,
                     "created_by": created_by, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -91,6 +97,26 @@ def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def content_digest(train: list[dict[str, Any]], evaluation: list[dict[str, Any]], kind: str) -> str:
+    """A fingerprint of what a version holds: its kind and the rows of each split, in order."""
+    import hashlib
+
+    h = hashlib.sha256(kind.encode())
+    for split, rows in (("train", train), ("eval", evaluation)):
+        h.update(f"\n#{split}\n".encode())
+        for r in rows:
+            h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
+
+
+def _meta(version_dir: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((version_dir / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def list_datasets(ws: Workspace) -> list[dict[str, Any]]:

@@ -36,9 +36,13 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         cfg = {}
+    from studio.chat.evaluate import evaluations
+
     loss = last_loss(run_dir)
     started = status.started or status.created
     ended = status.finished or (time.time() if status.active else status.updated)
+    scored = evaluations(run_dir)
+    last = scored[-1] if scored else None
     return {
         "run": run_dir.name,
         "stage": (cfg.get("method") or {}).get("stage", status.stage or "?"),
@@ -47,7 +51,8 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         "status": status.shown_state,
         "steps": f"{status.step}/{status.total_steps or '?'}",
         "final loss": round(loss, 4) if loss is not None else None,
-        "duration": _duration(ended - started) if started and ended else "",
+        "duration": _duration(status.earlier + ended - started) if started and ended else "",
+        "exact match": f"{last['exact_match']:.1%} of {last['rows']}" if last else "",
         "parent": Path((cfg.get("model") or {}).get("parent_run") or "").name,
         "error": status.shown_error,
     }

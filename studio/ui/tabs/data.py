@@ -126,7 +126,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
                              for name in FIELDS]
     status = gr.Markdown("Load data to see its format and problems.", elem_id="data-status")
     with gr.Row():
-        issues = gr.Dataframe(label="Problems by row", interactive=False, max_height=320, wrap=True, scale=3,
+        issues = gr.Dataframe(pd.DataFrame(columns=ISSUE_COLUMNS), label="Problems by row", interactive=False,
+                              max_height=320, wrap=True, scale=3,
                               elem_id="data-issues")
         hist = gr.Plot(label="Token lengths", scale=2)
     with gr.Accordion("Template preview: what the model sees", open=True):
@@ -142,7 +143,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     with gr.Accordion("Write examples by hand", open=False):
         kind = gr.Radio(["instructions", "preferences"], value="instructions", label="Kind")
         table = gr.Dataframe(value=pd.DataFrame(columns=SFT_COLUMNS), headers=SFT_COLUMNS, interactive=True,
-                             label="Examples (edit cells directly)", wrap=True)
+                             label="Examples (edit cells directly)", wrap=True, show_row_numbers=True)
         with gr.Row():
             a = gr.Textbox(label="system / prompt", lines=2)
             b = gr.Textbox(label="prompt / chosen", lines=2)
@@ -229,10 +230,14 @@ def build(ctx: AppContext) -> dict[str, Any]:
         if report is None or not report.ok:
             return "⚠️ Nothing usable to save yet.", gr.update()
         try:
+            before = store.versions(ctx.workspace, store.check_name(name))
             folder = store.save_dataset(ctx.workspace, name, report.usable, report.kind, float(share),
                                         source=report.source, created_by=ctx.user(request))
         except StudioError as err:
             return f"⚠️ {err}", gr.update()
+        if before and folder.name == f"v{before[-1]}":
+            return (f"**{folder.parent.name} {folder.name}** already holds exactly these rows and split: no new "
+                    "version was made.", gr.update(choices=_saved_names(ctx), value=folder.parent.name))
         skipped = report.total_rows - len(report.usable)
         extra = f" ({skipped} unusable rows left out)" if skipped else ""
         return (f"Saved **{folder.parent.name} {folder.name}**: {len(report.usable)} rows{extra}.",

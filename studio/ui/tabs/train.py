@@ -145,7 +145,8 @@ def read_curves(ctx: AppContext, readers: dict[str, Any], run_ids: list[str]) ->
     return out
 
 
-RUN_COLUMNS = ["run", "stage", "model", "method", "status", "steps", "final loss", "duration", "parent", "error"]
+RUN_COLUMNS = ["run", "stage", "model", "method", "status", "steps", "final loss", "exact match", "duration", "parent",
+               "error"]
 
 
 def runs_frame(ctx: AppContext) -> pd.DataFrame:
@@ -287,7 +288,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 status = runner.observe(run_dir)
             except StudioError:
                 status, run_dir = None, None
-        new_sig = "|".join(f"{r.run}:{r.status}:{r.steps}" for r in table.itertuples()) + \
+        new_sig = "|".join(":".join(map(str, row)) for row in table[["run", "status", "steps", "exact match"]].values) + \
             f"|{run_id}:{rewards_panel.samples_size(run_dir)}"
         wanted = list(dict.fromkeys(([run_id] if status else []) + [c for c in (chosen or []) if c in ids]))
         figure = training_curves(read_curves(ctx, rds, wanted)) if wanted else None
