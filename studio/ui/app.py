@@ -28,15 +28,21 @@ from studio.workspace import Workspace
 
 
 def with_method_choices(tab: method.MethodTab, ws: Workspace | None = None) -> Any:
-    """A handler: the Train tab's base config with the Method tab's current choices; unchanged while they
-    are invalid, or name a model the Method tab refused (one it cannot read, or may not)."""
+    """A handler: the Train tab's base config with the Method tab's current choices. Unchanged while they
+    are invalid, name a model the Method tab refused (one it cannot read, or may not), or are what the base
+    says already: the Method tab being filled from the base (page load, a preset) must never write back a
+    base it read a moment earlier over a preset loaded since."""
     def handler(base: dict[str, Any], *values: Any) -> Any:
         choices = tab.choices_of(values)
         try:
+            current = RunConfig.from_dict(base)
+            wanted = method.run_config(choices, base=current)
+            if wanted.to_dict() == current.to_dict():
+                return gr.skip()
             if ws is not None:
                 readable_model(ws, choices["model.name"])
             model_shapes(choices["model.name"], stage=choices["method.stage"])
-            return method.run_config(choices, base=RunConfig.from_dict(base)).to_dict()
+            return wanted.to_dict()
         except (ValueError, StudioError):
             return gr.skip()
     return handler

@@ -131,8 +131,10 @@ def _clock(seconds: float | None) -> str:
 
 
 def read_curves(ctx: AppContext, readers: dict[str, Any], run_ids: list[str]) -> dict[str, Any]:
-    """Read only new metric lines for each run; readers (per browser) keep offsets and records."""
+    """Read only new metric lines for each run; readers (per browser) keep offsets and records. Sets
+    readers["_fresh"] when any run had new lines (or restarted its file)."""
     out = {}
+    readers["_fresh"] = False
     for run_id in run_ids:
         try:
             run_dir = run_id_only(ctx.workspace, run_id)
@@ -140,6 +142,7 @@ def read_curves(ctx: AppContext, readers: dict[str, Any], run_ids: list[str]) ->
             continue
         entry = readers.setdefault(run_id, {"reader": MetricsReader(run_dir), "records": []})
         new = entry["reader"].read_new()
+        readers["_fresh"] = readers["_fresh"] or bool(new) or entry["reader"].restarted
         entry["records"] = new if entry["reader"].restarted else entry["records"] + new
         out[run_id] = curves(entry["records"])
     return out
@@ -160,7 +163,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         initial = RunConfig().to_dict()
     base = gr.State(initial)
     readers = gr.State({})
-    signature = gr.State("")
+    signature = gr.State({})  # what this browser was last sent: only changes are sent again
     start_values = dict(zip(ALL_PATHS, form_values(initial, ALL_PATHS)))
     f: dict[str, Any] = {}  # components by config path
     with gr.Row():
@@ -288,12 +291,13 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 status = runner.observe(run_dir)
             except StudioError:
                 status, run_dir = None, None
-        new_sig = "|".join(":".join(map(str, row)) for row in table[["run", "status", "steps", "exact match"]].values) + \
-            f"|{run_id}:{rewards_panel.samples_size(run_dir)}"
+        table_sig = "|".join(":".join(map(str, row)) for row in table[["run", "status", "steps", "exact match"]].values) \
+            + f"|{run_id}:{rewards_panel.samples_size(run_dir)}"
         wanted = list(dict.fromkeys(([run_id] if status else []) + [c for c in (chosen or []) if c in ids]))
-        figure = training_curves(read_curves(ctx, rds, wanted)) if wanted else None
+        curves_now = read_curves(ctx, rds, wanted) if wanted else {}
         completed = [r.run for r in table.itertuples() if r.status == "completed"]
-        changed = new_sig != sig
+        last = sig if isinstance(sig, dict) else {}
+        changed = table_sig != last.get("table")
         if status is not None:
             shown = progress_html(status)
         elif run_id:
@@ -301,13 +305,21 @@ def build(ctx: AppContext) -> dict[str, Any]:
         else:
             shown = "Pick a run to watch, or press Start." if ids else "No runs yet: press Start."
         keep = gr.update()
-        return (shown, figure, rds, new_sig, table if changed else keep,
+        redraw = rds.get("_fresh") or wanted != last.get("wanted")
+        figure = (training_curves(curves_now) if wanted else None) if redraw else keep
+        state = status.shown_state if status is not None else None
+        # a message about an earlier action (Started, Resuming, Stopping ...) goes once the watched run ends
+        ended = ("completed", "stopped", "failed", "dead")
+        note = "" if last.get("run") == run_id and last.get("state") not in (None, *ended) and state in ended \
+            else keep
+        new_sig = {"table": table_sig, "wanted": wanted, "shown": shown, "state": state, "run": run_id}
+        return (shown if shown != last.get("shown") else keep, figure, rds, new_sig, table if changed else keep,
                 rewards_panel.samples_frame(run_dir) if changed else keep,
                 gr.update(choices=ids) if changed else keep,
                 gr.update(choices=ids) if changed else keep,
-                gr.update(choices=completed) if changed else keep)
+                gr.update(choices=completed) if changed else keep, note)
 
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, watch, overlay,
-                                                            f["model.parent_run"]], show_progress="hidden")
+                                                            f["model.parent_run"], message], show_progress="hidden")
     return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "timer": timer,
             "max_length": f["data.max_length"]}
