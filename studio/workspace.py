@@ -98,7 +98,8 @@ class Workspace:
         """Run folders, newest first."""
         if not self.runs.is_dir():
             return []
-        found = [p for p in self.runs.iterdir() if p.is_dir() and (p / "config.yaml").exists()]
+        found = [p for p in self.runs.iterdir()
+                 if p.is_dir() and not p.name.startswith(".") and (p / "config.yaml").exists()]
         return sorted(found, key=lambda p: p.name, reverse=True)
 
     def contains(self, path: str | os.PathLike) -> bool:

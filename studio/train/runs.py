@@ -43,8 +43,11 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     ended = status.finished or (time.time() if status.active else status.updated)
     scored = evaluations(run_dir)
     last = scored[-1] if scored else None
+    from studio.train.experiments import details
+
     return {
         "run": run_dir.name,
+        "name": details(run_dir)["title"] or cfg.get("name") or "",
         "stage": (cfg.get("method") or {}).get("stage", status.stage or "?"),
         "model": (cfg.get("model") or {}).get("name", status.model or "?"),
         "method": (cfg.get("method") or {}).get("name", status.method or "?"),

@@ -81,6 +81,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         gr.on([c.change for c in choices], with_method_choices(method_tab, ctx.workspace), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")
         train_tab["preset_loaded"].then(method_tab.form_values, base, choices, show_progress="hidden")
+        train_tab["cloned"].then(method_tab.form_values, base, choices, show_progress="hidden")
 
         @for_annotators
         def view(request: gr.Request):

@@ -41,6 +41,16 @@ def set_number(page, label: str, value) -> None:
     expect(box).to_have_value(str(value))
 
 
+def wait_until_completed(run_dir: Path, limit: float = RUN_WAIT / 1000) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = run_dir / "status.json"
+        if status.exists() and json.loads(status.read_text() or "{}").get("state") == "completed":
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{run_dir.name} did not complete in {limit} s")
+
+
 def start_run(page, max_steps: int) -> str:
     set_number(page, "Max steps (-1: by epochs)", max_steps)
     set_number(page, "Log every", 1)
@@ -153,7 +163,7 @@ def test_a_grpo_run_from_the_preset_shows_its_rewards_and_answers(page, app_url,
     run_id = start_run(page, 3)
     cfg = (ws / "runs" / run_id / "config.yaml").read_text()
     assert "stage: rlhf" in cfg and "  - overlap\n  - length\n" in cfg and "max_chars: 60" in cfg, cfg
-    expect(page.locator("#train-progress")).to_contain_text("completed", timeout=RUN_WAIT)
+    wait_until_completed(ws / "runs" / run_id)
     samples = page.locator("#train-samples")
     expect(samples).to_contain_text("overlap", timeout=30_000)
     expect(samples).to_contain_text("length")
@@ -178,4 +188,40 @@ def test_a_saved_dataset_brings_its_eval_split_to_the_run(page, app_url, no_work
     run_id = start_run(page, 2)
     cfg = (ws / "runs" / run_id / "config.yaml").read_text()
     assert "datasets/mail/v1/train.jsonl" in cfg and "datasets/mail/v1/eval.jsonl" in cfg, cfg
+    wait_until_completed(ws / "runs" / run_id)
+
+
+def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url, no_workers_left):
+    open_train_tab(page, app_url)
+    ws = workspace_of(page)
+    no_workers_left.add(ws)
+    first = start_run(page, 2)
+    wait_until_completed(ws / "runs" / first)
+    set_number(page, "Learning rate", 0.001)
+    second = start_run(page, 2)
+    wait_until_completed(ws / "runs" / second)  # the bar may still show the first run's end for a moment
     expect(page.locator("#train-progress")).to_contain_text("completed", timeout=RUN_WAIT)
+
+    page.get_by_text("The watched run: name, notes").click()
+    expect(page.locator("#run-log textarea")).to_have_value(re.compile(f"run {second}"))  # opened: it shows the run
+    page.get_by_label("Name", exact=True).fill("lower lr")
+    page.get_by_label("Notes", exact=True).fill("a quick try")
+    page.get_by_role("button", name="Save name and notes").click()
+    expect(page.locator("#run-details-message")).to_contain_text(f"Saved the name and notes of {second}")
+    expect(page.locator("#train-runs")).to_contain_text("lower lr", timeout=30_000)
+
+    page.get_by_label("Compare its config with").click()
+    page.get_by_role("option", name=first).click()
+    expect(page.locator("#run-details-message")).to_contain_text("settings differ")
+    expect(page.get_by_role("gridcell", name="train.learning_rate")).to_be_visible()
+
+    set_number(page, "Learning rate", 0.05)
+    page.get_by_role("button", name="Clone into the form").click()
+    expect(page.locator("#run-details-message")).to_contain_text(f"The form now holds the config of {second}")
+    expect(page.get_by_label("Learning rate", exact=True)).to_have_value("0.001")
+
+    page.get_by_role("button", name="Delete this run…").click()
+    page.get_by_role("button", name="Yes, delete it with its checkpoints").click()
+    expect(page.locator("#run-details-message")).to_contain_text(f"Deleted run {second}")
+    assert not (ws / "runs" / second).exists() and (ws / "runs" / first).exists()
+    expect(page.locator("#train-runs")).not_to_contain_text(second, timeout=30_000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -27,7 +28,7 @@ from studio.train import runner
 from studio.train.metrics import MetricsReader
 from studio.train.runs import curves, finished_runs, list_runs, progress
 from studio.train.status import RunStatus
-from studio.ui import rewards_panel
+from studio.ui import rewards_panel, run_details
 from studio.ui.context import AppContext
 from studio.ui.plots import training_curves
 
@@ -148,8 +149,8 @@ def read_curves(ctx: AppContext, readers: dict[str, Any], run_ids: list[str]) ->
     return out
 
 
-RUN_COLUMNS = ["run", "stage", "model", "method", "status", "steps", "final loss", "exact match", "duration", "parent",
-               "error"]
+RUN_COLUMNS = ["run", "name", "stage", "model", "method", "status", "steps", "final loss", "exact match", "duration",
+               "parent", "error"]
 
 
 def runs_frame(ctx: AppContext) -> pd.DataFrame:
@@ -208,6 +209,14 @@ def build(ctx: AppContext) -> dict[str, Any]:
     # the page is built once for every user: workspace contents arrive with the first refresh, for admins
     runs = gr.Dataframe(pd.DataFrame(columns=RUN_COLUMNS), interactive=False, label="Runs", wrap=True, elem_id="train-runs")
     timer = gr.Timer(1.0, active=False)  # started at page load for admins (see app.py)
+    loaded_paths = [*FORM_PATHS, *DATA_PATHS, *rewards_panel.RL_PATHS]
+
+    def clone(raw: dict[str, Any]) -> list[Any]:
+        cfg = RunConfig.from_dict(raw).validate()
+        parent = cfg.model.parent_run
+        return [cfg.to_dict(), *form_values(cfg.to_dict(), loaded_paths), Path(parent).name if parent else None]
+
+    cloned = run_details.build(ctx, watch, [base, *[f[p] for p in loaded_paths], f["model.parent_run"]], clone)
 
     ctx.picker(f["data.train"], lambda: data_choices(ctx))  # datasets saved in the Data tab meanwhile show up
     ctx.picker(f["data.eval"], lambda: eval_choices(ctx))
@@ -228,8 +237,6 @@ def build(ctx: AppContext) -> dict[str, Any]:
     base.change(preview, [base, *fields], [summary, yaml_view])
     base.change(lambda b: gr.update(visible=rewards_panel.uses_rl((b or {}).get("method", {}).get("stage"))),
                 base, rl_group)
-
-    loaded_paths = [*FORM_PATHS, *DATA_PATHS, *rewards_panel.RL_PATHS]
 
     def on_load_preset(name):
         try:
@@ -291,7 +298,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 status = runner.observe(run_dir)
             except StudioError:
                 status, run_dir = None, None
-        table_sig = "|".join(":".join(map(str, row)) for row in table[["run", "status", "steps", "exact match"]].values) \
+        table_sig = "|".join(":".join(map(str, row)) for row in table[["run", "name", "status", "steps", "exact match"]].values) \
             + f"|{run_id}:{rewards_panel.samples_size(run_dir)}"
         wanted = list(dict.fromkeys(([run_id] if status else []) + [c for c in (chosen or []) if c in ids]))
         curves_now = read_curves(ctx, rds, wanted) if wanted else {}
@@ -321,5 +328,5 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, watch, overlay,
                                                             f["model.parent_run"], message], show_progress="hidden")
-    return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "timer": timer,
+    return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "cloned": cloned, "timer": timer,
             "max_length": f["data.max_length"]}

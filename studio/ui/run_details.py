@@ -1,0 +1,104 @@
+"""The Train tab's panel for the watched run as an experiment: its name and notes, its metrics as a table,
+its log, a config diff against another run, clone into the form, and delete (asked twice)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.access import run_id_only
+from studio.errors import StudioError
+from studio.train import experiments
+from studio.ui.context import AppContext
+
+DIFF_COLUMNS = ["setting", "this run", "the other run"]
+
+
+def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable[[dict[str, Any]], list[Any]]) -> Any:
+    """`clone(config mapping)` gives the values of `clone_outputs` for a run's config (the form, the base).
+    Returns the clone event, for the Method tab to follow it as it follows a loaded preset."""
+    with gr.Accordion("The watched run: name, notes, metrics, log, compare, clone, delete", open=False) as panel:
+        with gr.Row():
+            title = gr.Textbox(label="Name", placeholder="e.g. lr 3e-4, more data", scale=2)
+            notes = gr.Textbox(label="Notes", lines=2, scale=4)
+            save = gr.Button("Save name and notes", scale=1)
+        said = gr.Markdown(elem_id="run-details-message")
+        with gr.Row():
+            clone_btn = gr.Button("Clone into the form", scale=1)
+            other = gr.Dropdown([], label="Compare its config with", allow_custom_value=False, scale=2)
+            delete = gr.Button("Delete this run…", variant="stop", scale=1)
+            confirm = gr.Button("Yes, delete it with its checkpoints", variant="stop", visible=False, scale=1)
+            cancel = gr.Button("Keep it", visible=False, scale=1)
+        diff = gr.Dataframe(pd.DataFrame(columns=DIFF_COLUMNS), label="Config differences", interactive=False,
+                            wrap=True)
+        metrics = gr.Dataframe(pd.DataFrame(columns=["step", "loss"]), label="Logged metrics (latest 50 logs)",
+                               interactive=False, max_height=300)
+        with gr.Row():
+            log = gr.Textbox(label="Log (the end of stdout.log)", lines=10, max_lines=20, interactive=False,
+                             scale=6, elem_id="run-log")
+            refresh = gr.Button("↻ Refresh", scale=0, min_width=80)
+    ctx.picker(other, lambda: [p.name for p in ctx.workspace.list_runs()])
+
+    def show(run_id):
+        """Everything the panel shows for the watched run."""
+        try:
+            run_dir = run_id_only(ctx.workspace, run_id or "")
+        except StudioError:
+            return "", "", pd.DataFrame(columns=["step", "loss"]), "", gr.update(visible=False), gr.update(visible=False)
+        d = experiments.details(run_dir)
+        table = pd.DataFrame(experiments.metrics_table(run_dir))
+        return (d["title"], d["notes"], table if len(table) else pd.DataFrame(columns=["step", "loss"]),
+                experiments.log_tail(run_dir), gr.update(visible=False), gr.update(visible=False))
+
+    shown = [title, notes, metrics, log, confirm, cancel]
+    watch.change(show, watch, shown, show_progress="hidden")
+    refresh.click(show, watch, shown, show_progress="hidden")
+    panel.expand(show, watch, shown, show_progress="hidden")  # opened later, it shows the run as it is now
+
+    def save_details(run_id, new_title, new_notes):
+        try:
+            experiments.set_details(run_id_only(ctx.workspace, run_id or ""), new_title or "", new_notes or "")
+        except StudioError as err:
+            return f"⚠️ {err}"
+        return f"Saved the name and notes of {run_id}."
+
+    save.click(save_details, [watch, title, notes], said)
+
+    def compare(run_id, with_id):
+        if not run_id or not with_id:
+            return pd.DataFrame(columns=DIFF_COLUMNS), gr.skip()
+        try:
+            rows = experiments.config_diff(run_id_only(ctx.workspace, run_id), run_id_only(ctx.workspace, with_id))
+        except StudioError as err:
+            return pd.DataFrame(columns=DIFF_COLUMNS), f"⚠️ {err}"
+        text = f"{len(rows)} settings differ." if rows else "The two configs are the same."
+        return pd.DataFrame([(k, str(a), str(b)) for k, a, b in rows], columns=DIFF_COLUMNS), text
+
+    other.input(compare, [watch, other], [diff, said])
+
+    def do_clone(run_id):
+        try:
+            raw = experiments.run_config_dict(run_id_only(ctx.workspace, run_id or ""))
+            raw.pop("name", None)
+            return [*clone(raw), f"The form now holds the config of {run_id}: change what you like and press Start."]
+        except (StudioError, ValueError) as err:
+            return [*[gr.skip()] * len(clone_outputs), f"⚠️ {err}"]
+
+    cloned = clone_btn.click(do_clone, watch, [*clone_outputs, said])
+    delete.click(lambda: (gr.update(visible=True), gr.update(visible=True)), None, [confirm, cancel])
+    cancel.click(lambda: (gr.update(visible=False), gr.update(visible=False)), None, [confirm, cancel])
+
+    def do_delete(run_id):
+        hide = [gr.update(visible=False), gr.update(visible=False)]
+        try:
+            experiments.delete_run(run_id_only(ctx.workspace, run_id or ""))
+        except StudioError as err:
+            return [f"⚠️ {err}", *hide, gr.skip()]
+        ids = [p.name for p in ctx.workspace.list_runs()]
+        return [f"Deleted run {run_id}.", *hide, gr.update(choices=ids, value=ids[0] if ids else None)]
+
+    confirm.click(do_delete, watch, [said, confirm, cancel, watch])
+    return cloned

@@ -1,0 +1,58 @@
+"""Runs as experiments: name and notes, config diff, metrics table, log, and a delete that spares running runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.config import RunConfig, save_config
+from studio.errors import StudioError
+from studio.train import experiments
+from studio.train.runs import list_runs
+from studio.train.status import RunState, update_status
+from studio.workspace import Workspace
+
+
+def make_run(ws, run_id, **train):
+    run_dir = ws.runs / run_id
+    run_dir.mkdir(parents=True)
+    save_config(RunConfig.from_dict({"train": train}).validate(), run_dir / "config.yaml")
+    return run_dir
+
+
+def test_name_notes_diff_metrics_and_log(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    a = make_run(ws, "20261127-100000-sft", learning_rate=3e-4, batch_size=8)
+    b = make_run(ws, "20261127-110000-sft", learning_rate=1e-3, batch_size=4)
+    assert experiments.details(a) == {"title": "", "notes": ""}
+    experiments.set_details(a, title="  lr   3e-4 ", notes="Better on long emails.\nTry more steps.")
+    assert experiments.details(a) == {"title": "lr 3e-4", "notes": "Better on long emails.\nTry more steps."}
+    experiments.set_details(a, notes="")  # the name stays when only the notes change
+    assert experiments.details(a)["title"] == "lr 3e-4"
+    assert next(r for r in list_runs(ws) if r["run"] == a.name)["name"] == "lr 3e-4"
+    with pytest.raises(StudioError, match="at most 120 characters"):
+        experiments.set_details(a, title="x" * 121)
+    assert experiments.config_diff(a, b) == [("train.batch_size", 8, 4), ("train.learning_rate", 3e-4, 1e-3)]
+    assert experiments.config_diff(a, a) == []
+    with open(a / "metrics.jsonl", "w") as fh:
+        for step in (1, 2):
+            fh.write(json.dumps({"step": step, "loss": 1 / 3 / step, "learning_rate": 3e-4, "epoch": 0.1}) + "\n")
+        fh.write(json.dumps({"step": 2, "train_runtime": 5.0}) + "\n")
+    assert experiments.metrics_table(a) == [{"step": 1, "loss": 0.3333, "learning_rate": 0.0003},
+                                            {"step": 2, "loss": 0.1667, "learning_rate": 0.0003}]
+    (a / "stdout.log").write_bytes(b"loading\r[###   ] 1/4\r[######] 4/4\nsaved \xff adapter\n")
+    assert experiments.log_tail(a) == "loading\n[###   ] 1/4\n[######] 4/4\nsaved \ufffd adapter"
+
+
+def test_delete_spares_a_running_run_and_removes_a_finished_one(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    run_dir = make_run(ws, "20261127-100000-sft")
+    update_status(run_dir, state=RunState.QUEUED, pid=None)
+    update_status(run_dir, state=RunState.STARTING)
+    update_status(run_dir, state=RunState.RUNNING)
+    with pytest.raises(StudioError, match="stop it before deleting it"):
+        experiments.delete_run(run_dir)
+    update_status(run_dir, state=RunState.COMPLETED)
+    experiments.delete_run(run_dir)
+    assert not run_dir.exists() and list_runs(ws) == [] and not list(ws.runs.iterdir())
