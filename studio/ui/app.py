@@ -75,8 +75,14 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         # the Data tab measures tokens with the model and max length the run will use
         method_tab.fields["model.name"].change(lambda m: m, method_tab.fields["model.name"], data_tab["model"],
                                                show_progress="hidden")
-        train_tab["max_length"].change(lambda n: n, train_tab["max_length"], data_tab["max_length"],
-                                       show_progress="hidden")
+        # one length and one batch size, shown everywhere: the Train tab's settings are the run's, and the
+        # Data tab's token check and the Method tab's memory estimate follow them
+        follows = [(train_tab["max_length"], data_tab["max_length"]), (train_tab["max_length"], method_tab.estimate["seq"]),
+                   (train_tab["batch_size"], method_tab.estimate["batch"]),
+                   (train_tab["checkpointing"], method_tab.estimate["checkpointing"])]
+        for source, target in follows:
+            source.change(lambda v: v, source, target, show_progress="hidden")
+        app.load(lambda *v: v, [s for s, _ in follows], [t for _, t in follows], show_progress="hidden")
         base, choices = train_tab["base"], method_tab.config_inputs
         gr.on([c.change for c in choices], with_method_choices(method_tab, ctx.workspace), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")

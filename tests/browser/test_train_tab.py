@@ -225,3 +225,19 @@ def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url,
     expect(page.locator("#run-details-message")).to_contain_text(f"Deleted run {second}")
     assert not (ws / "runs" / second).exists() and (ws / "runs" / first).exists()
     expect(page.locator("#train-runs")).not_to_contain_text(second, timeout=30_000)
+
+
+def test_one_length_and_batch_size_shown_in_every_tab(page, app_url):
+    open_train_tab(page, app_url)
+    expect(page.get_by_label("Max length", exact=True)).to_have_value("192")  # the tiny preset's
+    set_number(page, "Max length", 256)
+    set_number(page, "Batch size", 4)
+    page.get_by_role("tab", name="Method").click()
+    page.get_by_text("Memory estimate settings").click()
+    expect(page.get_by_label("Sequence length", exact=True)).to_have_value("256")
+    expect(page.get_by_label("Batch size per device", exact=True)).to_have_value("4")
+    page.get_by_role("tab", name="Data").click()
+    expect(page.get_by_label("Max length (tokens)", exact=True)).to_have_value("256")
+    page.reload()  # a fresh page starts from the same settings everywhere
+    page.get_by_role("tab", name="Data").click()
+    expect(page.get_by_label("Max length (tokens)", exact=True)).to_have_value("192")

@@ -11,7 +11,7 @@ Components are keyed by config path (`tab.fields`); other tabs read the choices 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -50,6 +50,8 @@ class MethodTab:
     A new knob is one component added to `fields` in `build`."""
 
     fields: dict[str, Any]
+    estimate: dict[str, Any] = field(default_factory=dict)
+    """The memory estimate's own settings (precision, batch, seq, checkpointing, gpu), keyed as ESTIMATE_KEYS."""
 
     @property
     def config_inputs(self) -> list[Any]:
@@ -231,8 +233,10 @@ def build(ctx: AppContext) -> MethodTab:
             with gr.Accordion("Memory estimate settings", open=False):
                 with gr.Row():
                     est["precision"] = gr.Dropdown(PRECISION_CHOICES, value="bf16", label="Precision")
-                    est["batch"] = gr.Number(1, label="Batch size", minimum=1, step=1)
-                    est["seq"] = gr.Number(512, label="Sequence length", minimum=1, step=1)
+                    est["batch"] = gr.Number(1, label="Batch size per device", minimum=1, step=1,
+                                             info="follows the Train tab")
+                    est["seq"] = gr.Number(512, label="Sequence length", minimum=1, step=1,
+                                           info="follows the Train tab's max length")
                 with gr.Row():
                     est["checkpointing"] = gr.Checkbox(False, label="Gradient checkpointing")
                     est["gpu"] = gr.Dropdown(gpu_choices, value=gpu_default, label="Compare with GPU")
@@ -250,7 +254,7 @@ def build(ctx: AppContext) -> MethodTab:
             memory = gr.Markdown(shown[2])
             chart = gr.Plot(shown[3], label="Trainable parameters by rank")
 
-    tab = MethodTab(f)
+    tab = MethodTab(f, est)
     config_inputs = tab.config_inputs
     est_inputs = [est[k] for k in ESTIMATE_KEYS]
 

@@ -329,4 +329,5 @@ def build(ctx: AppContext) -> dict[str, Any]:
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, watch, overlay,
                                                             f["model.parent_run"], message], show_progress="hidden")
     return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "cloned": cloned, "timer": timer,
-            "max_length": f["data.max_length"]}
+            "max_length": f["data.max_length"], "batch_size": f["train.batch_size"],
+            "checkpointing": f["train.gradient_checkpointing"]}
