@@ -56,3 +56,21 @@ def test_delete_spares_a_running_run_and_removes_a_finished_one(tmp_path):
     update_status(run_dir, state=RunState.COMPLETED)
     experiments.delete_run(run_dir)
     assert not run_dir.exists() and list_runs(ws) == [] and not list(ws.runs.iterdir())
+
+
+def test_the_status_bar_names_the_device_the_running_job_and_the_queue(tmp_path):
+    import os
+
+    from studio.train.machine import machine_status, status_line
+
+    ws = Workspace.open(tmp_path / "ws")
+    assert machine_status(ws)["job"] == "no run training" and machine_status(ws)["queue"] == "queue empty"
+    running = make_run(ws, "20261127-100000-sft")
+    for state in (RunState.QUEUED, RunState.STARTING, RunState.RUNNING):
+        update_status(running, state=state, pid=os.getpid(), step=3, total_steps=10, started=1.0)
+    waiting = make_run(ws, "20261127-110000-dpo")
+    update_status(waiting, state=RunState.QUEUED, launcher_pid=os.getpid())
+    s = machine_status(ws)
+    assert s["job"] == "20261127-100000-sft: running, step 3 of 10" and s["queue"] == "1 waiting"
+    assert s["device"].startswith("CPU (") or "GiB" in s["device"]
+    assert "GiB in use" in s["memory"] and s["job"] in status_line(ws)

@@ -20,6 +20,7 @@ from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.models.counting import model_shapes
 from studio.paths import ASSETS
+from studio.train.machine import status_line
 from studio.ui.context import AppContext
 from studio.ui.roles import GatedBlocks, for_annotators, is_admin
 from studio.ui.tabs import chat, data, guide, method, preferences, train
@@ -63,6 +64,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     # uploads older than a day are deleted (checked hourly): saved datasets are what lasts
     with GatedBlocks(title="Fine-tuning Studio", logins=ctx.logins, delete_cache=(3600, 86400)) as app:
         title = gr.Markdown(header(ctx, admin=False), elem_id="studio-header")
+        machine = gr.Markdown("", elem_id="status-bar")
+        machine_timer = gr.Timer(3.0, active=False)  # admins only: started by view() at page load
         built, pages = {}, {}
         with gr.Tabs() as tabs:
             for label, tab_id, module in TABS:
@@ -95,10 +98,20 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             admin = is_admin(ctx.logins, request)
             shown = [gr.Tab(visible=admin or tab_id == ANNOTATOR_TAB) for _, tab_id, _ in TABS]
             return [header(ctx, admin), *shown, gr.Tabs(selected=TABS[0][1] if admin else ANNOTATOR_TAB),
-                    gr.Timer(active=admin), *[gr.update(visible=admin)] * len(prefs_tab["admin_only"])]
+                    gr.Timer(active=admin), gr.Timer(active=admin),
+                    *[gr.update(visible=admin)] * len(prefs_tab["admin_only"])]
 
-        app.load(view, None, [title, *pages.values(), tabs, train_tab["timer"], *prefs_tab["admin_only"]],
-                 show_progress="hidden")
+        app.load(view, None, [title, *pages.values(), tabs, train_tab["timer"], machine_timer,
+                              *prefs_tab["admin_only"]], show_progress="hidden")
+
+        def machine_line(last: str):
+            """Every few seconds: the status bar, sent only when it says something new."""
+            line = status_line(ctx.workspace)
+            return (line if line != last else gr.skip()), line
+
+        last_line = gr.State("")
+        machine_timer.tick(machine_line, last_line, [machine, last_line], show_progress="hidden")
+        app.load(machine_line, last_line, [machine, last_line], show_progress="hidden")
         app.load(method_tab.form_values, base, choices, show_progress="hidden")
         pages[ANNOTATOR_TAB].select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"],
                                     show_progress="hidden")

@@ -45,6 +45,7 @@ def test_annotator_sees_only_voting_and_votes(page, shared_app):
     assert str(ws) not in header.inner_text()  # the owner's folders are not shown to annotators
     page.get_by_role("button", name="A is better").click()
     expect(page.locator("#prefs-message")).to_contain_text("Vote stored")
+    assert "GiB" not in page.locator("#status-bar").inner_text()  # the machine's state is the owner's
     assert len(PreferenceStore(ws / "prefs.sqlite").votes_of("ann")) == 1
 
 
@@ -54,3 +55,4 @@ def test_the_owner_sees_every_tab(page, shared_app):
     expect(page.locator("#studio-header")).to_contain_text(str(ws), timeout=30_000)
     for tab in ("Data", "Method", "Train", "Preferences", "Chat", "Guide"):
         expect(page.get_by_role("tab", name=tab)).to_be_visible()
+    expect(page.locator("#status-bar")).to_contain_text("GiB in use")

@@ -229,6 +229,8 @@ def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url,
 
 def test_one_length_and_batch_size_shown_in_every_tab(page, app_url):
     open_train_tab(page, app_url)
+    expect(page.locator("#status-bar")).to_contain_text("GiB in use")  # the status bar: device, memory, job
+    expect(page.locator("#status-bar")).to_contain_text(re.compile("no run training|step"))
     expect(page.get_by_label("Max length", exact=True)).to_have_value("192")  # the tiny preset's
     set_number(page, "Max length", 256)
     set_number(page, "Batch size", 4)
