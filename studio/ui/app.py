@@ -49,6 +49,13 @@ def with_method_choices(tab: method.MethodTab, ws: Workspace | None = None) -> A
     return handler
 
 
+def open_method(method_name: str, stage_name: str) -> Any:
+    """A handler for the Guide's "try it" buttons: that method and stage in the Method tab, which opens."""
+    def handler() -> tuple[Any, ...]:
+        return method_name, stage_name, gr.Tabs(selected="method")
+    return handler
+
+
 TABS = (("Data", "data", data), ("Method", "method", method), ("Train", "train", train),
         ("Preferences", "preferences", preferences), ("Chat", "chat", chat), ("Guide", "guide", guide))
 ANNOTATOR_TAB = "preferences"
@@ -91,6 +98,10 @@ def build_app(ctx: AppContext) -> gr.Blocks:
               trigger_mode="always_last", show_progress="hidden")
         train_tab["preset_loaded"].then(method_tab.form_values, base, choices, show_progress="hidden")
         train_tab["cloned"].then(method_tab.form_values, base, choices, show_progress="hidden")
+        for button, method_name, stage_name in built["guide"]["try"]:  # the Guide's "try it": set and open
+            button.click(open_method(method_name, stage_name), None,
+                         [method_tab.fields["method.name"], method_tab.fields["method.stage"], tabs],
+                         show_progress="hidden")
 
         @for_annotators
         def view(request: gr.Request):

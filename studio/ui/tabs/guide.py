@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from studio.stages import STAGES
@@ -66,5 +68,59 @@ def stage_list() -> str:
     return "\n".join(lines)
 
 
-def build(ctx: AppContext) -> None:
+QUIZ = [
+    ("You have 2,000 examples of emails and the replies you want. Where do you start?",
+     ["SFT", "DPO", "A reward model"], "SFT",
+     "Examples of good answers are what SFT learns from; DPO and reward models need pairs of answers."),
+    ("One 24 GB GPU, a 7B model. Which method fits?", ["Full fine-tuning", "LoRA or QLoRA"], "LoRA or QLoRA",
+     "Full fine-tuning of 7B needs the weights, gradients and Adam state: far beyond 24 GB. LoRA trains small "
+     "adapters beside frozen weights; QLoRA also keeps the frozen weights in 4 bits."),
+    ("People picked the better of two answers 500 times. What can train on that directly, without a reward model?",
+     ["DPO", "SFT", "PPO"], "DPO",
+     "DPO learns from chosen and rejected answers as they are; PPO needs a reward model (or rules) to score "
+     "answers it writes itself."),
+    ("What does the KL penalty in RLHF, PPO and DPO keep in check?",
+     ["How far the model drifts from where it started", "The learning rate", "The length of the prompts"],
+     "How far the model drifts from where it started",
+     "Without it the policy finds answers the reward likes but people do not (reward hacking)."),
+    ("Raising the LoRA rank r from 8 to 64 mostly changes…",
+     ["How many parameters train", "How long each answer may be", "Which model is loaded"],
+     "How many parameters train",
+     "The trainable count grows in proportion to r: the Method tab shows the exact numbers before you start."),
+    ("GRPO and PPO both learn from answers the model writes. What does PPO have that GRPO does without?",
+     ["A value head that estimates what an answer is worth", "A reward", "A reference model"],
+     "A value head that estimates what an answer is worth",
+     "GRPO compares several answers to the same prompt instead: the group's mean is its baseline."),
+]
+TRY = [("SFT with LoRA", "lora", "sft"), ("QLoRA", "qlora", "sft"), ("Full fine-tuning", "full", "sft"),
+       *[(s.label, "lora", s.name) for s in STAGES.values() if s.name != "sft" and s.available]]
+"""(button, method, stage): every stage that can train, with LoRA, and the three methods under SFT."""
+
+
+def grade(*picked: str) -> str:
+    """Feedback on each answer, then the score."""
+    lines, right = [], 0
+    for n, ((_, _, answer, why), choice) in enumerate(zip(QUIZ, picked), start=1):
+        if not choice:
+            lines.append(f"Q{n} — not answered. {why}")
+        elif choice == answer:
+            right += 1
+            lines.append(f"Q{n} ✓ {why}")
+        else:
+            lines.append(f"Q{n} ✗ The answer is **{answer}**. {why}")
+    return f"**{right} of {len(QUIZ)} right.**\n\n" + "\n\n".join(lines)
+
+
+def build(ctx: AppContext) -> dict[str, Any]:
+    """The guide, 'try it' buttons (the app wires them to the Method tab) and a quiz."""
     gr.Markdown(GUIDE.replace("{stages}", stage_list()))
+    gr.Markdown("### Try it\nEach button sets the Method tab to that method and stage, and opens it.")
+    with gr.Row():
+        buttons = [(gr.Button(label, size="sm"), method, stage_name) for label, method, stage_name in TRY]
+    with gr.Accordion("Six questions to check the ideas", open=False):
+        picks = [gr.Radio(options, label=f"{n}. {question}") for n, (question, options, _, _) in
+                 enumerate(QUIZ, start=1)]
+        check = gr.Button("Check my answers", variant="primary")
+        feedback = gr.Markdown(elem_id="guide-feedback")
+    check.click(grade, picks, feedback)
+    return {"try": buttons}
