@@ -78,4 +78,4 @@ def machine_status(ws: Workspace) -> dict[str, Any]:
 
 def status_line(ws: Workspace) -> str:
     s = machine_status(ws)
-    return f"🖥 {s['device']} · {s['memory']} · ▶ {s['job']} · {s['queue']}"
+    return f"{s['device']} · {s['memory']} · ▶ {s['job']} · {s['queue']}"

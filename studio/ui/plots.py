@@ -35,7 +35,7 @@ def run_label(run_id: str) -> str:
     return run_id if len(run_id) <= 32 else "…" + run_id[-31:]
 
 
-def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str, col: int) -> None:
+def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str, row: int, col: int) -> None:
     """RL runs: the summed reward's mean with a band of one spread either side, and each reward's mean."""
     xs, ys = series["reward"]
     spread = dict(zip(*series.get("reward_std", ([], []))))
@@ -44,13 +44,13 @@ def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str
         lower = [y - spread.get(x, 0.0) for x, y in zip(xs, ys)]
         fig.add_scatter(x=xs + xs[::-1], y=upper + lower[::-1], fill="toself", line={"width": 0},
                         fillcolor=color, opacity=0.15, hoverinfo="skip", name=f"{short} reward ± spread",
-                        legendgroup=run, showlegend=False, row=1, col=col)
+                        legendgroup=run, showlegend=False, row=row, col=col)
     fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 2}, name=f"{short} reward",
-                    legendgroup=run, row=1, col=col)
+                    legendgroup=run, row=row, col=col)
     for key, (kx, ky) in series.items():
         if key.startswith("rewards/") and key.endswith("/mean"):
             fig.add_scatter(x=kx, y=ky, mode="lines", line={"color": color, "width": 1, "dash": "dot"},
-                            name=f"{short} {key.split('/')[1]}", legendgroup=run, row=1, col=col)
+                            name=f"{short} {key.split('/')[1]}", legendgroup=run, row=row, col=col)
 
 
 def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.6):
@@ -61,7 +61,11 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
 
     rewarded = any("reward" in series for series in runs.values())
     titles = ("loss", "learning rate", "stage metrics", *(("reward (mean ± spread)",) if rewarded else ()))
-    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.05)
+    # two by two, to sit beside the settings: the stage metrics take the whole second row without a reward
+    specs = [[{}, {}], [{}, {}]] if rewarded else [[{}, {}], [{"colspan": 2}, None]]
+    fig = make_subplots(rows=2, cols=2, specs=specs, subplot_titles=titles, horizontal_spacing=0.1,
+                        vertical_spacing=0.18)
+    place = {1: (1, 1), 2: (1, 2), 3: (2, 1), 4: (2, 2)}
     for n, (run, series) in enumerate(runs.items()):
         color = _PALETTE[n % len(_PALETTE)]
         short = run_label(run)
@@ -85,10 +89,10 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
         for key, (xs, ys) in series.items():
             if key in _STAGE_METRICS:
                 fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{short} {key}", legendgroup=run,
-                                line={"width": 1.5}, row=1, col=3)
+                                line={"width": 1.5}, row=2, col=1)
         if "reward" in series:
-            _reward_panel(fig, series, short, run, color, 4)
-    fig.update_layout(template="plotly_white", height=340, margin={"l": 40, "r": 10, "t": 40, "b": 30},
+            _reward_panel(fig, series, short, run, color, *place[4])
+    fig.update_layout(template="plotly_white", height=520, margin={"l": 40, "r": 10, "t": 40, "b": 30},
                       legend={"orientation": "h", "y": -0.15}, uirevision="keep")
     fig.update_xaxes(title_text="step")
     return fig

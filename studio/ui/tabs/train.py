@@ -38,20 +38,22 @@ DEFAULT_PRESET = "tiny-sft-lora.yaml"
 # (path, builder); a builder takes the value from the loaded config and returns the component.
 Builder = Callable[[Any], Any]
 FORM_ROWS: list[list[tuple[str, Builder]]] = [
-    [("train.learning_rate", lambda v: gr.Number(v, label="Learning rate")),
-     ("train.epochs", lambda v: gr.Number(v, label="Epochs", minimum=0)),
-     ("train.max_steps", lambda v: gr.Number(v, label="Max steps (-1: by epochs)", step=1)),
-     ("train.batch_size", lambda v: gr.Number(v, label="Batch size", minimum=1, step=1)),
-     ("train.grad_accum", lambda v: gr.Number(v, label="Grad accumulation", minimum=1, step=1)),
-     ("train.warmup_ratio", lambda v: gr.Number(v, label="Warmup share", minimum=0, maximum=0.99))],
-    [("train.scheduler", lambda v: gr.Dropdown(list(SCHEDULERS), value=v, label="Schedule")),
-     ("train.precision", lambda v: gr.Dropdown(list(PRECISIONS), value=v, label="Precision")),
-     ("train.gradient_checkpointing", lambda v: gr.Checkbox(v, label="Gradient checkpointing")),
-     ("train.logging_steps", lambda v: gr.Number(v, label="Log every", minimum=1, step=1)),
-     ("train.save_steps", lambda v: gr.Number(v, label="Checkpoint every (0: each epoch)", step=1)),
-     ("train.num_processes", lambda v: gr.Number(v, label="Processes (GPUs)", minimum=1, step=1,
+    [("train.learning_rate", lambda v: gr.Number(v, label="Learning rate", min_width=110)),
+     ("train.max_steps", lambda v: gr.Number(v, label="Max steps (-1: by epochs)", step=1, min_width=110)),
+     ("train.epochs", lambda v: gr.Number(v, label="Epochs", minimum=0, min_width=110)),
+     ("train.batch_size", lambda v: gr.Number(v, label="Batch size", minimum=1, step=1, min_width=110))],
+    [("train.warmup_ratio", lambda v: gr.Number(v, label="Warmup share", minimum=0, maximum=0.99, min_width=110)),
+     ("train.logging_steps", lambda v: gr.Number(v, label="Log every", minimum=1, step=1, min_width=110)),
+     ("train.save_steps", lambda v: gr.Number(v, label="Checkpoint every (0: each epoch)", step=1, min_width=110)),
+     ("train.grad_accum", lambda v: gr.Number(v, label="Grad accumulation", minimum=1, step=1, min_width=110))],
+    [("train.scheduler", lambda v: gr.Dropdown(list(SCHEDULERS), value=v, label="Schedule", min_width=110)),
+     ("train.precision", lambda v: gr.Dropdown(list(PRECISIONS), value=v, label="Precision", min_width=110)),
+     ("train.gradient_checkpointing", lambda v: gr.Checkbox(v, label="Gradient checkpointing", min_width=110)),
+     ("train.num_processes", lambda v: gr.Number(v, label="Processes (GPUs)", minimum=1, step=1, min_width=110,
                                                  maximum=runner.device_count()[0]))],
 ]
+ESSENTIAL_ROWS = 2
+"""The first rows are always shown; the rest fold away under "More settings"."""
 FORM_PATHS = [path for row in FORM_ROWS for path, _ in row]
 DATA_PATHS = ["data.train", "data.eval", "data.eval_fraction", "data.max_length"]
 RUN_PATHS = ["name", "model.parent_run"]
@@ -167,45 +169,56 @@ def build(ctx: AppContext) -> dict[str, Any]:
     signature = gr.State({})  # what this browser was last sent: only changes are sent again
     start_values = dict(zip(ALL_PATHS, form_values(initial, ALL_PATHS)))
     f: dict[str, Any] = {}  # components by config path
-    with gr.Row():
-        preset = gr.Dropdown(preset_names(), value=DEFAULT_PRESET if DEFAULT_PRESET in preset_names() else None,
-                             label="Start from a preset", scale=3)
-        load_btn = gr.Button("Load preset", scale=1)
-        summary = gr.Markdown(_describe(initial), elem_id="train-summary")
-    with gr.Row():
-        f["data.train"] = gr.Dropdown(demo_choices(), value=start_values["data.train"], allow_custom_value=True,
-                                      label="Training data", info="a saved dataset, a demo file or a path", scale=3)
-        f["data.eval"] = gr.Dropdown(demo_choices(), value=start_values["data.eval"], allow_custom_value=True,
-                                     label="Eval data (optional)", scale=2)
-        f["data.eval_fraction"] = gr.Number(start_values["data.eval_fraction"], label="…or hold out this share",
-                                            minimum=0, maximum=0.9, scale=1)
-        f["data.max_length"] = gr.Number(start_values["data.max_length"], label="Max length", minimum=16, step=1,
-                                         scale=1)
-    for row in FORM_ROWS:
-        with gr.Row():
-            for path, make in row:
-                f[path] = make(start_values[path])
-    rl_group, rl_fields = rewards_panel.build(ctx, start_values,
-                                              rewards_panel.uses_rl(initial.get("method", {}).get("stage")))
-    f.update(rl_fields)
-    with gr.Row():
-        f["name"] = gr.Textbox(label="Run name", placeholder="optional", scale=2)
-        f["model.parent_run"] = gr.Dropdown([], value=None, label="Start from an earlier run",
-                                            allow_custom_value=False, scale=2)
-        start = gr.Button("Start", variant="primary", scale=1)
-        stop = gr.Button("Stop", variant="stop", scale=1)
-        resume = gr.Button("Resume", scale=1)
-    message = gr.Markdown(elem_id="train-message")
-    with gr.Accordion("The config that will run", open=False):
-        yaml_view = gr.Code(language="yaml", interactive=False, label="config.yaml")
-    # the run this browser watches; any run id may be typed, the workspace decides whether it exists
-    watch = gr.Dropdown([], value=None, label="Watching run", allow_custom_value=True)
-    bar = gr.HTML(elem_id="train-progress")
-    plot = gr.Plot(label="Curves", elem_id="train-curves")
-    samples = gr.Dataframe(pd.DataFrame(columns=rewards_panel.SAMPLE_COLUMNS), interactive=False, wrap=True,
-                           label="Answers written during training (RLHF and PPO runs)", elem_id="train-samples")
-    with gr.Row():
-        overlay = gr.CheckboxGroup([], label="Overlay these runs", scale=4)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=420):  # the settings
+            with gr.Row():
+                preset = gr.Dropdown(preset_names(), label="Start from a preset", scale=3,
+                                     value=DEFAULT_PRESET if DEFAULT_PRESET in preset_names() else None)
+                load_btn = gr.Button("Load preset", scale=1)
+            summary = gr.Markdown(_describe(initial), elem_id="train-summary")
+            with gr.Row():
+                f["data.train"] = gr.Dropdown(demo_choices(), value=start_values["data.train"], allow_custom_value=True,
+                                              label="Training data", info="a saved dataset, a demo file or a path",
+                                              scale=3)
+                f["data.eval"] = gr.Dropdown(demo_choices(), value=start_values["data.eval"], allow_custom_value=True,
+                                             label="Eval data (optional)", scale=2)
+            with gr.Row():
+                f["data.eval_fraction"] = gr.Number(start_values["data.eval_fraction"], minimum=0, maximum=0.9,
+                                                    label="…or hold out this share")
+                f["data.max_length"] = gr.Number(start_values["data.max_length"], label="Max length", minimum=16,
+                                                 step=1)
+            for row in FORM_ROWS[:ESSENTIAL_ROWS]:
+                with gr.Row():
+                    for path, make in row:
+                        f[path] = make(start_values[path])
+            with gr.Accordion("More settings", open=False):
+                for row in FORM_ROWS[ESSENTIAL_ROWS:]:
+                    with gr.Row():
+                        for path, make in row:
+                            f[path] = make(start_values[path])
+            rl_group, rl_fields = rewards_panel.build(ctx, start_values,
+                                                      rewards_panel.uses_rl(initial.get("method", {}).get("stage")))
+            f.update(rl_fields)
+            with gr.Row():
+                f["name"] = gr.Textbox(label="Run name", placeholder="optional", scale=2)
+                f["model.parent_run"] = gr.Dropdown([], value=None, label="Start from an earlier run",
+                                                    allow_custom_value=False, scale=2)
+            with gr.Row():
+                start = gr.Button("Start", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+                resume = gr.Button("Resume")
+            message = gr.Markdown(elem_id="train-message")
+            with gr.Accordion("The config that will run", open=False):
+                yaml_view = gr.Code(language="yaml", interactive=False, label="config.yaml")
+        with gr.Column(scale=6, min_width=480):  # the live run
+            # the run this browser watches; any run id may be typed, the workspace decides whether it exists
+            watch = gr.Dropdown([], value=None, label="Watching run", allow_custom_value=True)
+            bar = gr.HTML(elem_id="train-progress")
+            plot = gr.Plot(label="Curves", elem_id="train-curves")
+            overlay = gr.CheckboxGroup([], label="Overlay these runs")
+            samples = gr.Dataframe(pd.DataFrame(columns=rewards_panel.SAMPLE_COLUMNS), interactive=False, wrap=True,
+                                   label="Answers written during training (RLHF and PPO runs)",
+                                   elem_id="train-samples", max_height=260)
     # the page is built once for every user: workspace contents arrive with the first refresh, for admins
     runs = gr.Dataframe(pd.DataFrame(columns=RUN_COLUMNS), interactive=False, label="Runs", wrap=True, elem_id="train-runs")
     timer = gr.Timer(1.0, active=False)  # started at page load for admins (see app.py)
