@@ -29,7 +29,7 @@ def start(tmp_path_factory):
     sft = ws.new_run_dir("sft")
     run_training(load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=30", *QUICK]), sft)
     reward = ws.new_run_dir("reward")
-    run_training(load_config(PRESETS / "tiny-reward.yaml", ["train.max_steps=60", *QUICK]), reward)
+    run_training(load_config(PRESETS / "tiny-reward.yaml", ["train.max_steps=40", *QUICK]), reward)
     records, _ = load_records(str(ROOT / "assets" / "data" / "support_eval.jsonl"), ("sft",))
     return ws, sft, reward, rl_common.prompt_rows(records)[:32]
 

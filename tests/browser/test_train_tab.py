@@ -160,7 +160,7 @@ def test_a_grpo_run_from_the_preset_shows_its_rewards_and_answers(page, app_url,
     expect(page.get_by_role("checkbox", name="overlap")).to_be_checked()
     page.get_by_role("checkbox", name="length").check()
     set_number(page, "length: characters before the penalty", 60)
-    run_id = start_run(page, 3)
+    run_id = start_run(page, 2)
     cfg = (ws / "runs" / run_id / "config.yaml").read_text()
     assert "stage: rlhf" in cfg and "  - overlap\n  - length\n" in cfg and "max_chars: 60" in cfg, cfg
     wait_until_completed(ws / "runs" / run_id)
@@ -188,18 +188,21 @@ def test_a_saved_dataset_brings_its_eval_split_to_the_run(page, app_url, no_work
     run_id = start_run(page, 2)
     cfg = (ws / "runs" / run_id / "config.yaml").read_text()
     assert "datasets/mail/v1/train.jsonl" in cfg and "datasets/mail/v1/eval.jsonl" in cfg, cfg
-    wait_until_completed(ws / "runs" / run_id)
 
 
 def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url, no_workers_left):
     open_train_tab(page, app_url)
     ws = workspace_of(page)
     no_workers_left.add(ws)
-    first = start_run(page, 2)
-    wait_until_completed(ws / "runs" / first)
+    from studio.config import load_config, save_config
+
     set_number(page, "Learning rate", 0.001)
     second = start_run(page, 2)
-    wait_until_completed(ws / "runs" / second)  # the bar may still show the first run's end for a moment
+    wait_until_completed(ws / "runs" / second)
+    first = "20200101-000000-sft-lora"  # an older run to compare with: the same config, another learning rate
+    (ws / "runs" / first).mkdir()
+    save_config(load_config(ws / "runs" / second / "config.yaml", ["train.learning_rate=0.003"]),
+                ws / "runs" / first / "config.yaml")
     expect(page.locator("#train-progress")).to_contain_text("completed", timeout=RUN_WAIT)
 
     page.get_by_text("The watched run: name, notes").click()
