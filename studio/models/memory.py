@@ -188,6 +188,19 @@ def activation_bytes(shapes: ModelShapes, count: ParamCount, setup: TrainingSetu
     return tokens * (kept + logits + kv_cache)
 
 
+def nvidia_smi(query: str) -> str | None:
+    """nvidia-smi's CSV answer (no header, no units) to --query-gpu=`query`, one line per GPU; None without
+    the tool or when it fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        return subprocess.run([exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def detect_gpu() -> GpuInfo | None:
     """This machine's first GPU (name, memory), or None; cached, since it cannot change while running.
@@ -202,13 +215,8 @@ def detect_gpu() -> GpuInfo | None:
     if torch is not None and torch.cuda.is_initialized():
         props = torch.cuda.get_device_properties(0)
         return GpuInfo(props.name, int(props.total_memory), torch.cuda.device_count())
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
+    out = nvidia_smi("name,memory.total")
+    if out is None:
         return None
     rows = [line.rsplit(",", 1) for line in out.strip().splitlines() if "," in line]
     try:

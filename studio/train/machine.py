@@ -10,11 +10,9 @@ without a GPU the memory is the resident memory of the app and of the running wo
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from typing import Any
 
-from studio.models.memory import detect_gpu
+from studio.models.memory import detect_gpu, nvidia_smi
 from studio.train.runner import observe
 from studio.train.runs import progress
 from studio.train.status import RunState
@@ -39,15 +37,11 @@ def rss_bytes(pid: int | None) -> int:
 
 def gpu_memory_used() -> tuple[int, int] | None:
     """(used, total) bytes of the first GPU, from the driver; None without nvidia-smi."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
+    out = nvidia_smi("memory.used,memory.total")
     try:
-        out = subprocess.run([exe, "--query-gpu=memory.used,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout
-        used, total = out.strip().splitlines()[0].split(",")
+        used, total = out.strip().splitlines()[0].split(",") if out else ("", "")
         return int(float(used)) * 1024**2, int(float(total)) * 1024**2
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return None
 
 
