@@ -54,9 +54,15 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
                 experiments.log_tail(run_dir), gr.update(visible=False), gr.update(visible=False))
 
     shown = [title, notes, metrics, log, confirm, cancel]
-    watch.change(show, watch, shown, show_progress="hidden")
+    is_open = gr.State(False)  # filled only while open: a late fill must never wipe a name being typed
+
+    def show_if_open(run_id, open_now):
+        return show(run_id) if open_now else [gr.skip()] * len(shown)
+
+    watch.change(show_if_open, [watch, is_open], shown, show_progress="hidden")
     refresh.click(show, watch, shown, show_progress="hidden")
-    panel.expand(show, watch, shown, show_progress="hidden")  # opened later, it shows the run as it is now
+    panel.expand(lambda run_id: [True, *show(run_id)], watch, [is_open, *shown], show_progress="hidden")
+    panel.collapse(lambda: False, None, is_open, show_progress="hidden")
 
     def save_details(run_id, new_title, new_notes):
         try:
