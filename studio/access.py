@@ -231,6 +231,11 @@ def readable_config(ws: Any, cfg: Any) -> Any:
         run_id_only(ws, cfg.model.parent_run)
     if "rl" in cfg.sections() and "model" in cfg.rl.rewards and cfg.rl.reward_model not in (None, "latest"):
         run_id_only(ws, cfg.rl.reward_model)
+    from studio.methods.rewards import names_a_file
+
+    if "rl" in cfg.sections() and names_a_file(cfg.rl.reward_code):
+        raise StudioError("A reward code file can be named from the command line only; in the studio, write "
+                          "the function in the reward code box.")
     if cfg.train.accelerate_config:
         raise StudioError("An accelerate config file can be given from the command line only "
                           "(`studio train ... --set train.accelerate_config=FILE`).")

@@ -80,10 +80,15 @@ def test_a_run_config_from_the_browser_names_only_readable_things(tmp_path):
     ws = Workspace.open(tmp_path / "ws")
     good = RunConfig.from_dict({"data": {"train": "assets/data/support_sft.jsonl"}}).validate()
     assert access.readable_config(ws, good) is good
+    typed = RunConfig.from_dict({"method": {"stage": "ppo"}, "rl": {
+        "rewards": ["code"], "reward_code": "def reward(prompt, completion, **row):\n    return 1.0  # see x.py"}})
+    assert access.readable_config(ws, typed.validate()) is not None  # code typed in the box is fine
     for raw, sentence in (({"data": {"eval": "/etc/hosts"}}, "The eval data"),
                           ({"model": {"name": "/etc"}}, "Model '/etc'"),
                           ({"model": {"parent_run": "../x"}}, "No run"),
-                          ({"train": {"accelerate_config": "/tmp/ds.yaml"}}, "from the command line only")):
+                          ({"train": {"accelerate_config": "/tmp/ds.yaml"}}, "from the command line only"),
+                          ({"method": {"stage": "ppo"}, "rl": {"rewards": ["code"], "reward_code": "/etc/x.py"}},
+                           "A reward code file can be named from the command line only")):
         with pytest.raises(StudioError, match=sentence):
             access.readable_config(ws, RunConfig.from_dict(raw).validate())
 

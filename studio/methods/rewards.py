@@ -111,11 +111,16 @@ def rule(name: str, pattern: str = "", max_chars: int = 400) -> Callable[..., li
     raise StudioError(f"Unknown reward {name!r}: choose from {', '.join(BUILT_IN)}.")
 
 
+def names_a_file(source: str) -> bool:
+    """Whether rl.reward_code names a .py file rather than holding the code itself."""
+    return source.strip().endswith(".py") and "\n" not in source.strip()
+
+
 def code_reward(source: str) -> Callable[..., list[float]]:
     """The admin's `reward(prompt, completion, **row)` compiled from `source` (the code itself, or the path of
     a .py file that holds it); errors name the line."""
     where = "rl.reward_code"
-    if source.strip().endswith(".py") and "\n" not in source.strip():
+    if names_a_file(source):
         from pathlib import Path
 
         from studio.paths import read_text
