@@ -23,18 +23,10 @@ from studio.workspace import Workspace
 def prompts_from(source: str, limit: int | None = None, seed: int = 0) -> list[list[dict[str, str]]]:
     """The conversations to answer from a data source: every row's turns before its (last) answer."""
     from studio.data.load import load_records
+    from studio.methods.rl_common import prompt_rows
 
     records, _ = load_records(source, ("prompt", "sft", "preference", "unpaired"))
-    out = []
-    for r in records:
-        if "messages" in r:
-            msgs = r["messages"]
-            last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=len(msgs))
-            turns = msgs[:last]
-        else:
-            turns = r["prompt"]
-        if turns and turns[-1]["role"] == "user":
-            out.append([{"role": m["role"], "content": m["content"]} for m in turns])
+    out = [row["prompt"] for row in prompt_rows(records)]
     if limit is not None and len(out) > limit:
         out = random.Random(seed).sample(out, limit)
     if not out:
