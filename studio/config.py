@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from studio.config_rl import RlSettings
+from studio.config_speed import SWITCHES, SpeedSettings
 from studio.config_values import build_section, suggest
 from studio.paths import read_text
 from studio.stages import STAGES, stage
@@ -163,8 +164,9 @@ class TrainSettings:
     """Clip gradients to this norm."""
     precision: str = "auto"
     """auto picks bf16 on GPUs that support it and fp32 on CPU (bf16 is far slower on CPU)."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about 30% slower."""
+    gradient_checkpointing: str = "auto"
+    """Recompute activations in the backward pass: less memory, about 30% slower. auto turns it on only
+    when the memory estimate says the run would not fit the GPU without it (never on the CPU)."""
     seed: int = 42
     """Seed for shuffling, dropout and initialisation."""
     logging_steps: int = 5
@@ -202,6 +204,7 @@ class TrainSettings:
             raise ValueError(f"train.warmup_ratio must be at least 0 and below 1 (got {self.warmup_ratio}).")
         _choice("train.scheduler", self.scheduler, SCHEDULERS)
         _choice("train.precision", self.precision, PRECISIONS)
+        _choice("train.gradient_checkpointing", self.gradient_checkpointing, SWITCHES)
         if not (0 <= self.eval_steps < 1 << 40 and 0 <= self.save_steps < 1 << 40):
             raise ValueError("train.eval_steps and train.save_steps must be 0 (per epoch) or more.")
         if not 1 <= self.save_total_limit <= 10_000:
@@ -253,6 +256,7 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     quant: QuantSettings = field(default_factory=QuantSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
+    speed: SpeedSettings = field(default_factory=SpeedSettings)
     dpo: DpoSettings = field(default_factory=DpoSettings)
     kto: KtoSettings = field(default_factory=KtoSettings)
     rl: RlSettings = field(default_factory=RlSettings)
@@ -273,7 +277,7 @@ class RunConfig:
         """Raise ValueError with one readable sentence for the first problem found; every section that
         applies checks itself."""
         self.method.check()
-        for name in ("model", "data", "train", *self.sections()):
+        for name in ("model", "data", "train", "speed", *self.sections()):
             getattr(self, name).check()
         if self.method.stage == "ppo" and self.train.num_processes > 1:
             raise ValueError("PPO runs in one process (one GPU) in this version: set train.num_processes to 1, or "
@@ -289,6 +293,7 @@ class RunConfig:
             if name in used:
                 out[name] = _asdict(getattr(self, name))
         out["train"] = _asdict(self.train)
+        out["speed"] = _asdict(self.speed)
         for name in OPTIONAL_SECTIONS[2:]:
             if name in used:
                 out[name] = _asdict(getattr(self, name))

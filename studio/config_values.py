@@ -69,6 +69,8 @@ def _coerce(key: str, value: Any, type_text: str) -> Any:
         if kind is str:
             if isinstance(value, (dict, list)):
                 raise ValueError
+            if isinstance(value, bool):  # YAML reads on/off/yes/no as booleans; a switch means on or off
+                return "on" if value else "off"
             return str(value)
     except (TypeError, ValueError):
         raise ValueError(f"{key} must be {_kind_name(kind)} (got {value!r}).") from None

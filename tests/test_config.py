@@ -98,7 +98,7 @@ def test_overrides_parse_values_as_yaml(tmp_path):
     cfg = RunConfig.from_dict(raw).validate()
     assert cfg.train.learning_rate == 1e-3
     assert cfg.lora.targets == ["q_proj", "o_proj"]
-    assert cfg.method.name == "full" and cfg.train.gradient_checkpointing is True
+    assert cfg.method.name == "full" and cfg.train.gradient_checkpointing == "on"
     with pytest.raises(ValueError, match="section.key=value"):
         apply_overrides({}, ["nonsense"])
 

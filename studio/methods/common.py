@@ -83,7 +83,10 @@ def load_causal_lm(cfg: RunConfig, precision: str, model_class: Any = None, run_
 
     model_class = model_class or AutoModelForCausalLM
     quant = quantization_config(cfg)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision), "trust_remote_code": cfg.model.trust_remote_code}
+    from studio.train.speed import resolve
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision), "trust_remote_code": cfg.model.trust_remote_code,
+                              **resolve(cfg, precision).model_arguments()}
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["dtype"] = torch_dtype("bf16" if cfg.quant.compute_dtype == "bfloat16" else precision)
@@ -131,6 +134,8 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: 
     """Keyword arguments shared by every TRL config class (SFTConfig, DPOConfig, RewardConfig ...)."""
     import torch
 
+    from studio.train.speed import resolve
+
     t = cfg.train
     eval_strategy = "no"
     if has_eval:
@@ -150,7 +155,6 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: 
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "use_cpu": not torch.cuda.is_available(),
-        "gradient_checkpointing": t.gradient_checkpointing,
         "seed": t.seed,
         "data_seed": t.seed,
         "logging_steps": t.logging_steps,
@@ -162,9 +166,9 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_eval: 
         "save_total_limit": t.save_total_limit,
         "report_to": "none",
         "disable_tqdm": True,
-        "dataloader_num_workers": 0,
         "remove_unused_columns": True,
         "ddp_find_unused_parameters": False,
+        **resolve(cfg, precision).training_arguments(cfg.method.stage),
     }
 
 

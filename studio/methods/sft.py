@@ -89,7 +89,6 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
         max_length=cfg.data.max_length,
         assistant_only_loss=assistant_only,
-        packing=False,
         dataset_num_proc=None,
     )
     model = common.load_causal_lm(cfg, precision, run_dir=run_dir)

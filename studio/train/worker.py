@@ -63,6 +63,9 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
             logs = dict(logs or {})
             elapsed = time.time() - self.started
             record = {"step": state.global_step, "epoch": state.epoch, "time": elapsed, **logs}
+            peak = _gpu_peak_gib()
+            if peak is not None:
+                record["gpu_peak_gib"] = peak
             # TRL logs the running count of tokens trained on; a resumed run counts from its restart
             tokens = logs.get("num_tokens") or getattr(state, "num_input_tokens_seen", 0) or 0
             if tokens and elapsed > 0 and "loss" in logs:
@@ -82,6 +85,14 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
                                       "stopped: lower the learning rate or check the data.")
 
     return StudioCallback()
+
+
+def _gpu_peak_gib() -> float | None:
+    """The most GPU memory torch has held for tensors since the process started (None without CUDA)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
 def _progress(step: int, total: int, elapsed: float) -> None:
@@ -183,6 +194,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     callback.stop_requested = stop_asked["flag"]
     _quiet_libraries()
     try:
+        _speed_settings(cfg, run_dir, main)
         trainer = stage(cfg.method.stage).trainer_module().build_trainer(cfg, run_dir, [callback])
         from transformers.trainer_callback import PrinterCallback
 
@@ -216,6 +228,21 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         writer.close()
         if lock is not None:
             lock.close()
+
+
+def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> Any:
+    """Resolve the speed settings for this machine, say them once and write them into config.yaml."""
+    from studio.methods.common import resolve_precision
+    from studio.train import speed
+
+    chosen = speed.resolve(cfg, resolve_precision(cfg.train.precision))
+    speed.apply_threads(chosen)
+    if main:
+        save_config(speed.record(cfg, chosen), run_dir / "config.yaml")
+        print(f"speed: attention {chosen.attention}, batching {chosen.batching}, liger "
+              f"{'on' if chosen.liger else 'off'}, fused AdamW {'on' if chosen.fused_optimizer else 'off'}, "
+              f"{chosen.workers} loader workers, gradient checkpointing {chosen.why_checkpointing}", flush=True)
+    return chosen
 
 
 def _quiet_libraries() -> None:
