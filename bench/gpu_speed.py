@@ -213,7 +213,8 @@ def estimate(case: dict) -> dict | None:
 
     try:
         cfg = load_config(studio_config(case, Path(tempfile.mkdtemp()) / "c.yaml"))
-        setup = TrainingSetup(batch_size=case["batch"], seq_len=case["seq"], precision="bf16", stage="sft")
+        setup = TrainingSetup(batch_size=case["batch"], seq_len=case["seq"], precision="bf16", stage="sft",
+                              liger=_has("liger_kernel"))
         return estimate_run(cfg, setup, gpu=None).memory.as_gib()
     except Exception as err:  # a figure beside the result, never a reason to stop the bench
         return {"error": str(err)[:200]}

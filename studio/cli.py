@@ -67,11 +67,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         preflight(cfg)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
-    print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
+    from studio.train.worker import is_main_process
+
+    main = is_main_process()  # under accelerate launch, one process speaks for all
+    if main:
+        print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
+    if cfg.train.num_processes > 1 and "LOCAL_RANK" not in os.environ:
+        return _train_in_processes(cfg, run_dir, ws, args.resume)
     out = run_training(cfg, run_dir, resume=args.resume, show_progress=not args.quiet,
                        lock_path=ws.root / "train.lock")
-    print(f"saved {out}", flush=True)
+    if main:
+        print(f"saved {out}", flush=True)
     return 0
+
+
+def _train_in_processes(cfg, run_dir, ws, resume: bool) -> int:
+    """Several processes: the same command again under `accelerate launch`, in the foreground."""
+    import subprocess
+
+    from studio.train.runner import launch_config, worker_command
+    from studio.train.status import RunState, read_status
+
+    cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=resume,
+                         num_processes=cfg.train.num_processes, accelerate_config=launch_config(cfg))
+    code = subprocess.run(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1")).returncode
+    status = read_status(run_dir)
+    if code == 0 and status.state == RunState.COMPLETED:
+        return 0  # the first process said where it saved
+    raise StudioError(status.error or f"The training processes ended with exit code {code}.")
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
@@ -181,7 +204,8 @@ def cmd_count(args: argparse.Namespace) -> int:
         "lora.alpha": args.alpha, "lora.dropout": args.dropout, "lora.targets": args.targets,
         "lora.dora": args.dora, "lora.rslora": args.rslora, "quant.bits": args.bits})
     setup = TrainingSetup(batch_size=args.batch_size, seq_len=args.seq_len, precision=args.precision,
-                          gradient_checkpointing=args.gradient_checkpointing)
+                          gradient_checkpointing=args.gradient_checkpointing, processes=args.processes,
+                          strategy=args.strategy)
     est = estimate_run(cfg, setup)
     if args.json:
         print_json(est.to_dict())
@@ -362,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=512, help="tokens per row for the memory estimate")
     p.add_argument("--precision", choices=ESTIMATE_PRECISIONS, default="bf16")
     p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--processes", type=int, default=1, help="GPUs the run is spread over (the estimate is per GPU)")
+    p.add_argument("--strategy", choices=["ddp", "fsdp", "zero2", "zero3"], default="ddp",
+                   help="what the processes shard: nothing (ddp), gradients and optimizer (zero2), all (fsdp, zero3)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--workspace")
     p.set_defaults(func=cmd_count)

@@ -26,6 +26,7 @@ from studio.stages import STAGES, stage
 
 METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_min_lr")
@@ -179,8 +180,13 @@ class TrainSettings:
     """Checkpoints kept on disk; older ones are deleted."""
     num_processes: int = 1
     """Processes (usually one per GPU) started through `accelerate launch`."""
+    strategy: str = "ddp"
+    """How several processes share the work: ddp (a whole model on each), fsdp (weights, gradients and
+    optimizer state sharded), zero2 (gradients and optimizer state sharded, DeepSpeed), zero3 (all
+    sharded, DeepSpeed); each is a shipped accelerate config in presets/accelerate."""
     accelerate_config: str | None = None
-    """An accelerate config file (DeepSpeed ZeRO, FSDP) used when num_processes > 1."""
+    """An accelerate config file of your own (several machines, offloading), used instead of the strategy's
+    when num_processes > 1; command line only."""
 
     def check(self) -> None:
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -205,6 +211,10 @@ class TrainSettings:
         _choice("train.scheduler", self.scheduler, SCHEDULERS)
         _choice("train.precision", self.precision, PRECISIONS)
         _choice("train.gradient_checkpointing", self.gradient_checkpointing, SWITCHES)
+        _choice("train.strategy", self.strategy, STRATEGIES)
+        if self.strategy != "ddp" and self.num_processes < 2 and not self.accelerate_config:
+            raise ValueError(f"train.strategy {self.strategy} shards the model across processes: set "
+                             "train.num_processes to 2 or more, or the strategy to ddp.")
         if not (0 <= self.eval_steps < 1 << 40 and 0 <= self.save_steps < 1 << 40):
             raise ValueError("train.eval_steps and train.save_steps must be 0 (per epoch) or more.")
         if not 1 <= self.save_total_limit <= 10_000:

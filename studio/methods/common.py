@@ -39,11 +39,14 @@ def quantization_config(cfg: RunConfig) -> Any:
     q = cfg.quant
     if q.bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
+    sharded = cfg.train.num_processes > 1 and cfg.train.strategy in ("fsdp", "zero3")
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=q.quant_type,
         bnb_4bit_use_double_quant=q.double_quant,
         bnb_4bit_compute_dtype=getattr(torch, q.compute_dtype),
+        # sharding flattens every weight into one buffer of one dtype: 4-bit blocks are stored as bf16 bytes
+        **({"bnb_4bit_quant_storage": torch.bfloat16} if sharded else {}),
     )
 
 

@@ -63,6 +63,7 @@ class RunEstimate:
         out["assumptions"] = {"batch_size": self.setup.batch_size, "seq_len": self.setup.seq_len,
                               "precision": self.setup.precision,
                               "gradient_checkpointing": self.setup.gradient_checkpointing,
+                              "processes": self.setup.processes, "strategy": self.setup.strategy,
                               "optimizer": "AdamW"}
         out["gpu"] = None if self.gpu_gib is None else {"name": self.gpu_name, "memory_gib": round(self.gpu_gib, 2)}
         out["fits"] = self.fits
@@ -117,6 +118,7 @@ def format_estimate(est: RunEstimate) -> str:
               f"+ optimizer {mem['optimizer']:.2f} + activations {mem['activations']:.2f} "
               f"+ overhead {mem['overhead']:.2f}",
               f"assuming   batch {s.batch_size} × {s.seq_len} tokens, {s.precision}, AdamW, gradient "
-              f"checkpointing {'on' if s.gradient_checkpointing else 'off'}",
+              f"checkpointing {'on' if s.gradient_checkpointing else 'off'}"
+              + (f", per GPU of {s.processes} ({s.strategy})" if s.processes > 1 else ""),
               est.verdict]
     return "\n".join(lines)

@@ -24,22 +24,33 @@ The estimate adds five parts, in bytes (docs/memory.md walks through them with a
                      1 / rms and attention's fp32 log-sum-exp
                  lora:  per_layer = 2 * 4h + d * (2q + 2kv) + 3 * d * i + 8 + 4 * heads
                      frozen layers keep no inputs of their own, so the norms keep only the fp32 input and the
-                     MLP product goes; instead each adapted layer keeps its fp32 input (twice with dropout)
-                     and its rank-r output: adapters = sum over adapted layers of 4 * in * (1 or 2) + 4r
+                     MLP product goes; instead each adapted layer keeps its input as autocast hands it to the
+                     adapter (d bytes, plus dropout's 1-byte mask) and its rank-r output:
+                     adapters = sum over adapted layers of (d + 1 with dropout) * in + d * r
+                     With Liger: 2 * d * h + d * (2q + 2kv) + 2 * d * i + 8 + 4 * heads
+                 padded batches add d * (2q - 2kv) + d * seq per layer: with a padding mask sdpa keeps k and v
+                     repeated to every head, and the mask itself
                  d = bytes of the compute dtype, h hidden size, i intermediate size, q = heads * head_dim,
                  kv = kv_heads * head_dim; gradient checkpointing keeps d * h per layer plus one layer
                  being recomputed
-                 logits = (d + 4 + 4) * vocab: the logits, the loss's fp32 log-probabilities and their
-                     gradient (a reward model's head has one output, so this part vanishes)
+                 head: SFT, DPO, KTO and RLHF through TRL never hold the logits: TRL computes
+                     log-probabilities in tiles, keeping 4h + 4 + d * h + 18 per token, and one tile of
+                     4096 x 32768 x d bytes plus tokens * h * (4 + d) for the head's backward, once per step;
+                     the studio's PPO loop holds them: (d + 4 + 4) * vocab per token (a reward model's
+                     head has one output, so this part vanishes)
     overhead     1 GiB (CUDA context, cuBLAS workspaces) + 5% of the rest for allocator fragmentation
+    sharding     over N processes, fsdp and zero3 keep 1/N of weights, gradients and optimizer state on each
+                 GPU, zero2 1/N of gradients and optimizer state, ddp a whole copy; activations are per GPU
 
 The activation formulas are the tensors autograd saves for a Llama block, counted with
 torch.autograd.graph.saved_tensors_hooks (tests/test_memory.py checks them to the byte). On an H100 the
 estimate (less its overhead part) came within 0.94-1.05x of the measured peak allocation for full and
 LoRA training steps of 0.4B-7B models (bench/memory_check.py, figures in docs/benchmarks.md).
 For a 7B model at batch 1, 512 tokens and gradient checkpointing it gives 107 GiB for full
-mixed-precision AdamW, 54 GiB for pure 16-bit AdamW, 15 GiB for 16-bit LoRA, 8.3 GiB for 8-bit and
-5.2 GiB for 4-bit QLoRA, in line with the commonly published ~120 / 60 / 16 / 10 / 6 GB.
+mixed-precision AdamW, 54 GiB for pure 16-bit AdamW, 14.5 GiB for 16-bit LoRA, 8.2 GiB for 8-bit and
+5.1 GiB for 4-bit QLoRA, in line with the commonly published ~120 / 60 / 16 / 10 / 6 GB. Through TRL's
+SFTTrainer on an H200 (Qwen2.5-0.5B shape, LoRA r16 on every linear layer, batch 8 x 512 and 8 x 2048)
+the estimate without its overhead came within 2% of the measured peak allocation (bench/gpu_speed.py).
 
     python -m studio count --model meta-llama/Llama-2-7b-hf --method qlora --json
 """
@@ -55,6 +66,13 @@ from studio.models.counting import ModelShapes, ParamCount
 from studio.stages import stage
 
 GIB = 1024**3
+SHARDED = {"ddp": (), "zero2": ("gradients", "optimizer"), "fsdp": ("weights", "gradients", "optimizer"),
+           "zero3": ("weights", "gradients", "optimizer")}
+"""What each multi-process strategy splits across the processes (each process holds 1/N of those parts)."""
+FUSED_HEAD_STAGES = ("sft", "dpo", "kto", "rlhf")
+"""Stages whose TRL trainer computes log-probabilities in tiles, never holding the whole logits."""
+HEAD_TILE = (4096, 32768)
+"""Tokens x vocabulary entries of one tile of that fused head (TRL's chunked_logprob)."""
 PRECISIONS = ("bf16", "fp16", "fp32", "mixed")
 """bf16 / fp16: weights, gradients and AdamW state all 16-bit (how the studio trains with bf16/fp16);
 fp32: everything 32-bit; mixed: fp32 weights with 16-bit compute (automatic mixed precision)."""
@@ -82,9 +100,22 @@ class TrainingSetup:
     precision: str = "bf16"
     gradient_checkpointing: bool = False
     stage: str = "sft"
+    padded: bool = True
+    """Batches padded to their longest row (random or by-length batching): sdpa then gets a mask and keeps
+    k and v for every head; False for padding-free batches."""
+    liger: bool = False
+    """Liger's RMSNorm and SwiGLU kernels keep less per layer (LoRA)."""
+    processes: int = 1
+    """Processes (GPUs) the run is spread over; the estimate is per GPU."""
+    strategy: str = "ddp"
+    """ddp: nothing sharded; zero2: gradients and optimizer state split; fsdp, zero3: weights too."""
 
     def check(self) -> TrainingSetup:
         stage(self.stage)
+        if self.strategy not in SHARDED:
+            raise ValueError(f"strategy must be one of {', '.join(SHARDED)} (got {self.strategy!r}).")
+        if not isinstance(self.processes, int) or self.processes < 1:
+            raise ValueError(f"The number of processes must be a whole number of at least 1 (got {self.processes!r}).")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r}).")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -156,6 +187,12 @@ def estimate_memory(shapes: ModelShapes, count: ParamCount, method: str, setup: 
     gradients = grad_bytes * count.trainable
     optimizer = 2 * grad_bytes * count.trainable
 
+    shards = setup.processes
+    split = SHARDED[setup.strategy]
+    weights = weights // shards if "weights" in split else weights
+    gradients = gradients // shards if "gradients" in split else gradients
+    optimizer = optimizer // shards if "optimizer" in split else optimizer
+
     activations = activation_bytes(shapes, count, setup, act_bytes, None if full else (rank, dropout))
     subtotal = weights + gradients + optimizer + activations
     overhead = CONTEXT_BYTES + int(FRAGMENTATION * subtotal)
@@ -174,8 +211,13 @@ def activation_bytes(shapes: ModelShapes, count: ParamCount, setup: TrainingSetu
         adapters = 0
     else:
         rank, dropout = lora
-        per_layer = 2 * 4 * h + d * (2 * q + 2 * kv) + 3 * d * i + small
-        adapters = 4 * count.adapted_in_features * (2 if dropout > 0 else 1) + 4 * rank * count.adapted_layers
+        if setup.liger:  # its RMSNorm keeps the 16-bit input, its SwiGLU recomputes the activation
+            per_layer = 2 * d * h + d * (2 * q + 2 * kv) + 2 * d * i + small
+        else:
+            per_layer = 2 * 4 * h + d * (2 * q + 2 * kv) + 3 * d * i + small
+        adapters = (d + (1 if dropout > 0 else 0)) * count.adapted_in_features + d * rank * count.adapted_layers
+    if setup.padded:  # a padding mask sends sdpa down a path that repeats k, v to every head and keeps the mask
+        per_layer += d * (2 * q - 2 * kv) + d * setup.seq_len
     traits = stage(setup.stage)
     pairs = 2 if traits.paired else 1
     tokens = setup.batch_size * setup.seq_len * pairs
@@ -183,9 +225,16 @@ def activation_bytes(shapes: ModelShapes, count: ParamCount, setup: TrainingSetu
         kept = layers * d * h + per_layer + adapters // layers
     else:
         kept = layers * per_layer + adapters
-    logits = (d + 4 + 4) * shapes.vocab_size if shapes.head == "lm" else 0
+    head = 0
+    if shapes.head == "lm" and setup.stage in FUSED_HEAD_STAGES:
+        head = 4 * h + 4 + d * h + 18  # the final norm's input and the head's 16-bit input; no logits kept
+        head_peak = min(tokens, HEAD_TILE[0]) * HEAD_TILE[1] * d + tokens * h * (4 + d)
+    elif shapes.head == "lm":
+        head, head_peak = (d + 4 + 4) * shapes.vocab_size, 0
+    else:
+        head_peak = 0
     kv_cache = 2 * layers * kv * d if traits.generates else 0  # generation before each step
-    return tokens * (kept + logits + kv_cache)
+    return tokens * (kept + head + kv_cache) + head_peak
 
 
 def nvidia_smi(query: str) -> str | None:

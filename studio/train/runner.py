@@ -22,6 +22,7 @@ from pathlib import Path
 from studio.access import looks_like_path
 from studio.config import RunConfig, save_config
 from studio.errors import StudioError
+from studio.paths import PRESETS
 from studio.stages import stage
 from studio.train.status import ACTIVE, RunState, RunStatus, process_start, read_status, update_status
 from studio.train.worker import STOP_FILE
@@ -36,11 +37,42 @@ def worker_command(config_path: Path, run_dir: Path, ws: Workspace, resume: bool
     if num_processes <= 1:
         return [sys.executable, *tail]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
-    if accelerate_config:  # DeepSpeed ZeRO, FSDP or several machines, as that file says
+    if accelerate_config:  # a shipped strategy's file or the user's own (several machines, offloading)
         launch += ["--config_file", accelerate_config]
     else:  # torchrun-style DDP: NCCL across GPUs, gloo across CPU processes
         launch += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     return [*launch, *tail]
+
+
+def launch_config(cfg: RunConfig) -> str | None:
+    """The accelerate config file a run with several processes uses: the user's own, else the one shipped
+    for its strategy (plain DDP needs none)."""
+    if cfg.train.num_processes <= 1:
+        return None
+    if cfg.train.accelerate_config:
+        return cfg.train.accelerate_config
+    if cfg.train.strategy == "ddp":
+        return None
+    return str(PRESETS / "accelerate" / f"{cfg.train.strategy}.yaml")
+
+
+def check_strategy(cfg: RunConfig, gpus: int) -> None:
+    """What the chosen strategy needs, said before launch: DeepSpeed installed and GPUs for ZeRO."""
+    from studio.train.speed import installed
+
+    t = cfg.train
+    if t.num_processes <= 1 or t.accelerate_config:
+        return
+    if t.strategy == "fsdp" and gpus < 1:
+        raise StudioError("train.strategy fsdp shards across GPUs (accelerate runs CPU processes as plain data "
+                          "parallel): on this machine choose ddp.")
+    if t.strategy in ("zero2", "zero3"):
+        if not installed("deepspeed"):
+            raise StudioError(f"train.strategy {t.strategy} runs on DeepSpeed, which is not installed: "
+                              "pip install deepspeed, or choose fsdp.")
+        if gpus < 1:
+            raise StudioError(f"train.strategy {t.strategy} (DeepSpeed) needs NVIDIA GPUs; on CPU processes "
+                              "choose ddp or fsdp.")
 
 
 def spawn(cmd: list[str], log_path: Path) -> int:
@@ -97,9 +129,10 @@ def preflight(cfg: RunConfig) -> None:
 
     stage(cfg.method.stage).trainer_module()
     most, what = device_count()
-    if cfg.train.num_processes > most:
+    if cfg.train.num_processes > most and not cfg.train.accelerate_config:  # a config file may span machines
         raise StudioError(f"train.num_processes is {cfg.train.num_processes}, but this machine has {most} {what}: "
                           f"use at most {most}.")
+    check_strategy(cfg, most if "GPU" in what and "no GPU" not in what else 0)
     if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
         raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
                           "to start from.")
@@ -125,7 +158,7 @@ def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_b
     update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
                   method=cfg.method.name, model=cfg.model.name, created=time.time(), started_by=started_by)
     cmd = worker_command(config_path, run_dir, ws, num_processes=cfg.train.num_processes,
-                         accelerate_config=cfg.train.accelerate_config)
+                         accelerate_config=launch_config(cfg))
     _record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
     return run_dir
 
@@ -164,7 +197,7 @@ def resume_run(ws: Workspace, run_dir: Path) -> Path:
     """Continue a stopped, failed or dead run from its latest checkpoint, in a new child process."""
     cfg = prepare_resume(run_dir)
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=True, num_processes=cfg.train.num_processes,
-                         accelerate_config=cfg.train.accelerate_config)
+                         accelerate_config=launch_config(cfg))
     _record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
     return run_dir
 

@@ -115,14 +115,14 @@ def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None) -> Chosen:
         raise StudioError(f"speed.liger applies to SFT in this version, not {stage}: set it to auto or off.")
     fused = s.fused_optimizer == "on" or (s.fused_optimizer == "auto" and cuda)
     workers = s.workers if s.workers >= 0 else (2 if cuda else 0)
-    checkpointing, why = _checkpointing(cfg, precision, cuda)
+    checkpointing, why = _checkpointing(cfg, precision, cuda, batching != "padding_free", liger)
     chosen = Chosen(attention, batching, liger, fused, workers, s.threads, checkpointing, why,
                     attention_default=s.attention == "auto" and attention == "sdpa")
     _CACHE[key] = chosen
     return chosen
 
 
-def _checkpointing(cfg: RunConfig, precision: str, cuda: bool) -> tuple[bool, str]:
+def _checkpointing(cfg: RunConfig, precision: str, cuda: bool, padded: bool, liger: bool) -> tuple[bool, str]:
     asked = cfg.train.gradient_checkpointing
     if asked != "auto":
         return asked == "on", f"set to {asked}"
@@ -136,7 +136,9 @@ def _checkpointing(cfg: RunConfig, precision: str, cuda: bool) -> tuple[bool, st
         return False, "off: the GPU's memory could not be read"
     setup = TrainingSetup(batch_size=cfg.train.batch_size, seq_len=cfg.data.max_length,
                           precision=precision if precision in ("bf16", "fp16", "fp32") else "bf16",
-                          gradient_checkpointing=False, stage=cfg.method.stage)
+                          gradient_checkpointing=False, stage=cfg.method.stage,
+                          processes=cfg.train.num_processes, strategy=cfg.train.strategy, padded=padded,
+                          liger=liger)
     try:
         need = estimate_run(cfg, setup, gpu=gpu).memory.total
     except (StudioError, ValueError, OSError) as err:

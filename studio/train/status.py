@@ -81,6 +81,8 @@ class RunStatus:
     start_step: int = 0
     """The step the current attempt began at (non-zero after a resume)."""
     world_size: int = 1
+    distributed: str = "NO"
+    """How the processes share the model, as accelerate calls it: NO, MULTI_GPU (DDP), FSDP, DEEPSPEED."""
     created: float | None = None
     started: float | None = None
     loop_started: float | None = None

@@ -46,7 +46,8 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
             if state.is_world_process_zero:
                 update_status(run_dir, state=RunState.RUNNING, step=state.global_step, total_steps=state.max_steps,
                               start_step=state.global_step, loop_started=time.time(),
-                              world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                              world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                              distributed=_distributed_type())
 
         def on_step_end(self, args, state, control, **kw):
             if self.stop_requested or (run_dir / STOP_FILE).exists():
@@ -85,6 +86,16 @@ def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) ->
                                       "stopped: lower the learning rate or check the data.")
 
     return StudioCallback()
+
+
+def _distributed_type() -> str:
+    """How the processes share the model, as accelerate set it up: NO, MULTI_GPU (DDP), FSDP, DEEPSPEED ..."""
+    try:
+        from accelerate.state import AcceleratorState
+
+        return str(AcceleratorState().distributed_type.value)
+    except Exception:  # a state that was never set up: one plain process
+        return "NO"
 
 
 def _gpu_peak_gib() -> float | None:
@@ -205,6 +216,8 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
             report(run_dir, state=RunState.STOPPED, finished=time.time())
             return run_dir / "checkpoints"
         out = run_dir / ("model" if cfg.method.name == "full" else "adapter")
+        if getattr(trainer, "is_fsdp_enabled", False):
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
         trainer.save_model(str(out))
         tok = getattr(trainer, "processing_class", None)
         if main and tok is not None and hasattr(tok, "save_pretrained"):

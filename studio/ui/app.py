@@ -49,6 +49,12 @@ def with_method_choices(tab: method.MethodTab, ws: Workspace | None = None) -> A
     return handler
 
 
+def _followed(switch: bool) -> Any:
+    """The Train tab's value as the Method tab's estimate takes it: checkpointing auto/on/off becomes a tick
+    (on only when asked for; auto leaves it off, as on a GPU with room to spare)."""
+    return (lambda v: v == "on") if switch else (lambda v: v)
+
+
 def open_method(method_name: str, stage_name: str) -> Any:
     """A handler for the Guide's "try it" buttons: that method and stage in the Method tab, which opens."""
     def handler() -> tuple[Any, ...]:
@@ -87,12 +93,14 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                                                show_progress="hidden")
         # one length and one batch size, shown everywhere: the Train tab's settings are the run's, and the
         # Data tab's token check and the Method tab's memory estimate follow them
-        follows = [(train_tab["max_length"], data_tab["max_length"]), (train_tab["max_length"], method_tab.estimate["seq"]),
-                   (train_tab["batch_size"], method_tab.estimate["batch"]),
-                   (train_tab["checkpointing"], method_tab.estimate["checkpointing"])]
+        est = method_tab.estimate
+        follows = [(train_tab["max_length"], data_tab["max_length"]), (train_tab["max_length"], est["seq"]),
+                   (train_tab["batch_size"], est["batch"]), (train_tab["checkpointing"], est["checkpointing"]),
+                   (train_tab["processes"], est["processes"]), (train_tab["strategy"], est["strategy"])]
         for source, target in follows:
-            source.change(lambda v: v, source, target, show_progress="hidden")
-        app.load(lambda *v: v, [s for s, _ in follows], [t for _, t in follows], show_progress="hidden")
+            source.change(_followed(target is est["checkpointing"]), source, target, show_progress="hidden")
+        app.load(lambda *v: [v[i] == "on" if t is est["checkpointing"] else v[i] for i, (_, t) in enumerate(follows)],
+                 [s for s, _ in follows], [t for _, t in follows], show_progress="hidden")
         base, choices = train_tab["base"], method_tab.config_inputs
         gr.on([c.change for c in choices], with_method_choices(method_tab, ctx.workspace), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden")

@@ -28,6 +28,7 @@ from studio.stages import available_stages, stage
 from studio.ui.context import AppContext
 from studio.ui.method_cards import METHOD_CARDS
 from studio.ui.plots import rank_chart
+from studio.ui.tabs.train import STRATEGY_CHOICES
 from studio.workspace import Workspace
 
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
@@ -40,8 +41,11 @@ THIS_MACHINE = "this machine"
 FALLBACK_MODEL = "meta-llama/Llama-2-7b-hf"
 STAGE_CHOICES = [(s.label, s.name) for s in available_stages()]
 STAGE_NAMES = [s.name for s in available_stages()]
-ESTIMATE_KEYS = ("precision", "batch", "seq", "checkpointing", "gpu")
+ESTIMATE_KEYS = ("precision", "batch", "seq", "checkpointing", "gpu", "processes", "strategy")
 """The memory-estimate settings, which are not part of a run config."""
+ESTIMATE_DEFAULTS = {"precision": "bf16", "batch": 1, "seq": 512, "checkpointing": False, "gpu": None,
+                     "processes": 1, "strategy": "ddp"}
+
 
 
 @dataclass
@@ -74,12 +78,13 @@ def run_config(choices: dict[str, Any], base: RunConfig | None = None) -> RunCon
 
 
 def evaluate(choices: dict[str, Any], precision: str, batch: float, seq: float, checkpointing: bool,
-             gpu_choice: str) -> RunEstimate:
-    """Counts and memory for the tab's values; raises StudioError / ValueError with one sentence."""
+             gpu_choice: str | None, processes: float = 1, strategy: str = "ddp") -> RunEstimate:
+    """Counts and memory (per GPU) for the tab's values; raises StudioError / ValueError with one sentence."""
     cfg = run_config(choices)
     setup = TrainingSetup(batch_size=whole_number("The batch size", batch),
                           seq_len=whole_number("The sequence length", seq),
-                          precision=precision, gradient_checkpointing=bool(checkpointing))
+                          precision=precision, gradient_checkpointing=bool(checkpointing),
+                          processes=whole_number("The number of GPUs", processes), strategy=strategy or "ddp")
     if gpu_choice in REFERENCE_GPUS:
         return estimate_run(cfg, setup, gpu=None, gpu_gib=REFERENCE_GPUS[gpu_choice], gpu_name=f"a {gpu_choice} GPU")
     return estimate_run(cfg, setup)
@@ -113,7 +118,9 @@ def render(est: RunEstimate) -> list[Any]:
         *(f"| {part} | {m[part]:.2f} |" for part in ("weights", "gradients", "optimizer", "activations", "overhead")),
         f"| **total** | **{m['total']:.2f}** |",
         f"\n<small>batch {s.batch_size} × {s.seq_len} tokens · {s.precision} · AdamW · gradient checkpointing "
-        f"{'on' if s.gradient_checkpointing else 'off'} · formula in docs/memory.md</small>",
+        f"{'on' if s.gradient_checkpointing else 'off'}"
+        + (f" · per GPU of {s.processes} ({s.strategy})" if s.processes > 1 else "")
+        + " · formula in docs/memory.md</small>",
     ])
     lo = est.cfg.lora
     targets = lo.targets
@@ -148,7 +155,8 @@ def refresh(last_model: str, choices: dict[str, Any], estimate: dict[str, Any], 
         targets = default_targets(shapes, targets)
         targets_out = gr.update(choices=shapes.target_names, value=targets)
     try:
-        shown = render(evaluate({**choices, "lora.targets": targets}, *(estimate[k] for k in ESTIMATE_KEYS)))
+        shown = render(evaluate({**choices, "lora.targets": targets},
+                                *(estimate.get(k, ESTIMATE_DEFAULTS[k]) for k in ESTIMATE_KEYS)))
         problem = ""
     except (StudioError, ValueError) as err:
         shown, problem = [gr.skip()] * 4, f"⚠️ {err}"
@@ -240,6 +248,10 @@ def build(ctx: AppContext) -> MethodTab:
                 with gr.Row():
                     est["checkpointing"] = gr.Checkbox(False, label="Gradient checkpointing")
                     est["gpu"] = gr.Dropdown(gpu_choices, value=gpu_default, label="Compare with GPU")
+                with gr.Row():
+                    est["processes"] = gr.Number(1, label="GPUs", minimum=1, step=1, info="follows the Train tab")
+                    est["strategy"] = gr.Dropdown(STRATEGY_CHOICES, value="ddp", label="Across GPUs",
+                                                  info="follows the Train tab")
             card = gr.Markdown(f"{METHOD_CARDS[v('method.name')]}\n\n{stage(v('method.stage')).card}")
         shown: list[Any] = ["", "", "", None]
         if shapes is not None:  # first numbers at build time, so the tab never opens empty

@@ -20,6 +20,7 @@ import yaml
 from studio.access import readable_config, run_id_only
 from studio.config import PRECISIONS, SCHEDULERS, RunConfig, dump_config
 from studio.config_form import config_from_form, path_value
+from studio.config_speed import ATTENTIONS, BATCHINGS, SWITCHES
 from studio.data.load import has_eval_split, saved_dataset
 from studio.data.store import list_datasets
 from studio.errors import StudioError
@@ -37,6 +38,8 @@ DEFAULT_PRESET = "tiny-sft-lora.yaml"
 # The form, keyed by config path: a new knob is one line here. Each row is a list of
 # (path, builder); a builder takes the value from the loaded config and returns the component.
 Builder = Callable[[Any], Any]
+STRATEGY_CHOICES = [("one copy per GPU (DDP)", "ddp"), ("FSDP: all sharded", "fsdp"),
+                    ("ZeRO-2: gradients, optimizer sharded", "zero2"), ("ZeRO-3: all sharded", "zero3")]
 FORM_ROWS: list[list[tuple[str, Builder]]] = [
     [("train.learning_rate", lambda v: gr.Number(v, label="Learning rate", min_width=110)),
      ("train.max_steps", lambda v: gr.Number(v, label="Max steps (-1: by epochs)", step=1, min_width=110)),
@@ -48,9 +51,17 @@ FORM_ROWS: list[list[tuple[str, Builder]]] = [
      ("train.grad_accum", lambda v: gr.Number(v, label="Grad accumulation", minimum=1, step=1, min_width=110))],
     [("train.scheduler", lambda v: gr.Dropdown(list(SCHEDULERS), value=v, label="Schedule", min_width=110)),
      ("train.precision", lambda v: gr.Dropdown(list(PRECISIONS), value=v, label="Precision", min_width=110)),
-     ("train.gradient_checkpointing", lambda v: gr.Checkbox(v, label="Gradient checkpointing", min_width=110)),
+     ("train.gradient_checkpointing", lambda v: gr.Dropdown(list(SWITCHES), value=v, label="Gradient checkpointing",
+                                                            info="auto: only if the estimate says it is needed",
+                                                            min_width=110)),
      ("train.num_processes", lambda v: gr.Number(v, label="Processes (GPUs)", minimum=1, step=1, min_width=110,
-                                                 maximum=runner.device_count()[0]))],
+                                                 maximum=runner.device_count()[0])),
+     ("train.strategy", lambda v: gr.Dropdown(STRATEGY_CHOICES, value=v, label="Across GPUs", min_width=110))],
+    [("speed.attention", lambda v: gr.Dropdown(list(ATTENTIONS), value=v, label="Attention", min_width=110)),
+     ("speed.batching", lambda v: gr.Dropdown(list(BATCHINGS), value=v, label="Batching", min_width=110,
+                                              info="by_length / padding_free: less padding")),
+     ("speed.liger", lambda v: gr.Dropdown(list(SWITCHES), value=v, label="Liger kernels", min_width=110)),
+     ("speed.fused_optimizer", lambda v: gr.Dropdown(list(SWITCHES), value=v, label="Fused AdamW", min_width=110))],
 ]
 ESSENTIAL_ROWS = 2
 """The first rows are always shown; the rest fold away under "More settings"."""
@@ -343,4 +354,5 @@ def build(ctx: AppContext) -> dict[str, Any]:
                                                             f["model.parent_run"], message], show_progress="hidden")
     return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "cloned": cloned, "timer": timer,
             "max_length": f["data.max_length"], "batch_size": f["train.batch_size"],
-            "checkpointing": f["train.gradient_checkpointing"]}
+            "checkpointing": f["train.gradient_checkpointing"], "processes": f["train.num_processes"],
+            "strategy": f["train.strategy"]}

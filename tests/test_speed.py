@@ -1,0 +1,99 @@
+"""The speed section: what `auto` picks on a CPU and on a GPU, what is refused, and that a real run
+trains with the picks and writes them into its config.yaml."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.config import RunConfig, load_config
+from studio.errors import StudioError
+from studio.paths import PRESETS
+from studio.train import speed
+from studio.train.worker import run_training
+from studio.workspace import Workspace
+
+
+def config(**sections):
+    raw = {"model": {"name": "tiny"}, "data": {"train": "assets/data/support_sft.jsonl"}, **sections}
+    return RunConfig.from_dict(raw).validate()
+
+
+def test_auto_on_the_cpu_keeps_the_plain_path():
+    chosen = speed.resolve(config(), "fp32", cuda=False)
+    assert (chosen.attention, chosen.batching, chosen.liger, chosen.fused_optimizer) == ("sdpa", "padded", False, False)
+    assert chosen.workers == 0 and chosen.gradient_checkpointing is False
+    assert chosen.model_arguments() == {}  # transformers' own default (sdpa, or eager where unsupported)
+    args = chosen.training_arguments("sft")
+    assert args["optim"] == "adamw_torch" and args["gradient_checkpointing"] is False
+    assert "packing" not in args and "train_sampling_strategy" not in args
+
+
+def test_auto_on_a_gpu_batches_by_length_and_fuses_adamw():
+    chosen = speed.resolve(config(), "bf16", cuda=True)
+    expected_attention = "flash_attention_2" if speed.installed("flash_attn") else "sdpa"
+    assert chosen.attention == expected_attention
+    assert chosen.batching == ("padding_free" if expected_attention == "flash_attention_2" else "by_length")
+    assert chosen.fused_optimizer and chosen.workers == 2
+    assert chosen.liger == speed.installed("liger_kernel")
+    args = chosen.training_arguments("sft")
+    assert args["optim"] == "adamw_torch_fused"
+    assert args.get("train_sampling_strategy") == "group_by_length" or args.get("group_by_length") is True
+
+
+def test_batching_and_liger_stay_with_sft():
+    dpo = {"method": {"name": "lora", "stage": "dpo"}, "data": {"train": "assets/data/support_prefs.jsonl"}}
+    assert speed.resolve(config(**dpo), "bf16", cuda=True).batching == "padded"
+    with pytest.raises(StudioError, match="speed.batching by_length applies to SFT"):
+        speed.resolve(config(**dpo, speed={"batching": "by_length"}), "bf16", cuda=True)
+
+
+@pytest.mark.parametrize("section, needs", [({"attention": "flash_attention_2"}, "flash-attn"),
+                                            ({"liger": "on"}, "liger-kernel")])
+def test_a_kernel_that_is_not_installed_is_refused_by_name(section, needs, monkeypatch):
+    monkeypatch.setattr(speed, "installed", lambda module: False)
+    with pytest.raises(StudioError, match=needs):
+        speed.resolve(config(speed=section), "bf16", cuda=True)
+
+
+def test_switches_read_yaml_booleans_and_refuse_nonsense(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {name: tiny}\ndata: {train: assets/data/support_sft.jsonl}\n"
+                    "train: {gradient_checkpointing: true}\nspeed: {liger: off, fused_optimizer: yes}\n")
+    cfg = load_config(path)
+    assert (cfg.train.gradient_checkpointing, cfg.speed.liger, cfg.speed.fused_optimizer) == ("on", "off", "on")
+    assert speed.resolve(cfg, "fp32", cuda=False).gradient_checkpointing is True
+    for key, value, said in (("speed.batching", "packed", "speed.batching must be one of"),
+                             ("speed.workers", "-2", "speed.workers must be between"),
+                             ("train.gradient_checkpointing", "sometimes", "train.gradient_checkpointing must be")):
+        with pytest.raises(ValueError, match=said):
+            load_config(path, [f"{key}={value}"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batching", ["by_length", "padding_free"])
+def test_a_run_trains_with_its_batching_and_records_the_picks(tmp_path, batching):
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from studio.methods import sft
+
+    ws = Workspace.open(tmp_path / "ws")
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=2", "train.logging_steps=1",
+                                                       "train.batch_size=4", f"speed.batching={batching}",
+                                                       "speed.fused_optimizer=on", "data.eval=null"])
+    run_dir = ws.new_run_dir("speed")
+    trainer = sft.build_trainer(cfg, run_dir, [])
+    if batching == "by_length":
+        assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+    else:  # rows packed end to end: one row of the batch holds several examples, no padding
+        batch = next(iter(trainer.get_train_dataloader()))
+        assert batch["input_ids"].shape[0] == 1 and (batch["position_ids"] == 0).sum() > 1
+    del trainer
+    run_training(cfg, run_dir)
+    recorded = load_config(run_dir / "config.yaml")
+    assert recorded.speed.batching == batching and recorded.speed.fused_optimizer == "on"
+    assert recorded.speed.attention == "sdpa" and recorded.train.gradient_checkpointing == "off"
+    losses = [json.loads(x)["loss"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+              if "loss" in json.loads(x)]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
