@@ -22,7 +22,7 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
   "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
 } 2>&1 | tee "$LOG"
-"$PY" bench/gpu_speed.py --out "$OUT_DIR/gpu_speed.jsonl" --deadline "${SPEED_DEADLINE:-330}" 2>&1 \
+"$PY" bench/gpu_speed.py --out "$OUT_DIR/gpu_speed.jsonl" --deadline "${SPEED_DEADLINE:-360}" 2>&1 \
   | grep -v -e "Writing model shards" -e "Loading weights" | tee -a "$LOG"
 if [ $(( $(date +%s) - START )) -lt "${MEMORY_CHECK_BEFORE:-420}" ]; then
   echo "# memory_check --quick" | tee -a "$LOG"

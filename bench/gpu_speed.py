@@ -1,7 +1,7 @@
 """Training speed and memory on one GPU: the studio's defaults against the naive TRL recipe, side by side.
 
     python bench/gpu_speed.py --out results.jsonl [--models qwen2.5-0.5b,llama-2-7b] [--methods lora,qlora]
-                              [--seqs 512,2048] [--batch 8] [--steps 32] [--warmup 4] [--deadline 420]
+                              [--seqs 512,2048] [--batch 8] [--steps 30,16] [--warmup 4] [--deadline 420]
     python bench/gpu_speed.py --smoke          # the same path on the CPU with a 2-layer model, in a minute
 
 Each model is built from its shipped config (assets/model-configs) with random weights, saved once in
@@ -249,9 +249,10 @@ def main() -> None:
     ap.add_argument("--methods", default="lora,qlora")
     ap.add_argument("--seqs", default="512,2048")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", default="60,24", help="steps per model, in the order of --models")
+    ap.add_argument("--steps", default="30,16", help="steps per model, in the order of --models")
     ap.add_argument("--warmup", type=int, default=4)
-    ap.add_argument("--recipes", default="naive,studio")
+    ap.add_argument("--recipes", default="naive,studio",
+                    help="naive, studio, tuned, or studio-KEY=VALUE+KEY=VALUE (the studio with speed settings set)")
     ap.add_argument("--tuned", default="qwen2.5-0.5b", help="models also run with a hand-tuned bare TRL script")
     ap.add_argument("--deadline", type=float, default=420.0, help="seconds after which no new case starts")
     ap.add_argument("--layers", type=int, default=0, help="cut every model to this many layers (smoke tests)")
@@ -294,8 +295,8 @@ def main() -> None:
                 recipes = args.recipes.split(",") + (["tuned"] if model in args.tuned.split(",") else [])
                 for recipe in recipes:
                     left = max(60.0, args.deadline + 150 - (time.time() - started))
-                    if recipe.startswith("studio-"):  # studio-liger=off,batching=padded: settings changed
-                        changed = dict(kv.split("=") for kv in recipe[len("studio-"):].split(","))
+                    if recipe.startswith("studio-"):  # studio-liger=off+batching=padded: speed settings changed
+                        changed = dict(kv.split("=") for kv in recipe[len("studio-"):].split("+"))
                         row = run_case(case, "studio", work, timeout=left, speed=changed)
                         row["recipe"] = recipe
                     else:

@@ -8,7 +8,8 @@
             that means bf16 and gradient checkpointing, batch 8, max length 1024): the studio should be
             at least 5x faster. It trains the same number of rows (twice the steps at half the batch).
 
-Each is timed as a whole process (imports, loading, training, saving) and by the Trainer's own
+The studio run leaves out the preset's periodic evaluation, which the bare scripts do not do. Each is
+timed as a whole process (imports, loading, training, saving) and by the Trainer's own
 train_runtime (the training loop alone); rounds alternate so a busy machine penalises all alike.
 """
 
@@ -99,7 +100,7 @@ def main() -> None:
             ws = f"{tmp}/ws{i}"
             times["studio"].append(timed([sys.executable, "-m", "studio", "train", str(preset), "--workspace", ws,
                                           "--quiet", "--set", f"train.max_steps={args.steps}",
-                                          "--set", "train.save_steps=0"], ws))
+                                          "--set", "train.save_steps=0", "--set", "data.eval=null"], ws))
             if not args.no_naive:  # batch 8 against the preset's 16: twice the steps for the same rows
                 times["naive"].append(timed([sys.executable, f"{tmp}/naive_trl.py", str(preset),
                                              str(2 * args.steps), f"{tmp}/naive{i}"]))

@@ -33,7 +33,7 @@ class SpeedSettings:
     liger: str = "auto"
     """Liger's fused kernels (RMSNorm, SwiGLU, RoPE); auto: on a GPU where liger-kernel is installed."""
     fused_optimizer: str = "auto"
-    """PyTorch's fused AdamW (one kernel for all parameters); auto: on a GPU."""
+    """PyTorch's fused AdamW (one kernel for all parameters); auto: on (GPUs and CPUs)."""
     workers: int = -1
     """Processes preparing batches beside training; -1: 2 on a GPU, 0 on the CPU."""
     threads: int = 0

@@ -57,9 +57,9 @@ def annotate(url: str, user: str, votes: int, crowd: Crowd, deadline: float) -> 
         try:
             if client is None:
                 client = Client(url, auth=(user, "pw"), verbose=False)
-                client.predict(api_name="/load_other")  # a pair on screen for this session
+                client.predict(api_name="/prefs_next_pair")  # a pair on screen for this session
             started = time.perf_counter()
-            said = client.predict("", "", api_name="/handler")[-1]
+            said = client.predict("", "", api_name="/vote_left")[-1]
             elapsed = time.perf_counter() - started
         except Exception as err:  # the server is down (or restarting): start a new session when it is back
             client = None

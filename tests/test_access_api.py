@@ -17,8 +17,8 @@ from studio.ui.roles import REFUSED
 from studio.workspace import Workspace
 
 pytestmark = pytest.mark.slow
-VOTING = {"/handler", "/handler_1", "/handler_2", "/handler_3", "/load", "/load_other", "/load_other_1", "/skip",
-          "/view"}
+VOTING = {"/vote_left", "/vote_right", "/vote_tie", "/vote_both_bad", "/vote_skip", "/ui_prefs_tab_open",
+          "/ui_prefs_first_pair", "/prefs_next_pair", "/ui_page_view"}
 """The endpoints an annotator's page uses: show a pair, the four vote buttons, and the page's role view."""
 
 
@@ -96,9 +96,9 @@ def test_an_annotator_is_refused_everything_but_voting(server):
         assert outcome == "error" and REFUSED in said, f"{name} was not refused: {said[:200]}"
     assert not list((ws / "runs").iterdir())  # nothing was started
     # voting itself works, and is recorded under the annotator's name
-    prompt, left, right, _ = c.predict(api_name="/load_other")  # the pair on screen is kept in the session
+    prompt, left, right, _ = c.predict(api_name="/prefs_next_pair")  # the pair on screen is kept in the session
     assert prompt == "Where is my parcel?" and {left, right} == {"On its way.", "No idea."}
-    c.predict("", "left is clearer", api_name="/handler")  # "A is better": the answer shown on the left
+    c.predict("", "left is clearer", api_name="/vote_left")  # "A is better": the answer shown on the left
     votes = PreferenceStore(ws / "prefs.sqlite").votes_of("ann")
     assert len(votes) == 1 and votes[0]["choice"] == ("a" if left == "On its way." else "b")
     assert votes[0]["reason"] == "left is clearer"
@@ -140,10 +140,10 @@ def test_uploads_stay_inside_each_logins_daily_allowance(server, tmp_path):
     upload = tmp_path / "mine.jsonl"
     upload.write_text(rows)
     c = client(url, "adm", "admin-pw")
-    status, *_ = c.predict(handle_file(str(upload)), "tiny", 512, api_name="/load_file")
+    status, *_ = c.predict(handle_file(str(upload)), "tiny", 512, api_name="/data_upload")
     assert "2500 rows" in status
     assert list((ws / "uploads").rglob("mine.jsonl")), "uploads are kept inside the workspace"
-    outcome, said = call(c, "/load_file", [handle_file(str(upload)), "tiny", 512])
+    outcome, said = call(c, "/data_upload", [handle_file(str(upload)), "tiny", 512])
     assert outcome == "error" and "413" in said  # the second one would pass 1 MB
     import httpx
 
@@ -151,5 +151,5 @@ def test_uploads_stay_inside_each_logins_daily_allowance(server, tmp_path):
                          files={"files": ("mine.jsonl", upload.read_bytes())})
     assert refused.status_code == 413 and "1 MB a day" in refused.json()["detail"]
     other = client(url, "ann", "annot-pw")  # the allowance is per login: another login may still upload
-    outcome, said = call(other, "/load_file", [handle_file(str(upload)), "tiny", 512])
+    outcome, said = call(other, "/data_upload", [handle_file(str(upload)), "tiny", 512])
     assert REFUSED in said  # it got past the upload; loading data is an admin's work

@@ -22,11 +22,13 @@ def config(**sections):
 
 def test_auto_on_the_cpu_keeps_the_plain_path():
     chosen = speed.resolve(config(), "fp32", cuda=False)
-    assert (chosen.attention, chosen.batching, chosen.liger, chosen.fused_optimizer) == ("sdpa", "padded", False, False)
+    assert (chosen.attention, chosen.batching, chosen.liger, chosen.fused_optimizer) == ("sdpa", "padded", False, True)
     assert chosen.workers == 0 and chosen.gradient_checkpointing is False
     assert chosen.model_arguments() == {}  # transformers' own default (sdpa, or eager where unsupported)
     args = chosen.training_arguments("sft")
-    assert args["optim"] == "adamw_torch" and args["gradient_checkpointing"] is False
+    assert args["optim"] == "adamw_torch_fused" and args["gradient_checkpointing"] is False
+    off = speed.resolve(config(speed={"fused_optimizer": "off"}), "fp32", cuda=False)
+    assert off.training_arguments("sft")["optim"] == "adamw_torch"
     assert "packing" not in args and "train_sampling_strategy" not in args
 
 

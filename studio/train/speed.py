@@ -7,8 +7,8 @@
 `auto` means, on a GPU: FlashAttention 2 where the flash-attn package is installed (else sdpa), rows laid
 end to end without padding with it (else batched by length), Liger's kernels where liger-kernel is
 installed, fused AdamW, two data-loading workers, and gradient checkpointing only when the memory
-estimate says the run would not fit without it. On the CPU: sdpa, random padded batches, the plain
-AdamW loop, no workers, no checkpointing (the precision, fp32 there, is chosen in methods/common.py).
+estimate says the run would not fit without it. On the CPU: sdpa, random padded batches, fused AdamW,
+no workers, no checkpointing (the precision, fp32 there, is chosen in methods/common.py).
 Batching and Liger apply to SFT; the other stages batch as their trainers do.
 """
 
@@ -113,7 +113,7 @@ def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None) -> Chosen:
                           "liger-kernel, or set speed.liger to auto.")
     if liger and stage != "sft":
         raise StudioError(f"speed.liger applies to SFT in this version, not {stage}: set it to auto or off.")
-    fused = s.fused_optimizer == "on" or (s.fused_optimizer == "auto" and cuda)
+    fused = s.fused_optimizer != "off"  # one kernel for all weights, on GPUs and (torch 2.4 and later) CPUs
     workers = s.workers if s.workers >= 0 else (2 if cuda else 0)
     checkpointing, why = _checkpointing(cfg, precision, cuda, batching != "padding_free", liger)
     chosen = Chosen(attention, batching, liger, fused, workers, s.threads, checkpointing, why,

@@ -21,6 +21,7 @@ from studio.errors import StudioError
 from studio.models.counting import model_shapes
 from studio.paths import ASSETS
 from studio.train.machine import status_line
+from studio.ui.api import glue
 from studio.ui.context import AppContext
 from studio.ui.roles import GatedBlocks, for_annotators, is_admin
 from studio.ui.tabs import chat, data, guide, method, preferences, train
@@ -90,26 +91,29 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         data_tab = built["data"]
         # the Data tab measures tokens with the model and max length the run will use
         method_tab.fields["model.name"].change(lambda m: m, method_tab.fields["model.name"], data_tab["model"],
-                                               show_progress="hidden")
+                                               show_progress="hidden", **glue("follow_model"))
         # one length and one batch size, shown everywhere: the Train tab's settings are the run's, and the
         # Data tab's token check and the Method tab's memory estimate follow them
         est = method_tab.estimate
         follows = [(train_tab["max_length"], data_tab["max_length"]), (train_tab["max_length"], est["seq"]),
                    (train_tab["batch_size"], est["batch"]), (train_tab["checkpointing"], est["checkpointing"]),
                    (train_tab["processes"], est["processes"]), (train_tab["strategy"], est["strategy"])]
-        for source, target in follows:
-            source.change(_followed(target is est["checkpointing"]), source, target, show_progress="hidden")
+        for n, (source, target) in enumerate(follows):
+            source.change(_followed(target is est["checkpointing"]), source, target, show_progress="hidden",
+                          **glue(f"follow_train_{n}"))
         app.load(lambda *v: [v[i] == "on" if t is est["checkpointing"] else v[i] for i, (_, t) in enumerate(follows)],
-                 [s for s, _ in follows], [t for _, t in follows], show_progress="hidden")
+                 [s for s, _ in follows], [t for _, t in follows], show_progress="hidden", **glue("follow_train_load"))
         base, choices = train_tab["base"], method_tab.config_inputs
         gr.on([c.change for c in choices], with_method_choices(method_tab, ctx.workspace), [base, *choices], base,
-              trigger_mode="always_last", show_progress="hidden")
-        train_tab["preset_loaded"].then(method_tab.form_values, base, choices, show_progress="hidden")
-        train_tab["cloned"].then(method_tab.form_values, base, choices, show_progress="hidden")
+              trigger_mode="always_last", show_progress="hidden", **glue("method_into_config"))
+        train_tab["preset_loaded"].then(method_tab.form_values, base, choices, show_progress="hidden",
+                                        **glue("preset_into_method"))
+        train_tab["cloned"].then(method_tab.form_values, base, choices, show_progress="hidden",
+                                 **glue("clone_into_method"))
         for button, method_name, stage_name in built["guide"]["try"]:  # the Guide's "try it": set and open
             button.click(open_method(method_name, stage_name), None,
                          [method_tab.fields["method.name"], method_tab.fields["method.stage"], tabs],
-                         show_progress="hidden")
+                         show_progress="hidden", **glue(f"guide_try_{method_name}_{stage_name}"))
 
         @for_annotators
         def view(request: gr.Request):
@@ -121,7 +125,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                     *[gr.update(visible=admin)] * len(prefs_tab["admin_only"])]
 
         app.load(view, None, [title, *pages.values(), tabs, train_tab["timer"], machine_timer,
-                              *prefs_tab["admin_only"]], show_progress="hidden")
+                              *prefs_tab["admin_only"]], show_progress="hidden", **glue("page_view"))
 
         def machine_line(last: str):
             """Every few seconds: the status bar, sent only when it says something new."""
@@ -129,17 +133,18 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             return (line if line != last else gr.skip()), line
 
         last_line = gr.State("")
-        machine_timer.tick(machine_line, last_line, [machine, last_line], show_progress="hidden")
-        app.load(machine_line, last_line, [machine, last_line], show_progress="hidden")
-        app.load(method_tab.form_values, base, choices, show_progress="hidden")
+        machine_timer.tick(machine_line, last_line, [machine, last_line], show_progress="hidden",
+                           **glue("status_bar_tick"))
+        app.load(machine_line, last_line, [machine, last_line], show_progress="hidden", **glue("status_bar"))
+        app.load(method_tab.form_values, base, choices, show_progress="hidden", **glue("method_form_load"))
         pages[ANNOTATOR_TAB].select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"],
-                                    show_progress="hidden")
-        for fn, inputs, outputs in ctx.on_load:
-            app.load(fn, inputs, outputs, show_progress="hidden")
-        for dropdown, options in ctx.pickers:
+                                    show_progress="hidden", **glue("prefs_tab_open"))
+        for fn, inputs, outputs, name in ctx.on_load:
+            app.load(fn, inputs, outputs, show_progress="hidden", **glue(name))
+        for n, (dropdown, options) in enumerate(ctx.pickers):
             refresh = (lambda f: lambda: gr.update(choices=f()))(options)
-            app.load(refresh, None, dropdown, show_progress="hidden")
-            dropdown.focus(refresh, None, dropdown, show_progress="hidden")
+            app.load(refresh, None, dropdown, show_progress="hidden", **glue(f"picker_load_{n}"))
+            dropdown.focus(refresh, None, dropdown, show_progress="hidden", **glue(f"picker_refresh_{n}"))
     return app
 
 

@@ -27,7 +27,8 @@ class AppContext:
     """(dropdown, choices function) pairs whose choices follow the workspace: refreshed at page load
     and when the dropdown gets focus, so datasets and runs made meanwhile appear."""
 
-    on_load: list[tuple[Callable[..., Any], list[Any] | None, list[Any]]] = field(default_factory=list)
+    on_load: list[tuple[Callable[..., Any], list[Any] | None, list[Any], str]] = field(default_factory=list)
+    """(function, inputs, outputs, endpoint name) run when a page loads."""
     """(function, inputs, outputs) run when a page loads."""
 
     @staticmethod

@@ -53,35 +53,48 @@ def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str
                             name=f"{short} {key.split('/')[1]}", legendgroup=run, row=row, col=col)
 
 
-def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.6):
-    """Loss (raw and smoothed) with eval loss, learning rate, and the stage's own metrics, one colour per run."""
+LOSS_KINDS = {"sft": "SFT loss", "dpo": "DPO loss", "kto": "KTO loss", "reward": "reward-model loss",
+              "rlhf": "RL loss", "ppo": "RL loss"}
+"""Losses of different stages measure different things; overlaid, each kind gets its own axis."""
+
+
+def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.6,
+                    stages: dict[str, str | None] | None = None):
+    """Loss (raw and smoothed) with eval loss, learning rate, and the stage's own metrics, one colour per run.
+    With `stages` (run -> stage), runs whose losses are of different kinds (SFT beside DPO, say) are drawn
+    against two loss axes: the first kind on the left, the others on the right."""
     from plotly.subplots import make_subplots
 
     from studio.train.runs import smooth
 
+    stages = stages or {}
+    kinds = list(dict.fromkeys(LOSS_KINDS.get(stages.get(run) or "", "loss") for run in runs))
+    two_axes = len(kinds) > 1
     rewarded = any("reward" in series for series in runs.values())
     titles = ("loss", "learning rate", "stage metrics", *(("reward (mean ± spread)",) if rewarded else ()))
     # two by two, to sit beside the settings: the stage metrics take the whole second row without a reward
-    specs = [[{}, {}], [{}, {}]] if rewarded else [[{}, {}], [{"colspan": 2}, None]]
+    first = {"secondary_y": True} if two_axes else {}
+    specs = [[first, {}], [{}, {}]] if rewarded else [[first, {}], [{"colspan": 2}, None]]
     fig = make_subplots(rows=2, cols=2, specs=specs, subplot_titles=titles, horizontal_spacing=0.1,
                         vertical_spacing=0.18)
     place = {1: (1, 1), 2: (1, 2), 3: (2, 1), 4: (2, 2)}
     for n, (run, series) in enumerate(runs.items()):
         color = _PALETTE[n % len(_PALETTE)]
         short = run_label(run)
+        right = {"secondary_y": LOSS_KINDS.get(stages.get(run) or "", "loss") != kinds[0]} if two_axes else {}
         if "loss" in series:
             xs, ys = series["loss"]
             # the logged loss is the bold line; the smoothed one only hints at the trend (it lags a falling loss)
             fig.add_scatter(x=xs, y=ys, mode="lines+markers", line={"color": color, "width": 2}, marker={"size": 4},
-                            name=f"{short} loss", legendgroup=run, row=1, col=1)
+                            name=f"{short} loss", legendgroup=run, row=1, col=1, **right)
             if len(xs) >= 8:
                 fig.add_scatter(x=xs, y=smooth(ys, smooth_weight), mode="lines", opacity=0.5,
                                 line={"color": color, "width": 1, "dash": "dot"}, name=f"{short} loss, smoothed",
-                                legendgroup=run, row=1, col=1)
+                                legendgroup=run, row=1, col=1, **right)
         if "eval_loss" in series:
             xs, ys = series["eval_loss"]
             fig.add_scatter(x=xs, y=ys, mode="lines+markers", line={"color": color, "dash": "dash"},
-                            name=f"{short} eval loss", legendgroup=run, row=1, col=1)
+                            name=f"{short} eval loss", legendgroup=run, row=1, col=1, **right)
         if "learning_rate" in series:
             xs, ys = series["learning_rate"]
             fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color}, name=f"{short} lr",
@@ -95,6 +108,9 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
     fig.update_layout(template="plotly_white", height=520, margin={"l": 40, "r": 10, "t": 40, "b": 30},
                       legend={"orientation": "h", "y": -0.15}, uirevision="keep")
     fig.update_xaxes(title_text="step")
+    if two_axes:
+        fig.update_yaxes(title_text=kinds[0], row=1, col=1, secondary_y=False)
+        fig.update_yaxes(title_text=" / ".join(kinds[1:]), row=1, col=1, secondary_y=True, showgrid=False)
     return fig
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from studio.access import run_id_only
 from studio.errors import StudioError
 from studio.train import experiments
+from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 
 DIFF_COLUMNS = ["setting", "this run", "the other run"]
@@ -59,10 +60,11 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
     def show_if_open(run_id, open_now):
         return show(run_id) if open_now else [gr.skip()] * len(shown)
 
-    watch.change(show_if_open, [watch, is_open], shown, show_progress="hidden")
-    refresh.click(show, watch, shown, show_progress="hidden")
-    panel.expand(lambda run_id: [True, *show(run_id)], watch, [is_open, *shown], show_progress="hidden")
-    panel.collapse(lambda: False, None, is_open, show_progress="hidden")
+    watch.change(show_if_open, [watch, is_open], shown, show_progress="hidden", **glue("run_panel_follow"))
+    refresh.click(show, watch, shown, show_progress="hidden", **action("run_details"))
+    panel.expand(lambda run_id: [True, *show(run_id)], watch, [is_open, *shown], show_progress="hidden",
+                 **glue("run_panel_open"))
+    panel.collapse(lambda: False, None, is_open, show_progress="hidden", **glue("run_panel_close"))
 
     def save_details(run_id, new_title, new_notes):
         try:
@@ -71,7 +73,7 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
             return f"⚠️ {err}"
         return f"Saved the name and notes of {run_id}."
 
-    save.click(save_details, [watch, title, notes], said)
+    save.click(save_details, [watch, title, notes], said, **action("run_rename"))
 
     def compare(run_id, with_id):
         if not run_id or not with_id:
@@ -83,7 +85,7 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
         text = f"{len(rows)} settings differ." if rows else "The two configs are the same."
         return pd.DataFrame([(k, str(a), str(b)) for k, a, b in rows], columns=DIFF_COLUMNS), text
 
-    other.input(compare, [watch, other], [diff, said])
+    other.input(compare, [watch, other], [diff, said], **action("run_config_diff"))
 
     def do_clone(run_id):
         try:
@@ -93,9 +95,11 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
         except (StudioError, ValueError) as err:
             return [*[gr.skip()] * len(clone_outputs), f"⚠️ {err}"]
 
-    cloned = clone_btn.click(do_clone, watch, [*clone_outputs, said])
-    delete.click(lambda: (gr.update(visible=True), gr.update(visible=True)), None, [confirm, cancel])
-    cancel.click(lambda: (gr.update(visible=False), gr.update(visible=False)), None, [confirm, cancel])
+    cloned = clone_btn.click(do_clone, watch, [*clone_outputs, said], **action("run_clone"))
+    delete.click(lambda: (gr.update(visible=True), gr.update(visible=True)), None, [confirm, cancel],
+                 **glue("run_delete_ask"))
+    cancel.click(lambda: (gr.update(visible=False), gr.update(visible=False)), None, [confirm, cancel],
+                 **glue("run_delete_cancel"))
 
     def do_delete(run_id):
         hide = [gr.update(visible=False), gr.update(visible=False)]
@@ -106,5 +110,5 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
         ids = [p.name for p in ctx.workspace.list_runs()]
         return [f"Deleted run {run_id}.", *hide, gr.update(choices=ids, value=ids[0] if ids else None)]
 
-    confirm.click(do_delete, watch, [said, confirm, cancel, watch])
+    confirm.click(do_delete, watch, [said, confirm, cancel, watch], **action("run_delete"))
     return cloned

@@ -113,7 +113,8 @@ def test_bad_value_gives_one_sentence_and_starts_nothing(page, app_url, no_worke
     page.get_by_role("button", name="Start", exact=True).click()
     message = page.locator("#train-message")
     expect(message).to_contain_text("learning rate must be a positive number")
-    text = message.inner_text().strip()
+    # the sentence itself (the status tracker beside it may still hold a fading "0.1s")
+    text = message.locator("[data-testid=markdown]").inner_text().strip()
     assert text.startswith("⚠️") and "\n" not in text and "Traceback" not in text
     time.sleep(1.5)  # a run, had one started, would have its folder by now
     assert run_folders(ws) == before

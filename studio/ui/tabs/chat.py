@@ -24,6 +24,7 @@ from studio.paths import DEMO_DATA
 from studio.prefs.session import rated_answer
 from studio.prefs.store import PreferenceStore
 from studio.train.runs import finished_runs
+from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 
 
@@ -148,9 +149,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     inputs = [message, left, right, left_model, right_model, compare, *settings_in]
     outputs = [message, left, right, load_info]
-    ev_send = send.click(respond, inputs, outputs)
-    ev_enter = message.submit(respond, inputs, outputs)
-    stop.click(None, None, None, cancels=[ev_send, ev_enter])
+    ev_send = send.click(respond, inputs, outputs, **action("chat_send"))
+    ev_enter = message.submit(respond, inputs, outputs, **glue("chat_send_enter"))
+    stop.click(None, None, None, cancels=[ev_send, ev_enter], **glue("chat_stop"))
 
     def pop_last(l_chat, r_chat, both):
         hist = list(l_chat or [])
@@ -158,15 +159,17 @@ def build(ctx: AppContext) -> dict[str, Any]:
         trim = lambda c: list(c or [])[:-2] if c and len(c) >= 2 else list(c or [])  # noqa: E731
         return last_user, trim(l_chat), trim(r_chat) if both else r_chat
 
-    regen.click(pop_last, [left, right, compare], [message, left, right]).then(respond, inputs, outputs)
-    clear.click(lambda: ([], [], "", ""), None, [left, right, message, prefs_msg])
+    regen.click(pop_last, [left, right, compare], [message, left, right], **glue("chat_regenerate_pop")).then(
+        respond, inputs, outputs, **glue("chat_regenerate"))
+    clear.click(lambda: ([], [], "", ""), None, [left, right, message, prefs_msg], **glue("chat_clear"))
     compare.change(lambda b: (gr.update(visible=b), gr.update(visible=b), gr.update(visible=b)), compare,
-                   [right_model, right, to_prefs])
+                   [right_model, right, to_prefs], **glue("chat_compare"))
     refresh.click(lambda: (gr.update(choices=model_choices(ctx)), gr.update(choices=model_choices(ctx))), None,
-                  [left_model, right_model])
+                  [left_model, right_model], **action("chat_models"))
     for box in (left_model, right_model):
         ctx.picker(box, lambda: model_choices(ctx))
-    unload.click(lambda: f"Unloaded {ctx.models.unload()} model(s); memory is free for training.", None, load_info)
+    unload.click(lambda: f"Unloaded {ctx.models.unload()} model(s); memory is free for training.", None, load_info,
+                 **action("chat_unload"))
 
     def send_pair(request: gr.Request, l_chat, r_chat, l_name, r_name):
         lh, rh = history_of(l_chat), history_of(r_chat)
@@ -182,7 +185,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return f"⚠️ {err}"
         return f"Saved as preference pair #{pid}: vote on it in the Preferences tab."
 
-    to_prefs.click(send_pair, [left, right, left_model, right_model], prefs_msg)
+    to_prefs.click(send_pair, [left, right, left_model, right_model], prefs_msg, **action("chat_to_preferences"))
 
     def rate(chat, name, sys_p, like: gr.LikeData, request: gr.Request):
         index = like.index if isinstance(like.index, int) else like.index[0]
@@ -199,8 +202,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return (f"{said}. Ratings so far: {n['good']} good, {n['bad']} bad; save them as a dataset for a KTO run "
                 "in the Preferences tab.")
 
-    left.like(rate, [left, left_model, system], prefs_msg)
-    right.like(rate, [right, right_model, system], prefs_msg)
+    left.like(rate, [left, left_model, system], prefs_msg, **action("chat_rate_left"))
+    right.like(rate, [right, right_model, system], prefs_msg, **action("chat_rate_right"))
 
     _evaluate_panel(ctx)
     _export_panel(ctx)
@@ -266,7 +269,7 @@ def _evaluate_panel(ctx: AppContext) -> None:
             return message_frame(f"⚠️ {err}"), gr.skip()
         return scores_frame(results, saved), answers_frame(results)
 
-    go.click(run_eval, [data, models, limit], [scores, answers])
+    go.click(run_eval, [data, models, limit], [scores, answers], **action("evaluate"))
     ctx.picker(data, lambda: eval_choices(ctx))
     ctx.picker(models, lambda: model_choices(ctx))
 
@@ -301,7 +304,7 @@ def _export_panel(ctx: AppContext) -> None:
             return f"⚠️ {err}", gr.skip()  # an earlier export stays ready to push
         return f"Exported to `{path}`.", str(path)
 
-    go.click(do_export, [run, kind, folder], [result, last])
+    go.click(do_export, [run, kind, folder], [result, last], **action("export"))
 
     def do_push(path, repo_id, tok):
         if not path:
@@ -312,5 +315,5 @@ def _export_panel(ctx: AppContext) -> None:
             return f"⚠️ {err}"
         return f"Pushed: {url}"
 
-    push.click(do_push, [last, repo, token], result)
+    push.click(do_push, [last, repo, token], result, **action("push_to_hub"))
     ctx.picker(run, lambda: run_choices(ctx))

@@ -20,6 +20,7 @@ from studio.data.readers import UPLOAD_SUFFIXES, ReadResult, read_hub, read_rows
 from studio.data.validate import Report, build_report
 from studio.errors import StudioError
 from studio.models.loading import cached_tokenizer
+from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 from studio.ui.plots import token_length_histogram
 from studio.workspace import Workspace
@@ -199,13 +200,17 @@ def build(ctx: AppContext) -> dict[str, Any]:
         report, msg = analyse_here(src, AUTO, {}, mdl, mx)
         return [src, report, *_outputs(report, msg, mx)]
 
-    upload.upload(load_file, [upload, model, max_length], [source, report_state, *outputs])
-    hub_btn.click(load_hub, [hub_id, hub_split, hub_subset, model, max_length], [source, report_state, *outputs])
-    saved_btn.click(load_saved, [saved, model, max_length], [source, report_state, *outputs])
-    fmt.input(run_format, [source, fmt, max_length, model], [report_state, *outputs])
-    recheck.click(run_mapping, [source, fmt, max_length, model, *mapping_boxes], [report_state, *outputs])
-    for box in mapping_boxes:
-        box.input(run_mapping, [source, fmt, max_length, model, *mapping_boxes], [report_state, *outputs])
+    upload.upload(load_file, [upload, model, max_length], [source, report_state, *outputs], **action("data_upload"))
+    hub_btn.click(load_hub, [hub_id, hub_split, hub_subset, model, max_length], [source, report_state, *outputs],
+                  **action("data_from_hub"))
+    saved_btn.click(load_saved, [saved, model, max_length], [source, report_state, *outputs],
+                    **action("data_open_saved"))
+    fmt.input(run_format, [source, fmt, max_length, model], [report_state, *outputs], **action("data_format"))
+    recheck.click(run_mapping, [source, fmt, max_length, model, *mapping_boxes], [report_state, *outputs],
+                  **action("data_map_columns"))
+    for n, box in enumerate(mapping_boxes):
+        box.input(run_mapping, [source, fmt, max_length, model, *mapping_boxes], [report_state, *outputs],
+                  **glue(f"data_map_column_{n}"))
 
     def show_preview(report, n, mdl):
         if report is None or not report.records:
@@ -223,8 +228,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return f"<p>No preview: {html.escape(str(err))}</p>", ""
         return pv.html(), f"**{pv.total} tokens**, {pv.trained} trained — {pv.rule}."
 
-    for trigger in (row_no.change, report_state.change):
-        trigger(show_preview, [report_state, row_no, model], [preview, tok_info])
+    for name, trigger in (("data_row_preview", row_no.change), ("data_preview_follow", report_state.change)):
+        trigger(show_preview, [report_state, row_no, model], [preview, tok_info], **glue(name))
 
     def save(request: gr.Request, report, name, share):
         if report is None or not report.ok:
@@ -243,12 +248,12 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return (f"Saved **{folder.parent.name} {folder.name}**: {len(report.usable)} rows{extra}.",
                 gr.update(choices=_saved_names(ctx), value=folder.parent.name))
 
-    save_btn.click(save, [report_state, save_name, eval_share], [save_msg, saved])
+    save_btn.click(save, [report_state, save_name, eval_share], [save_msg, saved], **action("data_save"))
 
     kind.change(lambda k: pd.DataFrame(columns=SFT_COLUMNS if k == "instructions" else PREF_COLUMNS),
-                kind, table)
-    add_btn.click(add_example, [table, kind, a, b, c], [table, a, b, c, save_msg])
-    del_btn.click(delete_rows, [table, del_rows], [table, save_msg])
+                kind, table, **glue("data_table_kind"))
+    add_btn.click(add_example, [table, kind, a, b, c], [table, a, b, c, save_msg], **action("data_add_example"))
+    del_btn.click(delete_rows, [table, del_rows], [table, save_msg], **action("data_delete_rows"))
 
     def check_table(frame, k, mdl, mx):
         src = table_source(frame, k)
@@ -258,7 +263,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
                               dict(zip(*_table_mapping(k))), mdl, mx)
         return [src, report, *_outputs(report, msg, mx)]
 
-    use_btn.click(check_table, [table, kind, model, max_length], [source, report_state, *outputs])
+    use_btn.click(check_table, [table, kind, model, max_length], [source, report_state, *outputs],
+                  **action("data_check_table"))
     return {"model": model, "max_length": max_length}
 
 

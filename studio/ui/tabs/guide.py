@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from studio.stages import STAGES
+from studio.ui.api import action
 from studio.ui.context import AppContext
 
 GUIDE = """
@@ -122,5 +123,5 @@ def build(ctx: AppContext) -> dict[str, Any]:
                  enumerate(QUIZ, start=1)]
         check = gr.Button("Check my answers", variant="primary")
         feedback = gr.Markdown(elem_id="guide-feedback")
-    check.click(grade, picks, feedback)
+    check.click(grade, picks, feedback, **action("guide_quiz"))
     return {"try": buttons}

@@ -25,6 +25,7 @@ from studio.models.estimate import RunEstimate, estimate_run, whole_number
 from studio.models.memory import REFERENCE_GPUS, TrainingSetup, detect_gpu
 from studio.models.registry import TINY, find_preset, model_choices
 from studio.stages import available_stages, stage
+from studio.ui.api import action
 from studio.ui.context import AppContext
 from studio.ui.method_cards import METHOD_CARDS
 from studio.ui.plots import rank_chart
@@ -277,8 +278,10 @@ def build(ctx: AppContext) -> MethodTab:
     outputs = [f["model.name"], last_model, f["lora.targets"], info, card, lora_box, quant_box, counts, verdict,
                memory, chart, problem_md]
     gr.on([c.change for c in config_inputs + est_inputs], on_change, [last_model, *config_inputs, *est_inputs],
-          outputs, show_progress="hidden", trigger_mode="always_last")
+          outputs, show_progress="hidden", trigger_mode="always_last", **action("method_estimate"))
     which = [f["model.name"], f["method.stage"]]
-    attention_btn.click(lambda m, s: shortcut(m, s, "attention", ctx.workspace), which, f["lora.targets"], show_progress="hidden")
-    all_btn.click(lambda m, s: shortcut(m, s, "all", ctx.workspace), which, f["lora.targets"], show_progress="hidden")
+    attention_btn.click(lambda m, s: shortcut(m, s, "attention", ctx.workspace), which, f["lora.targets"],
+                        show_progress="hidden", **action("method_targets_attention"))
+    all_btn.click(lambda m, s: shortcut(m, s, "all", ctx.workspace), which, f["lora.targets"],
+                  show_progress="hidden", **action("method_targets_all"))
     return tab

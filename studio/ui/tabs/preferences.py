@@ -23,6 +23,7 @@ from studio.prefs.session import ShownPair, cast_vote, show_pair
 from studio.prefs.stats import preference_stats, stats_text
 from studio.prefs.store import AlreadyVoted, PreferenceStore
 from studio.train.runs import finished_runs
+from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 from studio.ui.roles import for_annotators
 
@@ -101,14 +102,15 @@ def build(ctx: AppContext) -> dict[str, Any]:
     outputs = [state, prompt, left, right, counts]
     for btn, side in ((a_btn, "left"), (b_btn, "right"), (tie_btn, "tie"), (bad_btn, "both_bad")):
         # a vote takes milliseconds: no annotator waits behind a few others in the queue
-        btn.click(vote(side), [state, edited, reason], [*outputs, edited, reason, message], concurrency_limit=None)
+        btn.click(vote(side), [state, edited, reason], [*outputs, edited, reason, message], concurrency_limit=None,
+                  **action(f"vote_{side}"))
 
     @for_annotators
     def skip(st, request: gr.Request):
         passed = (int(st["pair_id"]),) if st else ()
         return (*show_next(ctx, ctx.user(request), passed), "", "", "Skipped." if st else "")
 
-    skip_btn.click(skip, state, [*outputs, edited, reason, message], concurrency_limit=None)
+    skip_btn.click(skip, state, [*outputs, edited, reason, message], concurrency_limit=None, **action("vote_skip"))
 
     def export(request: gr.Request):
         store = PreferenceStore(ctx.workspace.prefs_db)
@@ -132,15 +134,15 @@ def build(ctx: AppContext) -> dict[str, Any]:
             said.append(f"⚠️ {err}")
         return " ".join(said)
 
-    export_btn.click(export, None, exported)
+    export_btn.click(export, None, exported, **action("prefs_export"))
     with gr.Accordion("Statistics", open=False, visible=False) as stats_box:  # admins only
         stats_btn = gr.Button("Refresh statistics", size="sm")
         stats_md = gr.Markdown(elem_id="prefs-stats")
     stats_btn.click(lambda: stats_text(preference_stats(PreferenceStore(ctx.workspace.prefs_db).vote_rows())),
-                    None, stats_md)
-    ctx.on_load.append((load_other, None, outputs))
+                    None, stats_md, **action("prefs_stats"))
+    ctx.on_load.append((load_other, None, outputs, "prefs_first_pair"))
     refresh = gr.Button("Show another pair", size="sm")
-    refresh.click(load_other, None, outputs, concurrency_limit=None)
+    refresh.click(load_other, None, outputs, concurrency_limit=None, **action("prefs_next_pair"))
     make_box = _make_pairs_panel(ctx)
     train_box = _train_panel(ctx)
     return {"load": load, "inputs": [state], "outputs": outputs,
@@ -204,10 +206,11 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
         return job_view()
 
     shown = [made, timer, stop]
-    make.click(generate, [prompts, typed, source_a, source_b, count, temperature, needed], shown)
-    stop.click(stop_making, None, shown)
-    timer.tick(job_view, None, shown, show_progress="hidden")
-    ctx.on_load.append((job_view, None, shown))
+    make.click(generate, [prompts, typed, source_a, source_b, count, temperature, needed], shown,
+               **action("pairs_generate"))
+    stop.click(stop_making, None, shown, **action("pairs_stop"))
+    timer.tick(job_view, None, shown, show_progress="hidden", **glue("pairs_tick"))
+    ctx.on_load.append((job_view, None, shown, "pairs_job_load"))
 
     def import_file(path, k, request: gr.Request):
         try:
@@ -218,7 +221,7 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
             return f"⚠️ {err}"
         return f"Imported {added} pairs for voting" + (f"; {left_out} rows left out." if left_out else ".")
 
-    import_btn.click(import_file, [import_path, needed], made)
+    import_btn.click(import_file, [import_path, needed], made, **action("pairs_import"))
     return box
 
 
@@ -241,6 +244,6 @@ def _train_panel(ctx: AppContext) -> Any:
             return f"⚠️ {err}"
         return f"Started run **{run_dir.name}**: follow it in the Train tab."
 
-    start.click(go, [stage, parent], started)
+    start.click(go, [stage, parent], started, **action("train_on_votes"))
     return box
 

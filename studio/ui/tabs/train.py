@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from studio.access import readable_config, run_id_only
-from studio.config import PRECISIONS, SCHEDULERS, RunConfig, dump_config
+from studio.config import PRECISIONS, SCHEDULERS, RunConfig, apply_overrides, dump_config
 from studio.config_form import config_from_form, path_value
 from studio.config_speed import ATTENTIONS, BATCHINGS, SWITCHES
 from studio.data.load import has_eval_split, saved_dataset
@@ -28,8 +28,9 @@ from studio.paths import DEMO_DATA, PRESETS
 from studio.train import runner
 from studio.train.metrics import MetricsReader
 from studio.train.runs import curves, finished_runs, list_runs, progress
-from studio.train.status import RunStatus
+from studio.train.status import RunStatus, read_status
 from studio.ui import rewards_panel, run_details
+from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 from studio.ui.plots import training_curves
 
@@ -154,7 +155,8 @@ def read_curves(ctx: AppContext, readers: dict[str, Any], run_ids: list[str]) ->
             run_dir = run_id_only(ctx.workspace, run_id)
         except StudioError:
             continue
-        entry = readers.setdefault(run_id, {"reader": MetricsReader(run_dir), "records": []})
+        entry = readers.setdefault(run_id, {"reader": MetricsReader(run_dir), "records": [],
+                                            "stage": read_status(run_dir).stage})
         new = entry["reader"].read_new()
         readers["_fresh"] = readers["_fresh"] or bool(new) or entry["reader"].restarted
         entry["records"] = new if entry["reader"].restarted else entry["records"] + new
@@ -245,7 +247,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     ctx.picker(f["data.train"], lambda: data_choices(ctx))  # datasets saved in the Data tab meanwhile show up
     ctx.picker(f["data.eval"], lambda: eval_choices(ctx))
     f["data.train"].input(lambda t, e: eval_for(ctx, t, e), [f["data.train"], f["data.eval"]], f["data.eval"],
-                          show_progress="hidden")
+                          show_progress="hidden", **glue("train_eval_follows_data"))
     ctx.picker(f["model.parent_run"], lambda: finished_runs(ctx.workspace))
     fields = [f[p] for p in ALL_PATHS]
 
@@ -256,11 +258,10 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return f"⚠️ {err}", ""
         return _describe(cfg.to_dict()), dump_config(cfg)
 
-    for comp in fields:
-        comp.change(preview, [base, *fields], [summary, yaml_view])
-    base.change(preview, [base, *fields], [summary, yaml_view])
+    gr.on([comp.change for comp in fields] + [base.change], preview, [base, *fields], [summary, yaml_view],
+          **action("train_preview"))
     base.change(lambda b: gr.update(visible=rewards_panel.uses_rl((b or {}).get("method", {}).get("stage"))),
-                base, rl_group)
+                base, rl_group, **glue("train_rl_fields"))
 
     def on_load_preset(name):
         try:
@@ -269,7 +270,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return [gr.update(), f"⚠️ {err}", *[gr.update() for _ in loaded_paths]]
         return [cfg, f"Loaded preset {name}.", *form_values(cfg, loaded_paths)]
 
-    loaded = load_btn.click(on_load_preset, preset, [base, message, *[f[p] for p in loaded_paths]])
+    loaded = load_btn.click(on_load_preset, preset, [base, message, *[f[p] for p in loaded_paths]],
+                            **action("train_load_preset"))
 
     def on_start(request: gr.Request, b, *values):
         try:
@@ -280,7 +282,20 @@ def build(ctx: AppContext) -> dict[str, Any]:
         ids = [p.name for p in ctx.workspace.list_runs()]
         return f"Started run **{run_dir.name}**.", gr.update(choices=ids, value=run_dir.name)
 
-    start.click(on_start, [base, *fields], [message, watch])
+    # quick answers: no progress timer beside the message (it would sit beside the sentence it waits for)
+    start.click(on_start, [base, *fields], [message, watch], show_progress="hidden", **action("train_start"))
+
+    def start_preset(request: gr.Request, preset: str, changes: list[str] | None = None) -> str:
+        """For API clients: start a run from a preset with `section.key=value` changes (as `studio train
+        --set` takes them); returns the run id. Checked as the Start button is."""
+        try:
+            raw = apply_overrides(load_preset(preset), [str(c) for c in changes or []])
+            cfg = readable_config(ctx.workspace, RunConfig.from_dict(raw).validate())
+            return runner.start_run(ctx.workspace, cfg, started_by=ctx.user(request)).name
+        except (ValueError, StudioError) as err:
+            raise gr.Error(str(err)) from None
+
+    gr.api(start_preset, api_name="train_start_preset")
 
     def on_stop(run_id):
         if not run_id:
@@ -300,15 +315,15 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return f"⚠️ {err}"
         return f"Resuming {run_id} from its latest checkpoint."
 
-    stop.click(on_stop, watch, message)
-    resume.click(on_resume, watch, message)
+    stop.click(on_stop, watch, message, show_progress="hidden", **action("train_stop"))
+    resume.click(on_resume, watch, message, show_progress="hidden", **action("train_resume"))
 
     def first_watch(current):
         """At page load an empty picker watches the newest run; after that only Start and the user set it."""
         ids = [p.name for p in ctx.workspace.list_runs()]
         return gr.update(choices=ids, value=current or (ids[0] if ids else None))
 
-    ctx.on_load.append((first_watch, [watch], [watch]))
+    ctx.on_load.append((first_watch, [watch], [watch], "train_first_watch"))
 
     def tick(run_id, chosen, rds, sig):
         """Once a second: progress, curves, the runs table and the pickers' choices. It never changes which
@@ -337,7 +352,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             shown = "Pick a run to watch, or press Start." if ids else "No runs yet: press Start."
         keep = gr.update()
         redraw = rds.get("_fresh") or wanted != last.get("wanted")
-        figure = (training_curves(curves_now) if wanted else None) if redraw else keep
+        stages = {r: rds.get(r, {}).get("stage") for r in curves_now}
+        figure = (training_curves(curves_now, stages=stages) if wanted else None) if redraw else keep
         state = status.shown_state if status is not None else None
         # a message about an earlier action (Started, Resuming, Stopping ...) goes once the watched run ends
         ended = ("completed", "stopped", "failed", "dead")
@@ -351,7 +367,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 gr.update(choices=completed) if changed else keep, note)
 
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, watch, overlay,
-                                                            f["model.parent_run"], message], show_progress="hidden")
+                                                            f["model.parent_run"], message], show_progress="hidden",
+               **glue("train_tick"))
     return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "cloned": cloned, "timer": timer,
             "max_length": f["data.max_length"], "batch_size": f["train.batch_size"],
             "checkpointing": f["train.gradient_checkpointing"], "processes": f["train.num_processes"],

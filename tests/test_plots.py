@@ -1,0 +1,32 @@
+"""The training curves: losses of different kinds overlaid get their own axes."""
+
+from __future__ import annotations
+
+from studio.train.runs import curves
+from studio.ui.plots import training_curves
+
+SFT = curves([{"step": s, "loss": 2.0 / s, "learning_rate": 1e-3} for s in range(1, 11)])
+DPO = curves([{"step": s, "loss": 0.69 - 0.01 * s, "learning_rate": 5e-6} for s in range(1, 11)])
+
+
+def axis_of(fig, name):
+    return next(t.yaxis for t in fig.data if t.name == name)
+
+
+def test_sft_and_dpo_losses_are_drawn_against_two_axes():
+    fig = training_curves({"20261127-100000-sft": SFT, "20261127-110000-dpo": DPO},
+                          stages={"20261127-100000-sft": "sft", "20261127-110000-dpo": "dpo"})
+    sft_axis = axis_of(fig, "sft 10:00:00 loss")
+    dpo_axis = axis_of(fig, "dpo 11:00:00 loss")
+    assert sft_axis != dpo_axis
+    assert fig.layout[sft_axis.replace("y", "yaxis")].title.text == "SFT loss"
+    assert fig.layout[dpo_axis.replace("y", "yaxis")].title.text == "DPO loss"
+    assert axis_of(fig, "dpo 11:00:00 loss, smoothed") == dpo_axis
+
+
+def test_runs_of_one_kind_share_one_axis():
+    fig = training_curves({"20261127-100000-sft": SFT, "20261127-120000-sft": SFT},
+                          stages={"20261127-100000-sft": "sft", "20261127-120000-sft": "sft"})
+    losses = {t.yaxis for t in fig.data if t.name.endswith(" loss")}
+    assert len(losses) == 1
+    assert not fig.layout.yaxis.title.text  # a single kind needs no axis title: the panel says "loss"
