@@ -55,6 +55,11 @@ class Stage:
         return self.module is not None
 
     @property
+    def loss_label(self) -> str:
+        """What its loss measures, for chart axes: losses of different kinds are not drawn on one scale."""
+        return "RL loss" if self.generates else f"{self.label} loss"
+
+    @property
     def peft_task(self) -> str:
         return "SEQ_CLS" if self.head == "score" else "CAUSAL_LM"
 

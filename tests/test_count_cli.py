@@ -70,3 +70,28 @@ def test_unknown_model_offline_in_a_real_process(tmp_path):
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
     assert "example-org/unknown-7b" in out.stderr and "not in the local cache" in out.stderr
+
+
+def test_a_model_counted_before_is_counted_without_torch(tmp_path):
+    """The shapes of a model seen before come from the disk cache: no torch import, the same answer."""
+    import json
+    import subprocess
+
+    from helpers import PYTHON, ROOT, subprocess_env
+
+    probe = ("import json, sys; from studio.cli import main; main(['count', '--model', 'tiny', '--json']); "
+             "print(json.dumps({'torch': 'torch' in sys.modules}))")
+    env = subprocess_env(STUDIO_CACHE=str(tmp_path / "cache"))
+    outs = []
+    for _ in range(2):
+        done = subprocess.run([PYTHON, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        *answer, imported = done.stdout.strip().splitlines()
+        outs.append((json.loads("\n".join(answer)), json.loads(imported)["torch"]))
+    (first, first_torch), (second, second_torch) = outs
+    assert first_torch and not second_torch
+    assert first["trainable"] == second["trainable"] and first["memory"] == second["memory"]
+    for cached in (tmp_path / "cache" / "shapes").glob("*.json"):
+        cached.write_text("{not json")  # a damaged cache is read afresh, never an error
+    done = subprocess.run([PYTHON, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout.strip().splitlines()[-1])["torch"]

@@ -127,6 +127,17 @@ def model_shapes(name: str, revision: str | None = None, stage: str = "sft") -> 
 
 @functools.lru_cache(maxsize=16)
 def _shapes(source: tuple, head: str, label: str) -> ModelShapes:
+    from studio.models import shapes_cache
+
+    cached_as = None
+    if source[0] != "hub":  # a config on disk: its shapes may be on disk too (no torch import needed)
+        try:
+            cached_as = shapes_cache.key((Path(source[1]) / "config.json").read_text(encoding="utf-8"), head, label)
+        except OSError:
+            cached_as = None
+        found = shapes_cache.load(cached_as, ModelShapes, LinearLayer) if cached_as else None
+        if found is not None:
+            return found
     import torch
     from transformers import AutoConfig
 
@@ -137,7 +148,10 @@ def _shapes(source: tuple, head: str, label: str) -> ModelShapes:
         config = AutoConfig.from_pretrained(Path(source[1]))
     with torch.device("meta"):
         model = _skeleton(config, head, label)
-    return _read_shapes(model, config, head, label, time.perf_counter() - started)
+    shapes = _read_shapes(model, config, head, label, time.perf_counter() - started)
+    if cached_as:
+        shapes_cache.save(cached_as, shapes)
+    return shapes
 
 
 def _skeleton(config: Any, head: str, label: str) -> Any:

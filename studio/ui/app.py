@@ -79,7 +79,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     with GatedBlocks(title="Fine-tuning Studio", logins=ctx.logins, delete_cache=(3600, 86400)) as app:
         title = gr.Markdown(header(ctx, admin=False), elem_id="studio-header")
         machine = gr.Markdown("", elem_id="status-bar")
-        machine_timer = gr.Timer(3.0, active=False)  # admins only: started by view() at page load
+        machine_timer = gr.Timer(5.0, active=False)  # admins only: started by view() at page load
         built, pages = {}, {}
         with gr.Tabs() as tabs:
             for label, tab_id, module in TABS:
@@ -148,6 +148,23 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     return app
 
 
+QUEUE_POLL_S = 0.05
+"""How often an idle queue looks for work. Gradio polls every millisecond, which alone kept a few
+percent of a core busy with nobody using the app; 50 ms (Gradio's own value on Windows) adds at most
+50 ms before an event starts."""
+PROGRESS_POLL_S = 0.1
+
+
+def calm_queue(app: gr.Blocks) -> gr.Blocks:
+    """Poll less often while idle (the queue's own settings; left alone if this Gradio has none)."""
+    queue = getattr(app, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_S)
+        queue.progress_update_sleep_when_free = max(getattr(queue, "progress_update_sleep_when_free", 0),
+                                                    PROGRESS_POLL_S)
+    return app
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None, share: bool = False,
            auth: list[str] | None = None, open_browser: bool = False, annotators: list[str] | None = None,
            auth_file: str | None = None, annotator_file: str | None = None) -> None:
@@ -163,7 +180,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
     roles = sorted(set(logins.roles.values()))
     print(f"Fine-tuning Studio on http://{host}:{port}  (workspace {ws.root}"
           + (f"; logins: {', '.join(roles)})" if roles else ")"), flush=True)
-    app.queue(default_concurrency_limit=4).launch(
+    calm_queue(app.queue(default_concurrency_limit=4)).launch(
         server_name=host,
         server_port=port,
         share=share,

@@ -53,9 +53,12 @@ def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str
                             name=f"{short} {key.split('/')[1]}", legendgroup=run, row=row, col=col)
 
 
-LOSS_KINDS = {"sft": "SFT loss", "dpo": "DPO loss", "kto": "KTO loss", "reward": "reward-model loss",
-              "rlhf": "RL loss", "ppo": "RL loss"}
-"""Losses of different stages measure different things; overlaid, each kind gets its own axis."""
+def loss_kind(stage_name: str | None) -> str:
+    """Losses of different stages measure different things; overlaid, each kind gets its own axis."""
+    from studio.stages import STAGES
+
+    return STAGES[stage_name].loss_label if stage_name in STAGES else "loss"
+
 
 
 def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]], smooth_weight: float = 0.6,
@@ -68,7 +71,7 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
     from studio.train.runs import smooth
 
     stages = stages or {}
-    kinds = list(dict.fromkeys(LOSS_KINDS.get(stages.get(run) or "", "loss") for run in runs))
+    kinds = list(dict.fromkeys(loss_kind(stages.get(run)) for run in runs))
     two_axes = len(kinds) > 1
     rewarded = any("reward" in series for series in runs.values())
     titles = ("loss", "learning rate", "stage metrics", *(("reward (mean ± spread)",) if rewarded else ()))
@@ -81,7 +84,7 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
     for n, (run, series) in enumerate(runs.items()):
         color = _PALETTE[n % len(_PALETTE)]
         short = run_label(run)
-        right = {"secondary_y": LOSS_KINDS.get(stages.get(run) or "", "loss") != kinds[0]} if two_axes else {}
+        right = {"secondary_y": loss_kind(stages.get(run)) != kinds[0]} if two_axes else {}
         if "loss" in series:
             xs, ys = series["loss"]
             # the logged loss is the bold line; the smoothed one only hints at the trend (it lags a falling loss)

@@ -35,6 +35,9 @@ from studio.ui.context import AppContext
 from studio.ui.plots import training_curves
 
 DEFAULT_PRESET = "tiny-sft-lora.yaml"
+FAST_TICK, IDLE_TICK = 1.0, 5.0
+"""Seconds between the Train tab's refreshes while a run is active, and while none is."""
+ACTIVE_STATES = ("queued", "starting", "running", "stopping")
 
 # The form, keyed by config path: a new knob is one line here. Each row is a list of
 # (path, builder); a builder takes the value from the loaded config and returns the component.
@@ -283,7 +286,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return f"Started run **{run_dir.name}**.", gr.update(choices=ids, value=run_dir.name)
 
     # quick answers: no progress timer beside the message (it would sit beside the sentence it waits for)
-    start.click(on_start, [base, *fields], [message, watch], show_progress="hidden", **action("train_start"))
+    start.click(on_start, [base, *fields], [message, watch], show_progress="hidden", **action("train_start")).then(
+        lambda: gr.Timer(value=FAST_TICK), None, timer, show_progress="hidden", **glue("train_tick_fast"))
 
     def start_preset(request: gr.Request, preset: str, changes: list[str] | None = None) -> str:
         """For API clients: start a run from a preset with `section.key=value` changes (as `studio train
@@ -316,7 +320,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return f"Resuming {run_id} from its latest checkpoint."
 
     stop.click(on_stop, watch, message, show_progress="hidden", **action("train_stop"))
-    resume.click(on_resume, watch, message, show_progress="hidden", **action("train_resume"))
+    resume.click(on_resume, watch, message, show_progress="hidden", **action("train_resume")).then(
+        lambda: gr.Timer(value=FAST_TICK), None, timer, show_progress="hidden", **glue("train_tick_fast_resume"))
 
     def first_watch(current):
         """At page load an empty picker watches the newest run; after that only Start and the user set it."""
@@ -359,16 +364,20 @@ def build(ctx: AppContext) -> dict[str, Any]:
         ended = ("completed", "stopped", "failed", "dead")
         note = "" if last.get("run") == run_id and last.get("state") not in (None, *ended) and state in ended \
             else keep
-        new_sig = {"table": table_sig, "wanted": wanted, "shown": shown, "state": state, "run": run_id}
+        # once a second while any run is active, else every few seconds: an idle page costs little
+        interval = FAST_TICK if any(s in ACTIVE_STATES for s in table["status"]) else IDLE_TICK
+        new_sig = {"table": table_sig, "wanted": wanted, "shown": shown, "state": state, "run": run_id,
+                   "interval": interval}
         return (shown if shown != last.get("shown") else keep, figure, rds, new_sig, table if changed else keep,
                 rewards_panel.samples_frame(run_dir) if changed else keep,
                 gr.update(choices=ids) if changed else keep,
                 gr.update(choices=ids) if changed else keep,
-                gr.update(choices=completed) if changed else keep, note)
+                gr.update(choices=completed) if changed else keep, note,
+                gr.Timer(value=interval) if interval != last.get("interval", FAST_TICK) else keep)
 
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, watch, overlay,
-                                                            f["model.parent_run"], message], show_progress="hidden",
-               **glue("train_tick"))
+                                                            f["model.parent_run"], message, timer],
+               show_progress="hidden", **glue("train_tick"))
     return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "cloned": cloned, "timer": timer,
             "max_length": f["data.max_length"], "batch_size": f["train.batch_size"],
             "checkpointing": f["train.gradient_checkpointing"], "processes": f["train.num_processes"],
