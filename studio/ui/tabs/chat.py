@@ -102,6 +102,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return
         s = settings_of(*settings)
         targets = [(l_name, l_chat)] + ([(r_name, r_chat)] if both else [])
+        # the message shows at once, while a model that is not in memory yet loads
+        asked = [list(c or []) + [{"role": "user", "content": text}] for _, c in targets]
+        yield gr.update(), asked[0], asked[1] if both else r_chat, f"Loading {', '.join(n for n, _ in targets)}…"
         loaded = []
         for name, _ in targets:
             try:
