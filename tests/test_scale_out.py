@@ -66,6 +66,7 @@ def test_strategies_that_cannot_run_here_are_refused_before_launch(monkeypatch):
 
 def test_preflight_on_this_machine_refuses_fsdp_without_gpus(monkeypatch):
     monkeypatch.setattr(runner, "device_count", lambda: (2, "CPU cores and no GPU"))
+    monkeypatch.setattr("studio.models.memory.detect_gpu", lambda: None)
     with pytest.raises(StudioError, match="choose ddp"):
         runner.preflight(config(num_processes=2, strategy="fsdp"))
 

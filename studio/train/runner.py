@@ -126,13 +126,15 @@ def device_count() -> tuple[int, str]:
 def preflight(cfg: RunConfig) -> None:
     """Checks that need no training, done before a run folder exists: a typo costs no failed run."""
     from studio.models.loading import resolve_model
+    from studio.models.memory import detect_gpu
 
     stage(cfg.method.stage).trainer_module()
     most, what = device_count()
     if cfg.train.num_processes > most and not cfg.train.accelerate_config:  # a config file may span machines
         raise StudioError(f"train.num_processes is {cfg.train.num_processes}, but this machine has {most} {what}: "
                           f"use at most {most}.")
-    check_strategy(cfg, most if "GPU" in what and "no GPU" not in what else 0)
+    gpu = detect_gpu()  # cached: device_count() read it already
+    check_strategy(cfg, gpu.count if gpu is not None else 0)
     if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
         raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
                           "to start from.")

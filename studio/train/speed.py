@@ -25,9 +25,6 @@ from studio.errors import StudioError
 FITS_SHARE = 0.92
 """Gradient checkpointing turns on when the estimate exceeds this share of the GPU's memory."""
 
-_PACKAGES = {"flash_attention_2": "flash_attn", "liger": "liger_kernel"}
-
-
 def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 

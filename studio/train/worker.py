@@ -243,7 +243,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
             lock.close()
 
 
-def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> Any:
+def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> None:
     """Resolve the speed settings for this machine, say them once and write them into config.yaml."""
     from studio.methods.common import resolve_precision
     from studio.train import speed
@@ -255,7 +255,6 @@ def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> Any:
         print(f"speed: attention {chosen.attention}, batching {chosen.batching}, liger "
               f"{'on' if chosen.liger else 'off'}, fused AdamW {'on' if chosen.fused_optimizer else 'off'}, "
               f"{chosen.workers} loader workers, gradient checkpointing {chosen.why_checkpointing}", flush=True)
-    return chosen
 
 
 def _quiet_libraries() -> None:
