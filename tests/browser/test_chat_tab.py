@@ -131,26 +131,3 @@ def test_side_by_side_pair_goes_to_preferences_and_clear_empties(page, app_url):
     expect(answers(page, "right")).to_have_count(0)
     expect(page.locator("#chat-left [data-testid='user']")).to_have_count(0)
     expect(saved).to_have_count(0)
-
-
-def test_evaluate_scores_the_tiny_model(page, app_url):
-    open_chat_tab(page, app_url)
-    page.get_by_role("button", name="Evaluate on held-out data").click()
-    data = page.get_by_label("Eval data", exact=True)
-    expect(data).to_be_visible()
-    data.fill("assets/data/support_eval.jsonl")
-    data.press("Enter")
-    rows = page.get_by_label("Rows (0 = all)", exact=True)
-    rows.fill("5")
-    rows.press("Tab")
-    expect(rows).to_have_value("5")
-    page.get_by_role("button", name="Evaluate", exact=True).click()
-
-    scores = page.locator(".table-container").filter(has=page.get_by_text("Scores", exact=True))
-    expect(scores).to_contain_text("perplexity")  # headers before any result, never "1 2 3"
-    expect(scores).to_contain_text("tiny", timeout=ANSWER_WAIT)
-    expect(scores).to_contain_text("%")
-    expect(scores).not_to_contain_text("⚠️")
-    answers_table = page.locator(".table-container").filter(has=page.get_by_text("Answers (✗: not an exact match)",
-                                                                                   exact=True))
-    expect(answers_table).to_contain_text("reference")

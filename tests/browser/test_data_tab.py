@@ -32,26 +32,3 @@ def test_broken_upload_gives_one_sentence(page, app_url, tmp_path):
     page.locator("input[type=file]").first.set_input_files(str(broken))
     page.locator("#data-status").get_by_text("the JSON ends early", exact=False).wait_for()
     assert "Traceback" not in page.content()
-
-
-def test_odd_columns_can_be_mapped_by_hand(page, app_url, tmp_path):
-    odd = tmp_path / "odd.jsonl"
-    odd.write_text('{"question": "What is 2+2?", "answer_text": "4", "source": "x"}\n'
-                   '{"question": "Capital of Peru?", "answer_text": "Lima", "source": "y"}\n')
-    open_tab(page, app_url, "Data")
-    page.locator("input[type=file]").first.set_input_files(str(odd))
-    status = page.locator("#data-status")
-    expect(status).to_contain_text("no known format matches")
-    page.get_by_label("Format", exact=True).click()
-    page.get_by_role("option", name="prompt_completion").click()
-    expect(status).to_contain_text("needs a column for completion")  # 'question' is taken as the prompt
-    page.get_by_label("completion", exact=True).click()
-    page.get_by_role("option", name="answer_text").click()
-    expect(status).to_contain_text("2 rows, 2 usable")
-    page.get_by_label("Save as").fill("odd-pairs")
-    page.get_by_role("button", name="Save version").click()
-    expect(page.get_by_text("Saved odd-pairs v1", exact=False)).to_be_visible()
-    page.reload()  # a fresh page lists the new dataset wherever data is picked
-    page.get_by_role("tab", name="Train").click()
-    page.get_by_label("Training data").click()
-    expect(page.get_by_role("option", name="odd-pairs")).to_be_visible()

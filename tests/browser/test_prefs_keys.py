@@ -4,8 +4,6 @@ reason and the rewrite are stored with the vote; admins see the statistics."""
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
 
 from helpers import workspace_of
 from playwright.sync_api import expect
@@ -67,27 +65,3 @@ def test_keys_vote_skip_and_rewrite(page, app_url):
     page.get_by_role("button", name="Refresh statistics").click()
     expect(page.locator("#prefs-stats")).to_contain_text("Fleiss' kappa")
     expect(page.locator("#prefs-stats")).to_contain_text("run-x")
-
-
-def test_admin_generates_pairs_from_typed_prompts(page, app_url):
-    page.goto(app_url)
-    ws = workspace_of(page)
-    page.get_by_role("tab", name="Preferences").click()
-    page.get_by_text("Make pairs to vote on").click()
-    page.get_by_label("...or type prompts, one per line").fill("Do you sell gift cards?\nCan I pay by invoice?")
-    temperature = page.locator("#prefs-temp input[type=number]")
-    temperature.fill("2")
-    temperature.press("Enter")
-    page.get_by_role("button", name="Generate pairs").click()
-    expect(page.locator("#prefs-made")).to_contain_text(re.compile(r"Making pairs \(tiny vs tiny, 2 prompts\)|Stored"))
-    page.reload()  # the job runs on without the page: a reload shows where it stands
-    workspace_of(page)  # the page has loaded (it opens on its first tab), so the tab click below stays
-    page.get_by_role("tab", name="Preferences").click()
-    page.get_by_text("Make pairs to vote on").click()
-    expect(page.locator("#prefs-made")).to_contain_text("Stored", timeout=120_000)
-    with sqlite3.connect(ws / "prefs.sqlite") as db:
-        rows = db.execute("SELECT prompt, model_a, model_b, needed FROM pairs WHERE source = "
-                          "'generated tiny vs tiny'").fetchall()
-    assert rows, page.locator("#prefs-made").inner_text()
-    assert {r[0] for r in rows} <= {"Do you sell gift cards?", "Can I pay by invoice?"}
-    assert all(r[1:] == ("tiny", "tiny", 1) for r in rows)

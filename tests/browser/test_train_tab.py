@@ -1,5 +1,6 @@
 """The Train tab in a real browser: start a short run of the tiny preset and watch it finish, refuse a
-bad value with one sentence, and stop and resume a longer run.
+bad value with one sentence, a GRPO run's rewards, runs as experiments, one length everywhere (stop and
+resume, and a saved dataset's eval split, are in test_journey.py).
 
 The module's app has a workspace of its own (its path is in the page header), so the tests can look
 at the run folders that the UI only reads.
@@ -120,34 +121,6 @@ def test_bad_value_gives_one_sentence_and_starts_nothing(page, app_url, no_worke
     assert run_folders(ws) == before
 
 
-def test_stop_saves_a_checkpoint_and_resume_continues(page, app_url, no_workers_left):
-    open_train_tab(page, app_url)
-    ws = workspace_of(page)
-    no_workers_left.add(ws)
-    run_id = start_run(page, 400)
-    run_dir = ws / "runs" / run_id
-    progress = page.locator("#train-progress")
-    expect(progress).to_contain_text(re.compile(r"running · step ([2-9]|\d{2,}) / 400"), timeout=RUN_WAIT)
-
-    page.get_by_role("button", name="Stop", exact=True).click()
-    # the message says the stop was asked for (and goes once the run has stopped)
-    expect(page.locator("#train-message")).to_contain_text(re.compile(f"Stopping {run_id}|^$"))
-    expect(progress).to_contain_text("stopped", timeout=60_000)
-    checkpoints = list((run_dir / "checkpoints").glob("checkpoint-*"))
-    assert checkpoints, f"no checkpoint in {run_dir}"
-    stopped_at = int(json.loads((run_dir / "status.json").read_text())["step"])
-
-    page.get_by_role("button", name="Resume", exact=True).click()
-    expect(page.locator("#train-message")).to_contain_text(f"Resuming {run_id}")
-    expect(progress).to_contain_text(re.compile(r"queued|starting|running"), timeout=30_000)
-    expect(progress).to_contain_text(re.compile(r"running · step \d+ / 400"), timeout=RUN_WAIT)
-    assert int(json.loads((run_dir / "status.json").read_text())["step"]) >= stopped_at
-
-    # leave the CPU free for the next tests
-    page.get_by_role("button", name="Stop", exact=True).click()
-    expect(progress).to_contain_text("stopped", timeout=60_000)
-
-
 def test_a_grpo_run_from_the_preset_shows_its_rewards_and_answers(page, app_url, no_workers_left):
     open_train_tab(page, app_url)
     ws = workspace_of(page)
@@ -170,25 +143,6 @@ def test_a_grpo_run_from_the_preset_shows_its_rewards_and_answers(page, app_url,
     expect(samples).to_contain_text("length")
     rows = [json.loads(line) for line in (ws / "runs" / run_id / "samples.jsonl").read_text().splitlines()]
     assert rows and set(rows[0]["rewards"]) == {"overlap", "length"} and rows[0]["answer"]
-
-
-def test_a_saved_dataset_brings_its_eval_split_to_the_run(page, app_url, no_workers_left):
-    from studio.data.load import load_records
-    from studio.data.store import save_dataset
-    from studio.workspace import Workspace
-
-    open_train_tab(page, app_url)
-    ws = workspace_of(page)
-    no_workers_left.add(ws)
-    records, _ = load_records("assets/data/support_sft.jsonl", ("sft",))
-    save_dataset(Workspace.open(ws), "mail", records[:40], "sft", eval_fraction=0.25)
-    train = page.get_by_label("Training data")
-    train.click()  # the picker refreshes on focus: the new dataset is listed
-    page.get_by_role("option", name="mail", exact=True).click()
-    expect(page.get_by_label("Eval data (optional)")).to_have_value("mail:eval")
-    run_id = start_run(page, 2)
-    cfg = (ws / "runs" / run_id / "config.yaml").read_text()
-    assert "datasets/mail/v1/train.jsonl" in cfg and "datasets/mail/v1/eval.jsonl" in cfg, cfg
 
 
 def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url, no_workers_left):

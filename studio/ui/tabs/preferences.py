@@ -232,18 +232,20 @@ def _train_panel(ctx: AppContext) -> Any:
             stage = gr.Radio([("DPO", "dpo"), ("KTO (also uses thumbs up/down)", "kto"), ("Reward model", "reward")],
                              value="dpo", label="Stage")
             parent = gr.Dropdown([], label="Start from this SFT run", allow_custom_value=False)
+            steps = gr.Number(None, label="Max steps (blank: the stage's own)", minimum=1, precision=0)
             start = gr.Button("Start the run", variant="primary")
         started = gr.Markdown(elem_id="prefs-started")
     ctx.picker(parent, lambda: finished_runs(ctx.workspace, chat_models=True))
 
-    def go(which, run, request: gr.Request):
+    def go(which, run, max_steps, request: gr.Request):
         try:
+            overrides = [f"train.max_steps={int(max_steps)}"] if max_steps else None
             run_dir = train_on_votes(ctx.workspace, which, run_id_only(ctx.workspace, run).name,
-                                     started_by=ctx.user(request))
+                                     started_by=ctx.user(request), overrides=overrides)
         except (StudioError, ValueError) as err:
             return f"⚠️ {err}"
         return f"Started run **{run_dir.name}**: follow it in the Train tab."
 
-    start.click(go, [stage, parent], started, **action("train_on_votes"))
+    start.click(go, [stage, parent, steps], started, **action("train_on_votes"))
     return box
 

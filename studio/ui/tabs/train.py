@@ -9,6 +9,7 @@ Everything shown about runs is read back from their folders once a second.
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ FORM_ROWS: list[list[tuple[str, Builder]]] = [
     [("train.warmup_ratio", lambda v: gr.Number(v, label="Warmup share", minimum=0, maximum=0.99, min_width=110)),
      ("train.logging_steps", lambda v: gr.Number(v, label="Log every", minimum=1, step=1, min_width=110)),
      ("train.save_steps", lambda v: gr.Number(v, label="Checkpoint every (0: each epoch)", step=1, min_width=110)),
+     ("train.eval_steps", lambda v: gr.Number(v, label="Eval every (0: each epoch)", minimum=0, step=1,
+                                              min_width=110)),
      ("train.grad_accum", lambda v: gr.Number(v, label="Grad accumulation", minimum=1, step=1, min_width=110))],
     [("train.scheduler", lambda v: gr.Dropdown(list(SCHEDULERS), value=v, label="Schedule", min_width=110)),
      ("train.precision", lambda v: gr.Dropdown(list(PRECISIONS), value=v, label="Precision", min_width=110)),
@@ -308,7 +311,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             runner.stop_run(run_id_only(ctx.workspace, run_id))
         except StudioError as err:
             return f"⚠️ {err}"
-        return f"Stopping {run_id}: it saves a checkpoint first."
+        return f"Asked {run_id} to stop at {time.strftime('%H:%M:%S')}: it saves a checkpoint first."
 
     def on_resume(run_id):
         if not run_id:
@@ -317,7 +320,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             runner.resume_run(ctx.workspace, run_id_only(ctx.workspace, run_id))
         except (StudioError, ValueError) as err:
             return f"⚠️ {err}"
-        return f"Resuming {run_id} from its latest checkpoint."
+        return f"Resumed {run_id} from its latest checkpoint at {time.strftime('%H:%M:%S')}."
 
     stop.click(on_stop, watch, message, show_progress="hidden", **action("train_stop"))
     resume.click(on_resume, watch, message, show_progress="hidden", **action("train_resume")).then(
@@ -360,10 +363,6 @@ def build(ctx: AppContext) -> dict[str, Any]:
         stages = {r: rds.get(r, {}).get("stage") for r in curves_now}
         figure = (training_curves(curves_now, stages=stages) if wanted else None) if redraw else keep
         state = status.shown_state if status is not None else None
-        # a message about an earlier action (Started, Resuming, Stopping ...) goes once the watched run ends
-        ended = ("completed", "stopped", "failed", "dead")
-        note = "" if last.get("run") == run_id and last.get("state") not in (None, *ended) and state in ended \
-            else keep
         # once a second while any run is active, else every few seconds: an idle page costs little
         interval = FAST_TICK if any(s in ACTIVE_STATES for s in table["status"]) else IDLE_TICK
         new_sig = {"table": table_sig, "wanted": wanted, "shown": shown, "state": state, "run": run_id,
@@ -371,12 +370,14 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return (shown if shown != last.get("shown") else keep, figure, rds, new_sig, table if changed else keep,
                 rewards_panel.samples_frame(run_dir) if changed else keep,
                 gr.update(choices=ids) if changed else keep,
-                gr.update(choices=ids) if changed else keep,
-                gr.update(choices=completed) if changed else keep, note,
+                gr.update(choices=completed) if changed else keep,
                 gr.Timer(value=interval) if interval != last.get("interval", FAST_TICK) else keep)
 
-    timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, watch, overlay,
-                                                            f["model.parent_run"], message, timer],
+    # the tick writes neither the watched run nor the message: its inputs may be a second old, and an
+    # answer from it landing after Start's would undo what Start just said (the picker refreshes on focus)
+    ctx.picker(watch, lambda: [p.name for p in ctx.workspace.list_runs()])
+    timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, overlay,
+                                                            f["model.parent_run"], timer],
                show_progress="hidden", **glue("train_tick"))
     return {"base": base, "data_train": f["data.train"], "preset_loaded": loaded, "cloned": cloned, "timer": timer,
             "max_length": f["data.max_length"], "batch_size": f["train.batch_size"],
