@@ -53,3 +53,14 @@ def start_app(workspace: Path, *extra: str) -> tuple[subprocess.Popen, str]:
             time.sleep(0.3)
     proc.kill()
     raise RuntimeError("app did not start within 90 s")
+
+
+HOUSE_STEPS = 80
+"""The short SFT run of the tiny preset that the demo's claims are checked on (save_steps past the end)."""
+
+
+def copy_run(run_dir: Path, ws) -> Path:
+    """A copy of a finished run folder inside workspace `ws`, under the same run id."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, ws.runs / run_dir.name))

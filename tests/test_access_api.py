@@ -125,8 +125,13 @@ def test_no_endpoint_echoes_a_file_outside_the_workspace(server, tmp_path):
     c = client(url, "adm", "admin-pw")
     endpoints = c.view_api(return_format="dict", print_info=False)["named_endpoints"]
     for name, endpoint in endpoints.items():
+        tried = []  # an endpoint without free-text inputs gets the same arguments for every path: once is enough
         for path in (str(secret_file), str(secret_dir), f"{secret_dir}/../secret/notes.jsonl"):
-            _, said = call(c, name, default_args(endpoint, path))
+            args = default_args(endpoint, path)
+            if args in tried:
+                continue
+            tried.append(args)
+            _, said = call(c, name, args)
             assert marker not in json.dumps(said, default=str), f"{name} echoed the secret for {path}"
     assert not list((ws / "runs").iterdir())
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from helpers import PYTHON, ROOT, subprocess_env
+from helpers import PYTHON, ROOT, copy_run, subprocess_env
 
 from studio.errors import StudioError
 from studio.prefs.imports import import_pairs
@@ -217,7 +217,7 @@ def test_votes_start_a_dpo_run_from_an_sft_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_dpo_on_votes_for_the_house_reply_raises_the_margin_and_keeps_exact_match(tmp_path):
+def test_dpo_on_votes_for_the_house_reply_raises_the_margin_and_keeps_exact_match(tmp_path, house_sft_run):
     """The arena's loop on the demo: pairs imported for voting, an annotator who prefers the house reply,
     a DPO run on the votes (40 steps of the tiny-dpo settings) from a short SFT run. The reward margin
     rises; held-out exact match stays within two of 48 rows (docs/benchmarks.md has the full runs)."""
@@ -225,17 +225,13 @@ def test_dpo_on_votes_for_the_house_reply_raises_the_margin_and_keeps_exact_matc
 
     from studio.chat.engine import load_for_chat
     from studio.chat.evaluate import eval_rows, evaluate_model
-    from studio.config import load_config
     from studio.demo.world import HOUSE_REPLIES
-    from studio.paths import PRESETS
     from studio.prefs.handoff import train_on_votes
     from studio.train.runner import observe
     from studio.train.status import RunState
-    from studio.train.worker import run_training
 
     ws = Workspace.open(tmp_path / "ws")
-    sft_dir = ws.new_run_dir("sft")
-    run_training(load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=80", "train.save_steps=1000"]), sft_dir)
+    sft_dir = copy_run(house_sft_run, ws)  # 80 steps of the tiny preset
     store = PreferenceStore(ws.prefs_db)
     import_pairs(store, str(ROOT / "assets" / "data" / "support_prefs.jsonl"))
     house = set(HOUSE_REPLIES.values())
