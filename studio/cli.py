@@ -236,11 +236,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from studio.chat.export import export_run
+    from studio.chat.export import export_gguf, export_run
     from studio.workspace import Workspace
 
-    out = export_run(Workspace.open(args.workspace), args.run, args.out, merged=args.merged)
+    ws = Workspace.open(args.workspace)
+    if args.gguf:
+        out = export_gguf(ws, args.run, args.out, quant=args.quant)
+    else:
+        out = export_run(ws, args.run, args.out, merged=args.merged)
     print(out)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from studio.chat.engine import load_for_chat
+    from studio.chat.serve import serve
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(args.workspace)
+    loaded = load_for_chat(args.target, ws)
+    key = args.api_key or os.environ.get("STUDIO_SERVE_KEY", "")
+    serve(loaded, loaded.name, args.port, api_key=key, ready=lambda url: print(url, flush=True))
     return 0
 
 
@@ -402,14 +418,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("export", help="write a merged model or the adapter for plain transformers/PEFT")
+    p = sub.add_parser("export", help="write a merged model or the adapter for plain transformers/PEFT, or a "
+                                      "GGUF file for llama.cpp / Ollama")
     p.add_argument("run", metavar="RUN")
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--merged", action="store_true")
     kind.add_argument("--adapter", action="store_true")
+    kind.add_argument("--gguf", action="store_true", help="one GGUF file, with an Ollama Modelfile beside it")
+    p.add_argument("--quant", choices=["f16", "q8_0"], default="f16", help="GGUF weights (default f16)")
     p.add_argument("--out", required=True)
     p.add_argument("--workspace")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible chat endpoint on 127.0.0.1 for a run's model")
+    p.add_argument("target", metavar="RUN", help="a run id or folder (or any model the Chat tab loads)")
+    p.add_argument("--port", type=positive_int, default=8000)
+    p.add_argument("--api-key", default="", help="require this bearer token (or set STUDIO_SERVE_KEY)")
+    p.add_argument("--workspace")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("prefs", help="preference votes")
     prefs_sub = p.add_subparsers(dest="prefs_command", metavar="ACTION", required=True)

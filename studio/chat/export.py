@@ -2,6 +2,7 @@
 
     studio export RUN --merged --out DIR      # safetensors, tokenizer, generation config, README.md
     studio export RUN --adapter --out DIR     # the PEFT adapter alone (PeftModel.from_pretrained)
+    studio export RUN --gguf --quant q8_0 --out FILE.gguf   # one file for llama.cpp / Ollama, + FILE.Modelfile
 """
 
 from __future__ import annotations
@@ -86,6 +87,33 @@ def export_run(ws: Workspace, run: str, out: str | Path, merged: bool) -> Path:
     if getattr(loaded.model, "generation_config", None) is not None:
         loaded.model.generation_config.save_pretrained(str(out))
     (out / "README.md").write_text(model_card(run_dir, "merged"), encoding="utf-8")
+    return out
+
+
+def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16") -> Path:
+    """The run's model (adapter merged) as one GGUF file, with an Ollama Modelfile beside it."""
+    from studio.chat.engine import load_for_chat
+    from studio.chat.gguf import QUANTS, write_gguf
+    from studio.chat.modelfile import modelfile
+
+    if quant not in QUANTS:
+        raise StudioError(f"GGUF quantisation must be one of {', '.join(QUANTS)} (got {quant!r}).")
+    out = Path(out).expanduser()
+    if out.suffix.lower() != ".gguf":
+        out = out.with_name(out.name + ".gguf")
+    if out.exists():
+        raise StudioError(f"{out} already exists; choose a new file name.")
+    run_dir = ws.run_dir(run)
+    if run_result(run_dir) is None:
+        raise StudioError(f"Run {run_dir.name} has no finished model to export.")
+    loaded = load_for_chat(str(run_dir), ws)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        write_gguf(loaded.model, loaded.tokenizer, partial, quant=quant, name=run_dir.name)
+        partial.replace(out)  # a stopped or failed export leaves no half-written file under the real name
+    finally:
+        partial.unlink(missing_ok=True)
+    out.with_suffix(".Modelfile").write_text(modelfile(out.name, loaded.tokenizer), encoding="utf-8")
     return out
 
 

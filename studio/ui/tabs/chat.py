@@ -16,7 +16,7 @@ import pandas as pd
 from studio.access import readable_data, readable_model, run_id_only
 from studio.chat.engine import GenerationSettings, build_messages, fit_to_context, stream_reply
 from studio.chat.evaluate import eval_rows, evaluate_model, save_result
-from studio.chat.export import export_folder, export_run, holds_export, push_to_hub
+from studio.chat.export import export_folder, export_gguf, export_run, holds_export, push_to_hub
 from studio.data.load import eval_source
 from studio.data.store import list_datasets
 from studio.errors import StudioError
@@ -277,12 +277,16 @@ def _evaluate_panel(ctx: AppContext) -> None:
     ctx.picker(models, lambda: model_choices(ctx))
 
 
+EXPORT_KINDS = ["merged model", "adapter only", "GGUF f16", "GGUF q8_0"]
+
+
 def _export_panel(ctx: AppContext) -> None:
     with gr.Accordion("Export", open=False):
         with gr.Row():
             run = gr.Dropdown([], label="Run", allow_custom_value=False, scale=3)
-            kind = gr.Radio(["merged model", "adapter only"], value="merged model", label="What", scale=2)
-            folder = gr.Textbox(label="Folder name (inside the workspace's exports/)", scale=2)
+            kind = gr.Radio(EXPORT_KINDS, value="merged model", label="What", scale=2,
+                            info="GGUF: one file for llama.cpp and Ollama, with a Modelfile beside it")
+            folder = gr.Textbox(label="Name (a folder or file inside the workspace's exports/)", scale=2)
             go = gr.Button("Export", variant="primary", scale=1)
         with gr.Row():
             repo = gr.Textbox(label="Push to hub repository", placeholder="user/model-name", scale=2)
@@ -291,13 +295,22 @@ def _export_panel(ctx: AppContext) -> None:
         result = gr.Markdown()
         last = gr.State(None)
 
-    def do_export(run_id, what, name):
+    def do_export(run_id, what, name, progress=gr.Progress()):
         if not run_id:
             return "⚠️ Pick a run to export.", gr.skip()
+        if what not in EXPORT_KINDS:
+            return f"⚠️ Export as one of: {', '.join(EXPORT_KINDS)}.", gr.skip()
         try:
             run_id_only(ctx.workspace, run_id)
+            if what.startswith("GGUF"):
+                quant = what.split()[-1]
+                out = export_folder(ctx.workspace, run_id, name or f"{run_id}-{quant}.gguf", merged=True)
+                progress(0.1, desc="merging and writing the GGUF file")
+                path = export_gguf(ctx.workspace, run_id, out, quant=quant)
+                return f"Exported to `{path}` (Ollama: `ollama create NAME -f {path.with_suffix('.Modelfile')}`).", \
+                    gr.skip()
             out = export_folder(ctx.workspace, run_id, name, merged=what == "merged model")
-        except StudioError as err:
+        except (StudioError, OSError) as err:
             return f"⚠️ {err}", gr.skip()
         if holds_export(out):
             return f"`{out}` was exported before: Push sends it as it is.", str(out)
