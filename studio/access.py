@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -206,6 +207,11 @@ def readable_model(ws: Any, name: str | None) -> str | None:
         return name
     if RUN_ID.match(text) and (ws.runs / text).is_dir():
         return name
+    if "@" in text:  # one checkpoint of a run of this workspace: RUN@checkpoint-N, nothing else
+        run, _, checkpoint = text.partition("@")
+        if RUN_ID.match(run) and (ws.runs / run).is_dir() and re.fullmatch(r"checkpoint-\d+", checkpoint):
+            return name
+        raise StudioError(f"{text!r} is not a checkpoint of a run in this workspace (RUN@checkpoint-N).")
     path = _local(text)
     if path is None:
         return name  # a hub id

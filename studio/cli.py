@@ -215,23 +215,37 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from studio.chat.engine import load_for_chat
-    from studio.chat.evaluate import eval_rows, evaluate_model
+    from studio.chat.engine import describe_target, load_for_chat, run_checkpoints
+    from studio.chat.evaluate import eval_rows, evaluate_model, save_result
     from studio.data.load import eval_source
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
     rows = eval_rows(eval_source(args.data, ws), args.limit)
-    loaded = load_for_chat(args.target, ws)
-    result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows)
-    from studio.chat.evaluate import save_result
-
-    save_result(ws, result, args.data)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
+    judge = load_for_chat(args.judge, ws) if args.judge else None
+    targets = [args.target]
+    if args.checkpoints:
+        _, run_dir, _ = describe_target(args.target, ws)
+        if run_dir is None:
+            raise StudioError(f"--checkpoints needs a run; {args.target} is not a run of this workspace.")
+        targets = [f"{run_dir.name}@{c}" for c in run_checkpoints(run_dir)] + [run_dir.name]
+    results = []
+    for target in targets:
+        loaded = load_for_chat(target, ws)
+        result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=judge, rubric=args.rubric)
+        save_result(ws, result, args.data)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
+        results.append(result)
+    final = results[-1]
     if args.json:
-        print_json(result.to_dict(with_answers=args.answers))
+        out = final.to_dict(with_answers=args.answers)
+        if args.checkpoints:
+            out["checkpoints"] = [r.to_dict(with_answers=args.answers) for r in results[:-1]]
+        print_json(out)
     else:
-        print(f"model {result.model}\nrows {result.rows}\nexact_match {result.exact_match:.3f}\n"
-              f"loss {result.loss:.4f}\nperplexity {result.perplexity:.2f}")
+        for r in results:
+            grade = f"\njudge {r.judge:.2f} (by {r.judged_by})" if r.judged_by and r.judge is not None else ""
+            print(f"model {r.model}\nrows {r.rows}\nexact_match {r.exact_match:.3f}\nloss {r.loss:.4f}\n"
+                  f"perplexity {r.perplexity:.2f}\nrouge_l {r.rouge_l:.3f}\nbleu {r.bleu:.1f}{grade}")
     return 0
 
 
@@ -415,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=positive_int, help="only the first N rows")
     p.add_argument("--answers", action="store_true", help="include each answer in the JSON")
+    p.add_argument("--checkpoints", action="store_true", help="also each saved checkpoint of the run")
+    p.add_argument("--judge", help="a run or model that grades each answer 1-5 against the reference")
+    p.add_argument("--rubric", default="", help="what the judge's grades mean (a default rubric otherwise)")
     p.add_argument("--workspace")
     p.set_defaults(func=cmd_eval)
 

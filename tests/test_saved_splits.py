@@ -72,7 +72,7 @@ def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
     from studio.chat.evaluate import EvalResult, evaluations, save_result
     from studio.config import RunConfig, save_config
     from studio.train.runs import run_summary
-    from studio.ui.tabs.chat import answers_frame, scores_frame
+    from studio.ui.evaluate_panel import answers_frame, scores_frame
 
     ws = Workspace.open(tmp_path / "ws")
     run_dir = ws.runs / "20261127-101500-sft"
@@ -86,8 +86,9 @@ def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
     assert evaluations(run_dir)[-1]["exact_match"] == 0.5 and evaluations(run_dir)[-1]["data"] == "split"
     assert run_summary(run_dir)["exact match"] == "50.0% of 2"
     scores = scores_frame([result], {run_dir.name})
-    assert scores.iloc[0].to_dict() == {"model": run_dir.name, "rows": 2, "exact match": "50.0%", "loss": "7.679",
-                                        "perplexity": "2161.55", "saved": "with the run"}
+    assert scores.iloc[0].to_dict() == {"model": run_dir.name, "rows": 2, "exact match": "50.0%", "ROUGE-L": "0.000",
+                                        "BLEU": "0.0", "judge (1-5)": "", "loss": "7.679", "perplexity": "2161.55",
+                                        "saved": "with the run"}
     wide = answers_frame([result])
     assert list(wide.columns) == ["reference", run_dir.name, "prompt"]
     assert list(wide[run_dir.name]) == ["On its way.", "✗ No idea."] and len(wide["prompt"][0]) == 120

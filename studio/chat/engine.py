@@ -74,7 +74,10 @@ def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None
 
     start = time.time()
     say = progress or (lambda fraction, text: None)
-    base_name, run_dir, cfg = describe_target(target, ws)
+    run_part, _, checkpoint = target.partition("@") if ws is not None else (target, "", "")
+    base_name, run_dir, cfg = describe_target(run_part, ws)
+    if checkpoint and run_dir is None:
+        raise StudioError(f"{run_part} is not a run of this workspace, so it has no {checkpoint}.")
     notes: list[str] = []
     dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     say(0.1, "finding the weights")
@@ -82,7 +85,7 @@ def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None
         path = resolve_model(base_name)
         weights_from, adapter = path, None
     else:
-        result = run_result(run_dir)
+        result = checkpoint_result(run_dir, checkpoint) if checkpoint else run_result(run_dir)
         if result is None:
             raise StudioError(f"Run {run_dir.name} has no finished adapter or model yet.")
         kind, folder = result
@@ -114,8 +117,26 @@ def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     model.eval()
     say(1.0, "ready")
-    name = run_dir.name if run_dir is not None else base_name
+    name = (run_dir.name + (f"@{checkpoint}" if checkpoint else "")) if run_dir is not None else base_name
     return LoadedModel(name, model, tokenizer, notes, time.time() - start)
+
+
+def run_checkpoints(run_dir: Path) -> list[str]:
+    """A run's saved checkpoints (checkpoint-N), oldest first."""
+    found = [p.name for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*") if p.name[11:].isdigit()]
+    return sorted(found, key=lambda name: int(name[11:]))
+
+
+def checkpoint_result(run_dir: Path, checkpoint: str) -> tuple[str, Path]:
+    """('model' | 'adapter', folder) of one saved checkpoint of a run, as run_result gives for its end."""
+    if checkpoint not in run_checkpoints(run_dir):
+        raise StudioError(f"Run {run_dir.name} has no {checkpoint}.")
+    folder = run_dir / "checkpoints" / checkpoint
+    if (folder / "config.json").exists():
+        return "model", folder
+    if (folder / "adapter_config.json").exists():
+        return "adapter", folder
+    raise StudioError(f"{checkpoint} of run {run_dir.name} holds no weights to load.")
 
 
 class ModelCache:

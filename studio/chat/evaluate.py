@@ -1,6 +1,7 @@
-"""Held-out evaluation: exact match of greedy answers, and token-level loss / perplexity.
+"""Held-out evaluation: exact match of greedy answers, token-level loss / perplexity, ROUGE-L and BLEU
+against the references, and optionally a judge model's mean grade (studio/chat/scores.py).
 
-    studio eval RUN_OR_MODEL --data assets/data/support_eval.jsonl --json
+    studio eval RUN_OR_MODEL --data assets/data/support_eval.jsonl --json [--checkpoints] [--judge MODEL]
 
 Each row is a conversation whose last turn is the reference answer. A row counts as an exact match
 when the greedy answer to the turns before it, stripped of whitespace, equals the reference. Loss
@@ -28,10 +29,17 @@ class EvalResult:
     loss: float
     perplexity: float
     answers: list[dict[str, str]] = field(default_factory=list)
+    rouge_l: float = 0.0
+    bleu: float = 0.0
+    judge: float | None = None
+    """The judge's mean grade (1-5) over the rows it graded; None without a judge."""
+    judged_by: str = ""
 
     def to_dict(self, with_answers: bool = False) -> dict[str, Any]:
         out = {"model": self.model, "rows": self.rows, "exact_match": self.exact_match, "loss": self.loss,
-               "perplexity": self.perplexity}
+               "perplexity": self.perplexity, "rouge_l": self.rouge_l, "bleu": self.bleu}
+        if self.judged_by:
+            out.update(judge=self.judge, judged_by=self.judged_by)
         if with_answers:
             out["answers"] = self.answers
         return out
@@ -41,14 +49,17 @@ EVALUATIONS = "evaluations.jsonl"
 
 
 def save_result(ws: Any, result: EvalResult, data: str) -> Path | None:
-    """Keep an evaluation of a run with the run (one JSON line in runs/<id>/evaluations.jsonl); None when
-    the model evaluated is not a run of this workspace."""
+    """Keep an evaluation of a run (or of one of its checkpoints, RUN@checkpoint-N) with the run: one JSON
+    line in runs/<id>/evaluations.jsonl; None when the model evaluated is not a run of this workspace."""
     from studio.workspace import RUN_ID
 
-    run_dir = ws.runs / result.model
-    if not RUN_ID.match(result.model) or not (run_dir / "config.yaml").exists():
+    run_id, _, checkpoint = result.model.partition("@")
+    run_dir = ws.runs / run_id
+    if not RUN_ID.match(run_id) or not (run_dir / "config.yaml").exists():
         return None
     line = {"time": round(time.time(), 1), "data": data, **result.to_dict()}
+    if checkpoint:
+        line["checkpoint"] = checkpoint
     with open(run_dir / EVALUATIONS, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(line) + "\n")
     return run_dir / EVALUATIONS
@@ -148,7 +159,11 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_si
     return total / max(count, 1)
 
 
-def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> EvalResult:
+def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, Any]], judge: Any = None,
+                   rubric: str = "") -> EvalResult:
+    """Score `model` on `rows`; with `judge` (a loaded model), also its mean grade of the answers."""
+    from studio.chat import scores
+
     if not rows:
         from studio.errors import StudioError
 
@@ -159,4 +174,11 @@ def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, A
     loss = answer_loss(model, tokenizer, rows)
     table = [{"prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "", "reference": ref,
               "answer": a} for r, ref, a in zip(rows, refs, answers)]
-    return EvalResult(name, len(rows), hits / len(rows), loss, math.exp(min(loss, 50)), table)
+    result = EvalResult(name, len(rows), hits / len(rows), loss, math.exp(min(loss, 50)), table,
+                        rouge_l=scores.rouge_l(answers, refs), bleu=scores.bleu(answers, refs))
+    if judge is not None:
+        grades = scores.judge_answers(judge, table, rubric or scores.RUBRIC)
+        for row, grade in zip(table, grades):
+            row["grade"] = "" if grade is None else str(grade)
+        result.judge, result.judged_by = scores.mean_grade(grades), judge.name
+    return result

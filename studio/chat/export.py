@@ -13,9 +13,18 @@ from typing import Any
 
 import yaml
 
+from studio.chat.evaluate import evaluations
 from studio.errors import StudioError
 from studio.train.metrics import read_all
 from studio.workspace import Workspace, run_result
+
+
+def _data_name(path: str) -> str:
+    """A saved dataset as 'name v2'; any other file by its file name."""
+    parts = Path(path).parts
+    if len(parts) >= 4 and parts[-4] == "datasets" and parts[-2].startswith("v"):
+        return f"{parts[-3]} {parts[-2]}"
+    return Path(path).name
 
 
 def model_card(run_dir: Path, kind: str) -> str:
@@ -32,11 +41,21 @@ def model_card(run_dir: Path, kind: str) -> str:
         "| | |", "|---|---|",
         f"| stage | {method.get('stage', '?')} |",
         f"| method | {method.get('name', '?')} |",
-        f"| data | {Path(str(data.get('train', '?'))).name} |",
+        f"| data | {_data_name(str(data.get('train', '?')))} |",
         f"| steps | {records[-1].get('step', '?') if records else '?'} |",
         f"| final train loss | {losses[-1]:.4f} |" if losses else "| final train loss | - |",
         f"| final eval loss | {evals[-1]:.4f} |" if evals else "| final eval loss | - |",
     ]
+    scored = [e for e in evaluations(run_dir) if not e.get("checkpoint")]
+    if scored:
+        last = scored[-1]
+        lines += ["", f"## Held-out evaluation ({last.get('rows', '?')} rows of {Path(str(last.get('data', '?'))).name})",
+                  "", "| metric | value |", "|---|---|", f"| exact match | {last['exact_match']:.1%} |",
+                  f"| loss | {last['loss']:.4f} |", f"| perplexity | {last['perplexity']:.2f} |"]
+        if isinstance(last.get("rouge_l"), float):
+            lines += [f"| ROUGE-L | {last['rouge_l']:.3f} |", f"| BLEU | {last['bleu']:.1f} |"]
+        if last.get("judged_by") and last.get("judge") is not None:
+            lines.append(f"| judge's grade (1-5, by {last['judged_by']}) | {last['judge']:.2f} |")
     if kind == "adapter":
         lines += ["", "Load it with:", "", "```python",
                   "from peft import AutoPeftModelForCausalLM",

@@ -56,6 +56,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         "final loss": round(loss, 4) if loss is not None else None,
         "duration": _duration(status.earlier + ended - started) if started and ended else "",
         "exact match": f"{last['exact_match']:.1%} of {last['rows']}" if last else "",
+        "ROUGE-L": f"{last['rouge_l']:.3f}" if last and isinstance(last.get("rouge_l"), float) else "",
         "parent": Path((cfg.get("model") or {}).get("parent_run") or "").name,
         "error": status.shown_error,
     }

@@ -11,19 +11,17 @@ import threading
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
-from studio.access import readable_data, readable_model, run_id_only
+from studio.access import readable_model, run_id_only
 from studio.chat.engine import GenerationSettings, build_messages, fit_to_context, stream_reply
-from studio.chat.evaluate import eval_rows, evaluate_model, save_result
 from studio.chat.export import export_folder, export_gguf, export_run, holds_export, push_to_hub
-from studio.data.load import eval_source
 from studio.data.store import list_datasets
 from studio.errors import StudioError
 from studio.paths import DEMO_DATA
 from studio.prefs.session import rated_answer
 from studio.prefs.store import PreferenceStore
 from studio.train.runs import finished_runs
+from studio.ui import evaluate_panel
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 
@@ -208,73 +206,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
     left.like(rate, [left, left_model, system], prefs_msg, **action("chat_rate_left"))
     right.like(rate, [right, right_model, system], prefs_msg, **action("chat_rate_right"))
 
-    _evaluate_panel(ctx)
+    evaluate_panel.build(ctx, lambda: eval_choices(ctx), lambda: model_choices(ctx), demo_eval_choices())
     _export_panel(ctx)
     return {"left_model": left_model}
-
-
-SCORE_COLUMNS = ["model", "rows", "exact match", "loss", "perplexity", "saved"]
-
-
-def message_frame(text: str) -> pd.DataFrame:
-    return pd.DataFrame([{"model": text}], columns=SCORE_COLUMNS).fillna("")
-
-
-def scores_frame(results: list[Any], saved: set[str] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
-    """One row per model, figures rounded for reading; 'saved' says whether the run keeps the result."""
-    return pd.DataFrame([{"model": r.model, "rows": r.rows, "exact match": f"{r.exact_match:.1%}",
-                          "loss": f"{r.loss:.3f}", "perplexity": f"{r.perplexity:.2f}",
-                          "saved": "with the run" if r.model in saved else ""} for r in results],
-                        columns=SCORE_COLUMNS)
-
-
-def answers_frame(results: list[Any]) -> pd.DataFrame:
-    """The reference, each model's answer (marked ✗ where it is not an exact match), and the prompt last,
-    cut short, so the answers stay on screen."""
-    first = results[0].answers
-    wide = pd.DataFrame({"reference": [a["reference"] for a in first]})
-    for r in results:
-        wide[r.model] = [("" if a["answer"].strip() == a["reference"].strip() else "✗ ") + a["answer"]
-                         for a in r.answers]
-    wide["prompt"] = [a["prompt"] if len(a["prompt"]) <= 120 else a["prompt"][:119] + "…" for a in first]
-    return wide
-
-
-def _evaluate_panel(ctx: AppContext) -> None:
-    with gr.Accordion("Evaluate on held-out data", open=False):
-        with gr.Row():
-            data = gr.Dropdown(demo_eval_choices(), value=(demo_eval_choices() or [None])[0], allow_custom_value=True,
-                               label="Eval data", scale=2)
-            models = gr.Dropdown(["tiny"], value=["tiny"], multiselect=True, allow_custom_value=True,
-                                 label="Models to compare", scale=3)
-            limit = gr.Number(100, label="Rows (0 = all)", precision=0, scale=1)
-            go = gr.Button("Evaluate", variant="primary", scale=1)
-        scores = gr.Dataframe(pd.DataFrame(columns=SCORE_COLUMNS), label="Scores", interactive=False)
-        answers = gr.Dataframe(pd.DataFrame(columns=["reference", "prompt"]), label="Answers (✗: not an exact match)",
-                               interactive=False, wrap=True, max_height=400)
-
-    def run_eval(source, names, n, progress=gr.Progress()):
-        if not source or not names:
-            return message_frame("Choose eval data and at least one model."), gr.skip()
-        try:
-            rows = eval_rows(eval_source(readable_data(ctx.workspace, source, "The eval data"), ctx.workspace),
-                             int(n) or None)
-            results, saved = [], set()
-            for name in names:
-                readable_model(ctx.workspace, name)
-            for i, name in enumerate(names):
-                progress(i / len(names), desc=f"evaluating {name}")
-                loaded = ctx.models.get(name, ctx.workspace)
-                results.append(evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows))
-                if save_result(ctx.workspace, results[-1], str(source)) is not None:
-                    saved.add(results[-1].model)
-        except (StudioError, ValueError, OSError) as err:
-            return message_frame(f"⚠️ {err}"), gr.skip()
-        return scores_frame(results, saved), answers_frame(results)
-
-    go.click(run_eval, [data, models, limit], [scores, answers], **action("evaluate"))
-    ctx.picker(data, lambda: eval_choices(ctx))
-    ctx.picker(models, lambda: model_choices(ctx))
 
 
 EXPORT_KINDS = ["merged model", "adapter only", "GGUF f16", "GGUF q8_0"]

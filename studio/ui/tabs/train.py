@@ -170,7 +170,8 @@ def read_curves(ctx: AppContext, readers: dict[str, Any], run_ids: list[str]) ->
     return out
 
 
-RUN_COLUMNS = ["run", "name", "stage", "model", "method", "status", "steps", "final loss", "exact match", "duration",
+RUN_COLUMNS = ["run", "name", "stage", "model", "method", "status", "steps", "final loss", "exact match", "ROUGE-L",
+               "duration",
                "parent", "error"]
 
 

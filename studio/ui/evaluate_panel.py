@@ -1,0 +1,106 @@
+"""The Chat tab's evaluation panel: runs (and, if asked, each of their checkpoints) scored on held-out
+data side by side: exact match, ROUGE-L, BLEU, loss, and a judge model's grade; every answer browsable,
+wrong ones marked; each run keeps its scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.access import readable_data, readable_model
+from studio.chat.engine import describe_target, run_checkpoints
+from studio.chat.evaluate import eval_rows, evaluate_model, save_result
+from studio.chat.scores import RUBRIC
+from studio.data.load import eval_source
+from studio.errors import StudioError
+from studio.ui.api import action
+from studio.ui.context import AppContext
+
+SCORE_COLUMNS = ["model", "rows", "exact match", "ROUGE-L", "BLEU", "judge (1-5)", "loss", "perplexity", "saved"]
+NO_JUDGE = "(no judge)"
+
+
+def message_frame(text: str) -> pd.DataFrame:
+    return pd.DataFrame([{"model": text}], columns=SCORE_COLUMNS).fillna("")
+
+
+def scores_frame(results: list[Any], saved: set[str] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
+    """One row per model, figures rounded for reading; 'saved' says whether the run keeps the result."""
+    return pd.DataFrame([{"model": r.model, "rows": r.rows, "exact match": f"{r.exact_match:.1%}",
+                          "ROUGE-L": f"{r.rouge_l:.3f}", "BLEU": f"{r.bleu:.1f}",
+                          "judge (1-5)": f"{r.judge:.2f}" if r.judge is not None else "",
+                          "loss": f"{r.loss:.3f}", "perplexity": f"{r.perplexity:.2f}",
+                          "saved": "with the run" if r.model in saved else ""} for r in results],
+                        columns=SCORE_COLUMNS)
+
+
+def answers_frame(results: list[Any]) -> pd.DataFrame:
+    """The reference, each model's answer (marked ✗ where it is not an exact match, with the judge's
+    grade in brackets), and the prompt last, cut short, so the answers stay on screen."""
+    first = results[0].answers
+    wide = pd.DataFrame({"reference": [a["reference"] for a in first]})
+    for r in results:
+        wide[r.model] = [("" if a["answer"].strip() == a["reference"].strip() else "✗ ")
+                         + (f"[{a['grade']}] " if a.get("grade") else "") + a["answer"] for a in r.answers]
+    wide["prompt"] = [a["prompt"] if len(a["prompt"]) <= 120 else a["prompt"][:119] + "…" for a in first]
+    return wide
+
+
+def with_checkpoints(ctx: AppContext, names: list[str]) -> list[str]:
+    """Each run preceded by its saved checkpoints (RUN@checkpoint-N), oldest first; other models as given."""
+    out = []
+    for name in names:
+        _, run_dir, _ = describe_target(name, ctx.workspace)
+        out += [f"{run_dir.name}@{c}" for c in run_checkpoints(run_dir)] if run_dir is not None else []
+        out.append(name)
+    return out
+
+
+def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: list[str]) -> None:
+    with gr.Accordion("Evaluate on held-out data", open=False):
+        with gr.Row():
+            data = gr.Dropdown(demo_choices, value=(demo_choices or [None])[0], allow_custom_value=True,
+                               label="Eval data", scale=2)
+            models = gr.Dropdown(["tiny"], value=["tiny"], multiselect=True, allow_custom_value=True,
+                                 label="Models to compare", scale=3)
+            limit = gr.Number(100, label="Rows (0 = all)", precision=0, scale=1)
+            go = gr.Button("Evaluate", variant="primary", scale=1)
+        with gr.Row():
+            judge = gr.Dropdown([NO_JUDGE], value=NO_JUDGE, label="Judge (grades each answer 1-5)", scale=2)
+            rubric = gr.Textbox(label="The judge's rubric", placeholder=RUBRIC, scale=3)
+            each = gr.Checkbox(False, label="Each saved checkpoint too", scale=1)
+        scores = gr.Dataframe(pd.DataFrame(columns=SCORE_COLUMNS), label="Scores", interactive=False)
+        answers = gr.Dataframe(pd.DataFrame(columns=["reference", "prompt"]), label="Answers (✗: not an exact match)",
+                               interactive=False, wrap=True, max_height=400)
+
+    def run_eval(source, names, n, judge_name, rubric_text, checkpoints, progress=gr.Progress()):
+        if not source or not names:
+            return message_frame("Choose eval data and at least one model."), gr.skip()
+        try:
+            rows = eval_rows(eval_source(readable_data(ctx.workspace, source, "The eval data"), ctx.workspace),
+                             int(n) or None)
+            for name in names:
+                readable_model(ctx.workspace, name)
+            grader = None
+            if judge_name and judge_name != NO_JUDGE:
+                readable_model(ctx.workspace, judge_name)
+                grader = ctx.models.get(judge_name, ctx.workspace)
+            targets = with_checkpoints(ctx, list(names)) if checkpoints else list(names)
+            results, saved = [], set()
+            for i, name in enumerate(targets):
+                progress(i / len(targets), desc=f"evaluating {name}")
+                loaded = ctx.models.get(name, ctx.workspace)
+                results.append(evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=grader,
+                                              rubric=str(rubric_text or "")))
+                if save_result(ctx.workspace, results[-1], str(source)) is not None:
+                    saved.add(results[-1].model)
+        except (StudioError, ValueError, OSError) as err:
+            return message_frame(f"⚠️ {err}"), gr.skip()
+        return scores_frame(results, saved), answers_frame(results)
+
+    go.click(run_eval, [data, models, limit, judge, rubric, each], [scores, answers], **action("evaluate"))
+    ctx.picker(data, eval_choices)
+    ctx.picker(models, model_choices)
+    ctx.picker(judge, lambda: [NO_JUDGE, *model_choices()])
