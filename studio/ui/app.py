@@ -79,7 +79,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     with GatedBlocks(title="Fine-tuning Studio", logins=ctx.logins, delete_cache=(3600, 86400)) as app:
         title = gr.Markdown(header(ctx, admin=False), elem_id="studio-header")
         machine = gr.Markdown("", elem_id="status-bar")
-        machine_timer = gr.Timer(5.0, active=False)  # admins only: started by view() at page load
+        machine_timer = gr.Timer(10.0, active=False)  # admins only: started by view() at page load
         built, pages = {}, {}
         with gr.Tabs() as tabs:
             for label, tab_id, module in TABS:

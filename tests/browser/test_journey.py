@@ -4,7 +4,7 @@ upload a helpdesk export whose columns no format knows, map them, save with an e
 rank in the Method tab; train SFT on that dataset and watch the train and eval curves grow; stop, resume
 and let it finish; make answer pairs from the new run; an annotator logs in, sees only Preferences and
 votes; DPO on those votes from the SFT run; chat with the result; evaluate it on the saved eval split;
-export it as a merged model.
+export it as a merged model and as a GGUF file.
 """
 
 from __future__ import annotations
@@ -243,4 +243,10 @@ def test_data_to_a_merged_export_with_an_annotator_voting(browser, studio, tmp_p
     expect(page.get_by_text("Exported to", exact=False)).to_be_visible(timeout=WAIT)
     out = ws / "exports" / f"{dpo}-merged"
     assert (out / "config.json").exists() and list(out.glob("*.safetensors")) and (out / "README.md").exists()
+    assert "## Held-out evaluation (8 rows of helpdesk)" in (out / "README.md").read_text()  # the card's figures
+    page.get_by_role("radio", name="GGUF q8_0").check()  # and one file for llama.cpp / Ollama
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(page.get_by_text("ollama create", exact=False)).to_be_visible(timeout=WAIT)
+    gguf = ws / "exports" / f"{dpo}-q8_0.gguf"
+    assert gguf.read_bytes()[:4] == b"GGUF" and "FROM ./" in gguf.with_suffix(".Modelfile").read_text()
     owner.close()

@@ -36,7 +36,7 @@ from studio.ui.context import AppContext
 from studio.ui.plots import training_curves
 
 DEFAULT_PRESET = "tiny-sft-lora.yaml"
-FAST_TICK, IDLE_TICK = 1.0, 5.0
+FAST_TICK, IDLE_TICK = 1.0, 10.0
 """Seconds between the Train tab's refreshes while a run is active, and while none is."""
 ACTIVE_STATES = ("queued", "starting", "running", "stopping")
 
