@@ -79,8 +79,8 @@ def test_a_model_counted_before_is_counted_without_torch(tmp_path):
 
     from helpers import PYTHON, ROOT, subprocess_env
 
-    probe = ("import json, sys; from studio.cli import main; main(['count', '--model', 'tiny', '--json']); "
-             "print(json.dumps({'torch': 'torch' in sys.modules}))")
+    probe = ("import json, sys; from studio.cli import main; main(['count', '--model', 'gemma-2-2b', '--json']); "
+             "print(json.dumps({'torch': 'torch' in sys.modules}))")  # not of the Llama family: built with torch
     env = subprocess_env(STUDIO_CACHE=str(tmp_path / "cache"))
     outs = []
     for _ in range(2):
@@ -95,3 +95,26 @@ def test_a_model_counted_before_is_counted_without_torch(tmp_path):
         cached.write_text("{not json")  # a damaged cache is read afresh, never an error
     done = subprocess.run([PYTHON, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and json.loads(done.stdout.strip().splitlines()[-1])["torch"]
+
+
+@pytest.mark.parametrize("model", ["tiny", "llama-2-7b", "qwen2.5-0.5b", "mistral-7b"])
+def test_a_llama_family_model_counts_without_torch_the_first_time(tmp_path, model):
+    """Llama, Qwen2 and Mistral shapes are worked out from config.json (shapes_formula.py): no torch import
+    even on a first count, and the same answer as the skeleton built with torch."""
+    import json
+    import subprocess
+
+    from helpers import PYTHON, ROOT, subprocess_env
+
+    from studio.models.counting import count_trainable_params
+
+    probe = (f"import json, sys; from studio.cli import main; main(['count', '--model', '{model}', '--method', 'lora', "
+             "'--targets', 'all-linear', '--json']); print(json.dumps({'torch': 'torch' in sys.modules}))")
+    done = subprocess.run([PYTHON, "-c", probe], cwd=ROOT, env=subprocess_env(STUDIO_CACHE=str(tmp_path / "c")),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *answer, imported = done.stdout.strip().splitlines()
+    assert not json.loads(imported)["torch"]
+    counted = json.loads("\n".join(answer))
+    want = count_trainable_params(model, "lora", 8, ["all-linear"])
+    assert (counted["trainable"], counted["total"]) == (want.trainable, want.total)

@@ -221,3 +221,38 @@ def test_counting_a_70b_model_after_the_first_build_is_fast():
         count_trainable_params(shapes, "lora", r, ["all-linear"], dora=r % 2 == 0)
     assert (time.perf_counter() - started) / 100 < 0.02
     counting.trainable_by_rank(shapes, ["q_proj"], [1, 2, 4])
+
+
+def _built_and_worked_out(folder: Path, head: str, label: str):
+    import dataclasses
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        model = counting._skeleton(config, head, label)
+    built = dataclasses.replace(counting._read_shapes(model, config, head, label, 0.0), build_seconds=0.0)
+    return built, counting._from_formula((folder / "config.json").read_text(), head, label)
+
+
+FAMILY = [p.key for p in PRESETS if json.loads((p.config_dir / "config.json").read_text())["model_type"]
+          in ("llama", "mistral", "qwen2")]
+
+
+@pytest.mark.parametrize("head", ["lm", "score"])
+@pytest.mark.parametrize("key", FAMILY)
+def test_the_llama_family_worked_out_from_the_config_equals_the_built_model(key, head):
+    built, worked_out = _built_and_worked_out(find_preset(key).config_dir, head, key)
+    assert worked_out == built
+
+
+@pytest.mark.parametrize("biases", [{"attention_bias": True}, {"mlp_bias": True}, {"tie_word_embeddings": False}])
+def test_llama_biases_and_untied_heads_are_worked_out_too(tmp_path, biases):
+    folder = two_layer_copy(find_preset("smollm2-135m").config_dir, tmp_path)
+    raw = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**raw, **biases}))
+    built, worked_out = _built_and_worked_out(folder, "lm", "copy")
+    assert worked_out == built and worked_out.bias_params == built.bias_params
+
+
+def test_other_kinds_are_left_to_the_built_model():
+    assert counting._from_formula((find_preset("gemma-2-2b").config_dir / "config.json").read_text(), "lm", "g") is None
+    assert counting._from_formula("{not json", "lm", "x") is None

@@ -2,7 +2,9 @@
 
 The model is built once from its config on the meta device (tensors with shapes but no storage), its
 linear layers and parameter totals are recorded in a `ModelShapes`, and every later count is arithmetic
-on those shapes. The numbers equal what PEFT's `get_nb_trainable_parameters()` reports for the same
+on those shapes. The Llama family (Llama, SmolLM, Mistral, Qwen2) is worked out from config.json without
+building anything (shapes_formula.py; the tests hold it equal to the built model), and shapes are kept on
+disk (shapes_cache.py), so neither needs torch. The numbers equal what PEFT's `get_nb_trainable_parameters()` reports for the same
 model and `LoraConfig`:
 
 - `trainable`: adapter parameters (r * (in + out) per adapted linear layer, plus `out` for DoRA's
@@ -132,10 +134,15 @@ def _shapes(source: tuple, head: str, label: str) -> ModelShapes:
     cached_as = None
     if source[0] != "hub":  # a config on disk: its shapes may be on disk too (no torch import needed)
         try:
-            cached_as = shapes_cache.key((Path(source[1]) / "config.json").read_text(encoding="utf-8"), head, label)
+            text = (Path(source[1]) / "config.json").read_text(encoding="utf-8")
+            cached_as = shapes_cache.key(text, head, label)
         except OSError:
-            cached_as = None
+            text, cached_as = "", None
         found = shapes_cache.load(cached_as, ModelShapes, LinearLayer) if cached_as else None
+        if found is None and text:  # the Llama family is worked out from the config (shapes_formula.py)
+            found = _from_formula(text, head, label)
+            if found is not None and cached_as:
+                shapes_cache.save(cached_as, found)
         if found is not None:
             return found
     import torch
@@ -152,6 +159,18 @@ def _shapes(source: tuple, head: str, label: str) -> ModelShapes:
     if cached_as:
         shapes_cache.save(cached_as, shapes)
     return shapes
+
+
+def _from_formula(config_text: str, head: str, label: str) -> ModelShapes | None:
+    import json
+
+    from studio.models.shapes_formula import formula_shapes
+
+    try:
+        config = json.loads(config_text)
+    except ValueError:
+        return None
+    return formula_shapes(config, head, label, ModelShapes, LinearLayer) if isinstance(config, dict) else None
 
 
 def _skeleton(config: Any, head: str, label: str) -> Any:
