@@ -343,6 +343,13 @@ def cmd_prefs_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535 (got {text})")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -449,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="an OpenAI-compatible chat endpoint on 127.0.0.1 for a run's model")
     p.add_argument("target", metavar="RUN", help="a run id or folder (or any model the Chat tab loads)")
-    p.add_argument("--port", type=positive_int, default=8000)
-    p.add_argument("--api-key", default="", help="require this bearer token (or set STUDIO_SERVE_KEY)")
+    p.add_argument("--port", type=port_number, default=8000)
+    p.add_argument("--api-key", default="", help="require this bearer token; STUDIO_SERVE_KEY does the same "
+                                                  "without showing the key to other users of this machine")
     p.add_argument("--workspace")
     p.set_defaults(func=cmd_serve)
 

@@ -21,6 +21,7 @@ def test_rouge_l_and_bleu_on_worked_values():
     assert rouge_l(["a b c"], ["a c"]) == pytest.approx(0.8)
     assert rouge_l(["x y"], ["a c"]) == 0.0
     assert rouge_l(["Your parcel ships today.", "No."], ["Your parcel ships today.", "Yes."]) == pytest.approx(0.5)
+    assert rouge_l(["Ваш заказ отправлен"], ["Ваш заказ отправлен сегодня"]) == pytest.approx(6 / 7)  # any script
     same = "Dear customer, thank you for writing to Pebble & Pine."
     assert bleu([same], [same]) == pytest.approx(100.0)
     assert bleu(["completely different words here now"], [same]) < 5.0
@@ -28,7 +29,8 @@ def test_rouge_l_and_bleu_on_worked_values():
 
 
 @pytest.mark.parametrize("reply, grade", [("4", 4), ("Grade: 4/5", 4), ("5.", 5), (" 2 - partly right", 2),
-                                          ("4.5", None), ("10", None), ("0", None), ("", None), ("great", None)])
+                                          ("Grade (1-5): 4", 4), ("3 out of 5", 3), ("4.5", None), ("10", None),
+                                          ("0", None), ("", None), ("great", None)])
 def test_a_grade_is_read_only_when_it_stands_alone(reply, grade):
     assert parse_grade(reply) == grade
 

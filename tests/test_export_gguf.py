@@ -107,7 +107,32 @@ def test_refusals_are_one_sentence(run, tmp_path):
                            "--workspace", str(ws.root)], capture_output=True, text=True, cwd=ROOT,
                           env=subprocess_env(), timeout=120)
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_scaled_rotary_positions_are_refused_rather_than_written_wrong(tmp_path):
+    from studio.chat.gguf import write_gguf
+
+    loaded = load_for_chat("tiny")
+    loaded.model.config.rope_parameters = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0}
+    with pytest.raises(StudioError, match="scales them \\(llama3\\)"):
+        write_gguf(loaded.model, loaded.tokenizer, tmp_path / "m.gguf")
+    assert not (tmp_path / "m.gguf").exists()
+
+
+def test_spare_embedding_rows_are_listed_as_tokens(tmp_path):
+    """Qwen2 pads its embedding past the tokenizer; GGUF readers want one token per row."""
+    import torch
+
+    from studio.chat.gguf import write_gguf
+
+    loaded = load_for_chat("tiny")
+    loaded.model.resize_token_embeddings(4096 + 64)
+    write_gguf(loaded.model, loaded.tokenizer, tmp_path / "m.gguf")
+    back = read_back(tmp_path / "m.gguf")
+    assert back.model.get_input_embeddings().weight.shape[0] == 4096 + 64 == back.tokenizer.vocab_size
+    ids = torch.tensor([[2, 5, 300, 41]])
+    with torch.no_grad():
+        assert (loaded.model(ids).logits - back.model(ids).logits).abs().max().item() < 0.05
 
 
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"

@@ -18,18 +18,32 @@ QUESTION = [{"role": "system", "content": "You answer customer emails for Pebble
             {"role": "user", "content": "Dear team\nWhere is order 41810? It is late.\nThanks, Ann"}]
 
 
+def first_line(proc, limit: float = 120.0) -> str:
+    """The server's first line of output (its URL), or '' if none came within `limit` seconds."""
+    import selectors
+
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        return proc.stdout.readline().strip() if sel.select(timeout=limit) else ""
+
+
+def start_server(ws, run_dir, **env):
+    port = free_port()
+    proc = subprocess.Popen([PYTHON, "-m", "studio", "serve", run_dir.name, "--port", str(port),
+                             "--workspace", str(ws.root)], cwd=ROOT, env=subprocess_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = first_line(proc)
+    if line != f"http://127.0.0.1:{port}/v1":
+        proc.kill()
+        raise RuntimeError(f"serve printed {line!r}: {proc.stderr.read()}")
+    return proc, line
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, house_sft_run):
     ws = Workspace.open(tmp_path_factory.mktemp("serve") / "ws")
     run_dir = copy_run(house_sft_run, ws)
-    port = free_port()
-    proc = subprocess.Popen([PYTHON, "-m", "studio", "serve", run_dir.name, "--port", str(port),
-                             "--workspace", str(ws.root)], cwd=ROOT, env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()  # the URL, printed once the server listens
-    if line != f"http://127.0.0.1:{port}/v1":
-        proc.kill()
-        raise RuntimeError(f"serve printed {line!r}: {proc.stderr.read()}")
+    proc, line = start_server(ws, run_dir)  # the URL is printed once the server listens
     yield line, ws, run_dir
     proc.terminate()
     proc.wait(timeout=20)
@@ -77,6 +91,12 @@ def test_stop_words_and_the_token_limit_end_the_answer(served, chat_answer):
     assert cut.choices[0].finish_reason == "stop"
     short = c.chat.completions.create(model=run_dir.name, messages=QUESTION, temperature=0, max_tokens=3)
     assert short.choices[0].finish_reason == "length" and chat_answer.startswith(short.choices[0].message.content)
+    # a stop word of several tokens arrives over several pieces: none of it is sent before it is recognised
+    words = chat_answer.split()
+    phrase = " ".join(words[3:5])
+    pieces = [ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model=run_dir.name, messages=QUESTION, temperature=0, max_tokens=48, stop=phrase, stream=True)]
+    assert "".join(pieces) == chat_answer[:chat_answer.index(phrase)]
 
 
 @pytest.mark.parametrize("change, said", [
@@ -84,6 +104,7 @@ def test_stop_words_and_the_token_limit_end_the_answer(served, chat_answer):
     ({"model": "gpt-4o"}, "serves the model"),
     ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}, "from the user"),
     ({"messages": [{"role": "wizard", "content": "Hi"}]}, "messages[0]: the role"),
+    ({"messages": [{"role": [], "content": "Hi"}]}, "messages[0]: the role"),
     ({"max_tokens": 0}, "max_tokens"),
     ({"temperature": "hot"}, "temperature"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, "Only text"),
@@ -108,16 +129,27 @@ def test_a_body_that_is_not_json_is_refused(served):
     assert answer.status_code == 400 and "not JSON" in answer.json()["error"]["message"]
 
 
+def test_only_json_requests_naming_this_machine_are_served(served):
+    """A web page in the user's browser could post a form here, or reach it under its own host name (DNS
+    rebinding): both are refused."""
+    import httpx
+
+    url, _, run_dir = served
+    body = json.dumps({"model": run_dir.name, "messages": QUESTION, "max_tokens": 2})
+    as_form = httpx.post(url + "/chat/completions", content=body, headers={"content-type": "text/plain"})
+    assert as_form.status_code == 415
+    rebound = httpx.get(url + "/models", headers={"host": "attacker.example:80"})
+    assert rebound.status_code == 403 and "127.0.0.1 or localhost" in rebound.json()["error"]["message"]
+    local = httpx.get(url.replace("127.0.0.1", "localhost") + "/models")
+    assert local.status_code == 200
+
+
 def test_an_api_key_when_set_is_required(served):
     import openai
 
     _, ws, run_dir = served
-    port = free_port()
-    proc = subprocess.Popen([PYTHON, "-m", "studio", "serve", run_dir.name, "--port", str(port),
-                             "--workspace", str(ws.root)], cwd=ROOT, env=subprocess_env(STUDIO_SERVE_KEY="s3cret"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, url = start_server(ws, run_dir, STUDIO_SERVE_KEY="s3cret")
     try:
-        url = proc.stdout.readline().strip()
         with pytest.raises(openai.AuthenticationError):
             client(url).models.list()
         from openai import OpenAI

@@ -238,8 +238,9 @@ def fit_to_context(loaded: LoadedModel, messages: list[dict[str, str]], max_new_
 
 
 def stream_reply(loaded: LoadedModel, messages: list[dict[str, str]], settings: GenerationSettings,
-                 stop: threading.Event | None = None) -> Iterator[str]:
-    """Yield the growing answer as tokens arrive; setting `stop` ends generation early."""
+                 stop: threading.Event | None = None, stats: dict[str, Any] | None = None) -> Iterator[str]:
+    """Yield the growing answer as tokens arrive; setting `stop` ends generation early. `stats`, when
+    given, receives `new_tokens` (how many were generated) and `ended` (whether the model ended its answer)."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
@@ -266,7 +267,11 @@ def stream_reply(loaded: LoadedModel, messages: list[dict[str, str]], settings: 
     def work() -> None:
         try:
             with torch.no_grad():
-                model.generate(**kwargs)
+                out = model.generate(**kwargs)
+            if stats is not None:
+                new = out[0, inputs["input_ids"].shape[1]:]
+                stats["new_tokens"] = int(new.shape[0])
+                stats["ended"] = bool(new.shape[0]) and int(new[-1]) == tok.eos_token_id
         except BaseException as err:  # surfaced to the caller below
             failure.append(err)
             streamer.end()
@@ -278,8 +283,8 @@ def stream_reply(loaded: LoadedModel, messages: list[dict[str, str]], settings: 
         for piece in streamer:
             text += piece
             yield text
-    finally:  # the consumer stopped reading (Stop pressed, page closed): end generation too
-        stop.set()
-    thread.join()
+    finally:  # the consumer stopped reading (Stop pressed, page closed): end generation too, and wait
+        stop.set()  # for it (one more token at most), so whoever holds the model may hand it on
+        thread.join()
     if failure:
         raise StudioError(f"Generation failed: {str(failure[0]).splitlines()[0]}")

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +128,7 @@ def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16") ->
     if run_result(run_dir) is None:
         raise StudioError(f"Run {run_dir.name} has no finished model to export.")
     loaded = load_for_chat(str(run_dir), ws)
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.partial")  # one per export
     try:
         write_gguf(loaded.model, loaded.tokenizer, partial, quant=quant, name=run_dir.name)
         partial.replace(out)  # a stopped or failed export leaves no half-written file under the real name

@@ -76,7 +76,8 @@ def gguf_tensor_name(name: str) -> str | None:
     raise StudioError(f"GGUF export does not know where the weight {name} goes.")
 
 
-def _vocabulary(tokenizer: Any) -> tuple[dict[str, Any], list[str], list[int], list[str]]:
+def _vocabulary(tokenizer: Any, rows: int) -> tuple[dict[str, Any], list[str], list[int], list[str]]:
+    """The tokenizer as GGUF lists it, padded to the embedding's `rows` (Qwen2 has spare rows)."""
     import gguf
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -90,7 +91,7 @@ def _vocabulary(tokenizer: Any) -> tuple[dict[str, Any], list[str], list[int], l
     vocab = dict(model["vocab"])
     for added in data.get("added_tokens", []):
         vocab[added["content"]] = added["id"]
-    size = max(vocab.values()) + 1
+    size = max(max(vocab.values()) + 1, rows)
     tokens = [f"[PAD{i}]" for i in range(size)]
     types = [int(gguf.TokenType.UNUSED)] * size
     for text, i in vocab.items():
@@ -116,7 +117,12 @@ def write_gguf(model: Any, tokenizer: Any, out: Path, quant: str = "f16", name: 
     if arch is None:
         raise StudioError(f"GGUF export handles {', '.join(sorted(ARCHITECTURES))} models; this one is "
                           f"{cfg.model_type}: export the merged folder instead.")
-    data, tokens, types, merges = _vocabulary(tokenizer)
+    rope_kind = (getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}).get("rope_type")
+    if rope_kind not in (None, "default"):
+        raise StudioError(f"GGUF export writes plain rotary positions; this model scales them ({rope_kind}), which "
+                          "it does not write yet: export the merged folder instead.")
+    rows = model.get_input_embeddings().weight.shape[0]
+    data, tokens, types, merges = _vocabulary(tokenizer, rows)
     pre = pre_tokenizer_name(data)
     heads, kv_heads = cfg.num_attention_heads, getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
@@ -164,9 +170,9 @@ def write_gguf(model: Any, tokenizer: Any, out: Path, quant: str = "f16", name: 
         if target is None:
             continue
         array = tensor.detach().float().cpu().numpy()
-        if arch == "llama" and key.endswith("self_attn.q_proj.weight"):
+        if arch == "llama" and key.endswith(("self_attn.q_proj.weight", "self_attn.q_proj.bias")):
             array = permute_rotary(array, heads)
-        elif arch == "llama" and key.endswith("self_attn.k_proj.weight"):
+        elif arch == "llama" and key.endswith(("self_attn.k_proj.weight", "self_attn.k_proj.bias")):
             array = permute_rotary(array, kv_heads)
         if array.ndim == 1:
             writer.add_tensor(target, array.astype(np.float32))

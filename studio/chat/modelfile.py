@@ -11,6 +11,7 @@ Ollama falls back to the template stored in the GGUF file, and the Modelfile say
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,5 +126,5 @@ def modelfile(gguf_name: str, tokenizer: Any) -> str:
     else:
         lines += ["# This chat template depends on more than each message's role, so it is not rewritten here:",
                   "# Ollama uses the template stored in the GGUF file.", ""]
-    lines += [f'PARAMETER stop "{w}"' for w in stop_words(tokenizer, pieces)]
+    lines += [f"PARAMETER stop {json.dumps(w)}" for w in stop_words(tokenizer, pieces)]  # quotes escaped
     return "\n".join(lines) + "\n"

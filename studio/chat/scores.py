@@ -17,10 +17,17 @@ RUBRIC = ("5: says what the reference says, in the same manner; 3: partly right 
 """The default rubric; a user's own rubric replaces it."""
 
 
+class _Words:
+    """Lower-cased words of any script (rouge-score's own tokenizer keeps only a-z and 0-9)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return re.findall(r"\w+", text.lower())
+
+
 def rouge_l(answers: list[str], references: list[str]) -> float:
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Words())
     scores = [scorer.score(ref, ans)["rougeL"].fmeasure for ans, ref in zip(answers, references)]
     return sum(scores) / len(scores) if scores else 0.0
 
@@ -39,9 +46,14 @@ def judge_messages(rubric: str, question: str, reference: str, answer: str) -> l
 
 
 def parse_grade(text: str) -> int | None:
-    """The first grade 1-5 standing alone in the judge's reply ('4', 'Grade: 4/5'), else None."""
-    found = re.search(r"(?<![\d.])([1-5])(?!\.?\d)", text or "")
-    return int(found.group(1)) if found else None
+    """The grade in the judge's reply: 'N/5' or 'N out of 5' where it says so, else the last 1-5 standing alone ('4',
+    'Grade (1-5): 4'); None when there is none."""
+    text = text or ""
+    out_of = re.search(r"(?<![\d.])([1-5])\s*(?:/|out of)\s*5(?![\d.])", text)
+    if out_of:
+        return int(out_of.group(1))
+    found = re.findall(r"(?<![\d.])([1-5])(?!\.?\d)", text)
+    return int(found[-1]) if found else None
 
 
 def judge_answers(judge: Any, table: list[dict[str, str]], rubric: str = RUBRIC, batch_size: int = 16

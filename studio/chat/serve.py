@@ -11,6 +11,8 @@ carry it as a bearer token.
 """
 
 
+import errno
+import hmac
 import json
 import threading
 import time
@@ -18,9 +20,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from jinja2 import TemplateError
+
 from studio.chat.engine import GenerationSettings, LoadedModel, fit_to_context, stream_reply
 from studio.errors import StudioError
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 DEFAULT_MAX_TOKENS = 256
 
@@ -52,7 +57,7 @@ def read_request(body: Any, model_id: str) -> tuple[list[dict[str, str]], Genera
         raise RequestError("'messages' must be a non-empty list.")
     messages = []
     for n, m in enumerate(raw):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or m["role"] not in ROLES:
             raise RequestError(f"messages[{n}]: the role must be one of {', '.join(ROLES)}.")
         messages.append({"role": ROLES[m["role"]], "content": _text(m.get("content"))})
     if messages[-1]["role"] != "user":
@@ -82,6 +87,17 @@ def read_request(body: Any, model_id: str) -> tuple[list[dict[str, str]], Genera
     return messages, settings, bool(body.get("stream")), stop
 
 
+def _pending(text: str, stop: list[str]) -> int:
+    """How many characters at the end of `text` could be the start of a stop word."""
+    longest = 0
+    for word in stop:
+        for n in range(min(len(word) - 1, len(text)), longest, -1):
+            if text.endswith(word[:n]):
+                longest = n
+                break
+    return longest
+
+
 def _cut(text: str, stop: list[str]) -> tuple[str, bool]:
     """The text up to the first stop word, and whether one was found."""
     ends = [text.find(s) for s in stop if s in text]
@@ -97,21 +113,29 @@ class ChatService:
 
     def answers(self, messages: list[dict[str, str]], settings: GenerationSettings, stop: list[str]
                 ) -> Iterator[tuple[str, str | None]]:
-        """(new text, finish reason or None) as the answer grows; `messages` already fit the context."""
+        """(new text, finish reason or None) as the answer grows; `messages` already fit the context. Text
+        that could be the start of a stop word is held back until the next piece shows whether it is."""
         with self.lock:
-            sent, halt = "", threading.Event()
-            for text in stream_reply(self.loaded, messages, settings, stop=halt):
-                text, stopped = _cut(text, stop)
-                if stopped:
-                    halt.set()
-                if len(text) > len(sent):
-                    yield text[len(sent):], None
-                    sent = text
-                if stopped:
-                    yield "", "stop"
-                    return
-            used = len(self.loaded.tokenizer(sent, add_special_tokens=False)["input_ids"])
-            yield "", "length" if used >= settings.max_new_tokens else "stop"
+            text, sent, halt, stats = "", "", threading.Event(), {}
+            answer = stream_reply(self.loaded, messages, settings, stop=halt, stats=stats)
+            try:
+                for text in answer:
+                    text, stopped = _cut(text, stop)
+                    if stopped:
+                        halt.set()
+                    ready = text if stopped else text[:len(text) - _pending(text, stop)]
+                    if len(ready) > len(sent):
+                        yield ready[len(sent):], None
+                        sent = ready
+                    if stopped:
+                        yield "", "stop"
+                        return
+            finally:
+                answer.close()  # ends generation and waits for it before the lock goes
+            if len(text) > len(sent):  # the held-back ending was not a stop word after all
+                yield text[len(sent):], None
+            ran_out = stats.get("new_tokens", 0) >= settings.max_new_tokens and not stats.get("ended")
+            yield "", "length" if ran_out else "stop"
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         from studio.chat.engine import prompt_text
@@ -137,8 +161,17 @@ def build_api(service: ChatService, api_key: str = "") -> Any:
         return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status)
 
     @app.middleware("http")
-    async def check_key(request: Request, call_next):
-        if api_key and request.headers.get("authorization", "") != f"Bearer {api_key}":
+    async def check_caller(request: Request, call_next):
+        # a web page in the user's browser may send requests here too: only clients that name this
+        # machine as the host (no DNS rebinding) and send JSON (no form posts without a preflight)
+        host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]")
+        if host not in LOCAL_HOSTS:
+            return error(403, "This endpoint answers requests for 127.0.0.1 or localhost only.", "permission_error")
+        if request.method == "POST" and request.headers.get("content-type", "").split(";")[0].strip() \
+                != "application/json":
+            return error(415, "Send the request as application/json.")
+        given = request.headers.get("authorization", "")
+        if api_key and not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
             return error(401, "A valid API key is needed (Authorization: Bearer KEY).", "authentication_error")
         return await call_next(request)
 
@@ -157,14 +190,20 @@ def build_api(service: ChatService, api_key: str = "") -> Any:
             messages, settings, stream, stop = read_request(body, service.model_id)
             # the oldest turns give way to what fits; a last message too long alone is refused here
             messages, _ = fit_to_context(service.loaded, messages, settings.max_new_tokens)
+            prompt = service.prompt_tokens(messages)
         except (RequestError, StudioError) as err:
             return error(400, str(err))
+        except TemplateError as err:  # the model's chat template refuses this order of roles
+            return error(400, f"The model's chat template refused these messages: {str(err).splitlines()[0]}")
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if stream:
             def events() -> Iterator[str]:
                 yield _chunk(cid, created, service.model_id, {"role": "assistant", "content": ""}, None)
-                for piece, finish in service.answers(messages, settings, stop):
-                    yield _chunk(cid, created, service.model_id, {"content": piece} if piece else {}, finish)
+                try:
+                    for piece, finish in service.answers(messages, settings, stop):
+                        yield _chunk(cid, created, service.model_id, {"content": piece} if piece else {}, finish)
+                except StudioError as err:  # mid-answer: the client reads it as an error event
+                    yield f"data: {json.dumps({'error': {'message': str(err), 'type': 'server_error'}})}\n\n"
                 yield "data: [DONE]\n\n"
             return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -182,7 +221,6 @@ def build_api(service: ChatService, api_key: str = "") -> Any:
         except StudioError as err:
             return error(500, str(err), "server_error")
         used = len(service.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
-        prompt = service.prompt_tokens(messages)
         return {"id": cid, "object": "chat.completion", "created": created, "model": service.model_id,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}],
                 "usage": {"prompt_tokens": prompt, "completion_tokens": used, "total_tokens": prompt + used}}
@@ -196,12 +234,13 @@ def serve(loaded: LoadedModel, model_id: str, port: int, api_key: str = "", read
 
     import uvicorn
 
-    with socket.socket() as probe:  # a port in use is one sentence, not a server log
+    with socket.socket() as probe:  # a port that cannot be had is one sentence, not a server log
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself binds
         try:
             probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise StudioError(f"Cannot listen on 127.0.0.1 port {port}: it is in use (pick another with --port).") \
-                from None
+        except OSError as err:
+            why = "it is in use" if err.errno == errno.EADDRINUSE else (err.strerror or str(err)).lower()
+            raise StudioError(f"Cannot listen on 127.0.0.1 port {port}: {why} (pick another with --port).") from None
     config = uvicorn.Config(build_api(ChatService(loaded, model_id), api_key), host="127.0.0.1", port=port,
                             log_level="warning")
     server = uvicorn.Server(config)

@@ -41,7 +41,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     loss = last_loss(run_dir)
     started = status.started or status.created
     ended = status.finished or (time.time() if status.active else status.updated)
-    scored = evaluations(run_dir)
+    scored = [e for e in evaluations(run_dir) if not e.get("checkpoint")]  # the run's own result
     last = scored[-1] if scored else None
     from studio.train.experiments import details
 

@@ -241,8 +241,9 @@ def _export_panel(ctx: AppContext) -> None:
                 out = export_folder(ctx.workspace, run_id, name or f"{run_id}-{quant}.gguf", merged=True)
                 progress(0.1, desc="merging and writing the GGUF file")
                 path = export_gguf(ctx.workspace, run_id, out, quant=quant)
+                # Push sends folders: after a GGUF file there is no folder to send until one is exported
                 return f"Exported to `{path}` (Ollama: `ollama create NAME -f {path.with_suffix('.Modelfile')}`).", \
-                    gr.skip()
+                    None
             out = export_folder(ctx.workspace, run_id, name, merged=what == "merged model")
         except (StudioError, OSError) as err:
             return f"⚠️ {err}", gr.skip()
@@ -258,7 +259,7 @@ def _export_panel(ctx: AppContext) -> None:
 
     def do_push(path, repo_id, tok):
         if not path:
-            return "⚠️ Export first, then push."
+            return "⚠️ Export a merged model or the adapter first, then push that folder."
         try:
             url = push_to_hub(path, repo_id.strip(), tok)
         except StudioError as err:
