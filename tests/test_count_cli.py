@@ -79,8 +79,12 @@ def test_a_model_counted_before_is_counted_without_torch(tmp_path):
 
     from helpers import PYTHON, ROOT, subprocess_env
 
-    probe = ("import json, sys; from studio.cli import main; main(['count', '--model', 'gemma-2-2b', '--json']); "
-             "print(json.dumps({'torch': 'torch' in sys.modules}))")  # not of the Llama family: built with torch
+    folder = tmp_path / "small-gpt2"  # a kind not worked out from its config: built with torch the first time
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 2,
+                                                    "vocab_size": 100, "n_positions": 128}))
+    probe = (f"import json, sys; from studio.cli import main; main(['count', '--model', '{folder}', '--method', "
+             "'full', '--json']); print(json.dumps({'torch': 'torch' in sys.modules}))")
     env = subprocess_env(STUDIO_CACHE=str(tmp_path / "cache"))
     outs = []
     for _ in range(2):
@@ -97,7 +101,7 @@ def test_a_model_counted_before_is_counted_without_torch(tmp_path):
     assert done.returncode == 0 and json.loads(done.stdout.strip().splitlines()[-1])["torch"]
 
 
-@pytest.mark.parametrize("model", ["tiny", "llama-2-7b", "qwen2.5-0.5b", "mistral-7b"])
+@pytest.mark.parametrize("model", ["tiny", "llama-2-7b", "qwen2.5-0.5b", "mistral-7b", "gemma-2-2b", "phi-3-mini"])
 def test_a_llama_family_model_counts_without_torch_the_first_time(tmp_path, model):
     """Llama, Qwen2 and Mistral shapes are worked out from config.json (shapes_formula.py): no torch import
     even on a first count, and the same answer as the skeleton built with torch."""

@@ -234,7 +234,7 @@ def _built_and_worked_out(folder: Path, head: str, label: str):
 
 
 FAMILY = [p.key for p in PRESETS if json.loads((p.config_dir / "config.json").read_text())["model_type"]
-          in ("llama", "mistral", "qwen2")]
+          in ("llama", "mistral", "qwen2", "gemma2", "phi3")]
 
 
 @pytest.mark.parametrize("head", ["lm", "score"])
@@ -253,6 +253,17 @@ def test_llama_biases_and_untied_heads_are_worked_out_too(tmp_path, biases):
     assert worked_out == built and worked_out.bias_params == built.bias_params
 
 
+def test_gemma_2_with_attention_biases_is_worked_out_too(tmp_path):
+    folder = two_layer_copy(find_preset("gemma-2-2b").config_dir, tmp_path)
+    raw = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**raw, "attention_bias": True}))
+    built, worked_out = _built_and_worked_out(folder, "lm", "copy")
+    assert worked_out == built and built.bias_params > 0
+
+
 def test_other_kinds_are_left_to_the_built_model():
-    assert counting._from_formula((find_preset("gemma-2-2b").config_dir / "config.json").read_text(), "lm", "g") is None
+    gpt2 = {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 2, "vocab_size": 100}
+    assert counting._from_formula(json.dumps(gpt2), "lm", "g") is None
+    phi3 = json.loads((find_preset("phi-3-mini").config_dir / "config.json").read_text())
+    assert counting._from_formula(json.dumps({**phi3, "attention_bias": True}), "lm", "p") is None
     assert counting._from_formula("{not json", "lm", "x") is None

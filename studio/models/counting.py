@@ -2,8 +2,8 @@
 
 The model is built once from its config on the meta device (tensors with shapes but no storage), its
 linear layers and parameter totals are recorded in a `ModelShapes`, and every later count is arithmetic
-on those shapes. The Llama family (Llama, SmolLM, Mistral, Qwen2) is worked out from config.json without
-building anything (shapes_formula.py; the tests hold it equal to the built model), and shapes are kept on
+on those shapes. The Llama family (Llama, SmolLM, Mistral, Qwen2, Gemma 2, Phi-3) is worked out from config.json
+without building anything (shapes_formula.py; the tests hold it equal to the built model), and shapes are kept on
 disk (shapes_cache.py), so neither needs torch. The numbers equal what PEFT's `get_nb_trainable_parameters()` reports for the same
 model and `LoraConfig`:
 
