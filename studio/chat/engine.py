@@ -123,8 +123,13 @@ def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None
 
 def run_checkpoints(run_dir: Path) -> list[str]:
     """A run's saved checkpoints (checkpoint-N), oldest first."""
-    found = [p.name for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*") if p.name[11:].isdigit()]
-    return sorted(found, key=lambda name: int(name[11:]))
+    steps = [p.name.removeprefix("checkpoint-") for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*")]
+    return [f"checkpoint-{n}" for n in sorted((s for s in steps if s.isdigit()), key=int)]
+
+
+def with_checkpoints(run_dir: Path) -> list[str]:
+    """What evaluating a run at each checkpoint loads: RUN@checkpoint-N oldest first, then the run itself."""
+    return [f"{run_dir.name}@{c}" for c in run_checkpoints(run_dir)] + [run_dir.name]
 
 
 def checkpoint_result(run_dir: Path, checkpoint: str) -> tuple[str, Path]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from studio.chat.evaluate import evaluations
+from studio.chat.evaluate import final_evaluations
 from studio.errors import StudioError
 from studio.train.metrics import read_all
 from studio.workspace import Workspace, run_result
@@ -48,7 +48,7 @@ def model_card(run_dir: Path, kind: str) -> str:
         f"| final train loss | {losses[-1]:.4f} |" if losses else "| final train loss | - |",
         f"| final eval loss | {evals[-1]:.4f} |" if evals else "| final eval loss | - |",
     ]
-    scored = [e for e in evaluations(run_dir) if not e.get("checkpoint")]
+    scored = final_evaluations(run_dir)
     if scored:
         last = scored[-1]
         lines += ["", f"## Held-out evaluation ({last.get('rows', '?')} rows of {Path(str(last.get('data', '?'))).name})",

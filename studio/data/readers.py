@@ -318,28 +318,30 @@ def check_hub_dataset(dataset_id: str, subset: str | None = None) -> None:
     found in the local cache (only its metadata is fetched)."""
     import datasets
 
-    if _unreachable_and_not_cached(dataset_id):
-        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(ConnectionError('connect'))}.")
+    _refuse_when_offline(dataset_id)
     try:
         datasets.load_dataset_builder(dataset_id, subset)
     except Exception as err:
         raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(err)}.") from None
 
 
+UNREACHABLE = "the hub cannot be reached and it is not in the local cache (is it a path that does not exist?)"
+
+
 def _hub_reason(err: Exception) -> str:
     first = str(err).splitlines()[0] if str(err) else type(err).__name__
     if any(w in first.lower() for w in ("connect", "offline", "resolve", "reach")):
-        return "the hub cannot be reached and it is not in the local cache (is it a path that does not exist?)"
+        return UNREACHABLE
     return first
 
 
-def _unreachable_and_not_cached(dataset_id: str) -> bool:
-    """Whether the hub cannot be reached at all and the dataset is in no local cache: one quick request,
-    so an offline user hears so at once rather than after the download's retries (about 25 s)."""
+def _refuse_when_offline(dataset_id: str) -> None:
+    """Refuse at once when the hub cannot be reached at all and the dataset is in no local cache: one quick
+    request, so an offline user hears so at once rather than after the download's retries (about 25 s)."""
     from huggingface_hub import HfApi, constants
 
     if constants.HF_HUB_OFFLINE:
-        return False  # offline mode reads the cache by itself
+        return  # offline mode reads the cache by itself
     try:
         import datasets
 
@@ -348,22 +350,20 @@ def _unreachable_and_not_cached(dataset_id: str) -> bool:
     except (AttributeError, ImportError):
         cached = []
     if any(p.exists() for p in cached):
-        return False
+        return
     try:
         HfApi().dataset_info(dataset_id, timeout=10)
     except Exception as err:  # no network: the HTTP client's transport errors; anything else (not found,
         # gated, private) load_dataset words itself
-        kinds = {k.__name__ for k in type(err).__mro__}
-        return bool(kinds & {"TransportError", "ConnectionError", "TimeoutError"})
-    return False
+        if {k.__name__ for k in type(err).__mro__} & {"TransportError", "ConnectionError", "TimeoutError"}:
+            raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {UNREACHABLE}.") from None
 
 
 def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, limit: int | None = None) -> ReadResult:
     """Read a hub dataset (needs a network unless it is cached)."""
     import datasets
 
-    if _unreachable_and_not_cached(dataset_id):
-        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(ConnectionError('connect'))}.")
+    _refuse_when_offline(dataset_id)
     try:
         ds = datasets.load_dataset(dataset_id, subset, split=split)
     except Exception as err:

@@ -36,12 +36,12 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         cfg = {}
-    from studio.chat.evaluate import evaluations
+    from studio.chat.evaluate import final_evaluations
 
     loss = last_loss(run_dir)
     started = status.started or status.created
     ended = status.finished or (time.time() if status.active else status.updated)
-    scored = [e for e in evaluations(run_dir) if not e.get("checkpoint")]  # the run's own result
+    scored = final_evaluations(run_dir)
     last = scored[-1] if scored else None
     from studio.train.experiments import details
 

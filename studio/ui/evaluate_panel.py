@@ -10,7 +10,8 @@ import gradio as gr
 import pandas as pd
 
 from studio.access import readable_data, readable_model
-from studio.chat.engine import describe_target, run_checkpoints
+from studio.chat.engine import describe_target
+from studio.chat.engine import with_checkpoints as with_run_checkpoints
 from studio.chat.evaluate import eval_rows, evaluate_model, save_result
 from studio.chat.scores import RUBRIC
 from studio.data.load import eval_source
@@ -53,8 +54,7 @@ def with_checkpoints(ctx: AppContext, names: list[str]) -> list[str]:
     out = []
     for name in names:
         _, run_dir, _ = describe_target(name, ctx.workspace)
-        out += [f"{run_dir.name}@{c}" for c in run_checkpoints(run_dir)] if run_dir is not None else []
-        out.append(name)
+        out += with_run_checkpoints(run_dir) if run_dir is not None else [name]
     return out
 
 
