@@ -1,0 +1,110 @@
+"""The `studio` commands that use a run's result: evaluate it, export it, serve it.
+
+    studio eval RUN --data FILE [--checkpoints] [--judge MODEL] [--json]
+    studio export RUN --merged|--adapter|--gguf [--quant f16|q8_0] --out PATH
+    studio serve RUN [--port N]
+
+Registered by studio/cli.py, whose error handling they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from studio.cli import port_number, positive_int, print_json
+from studio.errors import StudioError
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from studio.chat.engine import describe_target, load_for_chat, with_checkpoints
+    from studio.chat.evaluate import eval_rows, evaluate_model, save_result
+    from studio.data.load import eval_source
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(args.workspace)
+    rows = eval_rows(eval_source(args.data, ws), args.limit)
+    judge = load_for_chat(args.judge, ws) if args.judge else None
+    targets = [args.target]
+    if args.checkpoints:
+        _, run_dir, _ = describe_target(args.target, ws)
+        if run_dir is None:
+            raise StudioError(f"--checkpoints needs a run; {args.target} is not a run of this workspace.")
+        targets = with_checkpoints(run_dir)
+    results = []
+    for target in targets:
+        loaded = load_for_chat(target, ws)
+        result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=judge, rubric=args.rubric)
+        save_result(ws, result, args.data)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
+        results.append(result)
+    final = results[-1]
+    if args.json:
+        out = final.to_dict(with_answers=args.answers)
+        if args.checkpoints:
+            out["checkpoints"] = [r.to_dict(with_answers=args.answers) for r in results[:-1]]
+        print_json(out)
+    else:
+        for r in results:
+            grade = f"\njudge {r.judge:.2f} (by {r.judged_by})" if r.judged_by and r.judge is not None else ""
+            print(f"model {r.model}\nrows {r.rows}\nexact_match {r.exact_match:.3f}\nloss {r.loss:.4f}\n"
+                  f"perplexity {r.perplexity:.2f}\nrouge_l {r.rouge_l:.3f}\nbleu {r.bleu:.1f}{grade}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from studio.chat.export import export_gguf, export_run
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(args.workspace)
+    if args.gguf:
+        out = export_gguf(ws, args.run, args.out, quant=args.quant)
+    else:
+        out = export_run(ws, args.run, args.out, merged=args.merged)
+    print(out)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from studio.chat.engine import load_for_chat
+    from studio.chat.serve import serve
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(args.workspace)
+    loaded = load_for_chat(args.target, ws)
+    key = args.api_key or os.environ.get("STUDIO_SERVE_KEY", "")
+    serve(loaded, loaded.name, args.port, api_key=key, ready=lambda url: print(url, flush=True))
+    return 0
+
+
+def add_result_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="held-out metrics for a run or a model")
+    p.add_argument("target", metavar="RUN_OR_MODEL")
+    p.add_argument("--data", required=True, help="held-out conversations; the last turn is the reference")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=positive_int, help="only the first N rows")
+    p.add_argument("--answers", action="store_true", help="include each answer in the JSON")
+    p.add_argument("--checkpoints", action="store_true", help="also each saved checkpoint of the run")
+    p.add_argument("--judge", help="a run or model that grades each answer 1-5 against the reference")
+    p.add_argument("--rubric", default="", help="what the judge's grades mean (a default rubric otherwise)")
+    p.add_argument("--workspace")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="write a merged model or the adapter for plain transformers/PEFT, or a "
+                                      "GGUF file for llama.cpp / Ollama")
+    p.add_argument("run", metavar="RUN")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--merged", action="store_true")
+    kind.add_argument("--adapter", action="store_true")
+    kind.add_argument("--gguf", action="store_true", help="one GGUF file, with an Ollama Modelfile beside it")
+    p.add_argument("--quant", choices=["f16", "q8_0"], default="f16", help="GGUF weights (default f16)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--workspace")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible chat endpoint on 127.0.0.1 for a run's model")
+    p.add_argument("target", metavar="RUN", help="a run id or folder (or any model the Chat tab loads)")
+    p.add_argument("--port", type=port_number, default=8000)
+    p.add_argument("--api-key", default="", help="require this bearer token; STUDIO_SERVE_KEY does the same "
+                                                  "without showing the key to other users of this machine")
+    p.add_argument("--workspace")
+    p.set_defaults(func=cmd_serve)
