@@ -29,7 +29,6 @@ class AppContext:
 
     on_load: list[tuple[Callable[..., Any], list[Any] | None, list[Any], str]] = field(default_factory=list)
     """(function, inputs, outputs, endpoint name) run when a page loads."""
-    """(function, inputs, outputs) run when a page loads."""
 
     @staticmethod
     def user(request: Any) -> str:

@@ -18,9 +18,11 @@ from studio.ui.context import AppContext
 DIFF_COLUMNS = ["setting", "this run", "the other run"]
 
 
-def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable[[dict[str, Any]], list[Any]]) -> Any:
-    """`clone(config mapping)` gives the values of `clone_outputs` for a run's config (the form, the base).
-    Returns the clone event, for the Method tab to follow it as it follows a loaded preset."""
+def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable[[dict[str, Any]], list[Any]],
+          runs: Any, runs_now: Callable[[], Any]) -> Any:
+    """`clone(config mapping)` gives the values of `clone_outputs` for a run's config (the form, the base);
+    `runs_now()` the runs table, redrawn at once after a rename or a delete (the page's timer is slow while
+    nothing trains). Returns the clone event, for the Method tab to follow it as it follows a loaded preset."""
     with gr.Accordion("The watched run: name, notes, metrics, log, compare, clone, delete", open=False) as panel:
         with gr.Row():
             title = gr.Textbox(label="Name", placeholder="e.g. lr 3e-4, more data", scale=2)
@@ -73,7 +75,8 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
             return f"⚠️ {err}"
         return f"Saved the name and notes of {run_id}."
 
-    save.click(save_details, [watch, title, notes], said, **action("run_rename"))
+    save.click(save_details, [watch, title, notes], said, **action("run_rename")).then(
+        runs_now, None, runs, show_progress="hidden", **glue("run_rename_table"))
 
     def compare(run_id, with_id):
         if not run_id or not with_id:
@@ -110,5 +113,6 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
         ids = [p.name for p in ctx.workspace.list_runs()]
         return [f"Deleted run {run_id}.", *hide, gr.update(choices=ids, value=ids[0] if ids else None)]
 
-    confirm.click(do_delete, watch, [said, confirm, cancel, watch], **action("run_delete"))
+    confirm.click(do_delete, watch, [said, confirm, cancel, watch], **action("run_delete")).then(
+        runs_now, None, runs, show_progress="hidden", **glue("run_delete_table"))
     return cloned

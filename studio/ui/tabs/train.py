@@ -249,7 +249,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
         parent = cfg.model.parent_run
         return [cfg.to_dict(), *form_values(cfg.to_dict(), loaded_paths), Path(parent).name if parent else None]
 
-    cloned = run_details.build(ctx, watch, [base, *[f[p] for p in loaded_paths], f["model.parent_run"]], clone)
+    cloned = run_details.build(ctx, watch, [base, *[f[p] for p in loaded_paths], f["model.parent_run"]], clone,
+                               runs, lambda: runs_frame(ctx))
 
     ctx.picker(f["data.train"], lambda: data_choices(ctx))  # datasets saved in the Data tab meanwhile show up
     ctx.picker(f["data.eval"], lambda: eval_choices(ctx))
