@@ -68,8 +68,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         preflight(cfg)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
+    from studio import spin_for_training
     from studio.train.worker import is_main_process
 
+    spin_for_training(cfg.train.num_processes)  # before torch loads
     main = is_main_process()  # under accelerate launch, one process speaks for all
     if main:
         print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)

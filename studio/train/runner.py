@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from studio import child_environment
 from studio.access import looks_like_path
 from studio.config import RunConfig, save_config
 from studio.errors import StudioError
@@ -77,7 +78,7 @@ def check_strategy(cfg: RunConfig, gpus: int) -> None:
 
 def spawn(cmd: list[str], log_path: Path) -> int:
     """Start `cmd` (an argument list) in its own process session, its output appended to `log_path`."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    env = child_environment(PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=os.getcwd(), env=env, start_new_session=True)
