@@ -99,3 +99,24 @@ def test_a_run_trains_with_its_batching_and_records_the_picks(tmp_path, batching
     losses = [json.loads(x)["loss"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()
               if "loss" in json.loads(x)]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+
+
+@pytest.mark.parametrize("env, torch_first, processes, spin", [
+    ({}, False, 1, "default"),  # a lone training process: the OpenMP runtime's own waiting
+    ({}, False, 2, "1000"),  # several on one machine: the short spin, or they spin against each other
+    ({}, True, 1, "1000"),  # torch loaded after the studio, with the short spin: too late to change it
+    ({"GOMP_SPINCOUNT": "7"}, False, 1, "7"),  # the user's value stays
+])
+def test_the_openmp_spin_of_a_training_process(env, torch_first, processes, spin):
+    import os
+    import subprocess
+    import sys
+
+    code = "\n".join(["import os, studio", "import torch" if torch_first else "",
+                      f"print(studio.spin_for_training({processes}), os.environ.get('GOMP_SPINCOUNT', 'default'),"
+                      " studio.child_environment().get('GOMP_SPINCOUNT', 'unset'))"])
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[:2] == [spin, spin]
+    assert out[2] == env.get("GOMP_SPINCOUNT", "unset")  # a child chooses its own unless the user set one
