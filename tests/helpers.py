@@ -64,3 +64,14 @@ def copy_run(run_dir: Path, ws) -> Path:
     import shutil
 
     return Path(shutil.copytree(run_dir, ws.runs / run_dir.name))
+
+
+def wait_for(predicate, limit=300, every=0.3):
+    """The first true value of `predicate()`, asked every `every` seconds for up to `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client.exceptions import AuthenticationError
-from helpers import PYTHON, ROOT, free_port, subprocess_env
+from helpers import PYTHON, ROOT, free_port, subprocess_env, wait_for
 
 from studio.config import load_config
 from studio.prefs.store import PreferenceStore
@@ -148,13 +148,10 @@ def test_no_endpoint_echoes_a_file_outside_the_workspace(server, tmp_path):
         stop_and_wait(run_dir)
 
 
-def stop_and_wait(run_dir, limit=60):
+def stop_and_wait(run_dir):
     if runner.observe(run_dir).active:
         runner.stop_run(run_dir)
-    deadline = time.monotonic() + limit
-    while runner.observe(run_dir).active:
-        assert time.monotonic() < deadline, f"{run_dir.name} did not stop"
-        time.sleep(0.2)
+    wait_for(lambda: not runner.observe(run_dir).active, limit=60)
 
 
 def test_uploads_stay_inside_each_logins_daily_allowance(server, tmp_path):

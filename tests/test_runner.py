@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
+from helpers import wait_for
 
 from studio.config import load_config
 from studio.paths import PRESETS
@@ -17,16 +17,6 @@ from studio.train.status import FINAL, RunState, read_status
 from studio.workspace import Workspace
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate, limit=300, every=0.3):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def cfg(*overrides):

@@ -80,10 +80,10 @@ def evaluations(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-
 def final_evaluations(run_dir: Path) -> list[dict[str, Any]]:
     """A run's evaluations of its final model (not of a checkpoint), oldest first."""
     return [e for e in evaluations(run_dir) if not e.get("checkpoint")]
+
 
 def eval_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
     """Conversations ending in an assistant turn, from any SFT-shaped file."""

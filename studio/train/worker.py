@@ -254,8 +254,9 @@ def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> None:
         import torch
 
         save_config(speed.record(cfg, chosen), run_dir / "config.yaml")
-        cpu = "" if torch.cuda.is_available() else (f", {torch.get_num_threads()} CPU threads (OpenMP spin "
-                                                    f"{os.environ.get('GOMP_SPINCOUNT', 'default')})")
+        from studio import openmp_spin
+
+        cpu = "" if torch.cuda.is_available() else f", {torch.get_num_threads()} CPU threads (OpenMP spin {openmp_spin()})"
         print(f"speed: attention {chosen.attention}, batching {chosen.batching}, liger "
               f"{'on' if chosen.liger else 'off'}, fused AdamW {'on' if chosen.fused_optimizer else 'off'}, "
               f"{chosen.workers} loader workers, gradient checkpointing {chosen.why_checkpointing}{cpu}", flush=True)
