@@ -296,7 +296,8 @@ def main() -> None:
                 for recipe in recipes:
                     left = max(60.0, args.deadline + 150 - (time.time() - started))
                     if recipe.startswith("studio-"):  # studio-liger=off+batching=padded: speed settings changed
-                        changed = dict(kv.split("=") for kv in recipe[len("studio-"):].split("+"))
+                        changed = {k: int(v) if v.isdigit() else v
+                                   for k, v in (kv.split("=") for kv in recipe[len("studio-"):].split("+"))}
                         row = run_case(case, "studio", work, timeout=left, speed=changed)
                         row["recipe"] = recipe
                     else:

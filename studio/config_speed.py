@@ -9,6 +9,7 @@ into the run's config.yaml, so a run folder says what it really used.
       fused_optimizer: auto  # on, off
       workers: -1            # data-loading processes; -1 picks
       threads: 0             # CPU threads for torch; 0 picks
+      pad_to_multiple: 0     # pad each batch to a multiple of this many tokens; 0: to its longest row
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class SpeedSettings:
     """Processes preparing batches beside training; -1: 2 on a GPU, 0 on the CPU."""
     threads: int = 0
     """CPU threads torch may use; 0 leaves torch's choice (one per physical core)."""
+    pad_to_multiple: int = 0
+    """Pad each batch to a multiple of this many tokens (SFT, reward, DPO, KTO): fewer distinct batch
+    shapes for kernels compiled per shape, at the cost of the extra padding; 0 pads to the batch's
+    longest row."""
 
     def check(self) -> None:
         for key, allowed in (("attention", ATTENTIONS), ("batching", BATCHINGS), ("liger", SWITCHES),
@@ -49,3 +54,6 @@ class SpeedSettings:
             raise ValueError(f"speed.workers must be between -1 (pick) and 64 (got {self.workers}).")
         if not 0 <= self.threads <= 1024:
             raise ValueError(f"speed.threads must be between 0 (pick) and 1024 (got {self.threads}).")
+        if not 0 <= self.pad_to_multiple <= 4096:
+            raise ValueError("speed.pad_to_multiple must be between 0 (pad to the longest row) and 4096 "
+                             f"(got {self.pad_to_multiple}).")

@@ -68,6 +68,7 @@ def test_switches_read_yaml_booleans_and_refuse_nonsense(tmp_path):
     assert speed.resolve(cfg, "fp32", cuda=False).gradient_checkpointing is True
     for key, value, said in (("speed.batching", "packed", "speed.batching must be one of"),
                              ("speed.workers", "-2", "speed.workers must be between"),
+                             ("speed.pad_to_multiple", "-8", "speed.pad_to_multiple must be between"),
                              ("train.gradient_checkpointing", "sometimes", "train.gradient_checkpointing must be")):
         with pytest.raises(ValueError, match=said):
             load_config(path, [f"{key}={value}"])
@@ -99,6 +100,35 @@ def test_a_run_trains_with_its_batching_and_records_the_picks(tmp_path, batching
     losses = [json.loads(x)["loss"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()
               if "loss" in json.loads(x)]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+
+
+@pytest.mark.parametrize("stage, data", [("sft", "support_sft.jsonl"), ("dpo", "support_prefs.jsonl")])
+def test_batches_padded_to_a_multiple(tmp_path, stage, data):
+    from studio.stages import stage as declared
+
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"method.stage={stage}", f"data.train=assets/data/{data}",
+                                                       "data.eval=null", "train.batch_size=4"])
+    build = declared(stage).trainer_module().build_trainer
+    plain = next(iter(build(cfg, tmp_path / "plain", []).get_train_dataloader()))
+    cfg.speed.pad_to_multiple = 48
+    padded = next(iter(build(cfg, tmp_path / "padded", []).get_train_dataloader()))
+    plain, padded = plain["input_ids"].shape[1], padded["input_ids"].shape[1]  # DPO: chosen and rejected rows
+    assert plain % 48 != 0  # the batch's longest row decides without the setting
+    assert padded % 48 == 0 and 0 < padded - plain < 48
+    assert speed.record(cfg, speed.resolve(cfg, "fp32", cuda=False)).speed.pad_to_multiple == 48
+
+
+@pytest.mark.parametrize("preset, setting, said", [
+    ("tiny-grpo.yaml", "speed.pad_to_multiple=64", "speed.pad_to_multiple applies to sft, reward, dpo, kto, not rlhf"),
+    ("tiny-dpo.yaml", "speed.batching=by_length", "speed.batching by_length applies to SFT"),
+    ("tiny-sft-lora.yaml", "speed.attention=flash_attention_2", "needs a GPU and the flash-attn package")])
+def test_a_speed_choice_that_cannot_work_is_refused_before_a_run_folder_exists(tmp_path, preset, setting, said):
+    from studio.train.runner import start_run
+
+    ws = Workspace.open(tmp_path / "ws")
+    with pytest.raises(StudioError, match=said):
+        start_run(ws, load_config(PRESETS / preset, [setting]))
+    assert not any((ws.root / "runs").iterdir())
 
 
 @pytest.mark.parametrize("env, torch_first, processes, spin", [

@@ -128,6 +128,7 @@ def preflight(cfg: RunConfig) -> None:
     """Checks that need no training, done before a run folder exists: a typo costs no failed run."""
     from studio.models.loading import resolve_model
     from studio.models.memory import detect_gpu
+    from studio.train import speed
 
     stage(cfg.method.stage).trainer_module()
     most, what = device_count()
@@ -136,6 +137,7 @@ def preflight(cfg: RunConfig) -> None:
                           f"use at most {most}.")
     gpu = detect_gpu()  # cached: device_count() read it already
     check_strategy(cfg, gpu.count if gpu is not None else 0)
+    speed.resolve(cfg, "bf16" if gpu is not None else "fp32", cuda=gpu is not None, refusals_only=True)
     if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
         raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
                           "to start from.")

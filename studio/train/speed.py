@@ -22,6 +22,8 @@ from typing import Any
 from studio.config import RunConfig
 from studio.errors import StudioError
 
+PADDED_STAGES = ("sft", "reward", "dpo", "kto")
+"""The stages whose TRL trainers pad batches to a multiple (speed.pad_to_multiple)."""
 FITS_SHARE = 0.92
 """Gradient checkpointing turns on when the estimate exceeds this share of the GPU's memory."""
 
@@ -39,6 +41,7 @@ class Chosen:
     threads: int
     gradient_checkpointing: bool
     why_checkpointing: str = ""
+    pad_to_multiple: int = 0
     attention_default: bool = False
     """sdpa picked by auto: left to transformers, which falls back to eager for models without sdpa."""
 
@@ -62,6 +65,8 @@ class Chosen:
                 out["group_by_length"] = True
         if stage == "sft" and self.batching == "padding_free":
             out |= {"packing": True, "packing_strategy": "bfd"}
+        if self.pad_to_multiple and stage in PADDED_STAGES:
+            out["pad_to_multiple_of"] = self.pad_to_multiple
         return out
 
     def model_arguments(self) -> dict[str, Any]:
@@ -73,14 +78,16 @@ class Chosen:
         return {"speed.attention": self.attention, "speed.batching": self.batching,
                 "speed.liger": on[self.liger], "speed.fused_optimizer": on[self.fused_optimizer],
                 "speed.workers": self.workers, "speed.threads": self.threads,
+                "speed.pad_to_multiple": self.pad_to_multiple,
                 "train.gradient_checkpointing": on[self.gradient_checkpointing]}
 
 
 _CACHE: dict[tuple[Any, ...], Chosen] = {}
 
 
-def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None) -> Chosen:
-    """The settings this run uses here; a choice that cannot work here is refused in one sentence."""
+def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None, refusals_only: bool = False) -> Chosen | None:
+    """The settings this run uses here; a choice that cannot work here is refused in one sentence.
+    refusals_only: only the refusals, without the memory estimate (the checks before a run folder exists)."""
     if cuda is None:
         import torch
 
@@ -110,11 +117,16 @@ def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None) -> Chosen:
                           "liger-kernel, or set speed.liger to auto.")
     if liger and stage != "sft":
         raise StudioError(f"speed.liger applies to SFT in this version, not {stage}: set it to auto or off.")
+    if s.pad_to_multiple and stage not in PADDED_STAGES:
+        raise StudioError(f"speed.pad_to_multiple applies to {', '.join(PADDED_STAGES)}, not {stage}, whose "
+                          "trainer pads as it generates: set it to 0.")
+    if refusals_only:
+        return None
     fused = s.fused_optimizer != "off"  # one kernel for all weights, on GPUs and (torch 2.4 and later) CPUs
     workers = s.workers if s.workers >= 0 else (2 if cuda else 0)
     checkpointing, why = _checkpointing(cfg, precision, cuda, batching != "padding_free", liger)
     chosen = Chosen(attention, batching, liger, fused, workers, s.threads, checkpointing, why,
-                    attention_default=s.attention == "auto" and attention == "sdpa")
+                    pad_to_multiple=s.pad_to_multiple, attention_default=s.attention == "auto" and attention == "sdpa")
     _CACHE[key] = chosen
     return chosen
 

@@ -256,10 +256,12 @@ def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> None:
         save_config(speed.record(cfg, chosen), run_dir / "config.yaml")
         from studio import openmp_spin
 
+        pad = f", batches padded to a multiple of {chosen.pad_to_multiple}" if chosen.pad_to_multiple else ""
         cpu = "" if torch.cuda.is_available() else f", {torch.get_num_threads()} CPU threads (OpenMP spin {openmp_spin()})"
         print(f"speed: attention {chosen.attention}, batching {chosen.batching}, liger "
               f"{'on' if chosen.liger else 'off'}, fused AdamW {'on' if chosen.fused_optimizer else 'off'}, "
-              f"{chosen.workers} loader workers, gradient checkpointing {chosen.why_checkpointing}{cpu}", flush=True)
+              f"{chosen.workers} loader workers, gradient checkpointing {chosen.why_checkpointing}{pad}{cpu}",
+              flush=True)
 
 
 def _quiet_libraries() -> None:
