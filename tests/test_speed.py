@@ -150,3 +150,16 @@ def test_the_openmp_spin_of_a_training_process(env, torch_first, processes, spin
                          check=True).stdout.split()
     assert out[:2] == [spin, spin]
     assert out[2] == env.get("GOMP_SPINCOUNT", "unset")  # a child chooses its own unless the user set one
+
+
+def test_the_checkpointing_estimate_counts_the_padding_up_to_a_multiple(monkeypatch):
+    from studio.models import memory
+
+    monkeypatch.setattr(memory, "detect_gpu", lambda: memory.GpuInfo("a card of 64 MiB", 64 * 2**20, 1))
+    shares = {}
+    for multiple in (0, 256):  # max_length 192: batches up to 192 tokens, or up to 256
+        cfg = config(data={"train": "assets/data/support_sft.jsonl", "max_length": 192},
+                     speed={"pad_to_multiple": multiple, "liger": "off"})
+        why = speed.resolve(cfg, "bf16", cuda=True).why_checkpointing
+        shares[multiple] = int(why.rsplit("is ", 1)[1].split("%")[0])
+    assert 0 < shares[0] < shares[256]

@@ -143,7 +143,9 @@ def _checkpointing(cfg: RunConfig, precision: str, cuda: bool, padded: bool, lig
     gpu = detect_gpu()
     if gpu is None:
         return False, "off: the GPU's memory could not be read"
-    setup = TrainingSetup(batch_size=cfg.train.batch_size, seq_len=cfg.data.max_length,
+    multiple = cfg.speed.pad_to_multiple  # a batch padded up to a multiple may pass max_length
+    longest = -(-cfg.data.max_length // multiple) * multiple if multiple else cfg.data.max_length
+    setup = TrainingSetup(batch_size=cfg.train.batch_size, seq_len=longest,
                           precision=precision if precision in ("bf16", "fp16", "fp32") else "bf16",
                           gradient_checkpointing=False, stage=cfg.method.stage,
                           processes=cfg.train.num_processes, strategy=cfg.train.strategy, padded=padded,
