@@ -120,6 +120,10 @@ def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None, refusals_o
     if s.pad_to_multiple and stage not in PADDED_STAGES:
         raise StudioError(f"speed.pad_to_multiple applies to {', '.join(PADDED_STAGES)}, not {stage}, whose "
                           "trainer pads as it generates: set it to 0.")
+    if s.pad_to_multiple > cfg.data.max_length:
+        raise StudioError(f"speed.pad_to_multiple ({s.pad_to_multiple}) is more than data.max_length "
+                          f"({cfg.data.max_length}), so every batch would be padded past its longest possible row: "
+                          "use a smaller multiple, such as 64.")
     if refusals_only:
         return None
     fused = s.fused_optimizer != "off"  # one kernel for all weights, on GPUs and (torch 2.4 and later) CPUs
