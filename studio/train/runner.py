@@ -137,7 +137,7 @@ def preflight(cfg: RunConfig) -> None:
                           f"use at most {most}.")
     gpu = detect_gpu()  # cached: device_count() read it already
     check_strategy(cfg, gpu.count if gpu is not None else 0)
-    speed.resolve(cfg, "bf16" if gpu is not None else "fp32", cuda=gpu is not None, refusals_only=True)
+    speed.refuse(cfg, cuda=gpu is not None)
     if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
         raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
                           "to start from.")

@@ -85,9 +85,8 @@ class Chosen:
 _CACHE: dict[tuple[Any, ...], Chosen] = {}
 
 
-def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None, refusals_only: bool = False) -> Chosen | None:
-    """The settings this run uses here; a choice that cannot work here is refused in one sentence.
-    refusals_only: only the refusals, without the memory estimate (the checks before a run folder exists)."""
+def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None) -> Chosen:
+    """The settings this run uses here; a choice that cannot work here is refused in one sentence."""
     if cuda is None:
         import torch
 
@@ -95,6 +94,25 @@ def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None, refusals_o
     key = (repr(cfg.speed), repr(cfg.train), repr(cfg.method), cfg.model.name, cfg.data.max_length, precision, cuda)
     if key in _CACHE:
         return _CACHE[key]
+    s = cfg.speed
+    attention, batching, liger = _kernels(cfg, precision, cuda)
+    fused = s.fused_optimizer != "off"  # one kernel for all weights, on GPUs and (torch 2.4 and later) CPUs
+    workers = s.workers if s.workers >= 0 else (2 if cuda else 0)
+    checkpointing, why = _checkpointing(cfg, precision, cuda, batching != "padding_free", liger)
+    chosen = Chosen(attention, batching, liger, fused, workers, s.threads, checkpointing, why,
+                    pad_to_multiple=s.pad_to_multiple, attention_default=s.attention == "auto" and attention == "sdpa")
+    _CACHE[key] = chosen
+    return chosen
+
+
+def refuse(cfg: RunConfig, cuda: bool) -> None:
+    """The refusals of resolve() alone, without the memory estimate: the checks before a run folder exists
+    (the precision only steers the automatic attention pick, never a refusal)."""
+    _kernels(cfg, "bf16" if cuda else "fp32", cuda)
+
+
+def _kernels(cfg: RunConfig, precision: str, cuda: bool) -> tuple[str, str, bool]:
+    """The attention kernel, the batching and Liger for this run, after refusing what cannot work here."""
     s, stage = cfg.speed, cfg.method.stage
     attention = s.attention
     if attention == "auto":
@@ -124,15 +142,7 @@ def resolve(cfg: RunConfig, precision: str, cuda: bool | None = None, refusals_o
         raise StudioError(f"speed.pad_to_multiple ({s.pad_to_multiple}) is more than data.max_length "
                           f"({cfg.data.max_length}), so every batch would be padded past its longest possible row: "
                           "use a smaller multiple, such as 64.")
-    if refusals_only:
-        return None
-    fused = s.fused_optimizer != "off"  # one kernel for all weights, on GPUs and (torch 2.4 and later) CPUs
-    workers = s.workers if s.workers >= 0 else (2 if cuda else 0)
-    checkpointing, why = _checkpointing(cfg, precision, cuda, batching != "padding_free", liger)
-    chosen = Chosen(attention, batching, liger, fused, workers, s.threads, checkpointing, why,
-                    pad_to_multiple=s.pad_to_multiple, attention_default=s.attention == "auto" and attention == "sdpa")
-    _CACHE[key] = chosen
-    return chosen
+    return attention, batching, liger
 
 
 def _checkpointing(cfg: RunConfig, precision: str, cuda: bool, padded: bool, liger: bool) -> tuple[bool, str]:
