@@ -160,3 +160,27 @@ def test_long_conversations_are_cut_to_the_context_and_a_huge_message_refused():
     # refused by its length alone, before the tokenizer sees it
     with pytest.raises(StudioError, match="100,000 characters, far more than this model can read"):
         fit_to_context(tiny, build_messages([], "x" * 100_000), 64)
+
+
+def test_models_loaded_in_several_threads_at_once_are_whole():
+    """Browsers asking for models at the same moment each get the checkpoint's weights, not fresh ones."""
+    import torch
+
+    alone = load_for_chat("tiny").model.state_dict()
+    got, errors = [], []
+
+    def load(cache):
+        try:
+            got.append(cache.get("tiny").model)
+        except Exception as err:  # a half-built model fails to move off the meta device
+            errors.append(err)
+
+    threads = [threading.Thread(target=load, args=(ModelCache(),)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(got) == 6, errors
+    for model in got:
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(tensor, alone[name]), name

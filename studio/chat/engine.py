@@ -62,8 +62,18 @@ def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None
     return target, None, {}
 
 
+_LOADING = threading.RLock()
+"""transformers changes process-wide state while it builds a model, so two loads at once in one process can
+leave weights on the meta device or freshly initialised: the app's loads take turns."""
+
+
 def load_for_chat(target: str, ws: Workspace | None = None, progress: Any = None) -> LoadedModel:
     """Load a base model, or a run's result: the base with its adapter merged, or its full model."""
+    with _LOADING:
+        return _load(target, ws, progress)
+
+
+def _load(target: str, ws: Workspace | None, progress: Any) -> LoadedModel:
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -157,7 +167,11 @@ class ModelCache:
             if target in self._models:
                 self._models.move_to_end(target)
                 return self._models[target]
-        loaded = load_for_chat(target, ws, progress)
+        with _LOADING:  # a second caller for the same model waits here and finds it loaded
+            with self._lock:
+                if target in self._models:
+                    return self._models[target]
+            loaded = load_for_chat(target, ws, progress)
         with self._lock:
             self._models[target] = loaded
             while len(self._models) > self.capacity:
