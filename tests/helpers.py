@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -36,16 +37,28 @@ def workspace_of(page) -> Path:
     return Path(header.inner_text().split("workspace", 1)[1].strip())
 
 
+def output_file():
+    """Where a server started by a test writes: a pipe nobody reads stalls the server once it holds 64 KB."""
+    return tempfile.TemporaryFile("w+", encoding="utf-8")
+
+
+def written(out) -> str:
+    out.flush()
+    out.seek(0)
+    return out.read()
+
+
 def start_app(workspace: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    out = output_file()
     proc = subprocess.Popen([PYTHON, "launch.py", "--port", str(port), "--workspace", str(workspace),
                              "--no-browser", *extra], cwd=ROOT, env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited: {proc.stdout.read()}")
+            raise RuntimeError(f"app exited: {written(out)}")
         try:
             urllib.request.urlopen(url, timeout=2)
             return proc, url

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client.exceptions import AuthenticationError
-from helpers import PYTHON, ROOT, free_port, subprocess_env, wait_for
+from helpers import PYTHON, ROOT, free_port, output_file, subprocess_env, wait_for, written
 
 from studio.config import load_config
 from studio.prefs.store import PreferenceStore
@@ -31,9 +31,10 @@ def server(tmp_path_factory):
     ws = tmp_path_factory.mktemp("access-ws")
     PreferenceStore(Workspace.open(ws).prefs_db).add_pair("Where is my parcel?", "On its way.", "No idea.")
     port = free_port()
+    out = output_file()
     proc = subprocess.Popen([PYTHON, "launch.py", "--port", str(port), "--workspace", str(ws), "--no-browser",
                              "--auth", "adm:admin-pw", "--annotator", "ann:annot-pw"], cwd=ROOT,
-                            env=subprocess_env(STUDIO_UPLOAD_QUOTA_MB="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=subprocess_env(STUDIO_UPLOAD_QUOTA_MB="1"), stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     while True:
@@ -44,10 +45,11 @@ def server(tmp_path_factory):
             break  # answering (with a login page)
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                said = proc.stdout.read() if proc.poll() is not None else ""
-                raise RuntimeError(f"app did not start: {said}") from None
+                raise RuntimeError(f"app did not start: {written(out)}") from None
             time.sleep(0.3)
     yield url, ws
+    for run_dir in (ws / "runs").iterdir():  # runs an admin's calls started train on after a failed test
+        stop_and_wait(run_dir)
     proc.terminate()
     proc.wait(timeout=20)
 

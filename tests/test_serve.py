@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import PYTHON, ROOT, copy_run, free_port, subprocess_env
+from helpers import PYTHON, ROOT, copy_run, free_port, output_file, subprocess_env, written
 
 from studio.chat.engine import GenerationSettings, load_for_chat, stream_reply
 from studio.workspace import Workspace
@@ -29,13 +29,14 @@ def first_line(proc, limit: float = 120.0) -> str:
 
 def start_server(ws, run_dir, **env):
     port = free_port()
+    errors = output_file()  # the request log, read only if the server does not come up
     proc = subprocess.Popen([PYTHON, "-m", "studio", "serve", run_dir.name, "--port", str(port),
                              "--workspace", str(ws.root)], cwd=ROOT, env=subprocess_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=errors, text=True)
     line = first_line(proc)
     if line != f"http://127.0.0.1:{port}/v1":
         proc.kill()
-        raise RuntimeError(f"serve printed {line!r}: {proc.stderr.read()}")
+        raise RuntimeError(f"serve printed {line!r}: {written(errors)}")
     return proc, line
 
 
