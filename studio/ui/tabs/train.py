@@ -275,10 +275,12 @@ def build(ctx: AppContext) -> dict[str, Any]:
         try:
             cfg = load_preset(name)
         except (StudioError, ValueError) as err:
-            return [gr.update(), f"⚠️ {err}", *[gr.update() for _ in loaded_paths]]
-        return [cfg, f"Loaded preset {name}.", *form_values(cfg, loaded_paths)]
+            return [gr.update(), f"⚠️ {err}", gr.update(), *[gr.update() for _ in loaded_paths]]
+        # the reward fields are shown in the same answer as the sentence, not one event later
+        rl = gr.update(visible=rewards_panel.uses_rl(cfg.get("method", {}).get("stage")))
+        return [cfg, f"Loaded preset {name}.", rl, *form_values(cfg, loaded_paths)]
 
-    loaded = load_btn.click(on_load_preset, preset, [base, message, *[f[p] for p in loaded_paths]],
+    loaded = load_btn.click(on_load_preset, preset, [base, message, rl_group, *[f[p] for p in loaded_paths]],
                             **action("train_load_preset"))
 
     def on_start(request: gr.Request, b, *values):
