@@ -48,11 +48,12 @@ def written(out) -> str:
     return out.read()
 
 
-def start_app(workspace: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_app(workspace: Path, *extra: str, **env: str) -> tuple[subprocess.Popen, str]:
+    """The app on a free port with `extra` arguments and `env` set, once it answers: (process, url)."""
     port = free_port()
     out = output_file()
     proc = subprocess.Popen([PYTHON, "launch.py", "--port", str(port), "--workspace", str(workspace),
-                             "--no-browser", *extra], cwd=ROOT, env=subprocess_env(),
+                             "--no-browser", *extra], cwd=ROOT, env=subprocess_env(**env),
                             stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

@@ -4,15 +4,13 @@ the app's own API with gradio_client, as a hostile logged-in user would."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client.exceptions import AuthenticationError
-from helpers import PYTHON, ROOT, free_port, output_file, subprocess_env, wait_for, written
+from helpers import start_app, wait_for
 
 from studio.config import load_config
 from studio.prefs.store import PreferenceStore
@@ -30,23 +28,8 @@ VOTING = {"/vote_left", "/vote_right", "/vote_tie", "/vote_both_bad", "/vote_ski
 def server(tmp_path_factory):
     ws = tmp_path_factory.mktemp("access-ws")
     PreferenceStore(Workspace.open(ws).prefs_db).add_pair("Where is my parcel?", "On its way.", "No idea.")
-    port = free_port()
-    out = output_file()
-    proc = subprocess.Popen([PYTHON, "launch.py", "--port", str(port), "--workspace", str(ws), "--no-browser",
-                             "--auth", "adm:admin-pw", "--annotator", "ann:annot-pw"], cwd=ROOT,
-                            env=subprocess_env(STUDIO_UPLOAD_QUOTA_MB="1"), stdout=out, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break  # answering (with a login page)
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"app did not start: {written(out)}") from None
-            time.sleep(0.3)
+    proc, url = start_app(ws, "--auth", "adm:admin-pw", "--annotator", "ann:annot-pw", STUDIO_UPLOAD_QUOTA_MB="1")
+    url += "/"
     yield url, ws
     for run_dir in (ws / "runs").iterdir():  # runs an admin's calls started train on after a failed test
         stop_and_wait(run_dir)
