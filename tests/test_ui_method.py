@@ -10,7 +10,7 @@ import pytest
 from studio.config import RunConfig
 from studio.stages import available_stages
 from studio.ui.context import AppContext
-from studio.ui.tabs import method
+from studio.ui.tabs import method, train
 from studio.workspace import Workspace
 
 LLAMA = "meta-llama/Llama-2-7b-hf"
@@ -42,7 +42,8 @@ def test_the_tab_builds_with_numbers_on_it(tmp_path):
     with gr.Blocks():
         tab = method.build(AppContext(workspace=Workspace.open(tmp_path)))
     assert set(tab.fields) == set(CHOICES) and len(tab.config_inputs) == 13
-    assert tab.choices_of([c.value for c in tab.config_inputs])["lora.r"] == 8
+    opening = RunConfig.from_dict(train.starting_config())  # the Train tab's opening config, as there
+    assert tab.choices_of([c.value for c in tab.config_inputs])["lora.r"] == opening.lora.r
     assert tab.form_values({"method": {"name": "qlora"}, "quant": {"bits": 8}})[
         list(tab.fields).index("quant.bits")] == 8
     targets = tab.fields["lora.targets"]
@@ -149,3 +150,27 @@ def test_a_model_the_tab_refused_never_reaches_the_train_tabs_config(tmp_path):
     for refused in ("no-such-org/no-such-model-anywhere", outside):
         kept = handler(taken, *{**CHOICES, "model.name": refused}.values())
         assert isinstance(kept, type(gr.skip())), refused
+
+
+def test_the_method_tab_opens_on_the_train_tabs_config_without_a_page_load_copy(tmp_path):
+    """A copy made by a page-load event can land after a preset the user loaded meanwhile (on a busy machine
+    it does) and write the opening config back over it: the page is built agreeing instead."""
+    from studio.ui.app import build_app
+
+    def inside(block):
+        for child in getattr(block, "children", []):
+            yield child
+            yield from inside(child)
+
+    app = build_app(AppContext(workspace=Workspace.open(tmp_path)))
+    page = next(b for b in app.blocks.values() if isinstance(b, gr.Tab) and b.id == "method")
+    shown = {c.label: c.value for c in inside(page) if isinstance(c, gr.components.Component)}
+    start = RunConfig.from_dict(train.starting_config())
+    assert (shown["Method"], shown["Stage"], shown["Rank r"]) == (start.method.name, start.method.stage, start.lora.r)
+    assert shown["Target modules"] == start.lora.targets
+    writers = [fn for fn in app.fns.values() if fn.api_name == "ui_method_into_config"]
+    assert writers, "the Method tab no longer writes into the run config under this name"
+    method_inputs = {b._id for b in writers[0].inputs[1:]}
+    loads = [fn.api_name for fn in app.fns.values() if any(t[1] == "load" for t in fn.targets)
+             and method_inputs & {b._id for b in fn.outputs}]
+    assert not loads, f"page-load events write the Method tab's fields: {loads}"

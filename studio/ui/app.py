@@ -136,7 +136,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         machine_timer.tick(machine_line, last_line, [machine, last_line], show_progress="hidden",
                            **glue("status_bar_tick"))
         app.load(machine_line, last_line, [machine, last_line], show_progress="hidden", **glue("status_bar"))
-        app.load(method_tab.form_values, base, choices, show_progress="hidden", **glue("method_form_load"))
         pages[ANNOTATOR_TAB].select(prefs_tab["load"], prefs_tab["inputs"], prefs_tab["outputs"],
                                     show_progress="hidden", **glue("prefs_tab_open"))
         for fn, inputs, outputs, name in ctx.on_load:

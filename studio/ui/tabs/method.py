@@ -29,7 +29,7 @@ from studio.ui.api import action
 from studio.ui.context import AppContext
 from studio.ui.method_cards import METHOD_CARDS
 from studio.ui.plots import rank_chart
-from studio.ui.tabs.train import STRATEGY_CHOICES
+from studio.ui.tabs.train import STRATEGY_CHOICES, starting_config
 from studio.workspace import Workspace
 
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
@@ -182,23 +182,24 @@ def _gpu_choices() -> tuple[list[tuple[str, str]], str]:
     return choices, THIS_MACHINE if gpu else "24 GB (RTX 4090, 3090, A10)"
 
 
-def _first_model() -> tuple[str, ModelShapes | None, str]:
-    """The built-in model when it is there; else a shipped config, so the tab opens with numbers."""
-    for name in (TINY, FALLBACK_MODEL):
+def _first_model(preferred: str = TINY, stage_name: str = "sft") -> tuple[str, ModelShapes | None, str]:
+    """The starting config's model when it can be read; else the built-in model, else a shipped config, so
+    the tab opens with numbers."""
+    for name in dict.fromkeys((preferred, TINY, FALLBACK_MODEL)):
         try:
-            return name, model_shapes(name), ""
+            return name, model_shapes(name, stage=stage_name), ""
         except (StudioError, ValueError) as err:
             problem = f"⚠️ {err}"
     return TINY, None, problem
 
 
 def build(ctx: AppContext) -> MethodTab:
-    first, shapes, problem = _first_model()
+    start = RunConfig.from_dict(starting_config())  # the same config the Train tab opens on
+    first, shapes, problem = _first_model(start.model.name, start.method.stage)
     names = shapes.target_names if shapes else []
-    ticked = default_targets(shapes) if shapes else DEFAULT_TARGETS
-    start = RunConfig()
+    ticked = default_targets(shapes, start.lora.targets) if shapes else DEFAULT_TARGETS
     start.model.name, start.lora.targets = first, ticked
-    def v(path: str) -> Any:  # the tab opens on the config's defaults
+    def v(path: str) -> Any:  # the tab opens on that config
         return path_value(start, path)
 
     gpu_choices, gpu_default = _gpu_choices()
@@ -214,7 +215,7 @@ def build(ctx: AppContext) -> MethodTab:
                 f["method.name"] = gr.Radio(METHOD_CHOICES, value=v("method.name"), label="Method")
                 f["method.stage"] = gr.Radio(STAGE_CHOICES, value=v("method.stage"), label="Stage",
                                              info="only the stages that can train are offered")
-            with gr.Group() as lora_box:
+            with gr.Group(visible=v("method.name") != "full") as lora_box:
                 f["lora.r"] = gr.Slider(1, 256, value=v("lora.r"), step=1, label="Rank r",
                                         info="capacity of the adapters")
                 with gr.Row():
@@ -229,7 +230,7 @@ def build(ctx: AppContext) -> MethodTab:
                 with gr.Row():
                     attention_btn = gr.Button("Attention only", size="sm")
                     all_btn = gr.Button("All linear", size="sm")
-            with gr.Group(visible=False) as quant_box:
+            with gr.Group(visible=v("method.name") == "qlora") as quant_box:
                 with gr.Row():
                     f["quant.bits"] = gr.Radio([("4-bit", 4), ("8-bit", 8)], value=v("quant.bits"),
                                                label="Base precision")

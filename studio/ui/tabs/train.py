@@ -179,11 +179,18 @@ def runs_frame(ctx: AppContext) -> pd.DataFrame:
     return pd.DataFrame(list_runs(ctx.workspace), columns=RUN_COLUMNS)
 
 
-def build(ctx: AppContext) -> dict[str, Any]:
+def starting_config() -> dict[str, Any]:
+    """The config every page opens on, in the Train and Method tabs alike: the default preset, else the
+    defaults. Both tabs are built with it, so no page-load event has to copy one into the other (such a
+    copy, landing late on a busy machine, would overwrite a preset loaded meanwhile)."""
     try:
-        initial = load_preset(DEFAULT_PRESET)
+        return load_preset(DEFAULT_PRESET)
     except StudioError:
-        initial = RunConfig().to_dict()
+        return RunConfig().to_dict()
+
+
+def build(ctx: AppContext) -> dict[str, Any]:
+    initial = starting_config()
     base = gr.State(initial)
     readers = gr.State({})
     signature = gr.State({})  # what this browser was last sent: only changes are sent again
