@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from studio.config import load_config, save_config
     from studio.train.runner import preflight, prepare_resume, resolve_inputs
-    from studio.train.worker import run_training
+    from studio.train.worker import leave_out_bitsandbytes, run_training
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
@@ -72,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from studio.train.worker import is_main_process
 
     spin_for_training(cfg.train.num_processes)  # before torch loads
+    leave_out_bitsandbytes(cfg)
     main = is_main_process()  # under accelerate launch, one process speaks for all
     if main:
         print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)

@@ -164,3 +164,31 @@ def test_the_checkpointing_estimate_counts_the_padding_up_to_a_multiple(monkeypa
         why = speed.resolve(cfg, "bf16", cuda=True).why_checkpointing
         shares[multiple] = int(why.rsplit("is ", 1)[1].split("%")[0])
     assert 0 < shares[0] < shares[128]
+
+
+@pytest.mark.parametrize("method, left_out", [("lora", True), ("full", True), ("qlora", False)])
+def test_a_run_that_does_not_quantise_starts_without_bitsandbytes(method, left_out):
+    """PEFT imports bitsandbytes whenever it is installed (about a second of each run's start on a small
+    CPU); a run that does not quantise leaves it out and still builds its adapters with PEFT."""
+    import subprocess
+    import sys
+
+    code = "\n".join([
+        "import sys",
+        "from studio.config import RunConfig",
+        "from studio.train.worker import leave_out_bitsandbytes",
+        f"cfg = RunConfig.from_dict({{'model': {{'name': 'tiny'}}, 'method': {{'name': '{method}'}}}})",
+        "print(leave_out_bitsandbytes(cfg))",
+        "if cfg.method.name == 'lora':",
+        "    import peft, transformers",
+        "    from studio.models.loading import resolve_model",
+        "    model = transformers.AutoModelForCausalLM.from_pretrained(resolve_model('tiny', None))",
+        "    model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=['q_proj', 'v_proj']))",
+        "    print(sum(p.numel() for p in model.parameters() if p.requires_grad) > 0)",
+        "print(sys.modules.get('bitsandbytes', 'absent') is not None)",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == str(left_out)
+    assert out[-1] == str(not left_out)  # qlora: nothing left out (it is imported when the model loads)
+    if method == "lora":
+        assert out[1] == "True"
