@@ -166,29 +166,55 @@ def test_the_checkpointing_estimate_counts_the_padding_up_to_a_multiple(monkeypa
     assert 0 < shares[0] < shares[128]
 
 
-@pytest.mark.parametrize("method, left_out", [("lora", True), ("full", True), ("qlora", False)])
-def test_a_run_that_does_not_quantise_starts_without_bitsandbytes(method, left_out):
-    """PEFT imports bitsandbytes whenever it is installed (about a second of each run's start on a small
-    CPU); a run that does not quantise leaves it out and still builds its adapters with PEFT."""
+def _quantised_copy_of_tiny(folder):
+    """The tiny model's files with a bitsandbytes quantization_config in config.json, as a model saved
+    quantised (an "-bnb-4bit" upload, say) carries."""
+    import shutil
+
+    from studio.paths import TINY_MODEL
+
+    shutil.copytree(TINY_MODEL, folder)
+    settings = json.loads((folder / "config.json").read_text())
+    settings["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (folder / "config.json").write_text(json.dumps(settings))
+    return str(folder)
+
+
+@pytest.mark.parametrize("case, left_out", [("lora", True), ("full", True), ("qlora", False),
+                                            ("saved quantised", False), ("scored by a reward model", False),
+                                            ("scored by rules", True), ("a hub id", False)])
+def test_a_run_that_cannot_need_bitsandbytes_starts_without_it(case, left_out, tmp_path):
+    """PEFT imports bitsandbytes whenever it is installed (over a second of each run's start on a small
+    CPU); a run that cannot need it leaves it out and still builds its adapters with PEFT."""
     import subprocess
     import sys
 
+    raw = {"model": {"name": "tiny"}, "method": {"name": "lora"}}
+    if case in ("full", "qlora"):
+        raw["method"]["name"] = case
+    elif case == "saved quantised":
+        raw["model"]["name"] = _quantised_copy_of_tiny(tmp_path / "tiny-bnb-4bit")
+    elif case.startswith("scored by"):
+        raw["method"]["stage"] = "rlhf"
+        raw["rl"] = {"rewards": ["overlap", "model"] if case.endswith("model") else ["overlap", "length"]}
+    elif case == "a hub id":
+        raw["model"]["name"] = "someone/a-model-saved-in-4-bit"
     code = "\n".join([
         "import sys",
         "from studio.config import RunConfig",
         "from studio.train.worker import leave_out_bitsandbytes",
-        f"cfg = RunConfig.from_dict({{'model': {{'name': 'tiny'}}, 'method': {{'name': '{method}'}}}})",
+        f"cfg = RunConfig.from_dict({raw!r})",
         "print(leave_out_bitsandbytes(cfg))",
-        "if cfg.method.name == 'lora':",
+        f"if {case == 'lora'}:",
         "    import peft, transformers",
         "    from studio.models.loading import resolve_model",
-        "    model = transformers.AutoModelForCausalLM.from_pretrained(resolve_model('tiny', None))",
+        "    model = transformers.AutoModelForCausalLM.from_pretrained(resolve_model('tiny'))",
         "    model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=['q_proj', 'v_proj']))",
         "    print(sum(p.numel() for p in model.parameters() if p.requires_grad) > 0)",
         "print(sys.modules.get('bitsandbytes', 'absent') is not None)",
     ])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == str(left_out)
-    assert out[-1] == str(not left_out)  # qlora: nothing left out (it is imported when the model loads)
-    if method == "lora":
+    assert out[-1] == str(not left_out)  # otherwise nothing is left out: it loads when the model needs it
+    if len(out) == 3:  # PEFT built the adapters without it
         assert out[1] == "True"
