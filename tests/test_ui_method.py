@@ -10,7 +10,8 @@ import pytest
 from studio.config import RunConfig
 from studio.stages import available_stages
 from studio.ui.context import AppContext
-from studio.ui.tabs import method, train
+from studio.ui.presets import starting_config
+from studio.ui.tabs import method
 from studio.workspace import Workspace
 
 LLAMA = "meta-llama/Llama-2-7b-hf"
@@ -42,7 +43,7 @@ def test_the_tab_builds_with_numbers_on_it(tmp_path):
     with gr.Blocks():
         tab = method.build(AppContext(workspace=Workspace.open(tmp_path)))
     assert set(tab.fields) == set(CHOICES) and len(tab.config_inputs) == 13
-    opening = RunConfig.from_dict(train.starting_config())  # the Train tab's opening config, as there
+    opening = RunConfig.from_dict(starting_config())  # the Train tab's opening config, as there
     assert tab.choices_of([c.value for c in tab.config_inputs])["lora.r"] == opening.lora.r
     assert tab.form_values({"method": {"name": "qlora"}, "quant": {"bits": 8}})[
         list(tab.fields).index("quant.bits")] == 8
@@ -152,9 +153,11 @@ def test_a_model_the_tab_refused_never_reaches_the_train_tabs_config(tmp_path):
         assert isinstance(kept, type(gr.skip())), refused
 
 
-def test_the_method_tab_opens_on_the_train_tabs_config_without_a_page_load_copy(tmp_path):
-    """A copy made by a page-load event can land after a preset the user loaded meanwhile (on a busy machine
-    it does) and write the opening config back over it: the page is built agreeing instead."""
+def test_every_tab_opens_on_the_train_tabs_config_without_a_page_load_copy(tmp_path):
+    """A copy made by a page-load event can land after what the user did meanwhile (on a busy machine it
+    does: a preset loaded in the Train tab came back as the default one) and write the opening values over
+    it. The tabs are built agreeing instead, and no page-load event writes into the Method tab or the Data
+    tab's length."""
     from studio.ui.app import build_app
 
     def inside(block):
@@ -163,14 +166,21 @@ def test_the_method_tab_opens_on_the_train_tabs_config_without_a_page_load_copy(
             yield from inside(child)
 
     app = build_app(AppContext(workspace=Workspace.open(tmp_path)))
-    page = next(b for b in app.blocks.values() if isinstance(b, gr.Tab) and b.id == "method")
-    shown = {c.label: c.value for c in inside(page) if isinstance(c, gr.components.Component)}
-    start = RunConfig.from_dict(train.starting_config())
-    assert (shown["Method"], shown["Stage"], shown["Rank r"]) == (start.method.name, start.method.stage, start.lora.r)
-    assert shown["Target modules"] == start.lora.targets
-    writers = [fn for fn in app.fns.values() if fn.api_name == "ui_method_into_config"]
-    assert writers, "the Method tab no longer writes into the run config under this name"
-    method_inputs = {b._id for b in writers[0].inputs[1:]}
+    pages = {b.id: list(inside(b)) for b in app.blocks.values() if isinstance(b, gr.Tab)}
+    shown = {tab: {c.label: c.value for c in blocks if isinstance(c, gr.components.Component)}
+             for tab, blocks in pages.items()}
+    start = RunConfig.from_dict(starting_config())
+    method_shows = shown["method"]
+    assert (method_shows["Method"], method_shows["Stage"], method_shows["Rank r"]) == (
+        start.method.name, start.method.stage, start.lora.r)
+    assert method_shows["Target modules"] == start.lora.targets and method_shows["Model"] == start.model.name
+    assert (method_shows["Batch size per device"], method_shows["Sequence length"], method_shows["GPUs"]) == (
+        start.train.batch_size, start.data.max_length, start.train.num_processes)
+    assert (shown["data"]["Max length (tokens)"], shown["data"]["Tokenizer of model"]) == (
+        start.data.max_length, start.model.name)
+    assert shown["train"]["Batch size"] == start.train.batch_size
+    guarded = {b._id for b in pages["method"]} | {c._id for c in pages["data"] if getattr(c, "label", "") in (
+        "Max length (tokens)", "Tokenizer of model")}
     loads = [fn.api_name for fn in app.fns.values() if any(t[1] == "load" for t in fn.targets)
-             and method_inputs & {b._id for b in fn.outputs}]
-    assert not loads, f"page-load events write the Method tab's fields: {loads}"
+             and guarded & {b._id for b in fn.outputs}]
+    assert not loads, f"page-load events write the Method or Data tab's values: {loads}"

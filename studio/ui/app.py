@@ -93,7 +93,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         method_tab.fields["model.name"].change(lambda m: m, method_tab.fields["model.name"], data_tab["model"],
                                                show_progress="hidden", **glue("follow_model"))
         # one length and one batch size, shown everywhere: the Train tab's settings are the run's, and the
-        # Data tab's token check and the Method tab's memory estimate follow them
+        # Data tab's token check and the Method tab's memory estimate follow them (every tab opens on the same
+        # config, so they agree from the start without a page-load copy)
         est = method_tab.estimate
         follows = [(train_tab["max_length"], data_tab["max_length"]), (train_tab["max_length"], est["seq"]),
                    (train_tab["batch_size"], est["batch"]), (train_tab["checkpointing"], est["checkpointing"]),
@@ -101,8 +102,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         for n, (source, target) in enumerate(follows):
             source.change(_followed(target is est["checkpointing"]), source, target, show_progress="hidden",
                           **glue(f"follow_train_{n}"))
-        app.load(lambda *v: [v[i] == "on" if t is est["checkpointing"] else v[i] for i, (_, t) in enumerate(follows)],
-                 [s for s, _ in follows], [t for _, t in follows], show_progress="hidden", **glue("follow_train_load"))
         base, choices = train_tab["base"], method_tab.config_inputs
         gr.on([c.change for c in choices], with_method_choices(method_tab, ctx.workspace), [base, *choices], base,
               trigger_mode="always_last", show_progress="hidden", **glue("method_into_config"))

@@ -13,6 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.access import readable_data, readable_model
+from studio.config import RunConfig
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
 from studio.data.preview import template_preview
@@ -23,6 +24,7 @@ from studio.models.loading import cached_tokenizer
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 from studio.ui.plots import token_length_histogram
+from studio.ui.presets import starting_config
 from studio.workspace import Workspace
 
 FIELDS = ["messages", "conversations", "instruction", "input", "context", "output", "response", "prompt",
@@ -99,6 +101,7 @@ def _source_from(read: ReadResult) -> dict[str, Any]:
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
+    start = RunConfig.from_dict(starting_config())  # the run config every tab opens on
     source = gr.State(None)
     report_state = gr.State(None)
     with gr.Row():
@@ -117,9 +120,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
     with gr.Row():
         fmt = gr.Dropdown([AUTO, *SPECS], value=AUTO, label="Format", scale=2,
                           info="Detected automatically; change it when detection is wrong.")
-        model = gr.Textbox(value="tiny", label="Tokenizer of model", scale=2,
+        model = gr.Textbox(value=start.model.name, label="Tokenizer of model", scale=2,
                            info="Token counts and the template preview use this model (it follows the Method tab).")
-        max_length = gr.Number(value=512, label="Max length (tokens)", precision=0, scale=1)
+        max_length = gr.Number(value=start.data.max_length, label="Max length (tokens)", precision=0, scale=1)
         recheck = gr.Button("Re-check", scale=1)
     with gr.Accordion("Column mapping", open=True):
         with gr.Row():

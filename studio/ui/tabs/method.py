@@ -29,7 +29,8 @@ from studio.ui.api import action
 from studio.ui.context import AppContext
 from studio.ui.method_cards import METHOD_CARDS
 from studio.ui.plots import rank_chart
-from studio.ui.tabs.train import STRATEGY_CHOICES, starting_config
+from studio.ui.presets import starting_config
+from studio.ui.tabs.train import STRATEGY_CHOICES
 from studio.workspace import Workspace
 
 DEFAULT_TARGETS = ["q_proj", "v_proj"]
@@ -195,6 +196,9 @@ def _first_model(preferred: str = TINY, stage_name: str = "sft") -> tuple[str, M
 
 def build(ctx: AppContext) -> MethodTab:
     start = RunConfig.from_dict(starting_config())  # the same config the Train tab opens on
+    opening = {"batch": start.train.batch_size, "seq": start.data.max_length,  # the Train tab's, which they follow
+               "checkpointing": start.train.gradient_checkpointing == "on", "processes": start.train.num_processes,
+               "strategy": start.train.strategy}
     first, shapes, problem = _first_model(start.model.name, start.method.stage)
     names = shapes.target_names if shapes else []
     ticked = default_targets(shapes, start.lora.targets) if shapes else DEFAULT_TARGETS
@@ -243,22 +247,23 @@ def build(ctx: AppContext) -> MethodTab:
             with gr.Accordion("Memory estimate settings", open=False):
                 with gr.Row():
                     est["precision"] = gr.Dropdown(PRECISION_CHOICES, value="bf16", label="Precision")
-                    est["batch"] = gr.Number(1, label="Batch size per device", minimum=1, step=1,
+                    est["batch"] = gr.Number(opening["batch"], label="Batch size per device", minimum=1, step=1,
                                              info="follows the Train tab")
-                    est["seq"] = gr.Number(512, label="Sequence length", minimum=1, step=1,
+                    est["seq"] = gr.Number(opening["seq"], label="Sequence length", minimum=1, step=1,
                                            info="follows the Train tab's max length")
                 with gr.Row():
-                    est["checkpointing"] = gr.Checkbox(False, label="Gradient checkpointing")
+                    est["checkpointing"] = gr.Checkbox(opening["checkpointing"], label="Gradient checkpointing")
                     est["gpu"] = gr.Dropdown(gpu_choices, value=gpu_default, label="Compare with GPU")
                 with gr.Row():
-                    est["processes"] = gr.Number(1, label="GPUs", minimum=1, step=1, info="follows the Train tab")
-                    est["strategy"] = gr.Dropdown(STRATEGY_CHOICES, value="ddp", label="Across GPUs",
+                    est["processes"] = gr.Number(opening["processes"], label="GPUs", minimum=1, step=1,
+                                                 info="follows the Train tab")
+                    est["strategy"] = gr.Dropdown(STRATEGY_CHOICES, value=opening["strategy"], label="Across GPUs",
                                                   info="follows the Train tab")
             card = gr.Markdown(f"{METHOD_CARDS[v('method.name')]}\n\n{stage(v('method.stage')).card}")
         shown: list[Any] = ["", "", "", None]
         if shapes is not None:  # first numbers at build time, so the tab never opens empty
             try:
-                shown = render(evaluate({p: c.value for p, c in f.items()}, "bf16", 1, 512, False, gpu_default))
+                shown = render(evaluate({p: c.value for p, c in f.items()}, *(est[k].value for k in ESTIMATE_KEYS)))
             except (StudioError, ValueError) as err:
                 problem = f"⚠️ {err}"
         with gr.Column(scale=2):

@@ -16,7 +16,6 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-import yaml
 
 from studio.access import readable_config, run_id_only
 from studio.config import PRECISIONS, SCHEDULERS, RunConfig, apply_overrides, dump_config
@@ -25,7 +24,7 @@ from studio.config_speed import ATTENTIONS, BATCHINGS, SWITCHES
 from studio.data.load import has_eval_split, saved_dataset
 from studio.data.store import list_datasets
 from studio.errors import StudioError
-from studio.paths import DEMO_DATA, PRESETS
+from studio.paths import DEMO_DATA
 from studio.train import runner
 from studio.train.metrics import MetricsReader
 from studio.train.runs import curves, finished_runs, list_runs, progress
@@ -34,8 +33,8 @@ from studio.ui import rewards_panel, run_details
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 from studio.ui.plots import training_curves
+from studio.ui.presets import DEFAULT_PRESET, load_preset, preset_names, starting_config
 
-DEFAULT_PRESET = "tiny-sft-lora.yaml"
 FAST_TICK, IDLE_TICK = 1.0, 10.0
 """Seconds between the Train tab's refreshes while a run is active, and while none is."""
 ACTIVE_STATES = ("queued", "starting", "running", "stopping")
@@ -77,17 +76,6 @@ DATA_PATHS = ["data.train", "data.eval", "data.eval_fraction", "data.max_length"
 RUN_PATHS = ["name", "model.parent_run"]
 ALL_PATHS = [*FORM_PATHS, *DATA_PATHS, *rewards_panel.RL_PATHS, *RUN_PATHS]
 """Every component this tab reads into the run config, in the order handlers receive them."""
-
-
-def preset_names() -> list[str]:
-    return sorted(p.name for p in PRESETS.glob("*.yaml"))
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    if name not in preset_names():  # a name from the list, never a path
-        raise StudioError(f"No preset named {name!r}.")
-    path = PRESETS / name
-    return RunConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8"))).validate().to_dict()
 
 
 def demo_choices() -> list[str]:
@@ -177,16 +165,6 @@ RUN_COLUMNS = ["run", "name", "stage", "model", "method", "status", "steps", "fi
 
 def runs_frame(ctx: AppContext) -> pd.DataFrame:
     return pd.DataFrame(list_runs(ctx.workspace), columns=RUN_COLUMNS)
-
-
-def starting_config() -> dict[str, Any]:
-    """The config every page opens on, in the Train and Method tabs alike: the default preset, else the
-    defaults. Both tabs are built with it, so no page-load event has to copy one into the other (such a
-    copy, landing late on a busy machine, would overwrite a preset loaded meanwhile)."""
-    try:
-        return load_preset(DEFAULT_PRESET)
-    except StudioError:
-        return RunConfig().to_dict()
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
