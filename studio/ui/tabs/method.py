@@ -183,7 +183,7 @@ def _gpu_choices() -> tuple[list[tuple[str, str]], str]:
     return choices, THIS_MACHINE if gpu else "24 GB (RTX 4090, 3090, A10)"
 
 
-def _first_model(preferred: str = TINY, stage_name: str = "sft") -> tuple[str, ModelShapes | None, str]:
+def _first_model(preferred: str, stage_name: str) -> tuple[str, ModelShapes | None, str]:
     """The starting config's model when it can be read; else the built-in model, else a shipped config, so
     the tab opens with numbers."""
     for name in dict.fromkeys((preferred, TINY, FALLBACK_MODEL)):
