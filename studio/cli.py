@@ -247,6 +247,7 @@ def cmd_prefs_import(args: argparse.Namespace) -> int:
 
 
 def cmd_prefs_generate(args: argparse.Namespace) -> int:
+    from studio.chat.engine import leave_out_bitsandbytes
     from studio.prefs.generate import generate_pairs, prompts_from
     from studio.prefs.jobs import DONE, FAILED, reporter, write_status
     from studio.workspace import Workspace
@@ -257,6 +258,7 @@ def cmd_prefs_generate(args: argparse.Namespace) -> int:
     job = Path(args.job_dir) if args.job_dir else None
     try:
         ws = Workspace.open(args.workspace)
+        leave_out_bitsandbytes([args.a, args.b], ws)
         prompts = prompts_from(args.prompts, limit=args.n, seed=args.seed)
         done = generate_pairs(ws, prompts, args.a, args.b, temperature=args.temperature,
                               max_new_tokens=args.max_new_tokens, needed=args.annotators, seed=args.seed,

@@ -17,20 +17,21 @@ from studio.errors import StudioError
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from studio.chat.engine import describe_target, load_for_chat, with_checkpoints
+    from studio.chat.engine import describe_target, leave_out_bitsandbytes, load_for_chat, with_checkpoints
     from studio.chat.evaluate import eval_rows, evaluate_model, save_result
     from studio.data.load import eval_source
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
     rows = eval_rows(eval_source(args.data, ws), args.limit)
-    judge = load_for_chat(args.judge, ws) if args.judge else None
     targets = [args.target]
     if args.checkpoints:
         _, run_dir, _ = describe_target(args.target, ws)
         if run_dir is None:
             raise StudioError(f"--checkpoints needs a run; {args.target} is not a run of this workspace.")
         targets = with_checkpoints(run_dir)
+    leave_out_bitsandbytes([*targets, *([args.judge] if args.judge else [])], ws)
+    judge = load_for_chat(args.judge, ws) if args.judge else None
     results = []
     for target in targets:
         loaded = load_for_chat(target, ws)
@@ -52,10 +53,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from studio.chat.engine import leave_out_bitsandbytes
     from studio.chat.export import export_gguf, export_run
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
+    leave_out_bitsandbytes([args.run], ws)
     if args.gguf:
         out = export_gguf(ws, args.run, args.out, quant=args.quant)
     else:
@@ -65,11 +68,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from studio.chat.engine import load_for_chat
+    from studio.chat.engine import leave_out_bitsandbytes, load_for_chat
     from studio.chat.serve import serve
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
+    leave_out_bitsandbytes([args.target], ws)
     loaded = load_for_chat(args.target, ws)
     key = args.api_key or os.environ.get("STUDIO_SERVE_KEY", "")
     serve(loaded, loaded.name, args.port, api_key=key, ready=lambda url: print(url, flush=True))

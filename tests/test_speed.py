@@ -218,3 +218,48 @@ def test_a_run_that_cannot_need_bitsandbytes_starts_without_it(case, left_out, t
     assert out[-1] == str(not left_out)  # otherwise nothing is left out: it loads when the model needs it
     if case == "lora":  # PEFT built the adapters without it
         assert len(out) == 3 and out[1] == "True"
+
+
+@pytest.mark.parametrize("case, left_out", [("a LoRA run", True), ("the built-in model", True),
+                                            ("a run on a base saved quantised", False), ("a hub id", False),
+                                            ("a run whose config cannot be read", False),
+                                            ("a LoRA run beside a hub id", False)])
+def test_loading_for_chat_in_a_process_of_its_own_leaves_out_bitsandbytes_only_when_nothing_needs_it(
+        case, left_out, house_sft_run, tmp_path):
+    """Evaluation, export, serving and pair making load models for chat in a process of their own: with
+    nothing saved quantised among what they load, they start without bitsandbytes, and a LoRA run's
+    adapter still merges through PEFT and answers."""
+    import subprocess
+    import sys
+
+    import yaml
+    from helpers import copy_run
+
+    ws = Workspace.open(tmp_path / "ws")
+    run = copy_run(house_sft_run, ws).name
+    targets = {"a LoRA run": [run], "the built-in model": ["tiny"], "a run on a base saved quantised": [run],
+               "a hub id": ["someone/a-model-saved-in-4-bit"], "a run whose config cannot be read": [run],
+               "a LoRA run beside a hub id": [run, "someone/a-model"]}[case]
+    config_file = ws.runs / run / "config.yaml"
+    if case == "a run on a base saved quantised":
+        raw = yaml.safe_load(config_file.read_text())
+        raw["model"]["name"] = _quantised_copy_of_tiny(tmp_path / "tiny-bnb-4bit")
+        config_file.write_text(yaml.safe_dump(raw))
+    elif case == "a run whose config cannot be read":
+        config_file.write_text("model: [unclosed\n")
+    code = "\n".join([
+        "import sys",
+        "from studio.chat.engine import leave_out_bitsandbytes, load_for_chat",
+        "from studio.workspace import Workspace",
+        f"ws = Workspace.open({str(ws.root)!r})",
+        f"print(leave_out_bitsandbytes({targets!r}, ws))",
+        f"if {case == 'a LoRA run'}:",
+        f"    loaded = load_for_chat({run!r}, ws)",
+        "    print(type(loaded.model).__name__, 'peft' in sys.modules)",
+        "print(sys.modules.get('bitsandbytes', 'absent') is not None)",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == str(left_out)
+    assert out[-1] == str(not left_out)
+    if case == "a LoRA run":  # PEFT merged the adapter into a plain model without it
+        assert out[1:3] == ["LlamaForCausalLM", "True"], out

@@ -62,6 +62,25 @@ def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None
     return target, None, {}
 
 
+def leave_out_bitsandbytes(targets: list[str], ws: Workspace | None) -> bool:
+    """For a process of its own that loads these targets for chat (evaluation, export, serving, making
+    pairs): keep bitsandbytes unloaded when none of them can need it. Chat loads never quantise, so only
+    weights saved quantised can: the model named, each run's base, and a run's merged parent or full model.
+    Only before anything loads PEFT; True when it was left out."""
+    from studio.models.loading import drop_bitsandbytes, saved_quantised
+
+    for target in targets:
+        try:
+            base_name, run_dir, _ = describe_target(target.partition("@")[0] if ws is not None else target, ws)
+        except Exception:  # an unreadable run config: the load itself says what is wrong
+            return False
+        folders = [str(run_dir / part) for part in ("model", "parent-merged") if (run_dir / part).is_dir()] \
+            if run_dir is not None else []
+        if any(saved_quantised(name) for name in [base_name, *folders]):
+            return False
+    return drop_bitsandbytes()
+
+
 _LOADING = threading.RLock()
 """transformers changes process-wide state while it builds a model, so two loads at once in one process can
 leave weights on the meta device or freshly initialised: the app's loads take turns."""

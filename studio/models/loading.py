@@ -156,3 +156,29 @@ def renders_tool_calls(tokenizer: Any) -> bool:
         return bool(supports_tool_calling(tokenizer))
     except Exception:
         return False
+
+
+def saved_quantised(name: str) -> bool:
+    """Whether a model folder on this machine may need bitsandbytes to load: its config.json was saved
+    quantised, or it cannot be read (its own loading then says what is wrong). Hub ids always may."""
+    import json
+
+    if not is_local(name):
+        return True
+    try:
+        settings = json.loads((resolve_model(name) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, StudioError):
+        return True
+    return not isinstance(settings, dict) or "quantization_config" in settings
+
+
+def drop_bitsandbytes() -> bool:
+    """Keep bitsandbytes out of this process. PEFT imports it whenever it is installed, which costs over a
+    second of a process's start on a small CPU; only a caller that knows nothing it loads is quantised may
+    ask. Too late once PEFT or bitsandbytes is loaded; True when it was left out."""
+    import sys
+
+    if any(name.split(".")[0] in ("bitsandbytes", "peft") for name in sys.modules):
+        return False
+    sys.modules["bitsandbytes"] = None  # type: ignore[assignment]  # find_spec() and import both say "absent"
+    return True

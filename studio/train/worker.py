@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import math
 import os
 import shutil
@@ -33,24 +32,14 @@ STOP_FILE = "STOP"
 
 def leave_out_bitsandbytes(cfg: RunConfig) -> bool:
     """Keep bitsandbytes unloaded in a run that cannot need it: not QLoRA, a model folder on this machine
-    whose config.json is not quantised already, and no reward-model run to load. PEFT imports bitsandbytes
-    whenever it is installed, which costs over a second of every training process's start on a small CPU.
-    Only before PEFT loads; True when it was left out."""
-    from studio.models.loading import is_local, resolve_model
+    whose config.json is not quantised already, and no reward-model run to load. Only before PEFT loads;
+    True when it was left out."""
+    from studio.models.loading import drop_bitsandbytes, saved_quantised
 
     scored_by_a_model = stage(cfg.method.stage).section == "rl" and "model" in cfg.rl.rewards
-    if cfg.method.name == "qlora" or scored_by_a_model or not is_local(cfg.model.name):
+    if cfg.method.name == "qlora" or scored_by_a_model or saved_quantised(cfg.model.name):
         return False
-    if any(name.split(".")[0] in ("bitsandbytes", "peft") for name in sys.modules):
-        return False
-    try:
-        settings = json.loads((resolve_model(cfg.model.name) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, StudioError):
-        return False  # the run's own loading says what is wrong with the folder
-    if not isinstance(settings, dict) or "quantization_config" in settings:
-        return False  # a model saved quantised loads through bitsandbytes
-    sys.modules["bitsandbytes"] = None  # type: ignore[assignment]  # find_spec() and import both say "absent"
-    return True
+    return drop_bitsandbytes()
 
 
 def _make_callback(run_dir: Path, writer: MetricsWriter, show_progress: bool) -> Any:
