@@ -152,6 +152,9 @@ def report_text(report, shown: int = 20) -> str:
              f"rows:    {report.total_rows} ({len(report.usable)} usable)"]
     if report.mapping:
         lines.append("columns: " + ", ".join(f"{k} <- {v}" for k, v in report.mapping.items()))
+    elif report.format is None and report.columns:
+        lines.append("columns: " + ", ".join(map(str, report.columns)) +
+                     "  (name the format and its columns: --format NAME --map field=column ...)")
     counts = report.counts()
     lines.append("issues:  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) if counts else "none"))
     for item in report.problem_rows(shown):

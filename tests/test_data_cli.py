@@ -36,6 +36,7 @@ def test_unusable_file_exits_1_with_one_line(tmp_path):
     out = studio("data", "inspect", str(bad), "--model", "")
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "no known format matches" in out.stderr
+    assert "columns: a, b  (name the format and its columns: --format NAME --map field=column" in out.stdout
     broken = tmp_path / "broken.json"
     broken.write_bytes(b'[{"text": "a"')
     out = studio("data", "inspect", str(broken))

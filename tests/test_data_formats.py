@@ -263,3 +263,68 @@ def test_prompt_only_detection_looks_across_the_whole_file():
     ask = {"messages": [{"role": "user", "content": "Hi"}]}
     answered = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     assert detect([ask] * 300 + [answered] * 300).name == "messages"
+
+
+def test_ultrafeedback_binarized_takes_its_prompt_column_and_splits_it_off_the_answers(tmp_path):
+    """UltraFeedback's train_prefs: a prompt column, chosen/rejected as whole conversations and a messages
+    column that repeats the chosen one; as JSONL and as the hub's Parquet."""
+    import pandas as pd
+
+    parquet = tmp_path / "train_prefs-00000-of-00001.parquet"
+    rows = [json.loads(line) for line in open(os.path.join(DATA, "ultrafeedback_binarized.jsonl"), encoding="utf-8")]
+    pd.DataFrame(rows).to_parquet(parquet)
+    for r in (report("ultrafeedback_binarized.jsonl"), build_report(read_rows(str(parquet)))):
+        assert (r.format, r.mapping["prompt"]) == ("preference_messages", "prompt")
+        assert len(r.usable) == 3 and not r.issues
+        assert r.usable[0] == {"prompt": [{"role": "user", "content": "Where is my order 5120?"}],
+                               "chosen": [{"role": "assistant", "content":
+                                           "Order 5120 left the warehouse yesterday; it arrives Thursday."}],
+                               "rejected": [{"role": "assistant", "content": "Somewhere."}]}
+
+
+def test_openai_preference_files_read_the_input_messages_and_both_outputs():
+    r = report("openai_preference.jsonl")
+    assert r.format == "preference_messages" and r.kind == "preference"
+    assert r.mapping == {"prompt": "input", "chosen": "preferred_output", "rejected": "non_preferred_output"}
+    first, second = r.usable[:2]
+    assert first["prompt"] == [{"role": "user", "content": "Hello, can you tell me how cold San Francisco is today?"}]
+    assert first["chosen"][0]["content"].startswith("Today in San Francisco") and first["rejected"][0]["content"] == \
+        "It is cold."
+    assert [m["role"] for m in second["prompt"]] == ["system", "user"]
+    assert len(r.usable) == 2 and r.problem_rows()[0]["row"] == 3 and "identical" in r.problem_rows()[0]["problem"]
+
+
+def test_alpaca_preference_pairs_keep_the_input_and_the_history():
+    """LLaMA-Factory's alpaca-style ranking files: the input goes under the instruction, history before it."""
+    r = report("llamafactory_dpo_alpaca.json")
+    assert r.format == "preference" and len(r.usable) == 3
+    assert r.usable[0]["prompt"] == [{"role": "user", "content": "Name the capital of Italy."}]
+    assert r.usable[1]["prompt"] == [{"role": "user", "content": "Translate to French.\n\nGood morning"}]
+    assert r.usable[1]["chosen"] == [{"role": "assistant", "content": "Bonjour"}]
+    assert [m["content"] for m in r.usable[2]["prompt"]] == ["Translate to French: Good morning", "Bonjour",
+                                                             "And in Spanish?"]
+
+
+def test_input_chosen_and_rejected_strings_are_pairs_not_transcripts():
+    r = report("input_chosen_rejected.jsonl")
+    assert r.format == "preference" and r.mapping["prompt"] == "input" and len(r.usable) == 2
+    assert r.usable[1]["prompt"] == [{"role": "system", "content": "Be brief."},
+                                     {"role": "user", "content": "Colour of the sky?"}]
+
+
+def test_message_tree_rows_and_an_index_file_are_refused_in_one_sentence_each():
+    tree = report("oasst1_messages.jsonl")
+    assert tree.format is None and not tree.usable and "message-tree rows" in tree.reason and "parent_id" in tree.reason
+    index = report(os.path.join("llamafactory", "dataset_info.json"))
+    assert index.format is None and "dataset_info.json" in index.reason
+    assert "alpaca_en_demo.json, glaive_toolcall_en_demo.json, dpo_en_demo.json, llamafactory/ultrafeedback_binarized" \
+        in index.reason
+
+
+def test_turns_marked_weight_0_are_said_to_be_trained():
+    r = report("openai_weights.jsonl")
+    assert r.format == "messages" and len(r.usable) == 2  # the row is still usable
+    (issue,) = r.problem_rows()
+    assert (issue["row"], issue["field"], issue["severity"]) == (1, "messages", "warning")
+    assert issue["problem"].startswith("turn 2 of 'messages' says weight 0") and r.counts() == {
+        "turns marked weight 0": 1}

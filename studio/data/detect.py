@@ -37,13 +37,24 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
                 return first[key]
         return None
 
+    listed = _index_entries(rows)
+    if listed is not None:
+        return Detection(None, {}, "this is LLaMA-Factory's dataset_info.json, an index of datasets rather than data; "
+                         f"open one of the files it lists ({', '.join(listed[:6]) or 'none named'})", cols)
     for c_col, r_col in (("chosen_messages", "rejected_messages"), ("chosen_conversations", "rejected_conversations")):
         if {c_col, r_col} <= low:
             mapping = {"chosen": _orig(cols, c_col), "rejected": _orig(cols, r_col)} | _prompt_column(cols)
             return Detection("preference_messages", mapping, f"{c_col} and {r_col} hold message lists", cols)
+    if {"input", "preferred_output", "non_preferred_output"} <= low:  # OpenAI's preference fine-tuning files
+        mapping = {"prompt": _orig(cols, "input"), "chosen": _orig(cols, "preferred_output"),
+                   "rejected": _orig(cols, "non_preferred_output")}
+        return Detection("preference_messages", mapping,
+                         "'input' holds the prompt turns; preferred_output and non_preferred_output the answers", cols)
     if {"chosen", "rejected"} <= low:
         chosen = value("chosen")
         conversation = next((c for c in ("conversations", "messages") if c in low), None)
+        if isinstance(chosen, (list, dict)) and {"prompt", "question"} & low:  # UltraFeedback's binarized files
+            return pick("preference_messages", "a prompt column; chosen and rejected hold whole conversations")
         if isinstance(chosen, (list, dict)) and conversation:  # LLaMA-Factory's ranking files
             mapping = {"prompt": _orig(cols, conversation), "chosen": _orig(cols, "chosen"),
                        "rejected": _orig(cols, "rejected")} | _opt(cols, "system")
@@ -52,6 +63,10 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         if isinstance(chosen, (list, dict)):
             return pick("preference_messages", "chosen and rejected hold message lists")
         if "prompt" not in low and "question" not in low and "instruction" not in low:
+            if "input" in low and not _transcript(chosen):  # argilla's and others' input/chosen/rejected files
+                return Detection("preference", {"prompt": _orig(cols, "input"), "chosen": _orig(cols, "chosen"),
+                                                "rejected": _orig(cols, "rejected")} | _opt(cols, "system"),
+                                 "input, chosen and rejected columns", cols)
             return pick("hh", "chosen and rejected are whole Human:/Assistant: transcripts")
         return pick("preference", "prompt, chosen and rejected columns")
     label = next((c for c in LABEL_COLUMNS if c in low and _labels_like(rows, _orig(cols, c))), None)
@@ -85,6 +100,10 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     others = [c for c in cols if c not in prompts.values() and c.lower() not in NOT_ANSWERS]
     if prompts.get("prompt") and not others:
         return pick("prompt_only", f"a '{prompts['prompt']}' column with no answers: prompts to answer")
+    if {"message_id", "parent_id", "role", "text"} <= low:
+        return Detection(None, {}, "these are message-tree rows (one message each, linked to its reply by parent_id, "
+                         "as OpenAssistant publishes them), which the studio does not join into conversations; use "
+                         "a flattened export with one conversation a row", cols)
     if default_mapping("text", cols):
         return pick("text", "a text column")
     strings = [c for c in cols if isinstance(first.get(c), str)]
@@ -96,6 +115,23 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
 NOT_ANSWERS = ("id", "idx", "source", "category", "split", "intent", "task", "lang", "language", "dataset",
                "images", "image", "metadata", "meta", "system", "tools")
 """Columns that sit beside prompts without being answers: a file of a prompt and these is prompt-only."""
+
+
+def _index_entries(rows: list[dict[str, Any]]) -> list[str] | None:
+    """The data files a LLaMA-Factory dataset_info.json names, when `rows` is that file (one object whose every
+    value describes a dataset by file_name, hf_hub_url ...); None otherwise."""
+    if len(rows) != 1 or not isinstance(rows[0], dict) or not rows[0]:
+        return None
+    keys = ("file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
+    entries = list(rows[0].values())
+    if not all(isinstance(e, dict) and any(k in e for k in keys) for e in entries):
+        return None
+    return [str(e.get("file_name") or e.get("hf_hub_url") or e.get("ms_hub_url") or "") for e in entries]
+
+
+def _transcript(value: Any) -> bool:
+    """Whether a text reads as a Human:/Assistant: transcript."""
+    return isinstance(value, str) and ("Human:" in value or "\nH:" in value) and "Assistant:" in value
 
 
 def _labels_like(rows: list[dict[str, Any]], col: str, sample: int = 50) -> bool:

@@ -62,12 +62,14 @@ SPECS = {s.name: s for s in [
                 "completion": ("completion", "response", "answer", "output", "target"), "system": ("system",)},
                optional=("system",)),
     FormatSpec("preference", "Preference pairs (prompt/chosen/rejected)", "preference",
-               {"prompt": ("prompt", "question", "instruction"), "chosen": ("chosen",), "rejected": ("rejected",),
-                "system": ("system",)}, optional=("system",)),
+               {"prompt": ("prompt", "question", "instruction"), "input": ("input",), "chosen": ("chosen",),
+                "rejected": ("rejected",), "system": ("system",), "history": ("history",)},
+               optional=("input", "system", "history")),
     FormatSpec("preference_messages", "Preference pairs as message lists", "preference",
-               {"prompt": ("prompt", "question", "conversations", "messages"),
-                "chosen": ("chosen", "chosen_messages", "chosen_conversations"),
-                "rejected": ("rejected", "rejected_messages", "rejected_conversations"), "system": ("system",)},
+               {"prompt": ("prompt", "question", "conversations", "messages", "input"),
+                "chosen": ("chosen", "chosen_messages", "chosen_conversations", "preferred_output"),
+                "rejected": ("rejected", "rejected_messages", "rejected_conversations", "non_preferred_output"),
+                "system": ("system",)},
                optional=("prompt", "system")),
     FormatSpec("hh", "Anthropic HH (Human:/Assistant: transcripts)", "preference",
                {"chosen": ("chosen",), "rejected": ("rejected",)}),
@@ -202,9 +204,17 @@ def _with_system(system: str, msgs: list[dict[str, str]]) -> list[dict[str, str]
 
 
 def _alpaca(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    instruction = text_of(_get(row, mapping, "instruction"), mapping["instruction"])
-    extra = text_of(row.get(mapping.get("input", "")), mapping.get("input", "input")) if mapping.get("input") else ""
     output = text_of(_get(row, mapping, "output"), mapping["output"])
+    msgs = _alpaca_prompt(row, mapping, "instruction") + [{"role": "assistant", "content": output}]
+    check_conversation(msgs, mapping["output"])
+    return {"messages": msgs}
+
+
+def _alpaca_prompt(row: dict[str, Any], mapping: dict[str, str], field: str) -> list[dict[str, str]]:
+    """The turns before the answer in Alpaca's shape: the system text, the earlier [question, answer] pairs
+    of `history`, then the instruction (`field`) with its input below it."""
+    instruction = text_of(_get(row, mapping, field), mapping[field])
+    extra = text_of(row.get(mapping.get("input", "")), mapping.get("input", "input")) if mapping.get("input") else ""
     system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     history: list[dict[str, str]] = []
     raw_history = row.get(mapping["history"]) if mapping.get("history") else None
@@ -217,10 +227,7 @@ def _alpaca(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
             history += [{"role": "user", "content": text_of(pair[0], "history")},
                         {"role": "assistant", "content": text_of(pair[1], "history")}]
     prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    msgs = _with_system(system, history + [{"role": "user", "content": prompt},
-                                           {"role": "assistant", "content": output}])
-    check_conversation(msgs, mapping["output"])
-    return {"messages": msgs}
+    return _with_system(system, history + [{"role": "user", "content": prompt}])
 
 
 def _dolly(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -332,7 +339,13 @@ def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     chosen = _answer(_get(row, mapping, "chosen"), ccol)
     rejected = _answer(_get(row, mapping, "rejected"), rcol)
     prompt_value = row.get(mapping["prompt"]) if mapping.get("prompt") else None
-    if prompt_value is None or (isinstance(prompt_value, str) and not prompt_value.strip()):
+    if isinstance(prompt_value, dict) and "messages" in prompt_value:  # OpenAI's {"messages": [...], "tools": ...}
+        prompt_value = prompt_value["messages"]
+    if mapping.get("input") or mapping.get("history"):  # Alpaca's shape: the instruction, its input, earlier turns
+        if prompt_value is None or (isinstance(prompt_value, str) and not prompt_value.strip()):
+            raise RowProblem(mapping["prompt"], f"'{mapping['prompt']}' is missing or empty")
+        prompt = _alpaca_prompt(row, mapping, "prompt")
+    elif prompt_value is None or (isinstance(prompt_value, str) and not prompt_value.strip()):
         if mapping.get("prompt") and len(chosen) == 1:
             raise RowProblem(mapping["prompt"], f"'{mapping['prompt']}' is missing or empty")
         prompt, chosen, rejected = _split_shared_prefix(chosen, rejected, ccol)
