@@ -1,7 +1,7 @@
 """Open Fine-tuning Studio in the browser.
 
     python launch.py [--host H] [--port N] [--workspace DIR] [--share --auth USER:PASS]
-                     [--auth-file FILE] [--annotator USER:PASS] [--annotator-file FILE]
+                     [--auth-file FILE] [--annotator USER:PASS] [--annotator-file FILE] [--allow-reward-code]
 """
 
 import argparse
@@ -20,7 +20,8 @@ def main() -> int:
 
         launch(host=args.host, port=args.port, workspace=args.workspace, share=args.share,
                auth=args.auth, open_browser=not args.no_browser, annotators=args.annotator,
-               auth_file=args.auth_file, annotator_file=args.annotator_file)
+               auth_file=args.auth_file, annotator_file=args.annotator_file,
+               allow_reward_code=args.allow_reward_code)
     except StudioError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

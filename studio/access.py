@@ -153,6 +153,10 @@ OUTSIDE_MODEL = ("Model {source!r} is not one the studio may load for you here: 
                  "a run of this workspace, or a folder under its exports/.")
 
 
+REWARD_CODE_OFF = ("A reward written as code runs as Python on this server, so a studio with logins runs it only "
+                   "when launched with --allow-reward-code; choose another reward, or train from the command line.")
+
+
 def looks_like_path(text: str) -> bool:
     """Whether a name is meant as a path on this machine rather than a hub id (org/name) or a dataset name."""
     text = str(text).strip()
@@ -184,12 +188,14 @@ def _inside(path: Path, *roots: Path) -> bool:
 
 def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | None:
     """`source` if the web app may read it as data; StudioError otherwise."""
+    from studio.data.readers import refuse_loader_name
     from studio.paths import DEMO_DATA
 
     if source is None or not str(source).strip():
         return source
     path = _local(str(source))
     if path is None:
+        refuse_loader_name(str(source))  # 'json', 'text' ... would read files from the server's folder
         return source  # a saved dataset's name or a hub id
     if not _inside(path, ws.datasets, ws.root / "uploads", DEMO_DATA):
         raise StudioError(OUTSIDE_DATA.format(what=what, source=str(source)))
@@ -228,8 +234,10 @@ def run_id_only(ws: Any, run: str | None) -> Path:
     return ws.runs / text
 
 
-def readable_config(ws: Any, cfg: Any) -> Any:
-    """Every file or model a run config names, checked as the web app must before it starts a run."""
+def readable_config(ws: Any, cfg: Any, reward_code: bool = True) -> Any:
+    """Every file or model a run config names, checked as the web app must before it starts a run.
+    `reward_code`: whether this studio runs reward functions written in the run config (Python, run on the
+    server)."""
     readable_data(ws, cfg.data.train, "The training data")
     readable_data(ws, cfg.data.eval, "The eval data")
     readable_model(ws, cfg.model.name)
@@ -239,6 +247,8 @@ def readable_config(ws: Any, cfg: Any) -> Any:
         run_id_only(ws, cfg.rl.reward_model)
     from studio.methods.rewards import names_a_file
 
+    if not reward_code and "rl" in cfg.sections() and "code" in cfg.rl.rewards:
+        raise StudioError(REWARD_CODE_OFF)
     if "rl" in cfg.sections() and names_a_file(cfg.rl.reward_code):
         raise StudioError("A reward code file can be named from the command line only; in the studio, write "
                           "the function in the reward code box.")

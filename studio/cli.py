@@ -33,6 +33,9 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
                    help="a login that may only vote on pairs (repeat for several); also $STUDIO_ANNOTATORS")
     p.add_argument("--annotator-file", metavar="FILE", help="annotator logins, one USER:PASS per line")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    p.add_argument("--allow-reward-code", action="store_true",
+                   help="with logins, still let runs score answers with Python written in the Train tab (it runs "
+                        "on this machine; without logins it is always allowed)")
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -40,7 +43,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     launch(host=args.host, port=args.port, workspace=args.workspace, share=args.share,
            auth=args.auth, open_browser=not args.no_browser, annotators=args.annotator,
-           auth_file=args.auth_file, annotator_file=args.annotator_file)
+           auth_file=args.auth_file, annotator_file=args.annotator_file, allow_reward_code=args.allow_reward_code)
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from studio import access
@@ -99,3 +101,60 @@ def test_uploads_have_a_daily_allowance_per_login():
     assert allowance.take("bob", 60, now=1.0)  # per login
     assert allowance.take("ann", 60, now=11.0)  # the first upload has left the window
     assert "MB a day" in allowance.refusal()
+
+
+def test_reward_code_runs_only_where_the_studio_allows_it(tmp_path):
+    """Python written in a run config runs on the server: a studio with logins takes it only when launched
+    with --allow-reward-code; other rewards are not affected."""
+    ws = Workspace.open(tmp_path / "ws")
+    code = RunConfig.from_dict({"method": {"stage": "rlhf"}, "rl": {
+        "rewards": ["length", "code"], "reward_code": "def reward(prompt, completion, **row):\n    return 1.0"}})
+    assert access.readable_config(ws, code.validate(), reward_code=True) is not None
+    with pytest.raises(StudioError, match="launched with --allow-reward-code"):
+        access.readable_config(ws, code.validate(), reward_code=False)
+    rules = RunConfig.from_dict({"method": {"stage": "rlhf"}, "rl": {"rewards": ["length"]}}).validate()
+    assert access.readable_config(ws, rules, reward_code=False) is rules
+
+
+@pytest.mark.parametrize("name", ["json", "text", "CSV", " parquet ", "imagefolder", "arrow"])
+def test_the_datasets_librarys_own_loader_names_are_not_hub_datasets(name, tmp_path, monkeypatch):
+    """`load_dataset("json")` with no files reads every JSON file under the current folder: neither the web
+    app nor the readers take such a name as a hub dataset."""
+    from studio.data.readers import DataError, check_hub_dataset, read_hub
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "secret.json").write_text('{"text": "a password"}\n')
+    (tmp_path / "deep" / "secret.txt").write_text("a password\n")
+    ws = Workspace.open(tmp_path / "ws")
+    with pytest.raises(StudioError, match="datasets library's own file loaders"):
+        access.readable_data(ws, name)
+    for read in (read_hub, check_hub_dataset):
+        with pytest.raises(DataError, match="datasets library's own file loaders"):
+            read(name)
+    assert access.readable_data(ws, "HuggingFaceH4/ultrafeedback_binarized") == "HuggingFaceH4/ultrafeedback_binarized"
+
+
+def test_a_saved_dataset_folder_naming_files_elsewhere_is_refused(tmp_path):
+    """A folder saved with save_to_disk lists its Arrow files in state.json; one that lists a file outside
+    itself (as a crafted upload could) is refused before datasets opens it, and a real one still reads."""
+    import datasets
+
+    from studio.data.readers import DataError, read_rows
+
+    outside = tmp_path / "outside"
+    datasets.Dataset.from_list([{"text": "private"}]).save_to_disk(str(outside))
+    real = tmp_path / "real"
+    datasets.Dataset.from_list([{"text": "hello"}, {"text": "world"}]).save_to_disk(str(real))
+    assert [r["text"] for r in read_rows(real).rows] == ["hello", "world"]
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    for name in ("dataset_info.json", "state.json"):
+        (crafted / name).write_text((real / name).read_text())
+    state = json.loads((crafted / "state.json").read_text())
+    arrow = next(outside.glob("*.arrow"))
+    for pointer in (str(arrow), f"../outside/{arrow.name}"):
+        state["_data_files"] = [{"filename": pointer}]
+        (crafted / "state.json").write_text(json.dumps(state))
+        with pytest.raises(DataError, match="names a data file outside the folder"):
+            read_rows(crafted)

@@ -173,3 +173,18 @@ def test_uploads_stay_inside_each_logins_daily_allowance(server, tmp_path):
     other = client(url, "ann", "annot-pw")  # the allowance is per login: another login may still upload
     outcome, said = call(other, "/data_upload", [handle_file(str(upload)), "tiny", 512])
     assert REFUSED in said  # it got past the upload; loading data is an admin's work
+
+
+def test_an_admin_login_neither_runs_reward_code_nor_names_a_loader_as_data(server):
+    """On a studio with logins (launched without --allow-reward-code), Python in a run config is refused, and
+    so are the datasets library's loader names, which would read files from the server's own folder."""
+    url, ws = server
+    c = client(url, "adm", "admin-pw")
+    code = "rl.reward_code='def reward(prompt, completion, **row): return 1.0'"
+    for changes, sentence in ((["rl.rewards=code,length", code], "launched with --allow-reward-code"),
+                              (["data.train=json"], "own file loaders"), (["data.eval=text"], "own file loaders")):
+        outcome, said = call(c, "/train_start_preset", ["tiny-grpo.yaml", changes])
+        assert outcome == "error" and sentence in said, (changes, said)
+    outcome, said = call(c, "/data_from_hub", ["json", "train", "", "tiny", 512])
+    assert "own file loaders" in json.dumps(said), said
+    assert not [p for p in (ws / "runs").iterdir() if p.name.endswith("grpo")]  # nothing was started

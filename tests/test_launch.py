@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 from helpers import PYTHON, ROOT, free_port, subprocess_env
 
 
@@ -55,6 +56,22 @@ def test_share_without_login_is_refused(tmp_path):
                              env=subprocess_env(), timeout=60)
         assert out.returncode == 1
         assert "needs a login" in out.stderr and "--auth USER:PASS" in out.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_listening_beyond_this_machine_without_login_is_refused(host, tmp_path):
+    out = subprocess.run([PYTHON, "launch.py", "--host", host, "--port", str(free_port()), "--workspace",
+                          str(tmp_path), "--no-browser"], capture_output=True, text=True, cwd=ROOT,
+                         env=subprocess_env(), timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"Listening on {host} lets other machines reach the studio" in out.stderr and "--auth USER:PASS" in out.stderr
+
+
+def test_only_loopback_addresses_count_as_this_machine_alone():
+    from studio.ui.app import loopback
+
+    assert all(map(loopback, ["127.0.0.1", "localhost", "::1", "127.0.1.1"]))
+    assert not any(map(loopback, ["0.0.0.0", "::", "10.0.0.5", "studio.example.com", ""]))
 
 
 def test_auth_protects_the_page(tmp_path):

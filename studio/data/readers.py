@@ -302,6 +302,7 @@ def _read_parquet(path: Path) -> ReadResult:
 def _read_saved(path: Path, split: str) -> ReadResult:
     import datasets
 
+    _check_saved_files(path)
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception:
@@ -313,11 +314,42 @@ def _read_saved(path: Path, split: str) -> ReadResult:
     return ReadResult(loaded.to_list(), path.name, "saved")
 
 
+FILE_LOADERS = frozenset({
+    "arrow", "audiofolder", "cache", "conll", "csv", "eval", "fasta", "fastq", "genbank", "generator", "harbor",
+    "hdf5", "iceberg", "imagefolder", "json", "lance", "meshfolder", "mmcif", "niftifolder", "pandas", "parquet",
+    "pdb", "pdffolder", "spark", "sql", "text", "tsfile", "videofolder", "vortex", "webdataset", "xml"})
+"""Names that the datasets library takes as its own file loaders, not hub datasets: without data files they read
+every matching file under the current folder."""
+
+
+def refuse_loader_name(dataset_id: str) -> None:
+    name = str(dataset_id).strip().lower()
+    if name in FILE_LOADERS or name.endswith("folder"):
+        raise DataError(f"'{dataset_id}' names one of the datasets library's own file loaders, not a hub dataset: "
+                        "give the file itself, or a hub dataset as org/name.")
+
+
+def _check_saved_files(path: Path) -> None:
+    """A folder saved with save_to_disk names its data files in state.json; refuse one that names files
+    anywhere but beside it (datasets would open them wherever they are)."""
+    for state in [path / "state.json", *path.glob("*/state.json")]:
+        try:
+            files = json.loads(state.read_text(encoding="utf-8")).get("_data_files") or []
+        except (OSError, ValueError, AttributeError):
+            continue  # not a saved folder, or a damaged one: loading says so
+        for entry in files:
+            name = str(entry.get("filename", "")) if isinstance(entry, dict) else str(entry)
+            if Path(name).name != name or name.startswith(".") or "\\" in name:
+                raise DataError(f"{path.name}: {state.relative_to(path)} names a data file outside the folder "
+                                f"({name!r}), which the studio does not read.")
+
+
 def check_hub_dataset(dataset_id: str, subset: str | None = None) -> None:
     """Fail with one sentence, before any training starts, when a hub dataset can be neither reached nor
     found in the local cache (only its metadata is fetched)."""
     import datasets
 
+    refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
     try:
         datasets.load_dataset_builder(dataset_id, subset)
@@ -363,6 +395,7 @@ def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, l
     """Read a hub dataset (needs a network unless it is cached)."""
     import datasets
 
+    refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
     try:
         ds = datasets.load_dataset(dataset_id, subset, split=split)

@@ -163,17 +163,26 @@ def calm_queue(app: gr.Blocks) -> gr.Blocks:
     return app
 
 
+def loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    return host.strip().lower() in ("localhost", "::1", "[::1]") or host.strip().startswith("127.")
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None, share: bool = False,
            auth: list[str] | None = None, open_browser: bool = False, annotators: list[str] | None = None,
-           auth_file: str | None = None, annotator_file: str | None = None) -> None:
+           auth_file: str | None = None, annotator_file: str | None = None, allow_reward_code: bool = False) -> None:
     logins = Logins.gather(auth, annotators, auth_file, annotator_file)
     if share and not logins.enabled:
         raise StudioError("A shared link is public: add --auth USER:PASS (or --auth-file, or $STUDIO_AUTH) so that "
                           "it needs a login.")
+    if not loopback(host) and not logins.enabled:
+        raise StudioError(f"Listening on {host} lets other machines reach the studio: add --auth USER:PASS (or "
+                          "--auth-file, or $STUDIO_AUTH) so that it needs a login.")
     ws = Workspace.open(workspace)
     # uploads land inside the workspace, not in a system-wide temporary folder
     os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
-    app = build_app(AppContext(workspace=ws, shared=share, logins=logins))
+    app = build_app(AppContext(workspace=ws, shared=share, logins=logins,
+                               reward_code=allow_reward_code or not logins.enabled))
     css_file = ASSETS / "css" / "studio.css"
     roles = sorted(set(logins.roles.values()))
     print(f"Fine-tuning Studio on http://{host}:{port}  (workspace {ws.root}"

@@ -22,6 +22,9 @@ class AppContext:
     shared: bool = False
     logins: Logins = field(default_factory=Logins)
     """Who may log in, and with which role; no logins means everybody is admin."""
+    reward_code: bool = True
+    """Whether runs may score answers with Python written in their config: on a studio without logins (the
+    person at this machine), or with logins when launched with --allow-reward-code."""
     models: ModelCache = field(default_factory=ModelCache)
     pickers: list[tuple[Any, Callable[[], list[Any]]]] = field(default_factory=list)
     """(dropdown, choices function) pairs whose choices follow the workspace: refreshed at page load

@@ -270,7 +270,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
 
     def on_start(request: gr.Request, b, *values):
         try:
-            cfg = readable_config(ctx.workspace, config_from_form(b, dict(zip(ALL_PATHS, values))))
+            cfg = readable_config(ctx.workspace, config_from_form(b, dict(zip(ALL_PATHS, values))), ctx.reward_code)
             run_dir = runner.start_run(ctx.workspace, cfg, started_by=ctx.user(request))
         except (ValueError, StudioError) as err:
             return f"⚠️ {err}", gr.update()
@@ -286,7 +286,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         --set` takes them); returns the run id. Checked as the Start button is."""
         try:
             raw = apply_overrides(load_preset(preset), [str(c) for c in changes or []])
-            cfg = readable_config(ctx.workspace, RunConfig.from_dict(raw).validate())
+            cfg = readable_config(ctx.workspace, RunConfig.from_dict(raw).validate(), ctx.reward_code)
             return runner.start_run(ctx.workspace, cfg, started_by=ctx.user(request)).name
         except (ValueError, StudioError) as err:
             raise gr.Error(str(err)) from None
