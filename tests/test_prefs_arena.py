@@ -269,3 +269,17 @@ def test_a_vote_reveals_the_sources_of_the_sides_shown(tmp_path, flipped, side, 
     assert said == f"Vote stored for pair #{pid}. {revealed}"  # an unchanged winner is no rewrite
     vote = store.vote_rows()[0]
     assert (vote["choice"], vote["edited"], vote["flipped"]) == (choice, None, int(flipped))
+
+
+def test_an_overlong_rewrite_or_reason_is_refused_and_stores_nothing(tmp_path):
+    from studio.prefs.session import MAX_REASON_CHARS, MAX_REWRITE_CHARS, ShownPair, cast_vote
+
+    store = PreferenceStore(tmp_path / "p.sqlite")
+    pid = store.add_pair("Q", "first", "second", "run-x", "tiny")
+    shown = ShownPair(pid, "Q", "first", "second", False)
+    for edited, reason, what in (("x" * (MAX_REWRITE_CHARS + 1), "", "The rewrite"),
+                                 ("", "y" * (MAX_REASON_CHARS + 1), "The reason")):
+        with pytest.raises(StudioError, match=f"{what} is .* characters long; .* The vote was not stored"):
+            cast_vote(store, shown, "left", "ann", edited=edited, reason=reason)
+    assert store.vote_rows() == []
+    assert cast_vote(store, shown, "left", "ann", edited="x" * MAX_REWRITE_CHARS, reason="ok").startswith("Vote stored")

@@ -64,10 +64,19 @@ def rated_answer(chat: list[dict[str, str]], index: int, system: str = "") -> tu
     return prompt, chat[index]["content"]
 
 
+MAX_REWRITE_CHARS = 20_000
+"""The longest rewritten answer a vote takes (a long answer is a few thousand characters)."""
+MAX_REASON_CHARS = 2_000
+
+
 def cast_vote(store: Any, shown: ShownPair, side: str, voter: str, edited: str = "", reason: str = "") -> str:
     """Store a press on `side` for the pair on screen, with the winner rewritten (the rewrite becomes the
     chosen answer; an unchanged text is no rewrite) and a reason, both optional. Returns the sentence to
     show, which names the two sources now that the vote is in."""
+    for text, limit, what in ((edited, MAX_REWRITE_CHARS, "The rewrite"), (reason, MAX_REASON_CHARS, "The reason")):
+        if len(text) > limit:
+            raise StudioError(f"{what} is {len(text):,} characters long; keep it under {limit:,}. The vote was not "
+                              "stored.")
     winner = {"left": shown.left, "right": shown.right}.get(side)
     rewrite = edited.strip() if edited.strip() and edited.strip() != (winner or "").strip() else None
     store.vote(shown.pair_id, shown.choice_for(side), voter=voter, edited=rewrite, reason=reason,
