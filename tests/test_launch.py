@@ -38,6 +38,12 @@ def test_launch_serves_the_page(tmp_path):
         for tab in ("Data", "Method", "Train", "Preferences", "Chat", "Guide"):
             assert f'"{tab}"' in config
         assert (tmp_path / "ws" / "runs").is_dir()
+        for page in ("gradio_api/runs", "gradio_api/run-history/records", "gradio_api/run-history/buckets"):
+            try:  # Gradio's run history (every call's inputs kept in the browser) is off
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/{page}", timeout=5)
+                raise AssertionError(f"/{page} answered")
+            except urllib.error.HTTPError as err:
+                assert err.code == 404, (page, err.code)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

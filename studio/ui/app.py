@@ -8,6 +8,7 @@ preset loaded in the Train tab shows its model and method in the Method tab.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -163,6 +164,11 @@ def calm_queue(app: gr.Blocks) -> gr.Blocks:
     return app
 
 
+NO_RUN_HISTORY = {"run_history": False} if "run_history" in inspect.signature(gr.Blocks.launch).parameters else {}
+"""Gradio's run history would keep every call's inputs in the browser (a hub token typed for Push among them)
+and serves its pages without the login; the studio keeps its own records of runs, votes and datasets."""
+
+
 def loopback(host: str) -> bool:
     """Whether `host` is reachable from this machine only."""
     return host.strip().lower() in ("localhost", "::1", "[::1]") or host.strip().startswith("127.")
@@ -202,4 +208,5 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
         max_file_size="1gb",
         quiet=True,
         app_kwargs={"middleware": [Middleware(UploadQuota, allowance=UploadAllowance())]},
+        **NO_RUN_HISTORY,
     )
