@@ -184,3 +184,17 @@ def test_every_tab_opens_on_the_train_tabs_config_without_a_page_load_copy(tmp_p
     loads = [fn.api_name for fn in app.fns.values() if any(t[1] == "load" for t in fn.targets)
              and guarded & {b._id for b in fn.outputs}]
     assert not loads, f"page-load events write the Method or Data tab's values: {loads}"
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_the_reward_code_box_says_when_the_studio_runs_no_reward_code(allowed, tmp_path):
+    """With logins and no --allow-reward-code the server refuses code rewards; the Train tab says so and
+    the box takes no typing."""
+    from studio.ui.app import build_app
+
+    app = build_app(AppContext(workspace=Workspace.open(tmp_path), reward_code=allowed))
+    code = next(b for b in app.blocks.values() if isinstance(b, gr.Code) and b.label == "reward code")
+    titles = [b.label for b in app.blocks.values() if isinstance(b, gr.Accordion) and str(b.label).startswith("code:")]
+    assert code.interactive is allowed
+    assert titles == ["code: your own reward function (Python, runs in the training worker)" if allowed else
+                      "code: off on this studio, which has logins (the owner can launch it with --allow-reward-code)"]

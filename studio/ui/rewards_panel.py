@@ -49,9 +49,11 @@ def build(ctx: AppContext, values: dict[str, Any], visible: bool) -> tuple[Any, 
             f["rl.pattern"] = gr.Textbox(values["rl.pattern"], label="regex: pattern to find")
             f["rl.max_chars"] = gr.Number(values["rl.max_chars"], label="length: characters before the penalty",
                                           step=1, minimum=1)
-        with gr.Accordion("code: your own reward function (Python, runs in the training worker)", open=False):
+        title = "code: your own reward function (Python, runs in the training worker)" if ctx.reward_code else \
+            "code: off on this studio, which has logins (the owner can launch it with --allow-reward-code)"
+        with gr.Accordion(title, open=False):
             f["rl.reward_code"] = gr.Code(values["rl.reward_code"] or "", language="python", label="reward code",
-                                          interactive=True)
+                                          interactive=ctx.reward_code)
             gr.Markdown(f"For example:\n```python\n{CODE_HINT}```")
     ctx.picker(f["rl.reward_model"], lambda: ["latest", *reward_model_runs(ctx.workspace)])
     return group, f
