@@ -132,7 +132,8 @@ def test_the_datasets_librarys_own_loader_names_are_not_hub_datasets(name, tmp_p
     for read in (read_hub, check_hub_dataset):
         with pytest.raises(DataError, match="datasets library's own file loaders"):
             read(name)
-    assert access.readable_data(ws, "HuggingFaceH4/ultrafeedback_binarized") == "HuggingFaceH4/ultrafeedback_binarized"
+    for hub_id in ("HuggingFaceH4/ultrafeedback_binarized", "someone/imagefolder", "someone/json"):
+        assert access.readable_data(ws, hub_id) == hub_id
 
 
 def test_a_saved_dataset_folder_naming_files_elsewhere_is_refused(tmp_path):

@@ -324,7 +324,7 @@ every matching file under the current folder."""
 
 def refuse_loader_name(dataset_id: str) -> None:
     name = str(dataset_id).strip().lower()
-    if name in FILE_LOADERS or name.endswith("folder"):
+    if name in FILE_LOADERS or ("/" not in name and name.endswith("folder")):
         raise DataError(f"'{dataset_id}' names one of the datasets library's own file loaders, not a hub dataset: "
                         "give the file itself, or a hub dataset as org/name.")
 
