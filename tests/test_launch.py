@@ -73,6 +73,20 @@ def test_listening_beyond_this_machine_without_login_is_refused(host, tmp_path):
     assert f"Listening on {host} lets other machines reach the studio" in out.stderr and "--auth USER:PASS" in out.stderr
 
 
+def test_a_port_in_use_is_one_sentence_before_anything_is_announced(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for argv in (["launch.py"], ["-m", "studio", "launch"]):
+            out = subprocess.run([PYTHON, *argv, "--port", str(port), "--workspace", str(tmp_path), "--no-browser"],
+                                 capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=60)
+            assert out.returncode == 1 and "Traceback" not in out.stderr and "Fine-tuning Studio on" not in out.stdout
+            assert f"Cannot listen on 127.0.0.1 port {port}: it is in use (pick another with --port)." in out.stderr
+
+
 def test_only_loopback_addresses_count_as_this_machine_alone():
     from studio.ui.app import loopback
 

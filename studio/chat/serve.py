@@ -11,7 +11,6 @@ carry it as a bearer token.
 """
 
 
-import errno
 import hmac
 import json
 import threading
@@ -230,17 +229,11 @@ def build_api(service: ChatService, api_key: str = "") -> Any:
 
 def serve(loaded: LoadedModel, model_id: str, port: int, api_key: str = "", ready: Any = None) -> None:
     """Run the endpoint on 127.0.0.1:`port` until interrupted; `ready(url)` is called once it listens."""
-    import socket
-
     import uvicorn
 
-    with socket.socket() as probe:  # a port that cannot be had is one sentence, not a server log
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself binds
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as err:
-            why = "it is in use" if err.errno == errno.EADDRINUSE else (err.strerror or str(err)).lower()
-            raise StudioError(f"Cannot listen on 127.0.0.1 port {port}: {why} (pick another with --port).") from None
+    from studio.ports import check_port
+
+    check_port("127.0.0.1", port)  # a port that cannot be had is one sentence, not a server log
     config = uvicorn.Config(build_api(ChatService(loaded, model_id), api_key), host="127.0.0.1", port=port,
                             log_level="warning")
     server = uvicorn.Server(config)

@@ -21,6 +21,7 @@ from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.models.counting import model_shapes
 from studio.paths import ASSETS
+from studio.ports import check_port
 from studio.train.machine import status_line
 from studio.ui.api import glue
 from studio.ui.context import AppContext
@@ -184,6 +185,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
     if not loopback(host) and not logins.enabled:
         raise StudioError(f"Listening on {host} lets other machines reach the studio: add --auth USER:PASS (or "
                           "--auth-file, or $STUDIO_AUTH) so that it needs a login.")
+    check_port(host, port)
     ws = Workspace.open(workspace)
     # uploads land inside the workspace, not in a system-wide temporary folder
     os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
