@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from helpers import PYTHON, ROOT, subprocess_env
+from helpers import PYTHON, ROOT, free_port, subprocess_env
 
 from studio.chat.engine import GenerationSettings, ModelCache, build_messages, load_for_chat, stream_reply
 from studio.chat.evaluate import eval_rows, evaluate_model, generate_answers
@@ -184,3 +184,14 @@ def test_models_loaded_in_several_threads_at_once_are_whole():
     for model in got:
         for name, tensor in model.state_dict().items():
             assert torch.equal(tensor, alone[name]), name
+
+
+def test_a_mistyped_run_id_says_there_is_no_such_run(tmp_path):
+    """A name that is neither a run of the workspace nor a model this machine has: the sentence names the
+    runs folder first, for eval and serve alike."""
+    ws = Workspace.open(tmp_path / "ws")
+    for argv in (["eval", "nope-run", "--data", str(EVAL)], ["serve", "nope-run", "--port", str(free_port())]):
+        out = subprocess.run([PYTHON, "-m", "studio", *argv, "--workspace", str(ws.root)], capture_output=True,
+                             text=True, cwd=ROOT, env=subprocess_env(HF_HUB_OFFLINE="1"), timeout=120)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert out.stderr.startswith(f"error: No run 'nope-run' in {ws.runs}, nor a model by that name:"), out.stderr

@@ -111,7 +111,12 @@ def _load(target: str, ws: Workspace | None, progress: Any) -> LoadedModel:
     dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     say(0.1, "finding the weights")
     if run_dir is None:
-        path = resolve_model(base_name)
+        try:
+            path = resolve_model(base_name)
+        except StudioError as err:
+            if ws is None or "/" in base_name:
+                raise
+            raise StudioError(f"No run '{base_name}' in {ws.runs}, nor a model by that name: {err}") from None
         weights_from, adapter = path, None
     else:
         result = checkpoint_result(run_dir, checkpoint) if checkpoint else run_result(run_dir)
