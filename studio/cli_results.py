@@ -46,7 +46,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print_json(out)
     else:
         for r in results:
-            grade = f"\njudge {r.judge:.2f} (by {r.judged_by})" if r.judged_by and r.judge is not None else ""
+            grade = "" if not r.judged_by else f"\njudge {r.judge:.2f} (by {r.judged_by})" if r.judge is not None \
+                else f"\njudge none: {r.judged_by} wrote no readable grade (1-5) for any answer"
             print(f"model {r.model}\nrows {r.rows}\nexact_match {r.exact_match:.3f}\nloss {r.loss:.4f}\n"
                   f"perplexity {r.perplexity:.2f}\nrouge_l {r.rouge_l:.3f}\nbleu {r.bleu:.1f}{grade}")
     return 0

@@ -4,6 +4,7 @@ a real run evaluated at each checkpoint from the CLI, kept with the run and writ
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -83,6 +84,13 @@ def test_a_run_scored_at_each_checkpoint_from_the_cli(tmp_path):
     assert [e.get("checkpoint") for e in kept] == ["checkpoint-2", "checkpoint-4", None]
     card = model_card(run_dir, "merged")
     assert "## Held-out evaluation (4 rows of support_eval.jsonl)" in card and "| ROUGE-L |" in card
+    text = subprocess.run([PYTHON, "-m", "studio", "eval", run_dir.name, "--data", str(EVAL), "--limit", "2",
+                           "--judge", "tiny", "--workspace", str(ws.root)], capture_output=True, text=True, cwd=ROOT,
+                          env=subprocess_env(), timeout=600)
+    judge_line = [line for line in text.stdout.splitlines() if line.startswith("judge ")]
+    assert len(judge_line) == 1, text.stdout  # the judge is always reported, a grade or none
+    assert judge_line[0] == "judge none: tiny wrote no readable grade (1-5) for any answer" or \
+        re.fullmatch(r"judge [1-5]\.\d\d \(by tiny\)", judge_line[0]), judge_line
 
 
 def test_a_checkpoint_that_does_not_exist_is_one_sentence(tmp_path):
