@@ -87,7 +87,15 @@ def test_missing_data_file_is_caught_before_a_run_exists(tmp_path):
 def test_gaps_are_refused_before_a_run_exists(tmp_path):
     ws = tmp_path / "ws"
     preset = str(ROOT / "presets" / "tiny-sft-lora.yaml")
+    (tmp_path / "odd.jsonl").write_text('{"a": 1}\n')
+    (tmp_path / "empty_turns.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]}\n')
+    pairs = str(ROOT / "assets" / "data" / "support_prefs.jsonl")
     cases = [
+        ([f"--set=data.train={tmp_path / 'odd.jsonl'}"], "odd.jsonl: no known format matches these columns"),
+        ([f"--set=data.train={tmp_path / 'empty_turns.jsonl'}"], "empty_turns.jsonl: no usable row; line 1"),
+        ([f"--set=data.train={pairs}"], "support_prefs.jsonl holds Preference pairs"),
+        ([f"--set=data.eval={tmp_path / 'odd.jsonl'}"], "odd.jsonl: no known format matches these columns"),
         (["--set", "data.train=data/train"], "Hub dataset 'data/train' could not be loaded"),
         (["--set", "data.train=./data/train"], "./data/train does not exist"),
         (["--set", "train.seed=-1"], "train.seed must be between 0"),

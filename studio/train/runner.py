@@ -124,6 +124,12 @@ def device_count() -> tuple[int, str]:
     return cores, "CPU core and no GPU" if cores == 1 else "CPU cores and no GPU"
 
 
+READ_BEFORE_START_BYTES = 64 * 2**20
+"""Data files up to this size are read and checked before a run folder exists (a few hundredths of a second
+for the demo's 1,200 rows): a file with no usable row, or of the wrong kind for the stage, is refused at once
+rather than failing a queued run. Larger files are checked by the run itself."""
+
+
 def preflight(cfg: RunConfig) -> None:
     """Checks that need no training, done before a run folder exists: a typo costs no failed run."""
     from studio.models.loading import resolve_model
@@ -152,6 +158,10 @@ def preflight(cfg: RunConfig) -> None:
             from studio.data.readers import check_hub_dataset
 
             check_hub_dataset(source, cfg.data.subset if label == "training data" else None)
+        elif path.is_file() and path.stat().st_size <= READ_BEFORE_START_BYTES:
+            from studio.data.load import load_records
+
+            load_records(str(path), stage(cfg.method.stage).data_kinds, fmt=cfg.data.format, mapping=cfg.data.map or None)
 
 
 def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_by: str = "") -> Path:
