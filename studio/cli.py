@@ -84,7 +84,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = run_training(cfg, run_dir, resume=args.resume, show_progress=not args.quiet,
                        lock_path=ws.root / "train.lock")
     if main:
-        print(f"saved {out}", flush=True)
+        from studio.train.status import RunState, read_status
+
+        if read_status(run_dir).state == RunState.COMPLETED:
+            print(f"saved {out}", flush=True)
+        else:  # stopped: nothing final was saved
+            print(f"stopped before the end; continue with: studio train {run_dir.name} --resume", flush=True)
     return 0
 
 

@@ -120,3 +120,28 @@ def test_convert_does_not_overwrite_and_inspect_wants_a_positive_length(tmp_path
     assert target.read_text() != "keep me\n"
     out = run_cli("data", "inspect", src, "--max-length", "-5")
     assert out.returncode != 0 and "must be at least 1" in out.stderr
+
+
+def test_a_run_in_the_foreground_says_it_is_queued_and_a_stop_is_not_called_saved(tmp_path):
+    """While another run holds the device, `studio train` says whom it waits for; stopped before it began,
+    it says how to continue rather than claiming something was saved."""
+    import fcntl
+
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    with open(ws.root / "train.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (ws.root / "train.owner").write_text("20261129-000000-other")
+        proc = subprocess.Popen([PYTHON, "-m", "studio", "train", str(ROOT / "presets" / "tiny-sft-lora.yaml"),
+                                 "--workspace", str(ws.root)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True, cwd=ROOT, env=subprocess_env())
+        lines = [proc.stdout.readline().strip() for _ in range(3)]  # run, folder, then the wait
+        assert lines[0].startswith("run ") and lines[2] == \
+            "queued: waiting for 20261129-000000-other to finish (one training at a time)", lines
+        run_dir = ws.runs / lines[0].removeprefix("run ")
+        (run_dir / "STOP").touch()
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert rest.strip().splitlines()[-1] == f"stopped before the end; continue with: studio train {run_dir.name} --resume"
+    assert "saved" not in rest

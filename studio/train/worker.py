@@ -144,12 +144,14 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
 
 
-def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any) -> Any:
-    """Hold the device lock (one training at a time); while another run holds it, show 'queued'.
+def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any = None) -> Any:
+    """Hold the device lock (one training at a time); while another run holds it, show 'queued', and
+    tell `say` (a print, in the foreground) once for each run it waits behind.
 
     Returns the open lock file (the lock lives as long as it stays open, and the OS releases it
     if this process dies), or None when a stop was requested while waiting.
     """
+    told = None
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(lock_path, "a+")
     owner = lock_path.with_suffix(".owner")
@@ -162,6 +164,9 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any) -> Any:
             holder = owner.read_text(encoding="utf-8").strip() if owner.exists() else "another run"
             update_status(run_dir, state=RunState.QUEUED, pid=os.getpid(), pid_start=process_start(os.getpid()),
                           waiting_for=holder)
+            if say is not None and holder != told:
+                say(f"queued: waiting for {holder} to finish (one training at a time)")
+                told = holder
             if should_stop():
                 fh.close()
                 return None
@@ -198,7 +203,8 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
     lock = None
     stop_seen = lambda: stop_asked["flag"] or (run_dir / STOP_FILE).exists()  # noqa: E731
     if lock_path is not None and main:
-        lock = wait_for_device(lock_path, run_dir, stop_seen)
+        lock = wait_for_device(lock_path, run_dir, stop_seen, say=(lambda text: print(text, flush=True))
+                               if show_progress else None)
     if main and ((lock is None and lock_path is not None) or stop_seen()):  # stopped before it began
         signal.signal(signal.SIGTERM, previous)
         if lock is not None:
