@@ -95,14 +95,19 @@ def test_sources_length_bias_and_leaderboard():
 
 def test_a_preference_file_is_imported_for_relabelling(tmp_path):
     store = PreferenceStore(tmp_path / "p.sqlite")
-    added, left_out = import_pairs(store, os.path.join(DATA, "llamafactory_dpo.json"), needed=2)
-    assert added >= 2 and left_out >= 0
+    added, left_out, stored = import_pairs(store, os.path.join(DATA, "llamafactory_dpo.json"), needed=2)
+    assert added >= 2 and left_out >= 0 and stored == 0
+    assert import_pairs(store, os.path.join(DATA, "llamafactory_dpo.json"), needed=2) == (0, left_out, added)
+    assert store.counts()["pairs"] == added  # importing the file again added nothing
+    store.add_pair("Q", "second", "first")
+    assert store.add_pairs([("Q", "first", "second", "", ""), ("Q", "first", "third", "", "")], skip_stored=True) \
+        == [added + 2]  # a pair stored the other way round counts as stored
     pair = store.next_pair("ann")
     assert pair["needed"] == 2 and pair["model_a"] == "chosen in llamafactory_dpo.json"
     shown = show_pair(pair)
     assert {shown.left, shown.right} == {pair["answer_a"], pair["answer_b"]}
-    hh_added, hh_left = import_pairs(store, os.path.join(DATA, "hh_rlhf_train.jsonl.gz"))
-    assert (hh_added, hh_left) == (2, 1)  # the third HH row has identical answers
+    hh_added, hh_left, hh_stored = import_pairs(store, os.path.join(DATA, "hh_rlhf_train.jsonl.gz"))
+    assert (hh_added, hh_left, hh_stored) == (2, 1, 0)  # the third HH row has identical answers
     with pytest.raises(StudioError, match="holds"):
         import_pairs(store, os.path.join(DATA, "openai.jsonl"))
 
@@ -115,6 +120,8 @@ def test_prefs_import_and_stats_commands(tmp_path):
                               text=True, cwd=ROOT, env=subprocess_env(), timeout=120)
     out = studio("import", os.path.join(DATA, "hh_rlhf_train.jsonl.gz"), "--annotators", "2")
     assert out.returncode == 0 and out.stdout.startswith("pairs added: 2 (1 rows left out")
+    again = studio("import", os.path.join(DATA, "hh_rlhf_train.jsonl.gz"), "--annotators", "2")
+    assert again.returncode == 0 and again.stdout.startswith("pairs added: 0 (2 already in the store; 1 rows left out")
     store = PreferenceStore(Workspace.open(ws).prefs_db)
     for voter in ("ann", "bob"):
         while (pair := store.next_pair(voter)) is not None:

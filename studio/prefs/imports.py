@@ -1,6 +1,6 @@
 """Bring an existing preference file into the store, so that annotators label its pairs again.
 
-    added, left_out = import_pairs(store, "hh_rlhf_train.jsonl.gz", needed=3)
+    added, left_out, stored = import_pairs(store, "hh_rlhf_train.jsonl.gz", needed=3)
 
 Any preference shape the data readers know (TRL prompt/chosen/rejected, LLaMA-Factory ranking files,
 HH transcripts ...) is read. The file's chosen answer is stored as answer a under the source name
@@ -18,9 +18,10 @@ from studio.prefs.store import PreferenceStore
 
 
 def import_pairs(store: PreferenceStore, path: str | Path, needed: int | None = None,
-                 created_by: str = "") -> tuple[int, int]:
-    """(pairs added, rows left out): rows that cannot be read, and pairs whose answers run over several
-    turns (a vote compares two single answers)."""
+                 created_by: str = "") -> tuple[int, int, int]:
+    """(pairs added, rows left out, pairs the store held already). Left out: rows that cannot be read, and
+    pairs whose answers run over several turns (a vote compares two single answers). Importing a file again
+    adds only the pairs it did not hold."""
     records, left_out = load_records(str(path), ("preference",))
     name = Path(path).name
     pairs = []
@@ -32,5 +33,5 @@ def import_pairs(store: PreferenceStore, path: str | Path, needed: int | None = 
                       f"rejected in {name}"))
     if not pairs:
         raise StudioError(f"{name}: no pair with one answer on each side to import.")
-    store.add_pairs(pairs, source=f"import {name}", created_by=created_by, needed=needed)
-    return len(pairs), left_out
+    added = store.add_pairs(pairs, source=f"import {name}", created_by=created_by, needed=needed, skip_stored=True)
+    return len(added), left_out, len(pairs) - len(added)

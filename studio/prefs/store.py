@@ -121,8 +121,10 @@ class PreferenceStore:
         return self.add_pairs([(prompt, answer_a, answer_b, model_a, model_b)], source, created_by, needed)[0]
 
     def add_pairs(self, pairs: list[tuple[Any, str, str, str, str]], source: str = "", created_by: str = "",
-                  needed: int | None = None) -> list[int]:
-        """Store many (prompt, answer_a, answer_b, model_a, model_b) pairs in one transaction."""
+                  needed: int | None = None, skip_stored: bool = False) -> list[int]:
+        """Store many (prompt, answer_a, answer_b, model_a, model_b) pairs in one transaction. With
+        `skip_stored`, a pair whose prompt and two answers the store holds already (either way round) is
+        left out; the ids are those of the pairs added."""
         if needed is not None and needed < 1:
             raise StudioError(f"A pair needs at least one annotator (got {needed}).")
         rows = []
@@ -134,6 +136,11 @@ class PreferenceStore:
         try:
             with self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
+                if skip_stored:
+                    rows = [row for row in rows if not db.execute(
+                        "SELECT 1 FROM pairs WHERE prompt = ? AND prompt_turns IS ? AND ((answer_a = ? AND answer_b = ?) "
+                        "OR (answer_a = ? AND answer_b = ?)) LIMIT 1",
+                        (row[0], row[1], row[2], row[3], row[3], row[2])).fetchone()]
                 ids = [int(db.execute("INSERT INTO pairs (prompt, prompt_turns, answer_a, answer_b, model_a, model_b, "
                                       "source, created, created_by, needed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                       row).lastrowid) for row in rows]

@@ -215,11 +215,13 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
     def import_file(path, k, request: gr.Request):
         try:
             source = resolve_source(readable_data(ctx.workspace, path), ctx.workspace)
-            added, left_out = import_pairs(PreferenceStore(ctx.workspace.prefs_db), source, needed=int(k),
-                                           created_by=ctx.user(request))
+            added, left_out, stored = import_pairs(PreferenceStore(ctx.workspace.prefs_db), source, needed=int(k),
+                                                   created_by=ctx.user(request))
         except (StudioError, ValueError, OSError) as err:
             return f"⚠️ {err}"
-        return f"Imported {added} pairs for voting" + (f"; {left_out} rows left out." if left_out else ".")
+        notes = ([f"{stored} were stored already"] if stored else []) + \
+            ([f"{left_out} rows left out"] if left_out else [])
+        return f"Imported {added} pairs for voting" + (f"; {', '.join(notes)}." if notes else ".")
 
     import_btn.click(import_file, [import_path, needed], made, **action("pairs_import"))
     return box
