@@ -131,7 +131,8 @@ def _inspect(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         model, max_length = cfg.model.name, cfg.data.max_length
         fmt, mapping = fmt or cfg.data.format, {**cfg.data.map, **(mapping or {})} or None
-    report = inspect_file(args.file, fmt=fmt, mapping=mapping, model=model or None, max_length=max_length)
+    report = inspect_file(_saved_or_file(args.file, args.workspace), fmt=fmt, mapping=mapping, model=model or None,
+                          max_length=max_length)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -141,6 +142,20 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"error: {report.source}: {why}.", file=sys.stderr)
         return 1
     return 0
+
+
+def _saved_or_file(source: str, workspace: str | None) -> str:
+    """A dataset saved in the workspace ('support', 'support:eval') as its file; anything else as given.
+    A workspace that does not exist yet is not made for this."""
+    from studio.workspace import DEFAULT_DIR, ENV_VAR
+
+    root = Path(workspace or os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser()
+    if Path(source).exists() or not root.is_dir():
+        return source
+    from studio.data.load import resolve_source
+    from studio.workspace import Workspace
+
+    return resolve_source(source, Workspace.open(root))
 
 
 def parse_map(items: list[str] | None) -> dict[str, str] | None:

@@ -132,3 +132,23 @@ def test_a_broken_tokenizer_folder_is_one_sentence_naming_it(tmp_path):
     out = studio("data", "inspect", os.path.join(DATA, "openai.jsonl"), "--model", str(broken))
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: The tokenizer of '{broken}' could not be loaded")
+
+
+def test_inspect_reads_a_saved_dataset_by_name_or_by_its_version_folder(tmp_path):
+    from studio.data.store import save_dataset
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    records = [{"messages": [{"role": "user", "content": f"question {n}"}, {"role": "assistant", "content": "yes"}]}
+               for n in range(10)]
+    version = save_dataset(ws, "helpdesk", records, "sft", eval_fraction=0.2, seed=1)
+    for source, rows in (("helpdesk", 8), ("helpdesk:eval", 2), (str(version), 8)):
+        out = studio("data", "inspect", source, "--workspace", str(ws.root), "--json", "--model", "")
+        assert out.returncode == 0, out.stderr
+        got = json.loads(out.stdout)
+        assert (got["format"], got["rows"], got["usable_rows"]) == ("messages", rows, rows)
+    out = studio("data", "inspect", "nothing-saved", "--workspace", str(ws.root))
+    assert out.returncode == 1 and out.stderr.strip() == "error: nothing-saved: no such file."
+    assert not (tmp_path / "elsewhere").exists()
+    out = studio("data", "inspect", "helpdesk", "--workspace", str(tmp_path / "elsewhere"))
+    assert out.returncode == 1 and not (tmp_path / "elsewhere").exists()  # no workspace is made for a lookup
