@@ -216,7 +216,8 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(out, report.usable)
     skipped = report.total_rows - n
-    print(f"rows written: {n} to {out}" + (f" ({skipped} unusable rows skipped)" if skipped else ""))
+    print(f"rows written: {n} to {out}" + (f" ({skipped} unusable row{'s' if skipped != 1 else ''} skipped)"
+                                            if skipped else ""))
     return 0
 
 
@@ -252,6 +253,8 @@ def cmd_prefs_export(args: argparse.Namespace) -> int:
     from studio.workspace import Workspace
 
     rows = PreferenceStore(Workspace.open(args.workspace).prefs_db).export_rows()
+    if not rows:
+        raise StudioError("No votes to export yet (a vote for A or B on a pair makes a row); nothing was written.")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise StudioError(f"{out} exists already; choose another --out, or add --force to replace it.")

@@ -48,7 +48,7 @@ def test_convert_to_messages_and_preference(tmp_path):
     out = studio("data", "convert", os.path.join(DATA, "alpaca.json"), "--to", "messages",
                  "--out", str(tmp_path / "m.jsonl"))
     assert out.returncode == 0, out.stderr
-    assert "rows written: 4" in out.stdout and "1 unusable rows skipped" in out.stdout
+    assert "rows written: 4" in out.stdout and "1 unusable row skipped" in out.stdout
     rows = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert all(r["messages"][-1]["role"] == "assistant" for r in rows)
     out = studio("data", "convert", os.path.join(DATA, "hh.jsonl"), "--to", "preference",
@@ -116,7 +116,7 @@ def test_a_mapped_column_the_file_lacks_is_named(tmp_path):
 def test_convert_writes_kto_and_prompt_only_data_and_names_the_right_target(tmp_path):
     out = tmp_path / "kto.jsonl"
     done = studio("data", "convert", os.path.join(DATA, "kto_messages.json"), "--to", "unpaired", "--out", str(out))
-    assert done.returncode == 0 and "rows written: 3" in done.stdout and "1 unusable rows skipped" in done.stdout
+    assert done.returncode == 0 and "rows written: 3" in done.stdout and "1 unusable row skipped" in done.stdout
     first = json.loads(out.read_text().splitlines()[0])
     assert set(first) == {"prompt", "completion", "label"} and first["label"] is True
     wrong = studio("data", "convert", os.path.join(DATA, "prompts.csv"), "--to", "messages", "--out",

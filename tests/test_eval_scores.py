@@ -105,3 +105,11 @@ def test_a_checkpoint_that_does_not_exist_is_one_sentence(tmp_path):
         load_for_chat(f"{run_dir.name}@checkpoint-7", ws)
     with pytest.raises(StudioError, match="not a run of this workspace"):
         load_for_chat("tiny@checkpoint-7", ws)
+    from studio.train.status import RunState, update_status
+
+    for state, why in ((RunState.FAILED, r"\(it failed; its log says why\)"), (RunState.STOPPED, r"\(it was stopped"),
+                       (RunState.RUNNING, "yet")):
+        (run_dir / "status.json").unlink(missing_ok=True)  # a final state is not overwritten by another
+        update_status(run_dir, state=state)
+        with pytest.raises(StudioError, match=f"Run {run_dir.name} has no finished adapter or model ?{why}"):
+            load_for_chat(run_dir.name, ws)

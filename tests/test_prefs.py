@@ -73,10 +73,17 @@ def test_sides_are_shuffled_and_remembered(tmp_path):
 
 def test_prefs_export_command(tmp_path):
     store = PreferenceStore(Workspace.open(tmp_path).prefs_db)
-    store.vote(store.add_pair("Q", "good", "bad"), "a")
-    out = subprocess.run([PYTHON, "-m", "studio", "prefs", "export", "--out", str(tmp_path / "v.jsonl"),
-                          "--workspace", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
-                         env=subprocess_env(), timeout=120)
+    pair = store.add_pair("Q", "good", "bad")
+
+    def export():
+        return subprocess.run([PYTHON, "-m", "studio", "prefs", "export", "--out", str(tmp_path / "v.jsonl"),
+                               "--workspace", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                              env=subprocess_env(), timeout=120)
+    out = export()  # a pair without votes is nothing to export: said, and no empty file is left
+    assert out.returncode == 1 and out.stderr.startswith("error: No votes to export yet")
+    assert not (tmp_path / "v.jsonl").exists()
+    store.vote(pair, "a")
+    out = export()
     assert out.returncode == 0 and "rows written: 1" in out.stdout
     assert json.loads((tmp_path / "v.jsonl").read_text()) == {"prompt": "Q", "chosen": "good", "rejected": "bad"}
 

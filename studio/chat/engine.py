@@ -121,7 +121,12 @@ def _load(target: str, ws: Workspace | None, progress: Any) -> LoadedModel:
     else:
         result = checkpoint_result(run_dir, checkpoint) if checkpoint else run_result(run_dir)
         if result is None:
-            raise StudioError(f"Run {run_dir.name} has no finished adapter or model yet.")
+            from studio.train.status import RunState, read_status
+
+            state = read_status(run_dir).state
+            why = {RunState.FAILED: " (it failed; its log says why)", RunState.STOPPED: " (it was stopped: resume "
+                   "it to finish, or pick one of its checkpoints)"}.get(state, " yet")
+            raise StudioError(f"Run {run_dir.name} has no finished adapter or model{why}.")
         kind, folder = result
         if kind == "model":
             weights_from, adapter = folder, None
@@ -272,7 +277,7 @@ def fit_to_context(loaded: LoadedModel, messages: list[dict[str, str]], max_new_
             break
         if len(turns) <= 1:
             raise StudioError(f"The message is about {n:,} tokens; this model reads {context:,} in all and the "
-                              f"answer needs room for {int(max_new_tokens):,}: shorten it (or lower Max new tokens).")
+                              f"answer needs room for {int(max_new_tokens):,}: shorten it, or ask for a shorter answer (Max new tokens in Chat, max_tokens through the API).")
         turns = turns[2:] if len(turns) > 2 else turns[-1:]  # drop the oldest question and its answer
         dropped += 1
     note = (f"The {dropped} oldest exchange{'s were' if dropped > 1 else ' was'} left out so the conversation fits "
