@@ -113,3 +113,12 @@ def test_a_checkpoint_that_does_not_exist_is_one_sentence(tmp_path):
         update_status(run_dir, state=state)
         with pytest.raises(StudioError, match=f"Run {run_dir.name} has no finished adapter or model ?{why}"):
             load_for_chat(run_dir.name, ws)
+
+
+def test_evaluating_on_pairs_says_evaluation_needs_conversations():
+    from studio.chat.evaluate import eval_rows
+    from studio.data.readers import DataError
+
+    with pytest.raises(DataError, match="support_prefs.jsonl holds Preference pairs .* data, but evaluation needs "
+                                        "instruction or chat data"):
+        eval_rows(str(ROOT / "assets" / "data" / "support_prefs.jsonl"), 4)

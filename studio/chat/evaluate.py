@@ -87,7 +87,7 @@ def final_evaluations(run_dir: Path) -> list[dict[str, Any]]:
 
 def eval_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
     """Conversations ending in an assistant turn, from any SFT-shaped file."""
-    records, _ = load_records(source, ("sft",))
+    records, _ = load_records(source, ("sft",), purpose="evaluation")
     rows = [r for r in records if r["messages"][-1]["role"] == "assistant"]
     return rows[:limit] if limit else rows
 

@@ -74,19 +74,19 @@ def has_eval_split(workspace: Any, name: str) -> bool:
 
 
 def load_records(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None,
-                 fmt: str | None = None, mapping: dict[str, str] | None = None
+                 fmt: str | None = None, mapping: dict[str, str] | None = None, purpose: str = "this stage"
                  ) -> tuple[list[dict[str, Any]], int]:
     """Normalised usable records of a source, and how many rows were left out.
 
     `wanted` names the acceptable kinds ('sft', 'text', 'preference', 'unpaired', 'prompt'); `fmt` and
     `mapping` (format field -> column) override detection, as data.format and data.map do in a config.
     """
-    records, report = _load_report(source, wanted, split, subset, fmt, mapping)
+    records, report = _load_report(source, wanted, split, subset, fmt, mapping, purpose)
     return records, report.total_rows - len(records)
 
 
 def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None,
-                 fmt: str | None = None, mapping: dict[str, str] | None = None
+                 fmt: str | None = None, mapping: dict[str, str] | None = None, purpose: str = "this stage"
                  ) -> tuple[list[dict[str, Any]], Any]:
     path = resolve_project_path(source)
     if path.exists() or Path(source).suffix:
@@ -100,7 +100,7 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
                         "map: {prompt: question, completion: reply}.")
     if report.kind not in wanted:
         need = " or ".join(KIND_NAMES[k] for k in wanted)
-        raise DataError(f"{read.source} holds {SPECS[report.format].label} data, but this stage needs {need} data.")
+        raise DataError(f"{read.source} holds {SPECS[report.format].label} data, but {purpose} needs {need} data.")
     if not report.usable:
         first = report.problem_rows(1)[0]
         raise DataError(f"{read.source}: no usable row; {first['where']}, {first['field']}: {first['problem']}.")

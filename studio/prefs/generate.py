@@ -25,7 +25,7 @@ def prompts_from(source: str, limit: int | None = None, seed: int = 0) -> list[l
     from studio.data.load import load_records
     from studio.methods.rl_common import prompt_rows
 
-    records, _ = load_records(source, ("prompt", "sft", "preference", "unpaired"))
+    records, _ = load_records(source, ("prompt", "sft", "preference", "unpaired"), purpose="making pairs")
     out = [row["prompt"] for row in prompt_rows(records)]
     if limit is not None and len(out) > limit:
         out = random.Random(seed).sample(out, limit)

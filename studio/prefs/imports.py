@@ -22,7 +22,7 @@ def import_pairs(store: PreferenceStore, path: str | Path, needed: int | None = 
     """(pairs added, rows left out, pairs the store held already). Left out: rows that cannot be read, and
     pairs whose answers run over several turns (a vote compares two single answers). Importing a file again
     adds only the pairs it did not hold."""
-    records, left_out = load_records(str(path), ("preference",))
+    records, left_out = load_records(str(path), ("preference",), purpose="importing pairs to vote on")
     name = Path(path).name
     pairs = []
     for r in records:
