@@ -53,7 +53,7 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     if {"chosen", "rejected"} <= low:
         chosen = value("chosen")
         conversation = next((c for c in ("conversations", "messages") if c in low), None)
-        if isinstance(chosen, (list, dict)) and {"prompt", "question"} & low:  # UltraFeedback's binarized files
+        if isinstance(chosen, list) and "prompt" in low:  # UltraFeedback's binarized files
             return pick("preference_messages", "a prompt column; chosen and rejected hold whole conversations")
         if isinstance(chosen, (list, dict)) and conversation:  # LLaMA-Factory's ranking files
             mapping = {"prompt": _orig(cols, conversation), "chosen": _orig(cols, "chosen"),
@@ -68,7 +68,10 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
                                                 "rejected": _orig(cols, "rejected")} | _opt(cols, "system"),
                                  "input, chosen and rejected columns", cols)
             return pick("hh", "chosen and rejected are whole Human:/Assistant: transcripts")
-        return pick("preference", "prompt, chosen and rejected columns")
+        found = pick("preference", "prompt, chosen and rejected columns")
+        if found.mapping.get("prompt", "").lower() != "instruction":  # input and history go with Alpaca's shape only
+            found.mapping = {k: v for k, v in found.mapping.items() if k not in ("input", "history")}
+        return found
     label = next((c for c in LABEL_COLUMNS if c in low and _labels_like(rows, _orig(cols, c))), None)
     if label and default_mapping("unpaired", cols).get("prompt"):
         return pick("unpaired", f"'{_orig(cols, label)}' says whether each answer is good or bad")

@@ -66,7 +66,7 @@ SPECS = {s.name: s for s in [
                 "rejected": ("rejected",), "system": ("system",), "history": ("history",)},
                optional=("input", "system", "history")),
     FormatSpec("preference_messages", "Preference pairs as message lists", "preference",
-               {"prompt": ("prompt", "question", "conversations", "messages", "input"),
+               {"prompt": ("prompt", "question", "conversations", "messages"),
                 "chosen": ("chosen", "chosen_messages", "chosen_conversations", "preferred_output"),
                 "rejected": ("rejected", "rejected_messages", "rejected_conversations", "non_preferred_output"),
                 "system": ("system",)},
@@ -341,7 +341,8 @@ def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     prompt_value = row.get(mapping["prompt"]) if mapping.get("prompt") else None
     if isinstance(prompt_value, dict) and "messages" in prompt_value:  # OpenAI's {"messages": [...], "tools": ...}
         prompt_value = prompt_value["messages"]
-    if mapping.get("input") or mapping.get("history"):  # Alpaca's shape: the instruction, its input, earlier turns
+    if (mapping.get("input") or mapping.get("history")) and not isinstance(prompt_value, list):
+        # Alpaca's shape (LLaMA-Factory's ranking files): the instruction, its input below it, earlier turns
         if prompt_value is None or (isinstance(prompt_value, str) and not prompt_value.strip()):
             raise RowProblem(mapping["prompt"], f"'{mapping['prompt']}' is missing or empty")
         prompt = _alpaca_prompt(row, mapping, "prompt")
