@@ -195,7 +195,10 @@ def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | 
         return source
     path = _local(str(source))
     if path is None:
-        refuse_loader_name(str(source))  # 'json', 'text' ... would read files from the server's folder
+        from studio.data.load import saved_dataset
+
+        if saved_dataset(str(source), ws) is None:  # 'json', 'text' ... would read files from the server's folder
+            refuse_loader_name(str(source))
         return source  # a saved dataset's name or a hub id
     if not _inside(path, ws.datasets, ws.root / "uploads", DEMO_DATA):
         raise StudioError(OUTSIDE_DATA.format(what=what, source=str(source)))

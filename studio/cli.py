@@ -85,11 +85,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                        lock_path=ws.root / "train.lock")
     if main:
         from studio.train.status import RunState, read_status
+        from studio.train.worker import latest_checkpoint
 
         if read_status(run_dir).state == RunState.COMPLETED:
             print(f"saved {out}", flush=True)
-        else:  # stopped: nothing final was saved
-            print(f"stopped before the end; continue with: studio train {run_dir.name} --resume", flush=True)
+        elif latest_checkpoint(run_dir) is not None:  # stopped: nothing final was saved
+            where = f" --workspace {args.workspace}" if args.workspace else ""
+            print(f"stopped before the end; continue with: studio train {run_dir.name} --resume{where}", flush=True)
+        else:
+            print("stopped before its first checkpoint: nothing was saved", flush=True)
     return 0
 
 
@@ -145,12 +149,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _saved_or_file(source: str, workspace: str | None) -> str:
-    """A dataset saved in the workspace ('support', 'support:eval') as its file; anything else as given.
-    A workspace that does not exist yet is not made for this."""
+    """A dataset saved in the workspace ('support', 'support:eval') or a version folder of one as its file;
+    anything else as given. A workspace that does not exist yet is not made for this."""
     from studio.workspace import DEFAULT_DIR, ENV_VAR
 
+    given = Path(source)
+    if given.is_dir() and (given / "train.jsonl").is_file() and not (given / "state.json").exists():
+        return str(given / "train.jsonl")  # a version folder the studio saved: its train split
     root = Path(workspace or os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser()
-    if Path(source).exists() or not root.is_dir():
+    if given.exists() or not root.is_dir():
         return source
     from studio.data.load import resolve_source
     from studio.workspace import Workspace

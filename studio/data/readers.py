@@ -55,10 +55,6 @@ def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
     """Read a data file or a saved dataset folder."""
     path = Path(path)
     name = path.name
-    if path.is_dir() and not (path / "state.json").exists() and not (path / "dataset_dict.json").exists() \
-            and (path / "train.jsonl").is_file():  # a version the studio saved: its train or eval split
-        path = path / ("eval.jsonl" if split == "eval" and (path / "eval.jsonl").is_file() else "train.jsonl")
-        name = path.name
     if path.is_dir():
         return _read_saved(path, split)
     if not path.exists():
