@@ -99,9 +99,6 @@ def test_a_preference_file_is_imported_for_relabelling(tmp_path):
     assert added >= 2 and left_out >= 0 and stored == 0
     assert import_pairs(store, os.path.join(DATA, "llamafactory_dpo.json"), needed=2) == (0, left_out, added)
     assert store.counts()["pairs"] == added  # importing the file again added nothing
-    store.add_pair("Q", "second", "first")
-    assert store.add_pairs([("Q", "first", "second", "", ""), ("Q", "first", "third", "", "")], skip_stored=True) \
-        == [added + 2]  # a pair stored the other way round counts as stored
     pair = store.next_pair("ann")
     assert pair["needed"] == 2 and pair["model_a"] == "chosen in llamafactory_dpo.json"
     shown = show_pair(pair)
@@ -290,3 +287,14 @@ def test_an_overlong_rewrite_or_reason_is_refused_and_stores_nothing(tmp_path):
             cast_vote(store, shown, "left", "ann", edited=edited, reason=reason)
     assert store.vote_rows() == []
     assert cast_vote(store, shown, "left", "ann", edited="x" * MAX_REWRITE_CHARS, reason="ok").startswith("Vote stored")
+
+
+def test_pairs_already_stored_either_way_round_are_skipped_when_asked(tmp_path):
+    store = PreferenceStore(tmp_path / "p.sqlite")
+    first = store.add_pair("Q", "second", "first")
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Q"}]
+    added = store.add_pairs([("Q", "first", "second", "", ""), ("Q", "first", "third", "", ""),
+                             ("Q", "third", "first", "", ""), (turns, "first", "second", "", "")], skip_stored=True)
+    assert added == [first + 1, first + 2]  # stored, or listed before, the other way round counts as stored;
+    assert store.pair(first + 2)["prompt_turns"] is not None  # the same last message after other turns does not
+    assert store.add_pairs([("Q", "first", "second", "", "")]) == [first + 3]  # without asking, all are added

@@ -101,6 +101,7 @@ class PreferenceStore:
                         db.execute(f"ALTER TABLE votes ADD COLUMN {column} {kind}")
                 if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'votes_one_each'").fetchone():
                     db.executescript(ONE_VOTE_EACH)
+                db.execute("CREATE INDEX IF NOT EXISTS pairs_by_prompt ON pairs(prompt)")  # finding stored pairs
         except sqlite3.Error as err:
             raise StudioError(_sentence(self.path, err, "The preference store could not be opened")) from None
 
@@ -137,10 +138,7 @@ class PreferenceStore:
             with self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
                 if skip_stored:
-                    rows = [row for row in rows if not db.execute(
-                        "SELECT 1 FROM pairs WHERE prompt = ? AND prompt_turns IS ? AND ((answer_a = ? AND answer_b = ?) "
-                        "OR (answer_a = ? AND answer_b = ?)) LIMIT 1",
-                        (row[0], row[1], row[2], row[3], row[3], row[2])).fetchone()]
+                    rows = _not_stored(db, rows)
                 ids = [int(db.execute("INSERT INTO pairs (prompt, prompt_turns, answer_a, answer_b, model_a, model_b, "
                                       "source, created, created_by, needed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                       row).lastrowid) for row in rows]
@@ -283,6 +281,23 @@ class PreferenceStore:
                               "FROM ratings GROUP BY prompt, answer ORDER BY first").fetchall()
         return [{"prompt": json.loads(r["prompt"]), "completion": [{"role": "assistant", "content": r["answer"]}],
                  "label": 2 * r["good"] > r["marks"]} for r in rows if 2 * r["good"] != r["marks"]]
+
+
+def _not_stored(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows (prompt, turns, answer a, answer b, ...) whose pair neither the store nor an earlier row holds,
+    either way round."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for row in rows:
+        key = (row[0], row[1], *sorted((row[2], row[3])))
+        if key in seen or db.execute(
+                "SELECT 1 FROM pairs WHERE prompt = ? AND prompt_turns IS ? AND ((answer_a = ? AND answer_b = ?) "
+                "OR (answer_a = ? AND answer_b = ?)) LIMIT 1", (row[0], row[1], row[2], row[3], row[3], row[2])
+        ).fetchone():
+            continue
+        seen.add(key)
+        out.append(row)
+    return out
 
 
 def _prompt_parts(prompt: str | list[dict[str, str]]) -> tuple[str, str | None]:
