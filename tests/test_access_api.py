@@ -188,3 +188,13 @@ def test_an_admin_login_neither_runs_reward_code_nor_names_a_loader_as_data(serv
     outcome, said = call(c, "/data_from_hub", ["json", "train", "", "tiny", 512])
     assert "own file loaders" in json.dumps(said), said
     assert not [p for p in (ws / "runs").iterdir() if p.name.endswith("grpo")]  # nothing was started
+    from studio.config import RunConfig, save_config  # a run from the command line that scores with code
+
+    run_dir = ws / "runs" / "20261129-101010-rlhf-code"
+    save_config(RunConfig.from_dict({"method": {"stage": "rlhf"}, "rl": {
+        "rewards": ["code"], "reward_code": "def reward(prompt, completion, **row):\n    return 1.0"}}).validate(),
+        run_dir / "config.yaml")
+    (run_dir / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    outcome, said = call(c, "/train_resume", [run_dir.name])
+    assert "launched with --allow-reward-code" in json.dumps(said), said
+    assert not (run_dir / "status.json").exists()  # nothing was started

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from helpers import PYTHON, ROOT, subprocess_env
+from helpers import PYTHON, ROOT, subprocess_env, wait_for
 
 from studio.cli import main
 from studio.errors import StudioError
@@ -124,7 +124,7 @@ def test_convert_does_not_overwrite_and_inspect_wants_a_positive_length(tmp_path
 
 def test_a_run_in_the_foreground_says_it_is_queued_and_a_stop_is_not_called_saved(tmp_path):
     """While another run holds the device, `studio train` says whom it waits for; stopped before it began,
-    it says how to continue rather than claiming something was saved."""
+    it says nothing was saved rather than "saved"; stopped after a checkpoint, it says how to resume."""
     import fcntl
 
     from studio.workspace import Workspace
@@ -143,5 +143,13 @@ def test_a_run_in_the_foreground_says_it_is_queued_and_a_stop_is_not_called_save
         (run_dir / "STOP").touch()
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
-    assert rest.strip().splitlines()[-1] == f"stopped before the end; continue with: studio train {run_dir.name} --resume"
-    assert "saved" not in rest
+    assert rest.strip().splitlines()[-1] == "stopped before its first checkpoint: nothing was saved"
+    proc = subprocess.Popen([PYTHON, "-m", "studio", "train", str(ROOT / "presets" / "tiny-sft-lora.yaml"), "--quiet",
+                             "--workspace", str(ws.root), "--set", "train.max_steps=400", "--set", "train.save_steps=2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=subprocess_env())
+    run_dir = ws.runs / proc.stdout.readline().strip().removeprefix("run ")
+    wait_for(lambda: list((run_dir / "checkpoints").glob("checkpoint-*")), limit=120, every=0.2)
+    (run_dir / "STOP").touch()
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and rest.strip().splitlines()[-1] == \
+        f"stopped before the end; continue with: studio train {run_dir.name} --resume --workspace {ws.root}"

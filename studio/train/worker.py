@@ -161,7 +161,7 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any =
             owner.write_text(run_dir.name, encoding="utf-8")
             return fh
         except BlockingIOError:
-            holder = owner.read_text(encoding="utf-8").strip() if owner.exists() else "another run"
+            holder = (owner.read_text(encoding="utf-8").strip() if owner.exists() else "") or "another run"
             update_status(run_dir, state=RunState.QUEUED, pid=os.getpid(), pid_start=process_start(os.getpid()),
                           waiting_for=holder)
             if say is not None and holder != told:

@@ -18,7 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.access import readable_config, run_id_only
-from studio.config import PRECISIONS, SCHEDULERS, RunConfig, apply_overrides, dump_config
+from studio.config import PRECISIONS, SCHEDULERS, RunConfig, apply_overrides, dump_config, load_config
 from studio.config_form import config_from_form, path_value
 from studio.config_speed import ATTENTIONS, BATCHINGS, SWITCHES
 from studio.data.load import has_eval_split, saved_dataset
@@ -306,7 +306,10 @@ def build(ctx: AppContext) -> dict[str, Any]:
         if not run_id:
             return "Pick the run to resume."
         try:
-            runner.resume_run(ctx.workspace, run_id_only(ctx.workspace, run_id))
+            run_dir = run_id_only(ctx.workspace, run_id)
+            if not ctx.reward_code:  # a run from the command line may score with code this studio does not run
+                readable_config(ctx.workspace, load_config(run_dir / "config.yaml"), reward_code=False)
+            runner.resume_run(ctx.workspace, run_dir)
         except (StudioError, ValueError) as err:
             return f"⚠️ {err}"
         return f"Resumed {run_id} from its latest checkpoint at {time.strftime('%H:%M:%S')}."
