@@ -134,6 +134,10 @@ def test_the_datasets_librarys_own_loader_names_are_not_hub_datasets(name, tmp_p
             read(name)
     for hub_id in ("HuggingFaceH4/ultrafeedback_binarized", "someone/imagefolder", "someone/json"):
         assert access.readable_data(ws, hub_id) == hub_id
+    from studio.data.store import save_dataset
+
+    save_dataset(ws, name.strip().lower(), [{"text": "a saved row"}], "text")  # a dataset saved under that name
+    assert access.readable_data(ws, name.strip().lower()) == name.strip().lower()
 
 
 def test_a_saved_dataset_folder_naming_files_elsewhere_is_refused(tmp_path):
