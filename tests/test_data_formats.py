@@ -319,30 +319,3 @@ def test_message_tree_rows_and_an_index_file_are_refused_in_one_sentence_each():
     assert index.format is None and "dataset_info.json" in index.reason
     assert "alpaca_en_demo.json, glaive_toolcall_en_demo.json, dpo_en_demo.json, llamafactory/ultrafeedback_binarized" \
         in index.reason
-
-
-def test_turns_marked_weight_0_are_said_to_be_trained():
-    r = report("openai_weights.jsonl")
-    assert r.format == "messages" and len(r.usable) == 2  # the row is still usable
-    (issue,) = r.problem_rows()
-    assert (issue["row"], issue["field"], issue["severity"]) == (1, "messages", "warning")
-    assert issue["problem"].startswith("turn 2 of 'messages' says weight 0") and r.counts() == {
-        "turns marked weight 0": 1}
-
-
-@pytest.mark.parametrize("row, fmt, prompt", [
-    ({"prompt": [{"role": "user", "content": "hi"}], "input": "ctx", "chosen": "a", "rejected": "b"},
-     "preference", [{"role": "user", "content": "hi"}]),
-    ({"prompt": "hi", "history": [{"role": "user", "content": "x"}], "chosen": "a", "rejected": "b"},
-     "preference", [{"role": "user", "content": "hi"}]),
-    ({"input": "unrelated", "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-      "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]},
-     "preference_messages", [{"role": "user", "content": "q"}]),
-    ({"conversations": [{"from": "human", "value": "q"}], "question": "other", "chosen": {"from": "gpt", "value": "a"},
-      "rejected": {"from": "gpt", "value": "b"}}, "preference_messages", [{"role": "user", "content": "q"}]),
-])
-def test_input_and_history_columns_count_only_in_alpacas_shape(row, fmt, prompt):
-    """A prompt column beside an input or history column that is not Alpaca's keeps reading as before."""
-    guess = detect([row])
-    records, issues = normalise([row], guess.name, guess.mapping)
-    assert guess.name == fmt and not issues and records[0]["prompt"] == prompt

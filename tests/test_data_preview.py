@@ -97,3 +97,16 @@ def test_large_files_flag_every_long_row_and_chart_a_sample():
     assert flagged == long_idx
     assert len(report.token_lengths) == SAMPLE
     assert any("random sample" in n for n in report.notes)
+
+
+def test_a_turn_marked_weight_0_is_shown_as_context():
+    tok = load_tokenizer("tiny")
+    record = copy.deepcopy(RECORD)
+    record["messages"][2]["weight"] = 0
+    pv = template_preview(record, tok)
+    trained = "".join(t for t, m in pv.tokens if m)
+    assert "Hello!" not in trained and "Goodbye & <take care>" in trained and "weight 0" in pv.rule
+    report = build_report(read_rows(os.path.join(DATA, "openai_weights.jsonl")))
+    assert not report.issues and len(report.usable) == 2
+    assert "1 conversation marks assistant turns with weight 0: those turns are context, not trained" in \
+        " ".join(report.notes)

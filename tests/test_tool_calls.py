@@ -198,3 +198,22 @@ def test_the_older_openai_function_call_key_is_read(tmp_path):
     bad = _rows(tmp_path, "bad.jsonl", [{"messages": [{"role": "user", "content": {"x": 1}},
                                                       {"role": "assistant", "content": "ok"}]}])
     assert bad.problem_rows()[0]["problem"] == "turn 1 of 'messages': 'messages' should be text, found an object"
+
+
+@pytest.mark.slow
+def test_turns_marked_weight_0_are_context_and_the_other_answers_train(tmp_path):
+    """OpenAI's chat files may mark an assistant turn "weight": 0 (do not learn it): it stays in the
+    conversation as context, and the answers after it are still trained."""
+    from studio.methods import sft
+
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"data.train={os.path.join(DATA, 'openai_weights.jsonl')}",
+                                                       "train.max_steps=2", "train.batch_size=2"])
+    (tmp_path / "run").mkdir()
+    trainer = sft.build_trainer(cfg, tmp_path / "run", [])
+    examples = [_trained_text(trainer, i) for i in range(len(trainer.train_dataset))]
+    assert len(examples) == 2  # one example per answer to learn: Paris, Madrid
+    france = next((trained, whole) for trained, whole in examples if "France" in whole)
+    assert "London." in france[1] and "London." not in france[0] and france[0].startswith("Paris.")
+    assert any(trained.startswith("Madrid.") for trained, _ in examples)
+    trainer.train()
+    assert trainer.state.global_step == 2

@@ -65,8 +65,24 @@ def template_preview(record: dict[str, Any], tokenizer: Any) -> Preview:
     if template is not None:
         out = tokenizer.apply_chat_template(msgs, tools=tools, chat_template=template, tokenize=True,
                                             return_dict=True, return_assistant_tokens_mask=True)
+        weights = [m.get("weight") for m in msgs if m["role"] == "assistant"]
+        if 0 in weights:  # turns marked weight 0 are context: each other answer trains on its own
+            return _build(tokenizer, out["input_ids"], _unmark(out["assistant_masks"], weights),
+                          "every assistant turn is trained but those marked weight 0, which are context")
         return _build(tokenizer, out["input_ids"], out["assistant_masks"], "every assistant turn is trained")
     return _final_answer(msgs, tokenizer, tools, "the final answer is trained; earlier turns are context")
+
+
+def _unmark(mask: list[int], weights: list[Any]) -> list[int]:
+    """The assistant mask with the spans of weight-0 turns cleared (spans are the assistant turns in order)."""
+    out, turn, inside = list(mask), -1, False
+    for i, marked in enumerate(mask):
+        if marked and not inside:
+            turn += 1
+        inside = bool(marked)
+        if marked and turn < len(weights) and weights[turn] == 0:
+            out[i] = 0
+    return out
 
 
 def _final_answer(msgs: list[dict[str, Any]], tokenizer: Any, tools: Any, rule: str) -> Preview:

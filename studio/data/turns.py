@@ -113,6 +113,9 @@ def turns(value: Any, col: str, role_key: str = "role", content_key: str = "cont
         calls = turn.get("tool_calls") or turn.get("function_call")  # function_call: OpenAI's older form
         if role == "assistant" and calls:
             msg["tool_calls"] = tool_calls(calls, col, where)
+        weight = turn.get("weight")
+        if role == "assistant" and weight is not None and not isinstance(weight, bool) and weight == 0:
+            msg["weight"] = 0  # OpenAI's "do not train on this turn": context only
         if role == "tool":
             name = turn.get("name") or _called_name(out, turn.get("tool_call_id"))
             if name:

@@ -31,7 +31,7 @@ _CATEGORIES = [
     ("out of order", "turns out of order"), ("unknown role", "unknown role"), ("identical", "chosen = rejected"),
     ("no assistant", "no assistant turn"), ("duplicate", "duplicate"), ("tokens, longer", "too long"),
     ("missing or empty", "missing or empty"), ("is empty", "missing or empty"), ("no turns", "missing or empty"),
-    ("no answer", "missing or empty"), ("no prompt", "missing or empty"), ("weight 0", "turns marked weight 0"),
+    ("no answer", "missing or empty"), ("no prompt", "missing or empty"),
 ]
 
 
@@ -132,7 +132,7 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
         return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
                       [None] * len(read.rows), [], [], notes=list(read.notes))
     records, issues = normalise(read.rows, guess.name, guess.mapping)
-    issues += _duplicates(records) + _unweighted_turns(read.rows, guess)
+    issues += _duplicates(records)
     lengths: list[int] = []
     notes = list(read.notes)
     if tokenizer is not None:
@@ -143,7 +143,7 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
         if len(lengths) < measured:
             notes.append(f"token lengths: the chart shows a random sample of {len(lengths):,} of {measured:,} "
                          "rows; every row that could pass the max length was measured")
-    notes += unused_media(read.rows, cols, guess.mapping)
+    notes += unused_media(read.rows, cols, guess.mapping) + _weight_note(records)
     issues.sort(key=lambda i: i.index)
     return Report(read.source, read.kind, guess.name, SPECS[guess.name].label, SPECS[guess.name].kind,
                   guess.reason, cols, guess.mapping, len(read.rows), records, issues,
@@ -187,22 +187,13 @@ def _longest_field(row: dict[str, Any], guess: Detection) -> str:
     return max(columns, key=lambda c: len(str(row.get(c) or "")), default="row")
 
 
-def _unweighted_turns(rows: list[dict[str, Any]], guess: Detection) -> list[Issue]:
-    """A warning for each conversation that marks assistant turns with "weight": 0 (OpenAI's way of saying
-    "do not train on this turn"): the studio trains every assistant turn, so those turns are learnt too."""
-    col = guess.mapping.get("messages") or guess.mapping.get("conversations")
-    out = []
-    for i, row in enumerate(rows if col else []):
-        turns = row.get(col) if isinstance(row, dict) else None
-        marked = [n for n, t in enumerate(turns, start=1) if isinstance(t, dict) and t.get("weight") in (0, 0.0)] \
-            if isinstance(turns, list) else []
-        if marked:
-            which = f"turns {', '.join(map(str, marked))} of '{col}' say" if len(marked) > 1 else \
-                f"turn {marked[0]} of '{col}' says"
-            out.append(Issue(i, col, f"{which} weight 0, which the studio does not follow: every assistant turn is "
-                                     "trained; remove the turns not to learn, or cut the conversation before them",
-                             "warning"))
-    return out
+def _weight_note(records: list[dict[str, Any] | None]) -> list[str]:
+    """A note when conversations mark assistant turns "weight": 0 (OpenAI's "do not learn this turn")."""
+    marked = sum(1 for r in records if r and any(m.get("weight") == 0 for m in r.get("messages") or []))
+    if not marked:
+        return []
+    return [f"{marked} conversation{'s mark' if marked > 1 else ' marks'} assistant turns with weight 0: those "
+            "turns are context, not trained; each other answer trains as an example of its own"]
 
 
 def _duplicates(records: list[dict[str, Any] | None]) -> list[Issue]:

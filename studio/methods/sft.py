@@ -28,14 +28,18 @@ def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, b
     cols = set(ds.column_names)
     if "messages" in cols:
         keep = [c for c in ("messages", "tools") if c in cols]
-        if template_marks_assistant:
+        weighted = any(m.get("weight") == 0 for row in ds["messages"] for m in row)
+        if template_marks_assistant and not weighted:
             return ds.select_columns(keep), True
         import datasets
 
         features = datasets.Features({c: ds.features[c] for c in keep if c != "messages"} |
                                      {"prompt": ds.features["messages"], "completion": ds.features["messages"]})
-        return ds.map(_answers_as_completions, batched=True, remove_columns=ds.column_names,
-                      features=features), False
+        out = ds.map(_answers_as_completions, batched=True, remove_columns=ds.column_names, features=features,
+                     fn_kwargs={"weighted": weighted})
+        if not len(out):
+            raise StudioError("Every assistant turn in the SFT data says weight 0, so there is nothing to learn.")
+        return out, False
     if {"prompt", "completion"} <= cols:
         return ds.select_columns(["prompt", "completion"]), False
     if "text" in cols:
@@ -44,16 +48,19 @@ def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, b
                       "'completion', or 'text' (convert it in the Data tab or with `studio data convert`).")
 
 
-def _answers_as_completions(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+def _answers_as_completions(batch: dict[str, list[Any]], weighted: bool = False) -> dict[str, list[Any]]:
     """Each conversation as a prompt and its final answer, trained as a completion. A conversation with
-    tool calls gives one example per assistant turn, so every call is learnt, not only the last answer."""
+    tool calls gives one example per assistant turn, so every call is learnt, not only the last answer.
+    `weighted` (some turns say weight 0, as OpenAI's files may): one example per turn that does not, with
+    the turns before it, weight-0 answers included, as context."""
     out: dict[str, list[Any]] = {k: [] for k in ("prompt", "completion", *(["tools"] if "tools" in batch else []))}
     for n, msgs in enumerate(batch["messages"]):
         turns = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
         if not turns:
             raise StudioError("A conversation in the SFT data has no assistant turn to learn from.")
         calls = any(m.get("tool_calls") for m in msgs)
-        for i in turns if calls else turns[-1:]:
+        chosen = [i for i in turns if msgs[i].get("weight") != 0] if weighted else turns if calls else turns[-1:]
+        for i in chosen:
             out["prompt"].append(msgs[:i])
             out["completion"].append([msgs[i]])
             if "tools" in batch:
