@@ -319,3 +319,21 @@ def test_message_tree_rows_and_an_index_file_are_refused_in_one_sentence_each():
     assert index.format is None and "dataset_info.json" in index.reason
     assert "alpaca_en_demo.json, glaive_toolcall_en_demo.json, dpo_en_demo.json, llamafactory/ultrafeedback_binarized" \
         in index.reason
+
+
+@pytest.mark.parametrize("row, fmt, prompt", [
+    ({"prompt": [{"role": "user", "content": "hi"}], "input": "ctx", "chosen": "a", "rejected": "b"},
+     "preference", [{"role": "user", "content": "hi"}]),
+    ({"prompt": "hi", "history": [{"role": "user", "content": "x"}], "chosen": "a", "rejected": "b"},
+     "preference", [{"role": "user", "content": "hi"}]),
+    ({"input": "unrelated", "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+      "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]},
+     "preference_messages", [{"role": "user", "content": "q"}]),
+    ({"conversations": [{"from": "human", "value": "q"}], "question": "other", "chosen": {"from": "gpt", "value": "a"},
+      "rejected": {"from": "gpt", "value": "b"}}, "preference_messages", [{"role": "user", "content": "q"}]),
+])
+def test_input_and_history_columns_count_only_in_alpacas_shape(row, fmt, prompt):
+    """A prompt column beside an input or history column that is not Alpaca's keeps reading as before."""
+    guess = detect([row])
+    records, issues = normalise([row], guess.name, guess.mapping)
+    assert guess.name == fmt and not issues and records[0]["prompt"] == prompt
