@@ -342,9 +342,8 @@ def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     if isinstance(prompt_value, dict) and "messages" in prompt_value:  # OpenAI's {"messages": [...], "tools": ...}
         prompt_value = prompt_value["messages"]
     if (mapping.get("input") or mapping.get("history")) and not isinstance(prompt_value, list):
-        # Alpaca's shape (LLaMA-Factory's ranking files): the instruction, its input below it, earlier turns
-        if prompt_value is None or (isinstance(prompt_value, str) and not prompt_value.strip()):
-            raise RowProblem(mapping["prompt"], f"'{mapping['prompt']}' is missing or empty")
+        # Alpaca's shape (LLaMA-Factory's ranking files): the instruction, its input below it, earlier turns;
+        # an empty instruction is refused by _get inside, with the same sentence as below
         prompt = _alpaca_prompt(row, mapping, "prompt")
     elif prompt_value is None or (isinstance(prompt_value, str) and not prompt_value.strip()):
         if mapping.get("prompt") and len(chosen) == 1:
