@@ -40,10 +40,15 @@ def run_result(run_dir: Path) -> tuple[str, Path] | None:
 class Workspace:
     root: Path
 
+    @staticmethod
+    def chosen_root(path: str | os.PathLike | None = None) -> Path:
+        """Where the workspace is: `path`, $STUDIO_WORKSPACE or ./workspace (nothing is created)."""
+        return Path(path or os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser().resolve()
+
     @classmethod
     def open(cls, path: str | os.PathLike | None = None) -> Workspace:
         """Open (creating if needed) the workspace at `path`, $STUDIO_WORKSPACE or ./workspace."""
-        chosen = Path(path or os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser().resolve()
+        chosen = cls.chosen_root(path)
         if chosen.exists() and not chosen.is_dir():
             raise StudioError(f"The workspace {chosen} is a file, not a folder.")
         ws = cls(chosen)
