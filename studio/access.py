@@ -188,7 +188,6 @@ def _inside(path: Path, *roots: Path) -> bool:
 
 def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | None:
     """`source` if the web app may read it as data; StudioError otherwise."""
-    from studio.data.readers import refuse_loader_name
     from studio.paths import DEMO_DATA
 
     if source is None or not str(source).strip():
@@ -196,6 +195,7 @@ def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | 
     path = _local(str(source))
     if path is None:
         from studio.data.load import saved_dataset
+        from studio.data.readers import refuse_loader_name
 
         if saved_dataset(str(source), ws) is None:  # 'json', 'text' ... would read files from the server's folder
             refuse_loader_name(str(source))

@@ -277,7 +277,8 @@ def fit_to_context(loaded: LoadedModel, messages: list[dict[str, str]], max_new_
             break
         if len(turns) <= 1:
             raise StudioError(f"The message is about {n:,} tokens; this model reads {context:,} in all and the "
-                              f"answer needs room for {int(max_new_tokens):,}: shorten it, or ask for a shorter answer (Max new tokens in Chat, max_tokens through the API).")
+                              f"answer needs room for {int(max_new_tokens):,}: shorten it, or ask for a shorter answer "
+                              "(Max new tokens in Chat, max_tokens through the API).")
         turns = turns[2:] if len(turns) > 2 else turns[-1:]  # drop the oldest question and its answer
         dropped += 1
     note = (f"The {dropped} oldest exchange{'s were' if dropped > 1 else ' was'} left out so the conversation fits "
