@@ -37,6 +37,23 @@ def workspace_of(page) -> Path:
     return Path(header.inner_text().split("workspace", 1)[1].strip())
 
 
+def pick(page, label: str, option: str, exact: bool = True, many: bool = False) -> None:
+    """Choose an option of one dropdown, looking only in that dropdown's own list.
+
+    Another dropdown's list can still be in the page while it closes, with the same
+    choices in it, so the option is found through the box's aria-controls. A
+    multiselect (many) keeps its list open after a choice; Escape closes it."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_label(label, exact=True)
+    box.click()  # pickers refresh their choices on focus
+    listbox = page.locator(f"[id='{box.get_attribute('aria-controls')}']")
+    listbox.get_by_role("option", name=option, exact=exact).click()
+    if many:
+        box.press("Escape")
+    expect(box).to_have_attribute("aria-expanded", "false")  # closed before the next picker opens
+
+
 def output_file():
     """Where a server started by a test writes: a pipe nobody reads stalls the server once it holds 64 KB."""
     return tempfile.TemporaryFile("w+", encoding="utf-8")

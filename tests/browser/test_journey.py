@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import start_app, workspace_of
+from helpers import pick, start_app, workspace_of
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
@@ -67,11 +67,6 @@ def set_number(page, label: str, value) -> None:
     box.fill(str(value))
     box.press("Tab")  # commit the value before a button reads it
     expect(box).to_have_value(str(value))
-
-
-def pick(page, label: str, option: str) -> None:
-    page.get_by_label(label, exact=True).click()  # pickers refresh their choices on focus
-    page.get_by_role("option", name=option, exact=True).click()
 
 
 def status_of(run_dir: Path) -> dict:
@@ -224,7 +219,7 @@ def test_data_to_a_merged_export_with_an_annotator_voting(browser, studio, tmp_p
     data = page.get_by_label("Eval data", exact=True)
     data.fill("helpdesk")
     data.press("Enter")
-    pick(page, "Models to compare", dpo)
+    pick(page, "Models to compare", dpo, many=True)
     scores = page.locator(".table-container").filter(has=page.get_by_text("Scores", exact=True))
     expect(scores).to_contain_text("perplexity")  # headers before any result, never "1 2 3"
     page.get_by_role("button", name="Evaluate", exact=True).click()

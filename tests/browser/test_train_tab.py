@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import workspace_of
+from helpers import pick, workspace_of
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
@@ -126,8 +126,7 @@ def test_a_grpo_run_from_the_preset_shows_its_rewards_and_answers(page, app_url,
     ws = workspace_of(page)
     no_workers_left.add(ws)
     expect(page.get_by_label("Reward-model run")).to_be_hidden()  # an SFT preset has no rewards to set
-    page.get_by_label("Start from a preset").click()
-    page.get_by_role("option", name="tiny-grpo.yaml").click()
+    pick(page, "Start from a preset", "tiny-grpo.yaml")
     page.get_by_role("button", name="Load preset").click()
     expect(page.locator("#train-message")).to_contain_text("Loaded preset tiny-grpo.yaml")
     expect(page.get_by_label("Reward-model run")).to_be_visible()
@@ -168,8 +167,7 @@ def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url,
     expect(page.locator("#run-details-message")).to_contain_text(f"Saved the name and notes of {second}")
     expect(page.locator("#train-runs")).to_contain_text("lower lr", timeout=5_000)  # redrawn at once, not at the next tick
 
-    page.get_by_label("Compare its config with").click()
-    page.get_by_role("option", name=first).click()
+    pick(page, "Compare its config with", first, exact=False)
     expect(page.locator("#run-details-message")).to_contain_text("settings differ")
     expect(page.get_by_role("gridcell", name="train.learning_rate")).to_be_visible()
 
