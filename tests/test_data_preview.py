@@ -110,3 +110,13 @@ def test_a_turn_marked_weight_0_is_shown_as_context():
     assert not report.issues and len(report.usable) == 2
     assert "1 conversation marks assistant turns with weight 0: those turns are context, not trained" in \
         " ".join(report.notes)
+
+
+def test_weight_0_spans_are_matched_to_turns_or_not_at_all():
+    from studio.data.turns import mask_without_weight_0
+
+    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0},
+            {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
+    assert mask_without_weight_0([0, 1, 1, 0, 0, 1, 1], msgs) == [0, 0, 0, 0, 0, 1, 1]
+    assert mask_without_weight_0([0, 1, 1, 1, 1, 1, 1], msgs) is None  # one span for two turns: cannot tell
+    assert mask_without_weight_0([1, 0, 1, 0, 1], msgs) is None

@@ -203,17 +203,32 @@ def test_the_older_openai_function_call_key_is_read(tmp_path):
 @pytest.mark.slow
 def test_turns_marked_weight_0_are_context_and_the_other_answers_train(tmp_path):
     """OpenAI's chat files may mark an assistant turn "weight": 0 (do not learn it): it stays in the
-    conversation as context, and the answers after it are still trained."""
+    conversation as context, and every other answer trains, in one pass over the conversation."""
     from studio.methods import sft
 
-    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"data.train={os.path.join(DATA, 'openai_weights.jsonl')}",
+    long_chat = {"messages": [{"role": "user", "content": "Capital of Italy?"},
+                              {"role": "assistant", "content": "Milan.", "weight": 0},
+                              {"role": "user", "content": "No."}, {"role": "assistant", "content": "Rome."},
+                              {"role": "user", "content": "And of Peru?"}, {"role": "assistant", "content": "Lima."}]}
+    train = tmp_path / "weights.jsonl"
+    train.write_text(open(os.path.join(DATA, "openai_weights.jsonl")).read() + json.dumps(long_chat) + "\n")
+    held_out = tmp_path / "held_out.jsonl"  # no weights: the eval loss still falls on the answers only
+    held_out.write_text(json.dumps({"messages": [{"role": "user", "content": "Capital of Chile?"},
+                                                 {"role": "assistant", "content": "Santiago."}]}) + "\n")
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"data.train={train}", f"data.eval={held_out}",
                                                        "train.max_steps=2", "train.batch_size=2"])
     (tmp_path / "run").mkdir()
     trainer = sft.build_trainer(cfg, tmp_path / "run", [])
     examples = [_trained_text(trainer, i) for i in range(len(trainer.train_dataset))]
-    assert len(examples) == 2  # one example per answer to learn: Paris, Madrid
+    assert len(examples) == 3  # one example per conversation, however many answers it trains
     france = next((trained, whole) for trained, whole in examples if "France" in whole)
     assert "London." in france[1] and "London." not in france[0] and france[0].startswith("Paris.")
     assert any(trained.startswith("Madrid.") for trained, _ in examples)
+    italy = next(trained for trained, whole in examples if "Italy" in whole)
+    assert "Rome." in italy and "Lima." in italy and "Milan." not in italy
+    ev = trainer.eval_dataset[0]
+    tok = trainer.processing_class
+    trained = tok.decode([t for t, lab in zip(ev["input_ids"], ev["labels"]) if lab != -100])
+    assert trained.startswith("Santiago.") and "Chile" not in trained
     trainer.train()
     assert trainer.state.global_step == 2

@@ -14,6 +14,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from studio.data.turns import mask_without_weight_0
 from studio.models.loading import training_template
 
 
@@ -65,24 +66,15 @@ def template_preview(record: dict[str, Any], tokenizer: Any) -> Preview:
     if template is not None:
         out = tokenizer.apply_chat_template(msgs, tools=tools, chat_template=template, tokenize=True,
                                             return_dict=True, return_assistant_tokens_mask=True)
-        weights = [m.get("weight") for m in msgs if m["role"] == "assistant"]
-        if 0 in weights:  # turns marked weight 0 are context: each other answer trains on its own
-            return _build(tokenizer, out["input_ids"], _unmark(out["assistant_masks"], weights),
+        if not any(m.get("weight") == 0 for m in msgs):
+            return _build(tokenizer, out["input_ids"], out["assistant_masks"], "every assistant turn is trained")
+        mask = mask_without_weight_0(list(out["assistant_masks"]), msgs)
+        if mask is not None:  # the SFT stage trains such a conversation the same way, in one pass
+            return _build(tokenizer, out["input_ids"], mask,
                           "every assistant turn is trained but those marked weight 0, which are context")
-        return _build(tokenizer, out["input_ids"], out["assistant_masks"], "every assistant turn is trained")
+        return _final_answer(msgs, tokenizer, tools, "each answer not marked weight 0 trains as an example of "
+                             "its own, after the turns before it; shown: the final answer")
     return _final_answer(msgs, tokenizer, tools, "the final answer is trained; earlier turns are context")
-
-
-def _unmark(mask: list[int], weights: list[Any]) -> list[int]:
-    """The assistant mask with the spans of weight-0 turns cleared (spans are the assistant turns in order)."""
-    out, turn, inside = list(mask), -1, False
-    for i, marked in enumerate(mask):
-        if marked and not inside:
-            turn += 1
-        inside = bool(marked)
-        if marked and turn < len(weights) and weights[turn] == 0:
-            out[i] = 0
-    return out
 
 
 def _final_answer(msgs: list[dict[str, Any]], tokenizer: Any, tools: Any, rule: str) -> Preview:

@@ -264,3 +264,23 @@ def check_conversation(msgs: list[dict[str, Any]], col: str, need_answer: bool =
         prev = m["role"]
     if need_answer and not any(m["role"] == "assistant" for m in msgs):
         raise RowProblem(col, f"'{col}' has no assistant turn to learn from")
+
+
+def mask_without_weight_0(mask: list[int], msgs: list[dict[str, Any]]) -> list[int] | None:
+    """The chat template's assistant-token mask with the turns marked weight 0 cleared, so those turns are
+    read as context and every other answer is trained, all in one pass. None when the marked spans are
+    not one per assistant turn (a turn the template hides, say), as then which span is which is unknown."""
+    weights = [m.get("weight") for m in msgs if m["role"] == "assistant"]
+    spans: list[list[int]] = []
+    for i, marked in enumerate(mask):
+        if marked and (not spans or spans[-1][1] != i):
+            spans.append([i, i])
+        if marked:
+            spans[-1][1] = i + 1
+    if len(spans) != len(weights):
+        return None
+    out = list(mask)
+    for (start, end), weight in zip(spans, weights):
+        if weight == 0:
+            out[start:end] = [0] * (end - start)
+    return out

@@ -5,32 +5,39 @@
 Loss falls on the assistant's words only: with `assistant_only_loss` when the chat template marks
 assistant turns ({% generation %}, or TRL's patched template for the model's family), otherwise by
 turning each conversation into a prompt and its final answer, which TRL trains as a completion
-(with tool calls, one example per assistant turn). Tool descriptions travel in a `tools` column,
-which TRL hands to the chat template.
+(with tool calls, one example per assistant turn). Conversations with turns marked "weight": 0 are
+tokenized here, those turns left out of the assistant mask. Tool descriptions travel in a `tools`
+column, which TRL hands to the chat template.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from studio.config import RunConfig
+from studio.data.turns import mask_without_weight_0
 from studio.errors import StudioError
 from studio.methods import common
-from studio.models.loading import load_tokenizer, marks_assistant_turns, renders_tool_calls
+from studio.models.loading import load_tokenizer, marks_assistant_turns, renders_tool_calls, training_template
 from studio.stages import stage
 
 STAGE = stage("sft")
 
 
-def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, bool]:
-    """Return the dataset in a form SFTTrainer takes, and whether to use assistant_only_loss."""
+def prepare_sft_dataset(ds: Any, template_marks_assistant: bool, tokenizer: Any = None) -> tuple[Any, bool]:
+    """Return the dataset in a form SFTTrainer takes, and whether to use assistant_only_loss. With the
+    tokenizer, conversations with turns marked weight 0 are tokenized here, those turns masked."""
     cols = set(ds.column_names)
     if "messages" in cols:
         keep = [c for c in ("messages", "tools") if c in cols]
         weighted = any(m.get("weight") == 0 for row in ds["messages"] for m in row)
         if template_marks_assistant and not weighted:
             return ds.select_columns(keep), True
+        masked = _masked_in_one_pass(ds, tokenizer) if template_marks_assistant and tokenizer is not None else None
+        if masked is not None:
+            return masked, False
         import datasets
 
         features = datasets.Features({c: ds.features[c] for c in keep if c != "messages"} |
@@ -46,6 +53,31 @@ def prepare_sft_dataset(ds: Any, template_marks_assistant: bool) -> tuple[Any, b
         return ds.select_columns(["text"]), False
     raise StudioError(f"The SFT data has columns {sorted(cols)}; it needs 'messages', 'prompt' and "
                       "'completion', or 'text' (convert it in the Data tab or with `studio data convert`).")
+
+
+def _masked_in_one_pass(ds: Any, tokenizer: Any) -> Any:
+    """Conversations tokenized through the training template, turns marked weight 0 left out of the
+    assistant mask: every other answer trains in one pass, as the Data tab's preview
+    shows. TRL builds the labels from the mask. None when some conversation's marked spans cannot be
+    matched to its turns; the caller then trains each answer as an example of its own."""
+    template = training_template(tokenizer)
+
+    def one(row: dict[str, Any]) -> dict[str, list[int]]:
+        tools = json.loads(row["tools"]) if isinstance(row.get("tools"), str) else row.get("tools")
+        out = tokenizer.apply_chat_template(row["messages"], tools=tools, chat_template=template, tokenize=True,
+                                            return_dict=True, return_assistant_tokens_mask=True)
+        mask = list(out["assistant_masks"])
+        if any(m.get("weight") == 0 for m in row["messages"]):
+            mask = mask_without_weight_0(mask, row["messages"])
+        return {"input_ids": list(out["input_ids"]), "assistant_masks": [-1] if mask is None else mask}
+
+    out = ds.map(one, remove_columns=ds.column_names)
+    if any(mask == [-1] for mask in out["assistant_masks"]):
+        return None
+    out = out.filter(lambda row: 1 in row["assistant_masks"])  # nothing to learn in it: every answer weight 0
+    if not len(out):
+        raise StudioError("Every assistant turn in the SFT data says weight 0, so there is nothing to learn.")
+    return out
 
 
 def _answers_as_completions(batch: dict[str, list[Any]], weighted: bool = False) -> dict[str, list[Any]]:
@@ -89,9 +121,11 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     train, evaluation = common.train_and_eval(cfg, STAGE.data_kinds, run_dir)
     if "messages" in train.column_names:
         check_tool_rendering(train, tokenizer, cfg.model.name)
-    train, assistant_only = prepare_sft_dataset(train, marks)
+    train, assistant_only = prepare_sft_dataset(train, marks, tokenizer)
     if evaluation is not None:
-        evaluation, _ = prepare_sft_dataset(evaluation, marks)
+        evaluation, eval_assistant_only = prepare_sft_dataset(evaluation, marks, tokenizer)
+        if eval_assistant_only and not assistant_only:  # the setting follows the training data: mask here
+            evaluation = _masked_in_one_pass(evaluation, tokenizer)
     args = SFTConfig(
         **common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
         max_length=cfg.data.max_length,
