@@ -312,9 +312,44 @@ def test_input_chosen_and_rejected_strings_are_pairs_not_transcripts():
                                      {"role": "user", "content": "Colour of the sky?"}]
 
 
-def test_message_tree_rows_and_an_index_file_are_refused_in_one_sentence_each():
-    tree = report("oasst1_messages.jsonl")
-    assert tree.format is None and not tree.usable and "message-tree rows" in tree.reason and "parent_id" in tree.reason
+@pytest.mark.parametrize("name", ["oasst1_messages.jsonl", "oasst1_messages.csv"])  # the CSV: flags as text
+def test_openassistant_message_rows_join_into_the_best_ranked_thread_of_each_tree(name):
+    tree = report(name)
+    assert tree.format == "messages" and not tree.issues
+    threads = {r["messages"][0]["content"]: [m["content"] for m in r["messages"]] for r in tree.usable}
+    assert threads["Explain monopsony in simple terms."] == [  # rank 0 over rank 1; the deleted, the failed
+        "Explain monopsony in simple terms.",                 # review and the unanswered last question are out
+        "A market with a single buyer, such as one big employer in a small town.",
+        "Give an example from labour markets.", "A mining company that is the only employer in a remote town."]
+    assert [m["role"] for m in tree.usable[0]["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert len(tree.usable) == 3 and "Tell me a secret." not in threads  # its only answer failed review
+    notes = " ".join(tree.notes)
+    assert f"{name}: 15 message rows joined into 3 conversations" in notes
+    assert "replies whose parent is not in the file: 1" in notes and "trees with no answer that passed review: 1" in notes
+    assert "2 languages (en 2, es 1)" in notes
+
+
+def test_openassistant_nested_trees_join_the_same_way():
+    tree = report("oasst2_trees.jsonl")
+    assert tree.format == "messages" and len(tree.usable) == 2
+    assert [m["content"] for m in tree.usable[0]["messages"]][1::2] == [
+        "It translates source code into machine code before the program runs.",
+        "It runs the source directly, statement by statement."]
+    assert [r["message_tree_id"] for r in read_rows(os.path.join(DATA, "oasst2_trees.jsonl")).rows] == ["t1", "t7"]
+
+
+def test_message_trees_with_no_answer_are_refused_in_one_sentence(tmp_path):
+    from studio.data.readers import DataError, read_rows
+
+    path = tmp_path / "oasst.jsonl"
+    path.write_text(json.dumps({"message_id": "m1", "parent_id": None, "role": "prompter", "text": "Hello?",
+                                "lang": "en"}) + "\n")
+    with pytest.raises(DataError, match=r"oasst.jsonl: these message trees hold no thread with an answer that "
+                                        r"passed review \(left out: trees with no answer that passed review: 1\)"):
+        read_rows(path)
+
+
+def test_an_index_file_is_refused_in_one_sentence():
     index = report(os.path.join("llamafactory", "dataset_info.json"))
     assert index.format is None and "dataset_info.json" in index.reason
     assert "alpaca_en_demo.json, glaive_toolcall_en_demo.json, dpo_en_demo.json, llamafactory/ultrafeedback_binarized" \

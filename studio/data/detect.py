@@ -103,10 +103,6 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     others = [c for c in cols if c not in prompts.values() and c.lower() not in NOT_ANSWERS]
     if prompts.get("prompt") and not others:
         return pick("prompt_only", f"a '{prompts['prompt']}' column with no answers: prompts to answer")
-    if {"message_id", "parent_id", "role", "text"} <= low:
-        return Detection(None, {}, "these are message-tree rows (one message each, linked to its reply by parent_id, "
-                         "as OpenAssistant publishes them), which the studio does not join into conversations; use "
-                         "a flattened export with one conversation a row", cols)
     if default_mapping("text", cols):
         return pick("text", "a text column")
     strings = [c for c in cols if isinstance(first.get(c), str)]

@@ -52,8 +52,25 @@ class ReadResult:
 
 
 def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
-    """Read a data file or a saved dataset folder."""
-    path = Path(path)
+    """Read a data file or a saved dataset folder (message trees come back joined into conversations)."""
+    return _joined(_read_path(Path(path), split))
+
+
+def _joined(read: ReadResult) -> ReadResult:
+    """Message-tree rows (OpenAssistant's) become one conversation per tree; other rows pass through."""
+    from studio.data.trees import join_trees
+
+    joined = join_trees(read.rows, read.source)
+    if joined is None:
+        return read
+    rows, notes = joined
+    if not rows:
+        raise DataError(f"{read.source}: these message trees hold no thread with an answer that passed review"
+                        f" ({'; '.join(notes[1:]) or 'no trees'}).")
+    return ReadResult(rows, read.source, read.kind, None, read.notes + notes)
+
+
+def _read_path(path: Path, split: str) -> ReadResult:
     name = path.name
     if path.is_dir():
         return _read_saved(path, split)
@@ -403,7 +420,7 @@ def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, l
         raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(err)}.") from None
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    return ReadResult(ds.to_list(), dataset_id, "hub")
+    return _joined(ReadResult(ds.to_list(), dataset_id, "hub"))
 
 
 def _kind(value: Any) -> str:

@@ -1,0 +1,114 @@
+"""Message trees (OpenAssistant's oasst1/oasst2 shapes) joined into one conversation per tree.
+
+    rows = join_trees(rows, "oasst.jsonl")   # None when the rows are not message trees
+
+Two published shapes are read:
+    flat    one message a row, linked by parent_id: {"message_id", "parent_id", "role", "text", "rank",
+            "deleted", "review_result", "message_tree_id", "lang", ...} (the hub's oasst1/oasst2 splits)
+    nested  one tree a row: {"message_tree_id", "prompt": {"text", "role", "replies": [{...}, ...]}}
+            (the *.trees.jsonl exports)
+
+Each tree gives the thread that follows the best-ranked reply at every turn (rank 0; unranked replies
+after ranked ones, then file order), ending on the last assistant answer. Messages marked deleted or
+failed in review are left out with the replies under them. Roles: prompter is the user.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+FLAT_KEYS = frozenset({"message_id", "parent_id", "role", "text"})
+ROLES = {"prompter": "user", "assistant": "assistant", "user": "user"}
+
+
+def is_flat_tree(rows: list[dict[str, Any]]) -> bool:
+    return bool(rows) and isinstance(rows[0], dict) and FLAT_KEYS <= {str(k).lower() for k in rows[0]}
+
+
+def is_nested_tree(rows: list[dict[str, Any]]) -> bool:
+    first = rows[0] if rows and isinstance(rows[0], dict) else {}
+    prompt = first.get("prompt")
+    return isinstance(prompt, dict) and "replies" in prompt and "text" in prompt
+
+
+def join_trees(rows: list[dict[str, Any]], source: str) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """Conversation rows ({"message_tree_id", "messages"}) and notes on what was left out; None when the
+    rows are not message trees."""
+    if is_nested_tree(rows):
+        roots = [(str(r.get("message_tree_id") or n + 1), r.get("prompt")) for n, r in enumerate(rows)
+                 if isinstance(r, dict)]
+        return _threads(roots, source, len(rows), "trees", Counter())
+    if not is_flat_tree(rows):
+        return None
+    nodes: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if isinstance(row, dict) and row.get("message_id") is not None:
+            nodes[str(row["message_id"])] = {**row, "replies": []}
+    roots, orphans = [], Counter()
+    for node in nodes.values():
+        parent = node.get("parent_id")
+        if parent is None or parent == "":  # a CSV export writes no parent as an empty cell
+            roots.append((str(node.get("message_tree_id") or node["message_id"]), node))
+        elif str(parent) in nodes:
+            nodes[str(parent)]["replies"].append(node)
+        else:
+            orphans["replies whose parent is not in the file"] += 1
+    return _threads(roots, source, len(rows), "message rows", orphans)
+
+
+def _flag(value: Any) -> bool | None:
+    """A true/false field as JSON, Parquet or a CSV export writes it; None when absent or blank."""
+    if isinstance(value, str):
+        return {"true": True, "1": True, "false": False, "0": False}.get(value.strip().lower())
+    return None if value is None else bool(value)
+
+
+def _usable(message: Any) -> bool:
+    return (isinstance(message, dict) and _flag(message.get("deleted")) is not True
+            and _flag(message.get("review_result")) is not False
+            and ROLES.get(str(message.get("role", "")).lower()) is not None and isinstance(message.get("text"), str)
+            and bool(message["text"].strip()))
+
+
+def _rank(message: dict[str, Any]) -> tuple[int, float]:
+    try:
+        rank = float(message.get("rank")) if not isinstance(message.get("rank"), bool) else None
+    except (TypeError, ValueError):
+        rank = None
+    return (0, rank) if rank is not None and rank == rank else (1, 0.0)  # rank == rank: not NaN
+
+
+def _thread(root: dict[str, Any]) -> list[dict[str, str]]:
+    """The best-ranked path from the root, cut after its last assistant turn."""
+    path, node = [], root
+    while node is not None:
+        path.append({"role": ROLES[str(node["role"]).lower()], "content": node["text"]})
+        replies = [r for r in node.get("replies") or [] if _usable(r)]
+        node = min(replies, key=_rank) if replies else None
+    last = max((i for i, m in enumerate(path) if m["role"] == "assistant"), default=-1)
+    return path[:last + 1]
+
+
+def _threads(roots: list[tuple[str, Any]], source: str, read: int, unit: str, left: Counter) -> tuple[
+        list[dict[str, Any]], list[str]]:
+    out, langs = [], Counter()
+    for tree_id, root in roots:
+        if not _usable(root):
+            left["trees whose first message is deleted, failed review or empty"] += 1
+            continue
+        msgs = _thread(root)
+        if not msgs:
+            left["trees with no answer that passed review"] += 1
+            continue
+        out.append({"message_tree_id": tree_id, "messages": msgs})
+        langs[str(root.get("lang") or "unknown")] += 1
+    notes = [f"{source}: {read:,} {unit} joined into {len(out):,} conversations, each following the best-ranked "
+             "reply at every turn (OpenAssistant's message trees)"]
+    if left:
+        notes.append("left out: " + "; ".join(f"{why}: {n:,}" for why, n in left.most_common()))
+    if len(langs) > 1:
+        top = ", ".join(f"{lang} {n:,}" for lang, n in langs.most_common(4))
+        notes.append(f"the conversations are in {len(langs)} languages ({top}{' ...' if len(langs) > 4 else ''}); "
+                     "filter the file by its lang field first if the model should answer in one")
+    return out, notes
