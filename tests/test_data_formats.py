@@ -372,3 +372,17 @@ def test_input_and_history_columns_count_only_in_alpacas_shape(row, fmt, prompt)
     guess = detect([row])
     records, issues = normalise([row], guess.name, guess.mapping)
     assert guess.name == fmt and not issues and records[0]["prompt"] == prompt
+
+
+def test_turns_after_the_last_answer_are_cut_and_counted(tmp_path):
+    """Cut-off chat logs (ShareGPT dumps) often end on a question nobody answered."""
+    rows = [{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"},
+                               {"from": "human", "value": "Are you there?"}]},
+            {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]}]
+    path = tmp_path / "sharegpt.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = build_report(read_rows(path))
+    assert r.format == "sharegpt" and len(r.usable) == 2 and not r.issues
+    assert [m["content"] for m in r.usable[0]["messages"]] == ["Hi", "Hello!"]
+    assert "1 conversation ends on turns after the last answer" in " ".join(r.notes)
+    assert not any("after the last answer" in n for n in report("sharegpt.jsonl").notes)

@@ -132,6 +132,7 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
         return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
                       [None] * len(read.rows), [], [], notes=list(read.notes))
     records, issues = normalise(read.rows, guess.name, guess.mapping)
+    cut = _unanswered_ends(records)
     issues += _duplicates(records)
     lengths: list[int] = []
     notes = list(read.notes)
@@ -143,7 +144,7 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
         if len(lengths) < measured:
             notes.append(f"token lengths: the chart shows a random sample of {len(lengths):,} of {measured:,} "
                          "rows; every row that could pass the max length was measured")
-    notes += unused_media(read.rows, cols, guess.mapping) + _weight_note(records)
+    notes += unused_media(read.rows, cols, guess.mapping) + _weight_note(records) + cut
     issues.sort(key=lambda i: i.index)
     return Report(read.source, read.kind, guess.name, SPECS[guess.name].label, SPECS[guess.name].kind,
                   guess.reason, cols, guess.mapping, len(read.rows), records, issues,
@@ -193,7 +194,23 @@ def _weight_note(records: list[dict[str, Any] | None]) -> list[str]:
     if not marked:
         return []
     return [f"{marked} conversation{'s mark' if marked > 1 else ' marks'} assistant turns with weight 0: those "
-            "turns are context, not trained; each other answer trains as an example of its own"]
+            "turns are context, not trained; the other answers are"]
+
+
+def _unanswered_ends(records: list[dict[str, Any] | None]) -> list[str]:
+    """Conversations that end after their last answer (a user's question nobody answered, as cut-off chat
+    logs do) lose those last turns, which nothing would learn from; a note says how many."""
+    cut = 0
+    for rec in records:
+        msgs = rec.get("messages") if rec else None
+        if msgs and msgs[-1]["role"] != "assistant" and any(m["role"] == "assistant" for m in msgs):
+            last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+            rec["messages"] = msgs[:last + 1]
+            cut += 1
+    if not cut:
+        return []
+    return [f"{cut} conversation{'s end' if cut > 1 else ' ends'} on turns after the last answer (a question "
+            "nobody answered): those turns are left out"]
 
 
 def _duplicates(records: list[dict[str, Any] | None]) -> list[Issue]:
