@@ -338,6 +338,42 @@ def test_openassistant_nested_trees_join_the_same_way():
     assert [r["message_tree_id"] for r in read_rows(os.path.join(DATA, "oasst2_trees.jsonl")).rows] == ["t1", "t7"]
 
 
+def test_ranked_answers_of_message_trees_are_preference_pairs_when_a_stage_wants_pairs():
+    from studio.data.load import load_records
+
+    nested = os.path.join(DATA, "oasst2_trees.jsonl")
+    pairs = report("oasst2_trees.jsonl", fmt="preference_messages")
+    assert pairs.kind == "preference" and len(pairs.usable) == 3 and not pairs.issues
+    deeper = pairs.usable[2]  # the follow-up question's two ranked answers, after the turns that led there
+    assert [m["content"] for m in deeper["prompt"]] == [
+        "What does a compiler do?", "It translates source code into machine code before the program runs.",
+        "And an interpreter?"]
+    assert deeper["chosen"][0]["content"].startswith("It runs the source") and \
+        deeper["rejected"][0]["content"] == "It is a kind of compiler."
+    assert "3 preference pairs from the ranked answers of 1 tree" in " ".join(pairs.notes)
+    assert "also give 3 preference pairs" in " ".join(report("oasst2_trees.jsonl").notes)
+    flat = report("oasst1_messages.jsonl", fmt="preference")  # the deleted and failed-review answers pair with none
+    assert [(p["chosen"][0]["content"][:8], p["rejected"][0]["content"][:8]) for p in flat.usable] == [
+        ("A market", "It is wh")]
+    assert len(load_records(nested, ("preference",))[0]) == 3  # DPO, reward models
+    assert len(load_records(nested, ("unpaired", "preference"))[0]) == 3  # KTO
+    assert len(load_records(nested, ("prompt", "sft", "preference"))[0]) == 2  # RLHF: the threads
+
+
+def test_message_trees_without_ranked_answers_give_no_pairs_in_one_sentence(tmp_path):
+    from studio.data.load import load_records
+    from studio.data.readers import DataError
+
+    path = tmp_path / "oasst.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in [
+        {"message_id": "m1", "parent_id": None, "role": "prompter", "text": "Hello?"},
+        {"message_id": "m2", "parent_id": "m1", "role": "assistant", "text": "Hi.", "rank": 0}]))
+    assert len(load_records(str(path), ("sft", "text"))[0]) == 1
+    with pytest.raises(DataError, match="oasst.jsonl: no question in these message trees has two answers of "
+                                        "different rank, so they give no preference pairs."):
+        load_records(str(path), ("preference",))
+
+
 def test_message_trees_with_no_answer_are_refused_in_one_sentence(tmp_path):
     from studio.data.readers import DataError, read_rows
 

@@ -146,3 +146,18 @@ def test_unusable_rows_left_out_of_training_are_counted_and_explained(tmp_path):
     run_dir = next((tmp_path / "ws" / "runs").iterdir())
     note = json.loads((run_dir / "status.json").read_text())["data_note"]
     assert note.startswith("mixed.jsonl: 3 of 11 rows left out")
+
+
+def test_a_reward_model_trains_on_the_ranked_answers_of_message_trees(tmp_path):
+    """OpenAssistant's trees: SFT reads one thread a tree, a reward model the pairs their ranks give."""
+    import os
+
+    from studio.data.load import load_records
+
+    trees = os.path.join(ROOT, "tests", "assets", "data", "oasst2_trees.jsonl")
+    pairs, _ = load_records(trees, ("preference",))
+    assert len(pairs) == 3 and {p["rejected"][0]["content"] for p in pairs} == {
+        "It compiles.", "It cooks food.", "It is a kind of compiler."}
+    run_dir, out = train(tmp_path, "tiny-reward.yaml", [f"data.train={trees}", "data.eval_fraction=0"])
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "completed"
+    assert any("accuracy" in k for k in set().union(*metrics(run_dir)))

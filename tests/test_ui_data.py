@@ -28,7 +28,7 @@ def test_add_check_and_delete_examples():
     assert report.records[1]["messages"][0] == {"role": "system", "content": "Be brief."}
     assert report.problem_rows()[0]["where"] == "row 3"
     frame, msg = delete_rows(frame, "3")
-    assert len(frame) == 2 and msg == "Deleted 1 rows."
+    assert len(frame) == 2 and msg == "Deleted 1 row."
     frame2, msg = delete_rows(frame, "9")
     assert len(frame2) == 2 and "outside" in msg
 
@@ -36,3 +36,19 @@ def test_add_check_and_delete_examples():
 def test_analyse_without_rows_asks_for_data():
     report, msg = analyse(None, AUTO, {}, "", 512)
     assert report is None and "Load a file" in msg
+
+
+def test_message_trees_in_the_data_tab_show_threads_or_pairs_by_the_format_chosen():
+    import copy
+    import os
+
+    from studio.data.readers import read_rows
+    from studio.ui.tabs.data import _source_from
+
+    src = copy.deepcopy(_source_from(read_rows(os.path.join(os.path.dirname(__file__), "assets", "data",
+                                                            "oasst2_trees.jsonl"))))  # as the page keeps it
+    threads, _ = analyse(src, AUTO, {}, "", 512)
+    assert threads.format == "messages" and len(threads.usable) == 2
+    assert "also give 3 preference pairs" in " ".join(threads.notes)
+    pairs, _ = analyse(src, "preference_messages", {}, "", 512)
+    assert pairs.kind == "preference" and len(pairs.usable) == 3

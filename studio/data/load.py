@@ -93,6 +93,8 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
         read = read_rows(path, split=split)
     else:
         read = read_hub(source, split=split, subset=subset)
+    if "preference" in wanted and "sft" not in wanted:  # message trees: their ranked answers, not the threads
+        read = read.as_pairs()
     report = build_report(read, fmt, mapping)
     if report.format is None:
         raise DataError(f"{read.source}: {report.reason} (columns: {', '.join(report.columns)}): in the Data tab, "

@@ -43,6 +43,17 @@ class ReadResult:
     lines: list[int] | None = None
     """For JSONL, the file line of each row (blank lines are skipped, so rows and lines can differ)."""
     notes: list[str] = field(default_factory=list)
+    tree_pairs: ReadResult | None = None
+    """For message trees, read as one conversation a tree: their ranked answers as preference pairs."""
+
+    def as_pairs(self) -> ReadResult:
+        """The preference pairs of message trees (self for other rows)."""
+        if self.tree_pairs is None:
+            return self
+        if not self.tree_pairs.rows:
+            raise DataError(f"{self.source}: no question in these message trees has two answers of different "
+                            "rank, so they give no preference pairs.")
+        return self.tree_pairs
 
     def where(self, index: int) -> str:
         """'line 12' for JSONL, 'row 12' otherwise (1-based)."""
@@ -63,11 +74,11 @@ def _joined(read: ReadResult) -> ReadResult:
     joined = join_trees(read.rows, read.source)
     if joined is None:
         return read
-    rows, notes = joined
-    if not rows:
+    if not joined.rows:
         raise DataError(f"{read.source}: these message trees hold no thread with an answer that passed review"
-                        f" ({'; '.join(notes[1:]) or 'no trees'}).")
-    return ReadResult(rows, read.source, read.kind, None, read.notes + notes)
+                        f" ({'; '.join(joined.notes[1:]) or 'no trees'}).")
+    pairs = ReadResult(joined.pairs, read.source, read.kind, None, read.notes + joined.pair_notes)
+    return ReadResult(joined.rows, read.source, read.kind, None, read.notes + joined.notes, pairs)
 
 
 def _read_path(path: Path, split: str) -> ReadResult:

@@ -1,6 +1,8 @@
 """Message trees (OpenAssistant's oasst1/oasst2 shapes) joined into one conversation per tree.
 
-    rows = join_trees(rows, "oasst.jsonl")   # None when the rows are not message trees
+    joined = join_trees(rows, "oasst.jsonl")   # None when the rows are not message trees
+    joined.rows, joined.notes                  # one conversation per tree
+    joined.pairs, joined.pair_notes            # the ranked replies as preference pairs
 
 Two published shapes are read:
     flat    one message a row, linked by parent_id: {"message_id", "parent_id", "role", "text", "rank",
@@ -9,17 +11,28 @@ Two published shapes are read:
             (the *.trees.jsonl exports)
 
 Each tree gives the thread that follows the best-ranked reply at every turn (rank 0; unranked replies
-after ranked ones, then file order), ending on the last assistant answer. Messages marked deleted or
-failed in review are left out with the replies under them. Roles: prompter is the user.
+after ranked ones, then file order), ending on the last assistant answer. Where a question has two or
+more ranked answers, the best-ranked one against each lower-ranked one is a preference pair, after the
+turns that led to the question. Messages marked deleted or failed in review are left out with the
+replies under them. Roles: prompter is the user.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 FLAT_KEYS = frozenset({"message_id", "parent_id", "role", "text"})
 ROLES = {"prompter": "user", "assistant": "assistant", "user": "user"}
+
+
+@dataclass
+class Joined:
+    rows: list[dict[str, Any]]
+    notes: list[str]
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    pair_notes: list[str] = field(default_factory=list)
 
 
 def is_flat_tree(rows: list[dict[str, Any]]) -> bool:
@@ -32,9 +45,9 @@ def is_nested_tree(rows: list[dict[str, Any]]) -> bool:
     return isinstance(prompt, dict) and "replies" in prompt and "text" in prompt
 
 
-def join_trees(rows: list[dict[str, Any]], source: str) -> tuple[list[dict[str, Any]], list[str]] | None:
-    """Conversation rows ({"message_tree_id", "messages"}) and notes on what was left out; None when the
-    rows are not message trees."""
+def join_trees(rows: list[dict[str, Any]], source: str) -> Joined | None:
+    """Conversation rows ({"message_tree_id", "messages"}), pair rows ({"message_tree_id", "prompt",
+    "chosen", "rejected"}) and notes on each; None when the rows are not message trees."""
     if is_nested_tree(rows):
         roots = [(str(r.get("message_tree_id") or n + 1), r.get("prompt")) for n, r in enumerate(rows)
                  if isinstance(r, dict)]
@@ -90,9 +103,27 @@ def _thread(root: dict[str, Any]) -> list[dict[str, str]]:
     return path[:last + 1]
 
 
-def _threads(roots: list[tuple[str, Any]], source: str, read: int, unit: str, left: Counter) -> tuple[
-        list[dict[str, Any]], list[str]]:
-    out, langs = [], Counter()
+def _turn(node: dict[str, Any]) -> dict[str, str]:
+    return {"role": ROLES[str(node["role"]).lower()], "content": node["text"]}
+
+
+def _pairs(tree_id: str, root: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every question in the tree with two or more ranked answers: the best against each worse one."""
+    out, stack = [], [(root, [_turn(root)])]
+    while stack:
+        node, path = stack.pop()
+        replies = [r for r in node.get("replies") or [] if _usable(r)]
+        if path[-1]["role"] == "user":
+            ranked = sorted((r for r in replies if ROLES[str(r["role"]).lower()] == "assistant"
+                             and _rank(r)[0] == 0), key=_rank)
+            out += [{"message_tree_id": tree_id, "prompt": path, "chosen": [_turn(ranked[0])],
+                     "rejected": [_turn(worse)]} for worse in ranked[1:] if _rank(worse) > _rank(ranked[0])]
+        stack += [(r, path + [_turn(r)]) for r in reversed(replies)]
+    return out
+
+
+def _threads(roots: list[tuple[str, Any]], source: str, read: int, unit: str, left: Counter) -> Joined:
+    out, langs, pairs, paired = [], Counter(), [], 0
     for tree_id, root in roots:
         if not _usable(root):
             left["trees whose first message is deleted, failed review or empty"] += 1
@@ -103,12 +134,26 @@ def _threads(roots: list[tuple[str, Any]], source: str, read: int, unit: str, le
             continue
         out.append({"message_tree_id": tree_id, "messages": msgs})
         langs[str(root.get("lang") or "unknown")] += 1
-    notes = [f"{source}: {read:,} {unit} joined into {len(out):,} conversations, each following the best-ranked "
-             "reply at every turn (OpenAssistant's message trees)"]
+        found = _pairs(tree_id, root)
+        pairs += found
+        paired += bool(found)
+    shared = []  # notes that hold for the pairs as well as the threads
     if left:
-        notes.append("left out: " + "; ".join(f"{why}: {n:,}" for why, n in left.most_common()))
+        shared.append("left out: " + "; ".join(f"{why}: {n:,}" for why, n in left.most_common()))
     if len(langs) > 1:
         top = ", ".join(f"{lang} {n:,}" for lang, n in langs.most_common(4))
-        notes.append(f"the conversations are in {len(langs)} languages ({top}{' ...' if len(langs) > 4 else ''}); "
-                     "filter the file by its lang field first if the model should answer in one")
-    return out, notes
+        shared.append(f"the conversations are in {len(langs)} languages ({top}{' ...' if len(langs) > 4 else ''}); "
+                      "filter the file by its lang field first if the model should answer in one")
+    notes = [f"{source}: {read:,} {unit} joined into {_n(len(out), 'conversation')}, each following the best-ranked "
+             "reply at every turn (OpenAssistant's message trees)", *shared]
+    if pairs:
+        notes.append(f"their ranked answers also give {_n(len(pairs), 'preference pair')}: reward-model, DPO and KTO "
+                     "runs read those from this file; choose the format 'preference_messages' to see them here")
+    pair_notes = [f"{source}: {read:,} {unit} give {_n(len(pairs), 'preference pair')} from the ranked answers "
+                  f"of {_n(paired, 'tree')}: the best-ranked answer to a question against each lower-ranked one, after "
+                  "the turns that led to the question (OpenAssistant's message trees)", *shared]
+    return Joined(out, notes, pairs, pair_notes)
+
+
+def _n(count: int, thing: str) -> str:
+    return f"{count:,} {thing}{'' if count == 1 else 's'}"

@@ -108,8 +108,13 @@ class Report:
         }
 
 
+PAIR_FORMATS = ("preference", "preference_messages")
+
+
 def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, str] | None = None,
                  tokenizer: Any = None, max_length: int | None = None) -> Report:
+    if fmt in PAIR_FORMATS:  # message trees give pairs when a preference format is chosen
+        read = read.as_pairs()
     guess = detect(read.rows) if fmt is None else Detection(fmt, {}, "chosen by hand")
     if fmt is not None:  # columns named by hand win over the format's usual names
         guess.mapping = {**default_mapping(fmt, columns_of(read.rows)), **(mapping or {})}

@@ -36,7 +36,9 @@ PREF_COLUMNS = ["prompt", "chosen", "rejected"]
 
 
 def _read(source: dict[str, Any]) -> ReadResult:
-    return ReadResult(source["rows"], source["name"], source["kind"], source.get("lines"))
+    pairs = source.get("pairs")
+    return ReadResult(source["rows"], source["name"], source["kind"], source.get("lines"), source.get("notes", []),
+                      None if pairs is None else _read(pairs))
 
 
 def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], model: str,
@@ -97,7 +99,8 @@ def _mapping(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _source_from(read: ReadResult) -> dict[str, Any]:
-    return {"rows": read.rows, "name": read.source, "kind": read.kind, "lines": read.lines}
+    return {"rows": read.rows, "name": read.source, "kind": read.kind, "lines": read.lines, "notes": read.notes,
+            "pairs": None if read.tree_pairs is None else _source_from(read.tree_pairs)}
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
@@ -323,5 +326,5 @@ def delete_rows(frame: pd.DataFrame | None, text: str):
         idx = parse_row_numbers(text, len(frame))
     except ValueError as err:
         return frame, f"⚠️ {err}"
-    return frame.drop(index=frame.index[idx]).reset_index(drop=True), f"Deleted {len(idx)} rows."
+    return frame.drop(index=frame.index[idx]).reset_index(drop=True), f"Deleted {len(idx)} row{'' if len(idx) == 1 else 's'}."
 
