@@ -336,6 +336,8 @@ def test_openassistant_nested_trees_join_the_same_way():
         "It translates source code into machine code before the program runs.",
         "It runs the source directly, statement by statement."]
     assert [r["message_tree_id"] for r in read_rows(os.path.join(DATA, "oasst2_trees.jsonl")).rows] == ["t1", "t7"]
+    assert "3 trees joined into 2 conversations" in tree.notes[0]  # the third was aborted by its reviewers
+    assert "left out: trees in state aborted_low_grade: 1" in tree.notes
 
 
 def test_ranked_answers_of_message_trees_are_preference_pairs_when_a_stage_wants_pairs():

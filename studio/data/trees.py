@@ -11,7 +11,8 @@ Two published shapes are read:
             (the *.trees.jsonl exports)
 
 Each tree gives the thread that follows the best-ranked reply at every turn (rank 0; unranked replies
-after ranked ones, then file order), ending on the last assistant answer. Where a question has two or
+after ranked ones, then file order), ending on the last assistant answer. Trees in a state other than
+ready_for_export (the full exports hold growing and aborted ones) are left out. Where a question has two or
 more ranked answers, the best-ranked one against each lower-ranked one is a preference pair, after the
 turns that led to the question. Messages marked deleted or failed in review are left out with the
 replies under them. Roles: prompter is the user.
@@ -25,6 +26,8 @@ from typing import Any
 
 FLAT_KEYS = frozenset({"message_id", "parent_id", "role", "text"})
 ROLES = {"prompter": "user", "assistant": "assistant", "user": "user"}
+READY = "ready_for_export"
+"""The state of a finished tree; OpenAssistant's full exports also hold growing and aborted ones."""
 
 
 @dataclass
@@ -49,8 +52,8 @@ def join_trees(rows: list[dict[str, Any]], source: str) -> Joined | None:
     """Conversation rows ({"message_tree_id", "messages"}), pair rows ({"message_tree_id", "prompt",
     "chosen", "rejected"}) and notes on each; None when the rows are not message trees."""
     if is_nested_tree(rows):
-        roots = [(str(r.get("message_tree_id") or n + 1), r.get("prompt")) for n, r in enumerate(rows)
-                 if isinstance(r, dict)]
+        roots = [(str(r.get("message_tree_id") or n + 1), r.get("prompt"), r.get("tree_state"))
+                 for n, r in enumerate(rows) if isinstance(r, dict)]
         return _threads(roots, source, len(rows), "trees", Counter())
     if not is_flat_tree(rows):
         return None
@@ -62,7 +65,7 @@ def join_trees(rows: list[dict[str, Any]], source: str) -> Joined | None:
     for node in nodes.values():
         parent = node.get("parent_id")
         if parent is None or parent == "":  # a CSV export writes no parent as an empty cell
-            roots.append((str(node.get("message_tree_id") or node["message_id"]), node))
+            roots.append((str(node.get("message_tree_id") or node["message_id"]), node, node.get("tree_state")))
         elif str(parent) in nodes:
             nodes[str(parent)]["replies"].append(node)
         else:
@@ -122,9 +125,12 @@ def _pairs(tree_id: str, root: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _threads(roots: list[tuple[str, Any]], source: str, read: int, unit: str, left: Counter) -> Joined:
+def _threads(roots: list[tuple[str, Any, Any]], source: str, read: int, unit: str, left: Counter) -> Joined:
     out, langs, pairs, paired = [], Counter(), [], 0
-    for tree_id, root in roots:
+    for tree_id, root, state in roots:
+        if state not in (None, "", READY):  # still growing, or stopped by moderators or for low grades
+            left[f"trees in state {state}"] += 1
+            continue
         if not _usable(root):
             left["trees whose first message is deleted, failed review or empty"] += 1
             continue
