@@ -352,7 +352,7 @@ def test_ranked_answers_of_message_trees_are_preference_pairs_when_a_stage_wants
         "And an interpreter?"]
     assert deeper["chosen"][0]["content"].startswith("It runs the source") and \
         deeper["rejected"][0]["content"] == "It is a kind of compiler."
-    assert "3 preference pairs from the ranked answers of 1 tree" in " ".join(pairs.notes)
+    assert "3 preference pairs from the ranked answers in 3 trees (1 tree with any)" in " ".join(pairs.notes)
     assert "also give 3 preference pairs" in " ".join(report("oasst2_trees.jsonl").notes)
     flat = report("oasst1_messages.jsonl", fmt="preference")  # the deleted and failed-review answers pair with none
     assert [(p["chosen"][0]["content"][:8], p["rejected"][0]["content"][:8]) for p in flat.usable] == [
@@ -424,3 +424,38 @@ def test_turns_after_the_last_answer_are_cut_and_counted(tmp_path):
     assert [m["content"] for m in r.usable[0]["messages"]] == ["Hi", "Hello!"]
     assert "1 conversation ends on turns after the last answer" in " ".join(r.notes)
     assert not any("after the last answer" in n for n in report("sharegpt.jsonl").notes)
+
+
+def _jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_message_rows_are_known_by_all_their_columns_whatever_the_first_row_leaves_out(tmp_path):
+    """Writers that drop null fields leave parent_id off the roots; keys may be capitalised; the first
+    line may be broken; repeated ids and stray rows are counted, not silently lost."""
+    rows = ['{"message_id": "r1", "role": "prompter", "te',  # a cut-off line
+            {"Message_ID": "r1", "Role": "prompter", "Text": "Name a colour."},
+            {"Message_ID": "a1", "Parent_ID": "r1", "Role": "assistant", "Text": "Blue.", "Rank": 1},
+            {"Message_ID": "a2", "Parent_ID": "r1", "Role": "assistant", "Text": "Green.", "Rank": 0},
+            {"Message_ID": "a2", "Parent_ID": "r1", "Role": "assistant", "Text": "Again.", "Rank": 0},
+            {"messages": [{"role": "user", "content": "stray"}]}]
+    r = build_report(read_rows(_jsonl(tmp_path / "m.jsonl", rows)))
+    assert r.format == "messages" and [m["content"] for m in r.usable[0]["messages"]] == ["Name a colour.", "Green."]
+    assert "m.jsonl: 6 message rows joined into 1 conversation" in r.notes[0]
+    assert "rows that are not a message (no message_id): 2; repeated message_ids (the first kept): 1" in r.notes[1]
+    pairs = build_report(read_rows(tmp_path / "m.jsonl"), fmt="preference")
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs.usable] == [("Green.", "Blue.")]
+
+
+def test_nested_trees_are_known_when_the_first_has_no_replies_and_deep_ones_are_read(tmp_path):
+    deep = node = {"message_id": "d0", "role": "prompter", "text": "q0"}
+    for n in range(1, 300):  # 600 levels of JSON: deep, as far as a JSON reader goes
+        child = {"message_id": f"d{n}", "role": "assistant" if n % 2 else "prompter", "text": f"t{n}", "rank": 0}
+        node["replies"] = [child]
+        node = child
+    rows = [{"message_tree_id": "lonely", "prompt": {"message_id": "x", "role": "prompter", "text": "Hi?"}},
+            {"message_tree_id": "deep", "prompt": deep}, {"message_tree_id": "odd", "prompt": "not a tree"}]
+    r = build_report(read_rows(_jsonl(tmp_path / "t.jsonl", rows)))
+    assert r.format == "messages" and len(r.usable) == 1 and len(r.usable[0]["messages"]) == 300
+    assert "left out: rows that are not a tree: 1; trees with no answer that passed review: 1" in r.notes

@@ -52,3 +52,18 @@ def test_message_trees_in_the_data_tab_show_threads_or_pairs_by_the_format_chose
     assert "also give 3 preference pairs" in " ".join(threads.notes)
     pairs, _ = analyse(src, "preference_messages", {}, "", 512)
     assert pairs.kind == "preference" and len(pairs.usable) == 3
+
+
+def test_choosing_pairs_for_trees_without_ranked_answers_says_so_on_the_page(tmp_path):
+    import json
+
+    from studio.data.readers import read_rows
+    from studio.ui.tabs.data import _source_from
+
+    path = tmp_path / "oasst.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in [
+        {"message_id": "m1", "parent_id": None, "role": "prompter", "text": "Hello?"},
+        {"message_id": "m2", "parent_id": "m1", "role": "assistant", "text": "Hi."}]))
+    report, msg = analyse(_source_from(read_rows(path)), "preference_messages", {}, "", 512)
+    assert report is None and msg == ("⚠️ oasst.jsonl: no question in these message trees has two answers of "
+                                      "different rank, so they give no preference pairs.")

@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.data.readers import BROKEN
+
 FLAT_KEYS = frozenset({"message_id", "parent_id", "role", "text"})
 ROLES = {"prompter": "user", "assistant": "assistant", "user": "user"}
 READY = "ready_for_export"
@@ -38,30 +40,50 @@ class Joined:
     pair_notes: list[str] = field(default_factory=list)
 
 
-def is_flat_tree(rows: list[dict[str, Any]]) -> bool:
-    return bool(rows) and isinstance(rows[0], dict) and FLAT_KEYS <= {str(k).lower() for k in rows[0]}
+def _lower(row: Any) -> dict[str, Any] | None:
+    return {str(k).lower(): v for k, v in row.items()} if isinstance(row, dict) else None
 
 
-def is_nested_tree(rows: list[dict[str, Any]]) -> bool:
-    first = rows[0] if rows and isinstance(rows[0], dict) else {}
-    prompt = first.get("prompt")
-    return isinstance(prompt, dict) and "replies" in prompt and "text" in prompt
+def _sample(rows: list[Any], size: int = 50) -> list[dict[str, Any]]:
+    """Keys lower-cased, lines that could not be read skipped: some writers leave null fields out, so the
+    first row alone (a root, with no parent_id) does not show every column."""
+    return [r for r in (_lower(row) for row in rows[:size * 2]) if r and BROKEN not in r][:size]
 
 
-def join_trees(rows: list[dict[str, Any]], source: str) -> Joined | None:
+def is_flat_tree(rows: list[Any]) -> bool:
+    keys = set().union(*_sample(rows)) if rows else set()
+    return FLAT_KEYS <= keys
+
+
+def is_nested_tree(rows: list[Any]) -> bool:
+    prompts = [_lower(r.get("prompt")) for r in _sample(rows)]
+    return any(p and "text" in p and "role" in p and ("replies" in p or "message_id" in p) for p in prompts)
+
+
+def join_trees(rows: list[Any], source: str) -> Joined | None:
     """Conversation rows ({"message_tree_id", "messages"}), pair rows ({"message_tree_id", "prompt",
     "chosen", "rejected"}) and notes on each; None when the rows are not message trees."""
     if is_nested_tree(rows):
-        roots = [(str(r.get("message_tree_id") or n + 1), r.get("prompt"), r.get("tree_state"))
-                 for n, r in enumerate(rows) if isinstance(r, dict)]
-        return _threads(roots, source, len(rows), "trees", Counter())
+        roots, left = [], Counter()
+        for n, row in enumerate(_lower(r) for r in rows):
+            root = _nested(row.get("prompt")) if row else None
+            if root is None:
+                left["rows that are not a tree"] += 1
+            else:
+                roots.append((str(row.get("message_tree_id") or n + 1), root, row.get("tree_state")))
+        return _threads(roots, source, _n(len(rows), "tree"), left)
     if not is_flat_tree(rows):
         return None
     nodes: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if isinstance(row, dict) and row.get("message_id") is not None:
+    left = Counter()
+    for row in map(_lower, rows):
+        if not row or row.get("message_id") in (None, ""):
+            left["rows that are not a message (no message_id)"] += 1
+        elif str(row["message_id"]) in nodes:
+            left["repeated message_ids (the first kept)"] += 1
+        else:
             nodes[str(row["message_id"])] = {**row, "replies": []}
-    roots, orphans = [], Counter()
+    roots = []
     for node in nodes.values():
         parent = node.get("parent_id")
         if parent is None or parent == "":  # a CSV export writes no parent as an empty cell
@@ -69,8 +91,22 @@ def join_trees(rows: list[dict[str, Any]], source: str) -> Joined | None:
         elif str(parent) in nodes:
             nodes[str(parent)]["replies"].append(node)
         else:
-            orphans["replies whose parent is not in the file"] += 1
-    return _threads(roots, source, len(rows), "message rows", orphans)
+            left["replies whose parent is not in the file"] += 1
+    return _threads(roots, source, _n(len(rows), "message row"), left)
+
+
+def _nested(prompt: Any) -> dict[str, Any] | None:
+    """A nested tree with every node's keys lower-cased (walked without recursion: trees can be deep)."""
+    root = _lower(prompt)
+    if root is None:
+        return None
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        node["replies"] = [r for r in map(_lower, node.get("replies") or []) if r is not None] \
+            if isinstance(node.get("replies"), list) else []
+        todo += node["replies"]
+    return root
 
 
 def _flag(value: Any) -> bool | None:
@@ -112,20 +148,33 @@ def _turn(node: dict[str, Any]) -> dict[str, str]:
 
 def _pairs(tree_id: str, root: dict[str, Any]) -> list[dict[str, Any]]:
     """Every question in the tree with two or more ranked answers: the best against each worse one."""
-    out, stack = [], [(root, [_turn(root)])]
+    turns = [(_turn(root), -1)]  # each turn with the index of the one before it
+    out, stack = [], [(root, 0)]
     while stack:
-        node, path = stack.pop()
+        node, at = stack.pop()
         replies = [r for r in node.get("replies") or [] if _usable(r)]
-        if path[-1]["role"] == "user":
+        if turns[at][0]["role"] == "user":
             ranked = sorted((r for r in replies if ROLES[str(r["role"]).lower()] == "assistant"
                              and _rank(r)[0] == 0), key=_rank)
-            out += [{"message_tree_id": tree_id, "prompt": path, "chosen": [_turn(ranked[0])],
-                     "rejected": [_turn(worse)]} for worse in ranked[1:] if _rank(worse) > _rank(ranked[0])]
-        stack += [(r, path + [_turn(r)]) for r in reversed(replies)]
+            worse = [r for r in ranked[1:] if _rank(r) > _rank(ranked[0])]
+            prompt = _path(turns, at) if worse else []
+            out += [{"message_tree_id": tree_id, "prompt": prompt, "chosen": [_turn(ranked[0])],
+                     "rejected": [_turn(r)]} for r in worse]
+        for reply in reversed(replies):
+            turns.append((_turn(reply), at))
+            stack.append((reply, len(turns) - 1))
     return out
 
 
-def _threads(roots: list[tuple[str, Any, Any]], source: str, read: int, unit: str, left: Counter) -> Joined:
+def _path(turns: list[tuple[dict[str, str], int]], at: int) -> list[dict[str, str]]:
+    path = []
+    while at >= 0:
+        path.append(turns[at][0])
+        at = turns[at][1]
+    return path[::-1]
+
+
+def _threads(roots: list[tuple[str, Any, Any]], source: str, read: str, left: Counter) -> Joined:
     out, langs, pairs, paired = [], Counter(), [], 0
     for tree_id, root, state in roots:
         if state not in (None, "", READY):  # still growing, or stopped by moderators or for low grades
@@ -150,14 +199,14 @@ def _threads(roots: list[tuple[str, Any, Any]], source: str, read: int, unit: st
         top = ", ".join(f"{lang} {n:,}" for lang, n in langs.most_common(4))
         shared.append(f"the conversations are in {len(langs)} languages ({top}{' ...' if len(langs) > 4 else ''}); "
                       "filter the file by its lang field first if the model should answer in one")
-    notes = [f"{source}: {read:,} {unit} joined into {_n(len(out), 'conversation')}, each following the best-ranked "
+    notes = [f"{source}: {read} joined into {_n(len(out), 'conversation')}, each following the best-ranked "
              "reply at every turn (OpenAssistant's message trees)", *shared]
     if pairs:
         notes.append(f"their ranked answers also give {_n(len(pairs), 'preference pair')}: reward-model, DPO and KTO "
                      "runs read those from this file; choose the format 'preference_messages' to see them here")
-    pair_notes = [f"{source}: {read:,} {unit} give {_n(len(pairs), 'preference pair')} from the ranked answers "
-                  f"of {_n(paired, 'tree')}: the best-ranked answer to a question against each lower-ranked one, after "
-                  "the turns that led to the question (OpenAssistant's message trees)", *shared]
+    pair_notes = [f"{source}: {_n(len(pairs), 'preference pair')} from the ranked answers in {read} "
+                  f"({_n(paired, 'tree')} with any): the best-ranked answer to a question against each lower-ranked "
+                  "one, after the turns that led to the question (OpenAssistant's message trees)", *shared]
     return Joined(out, notes, pairs, pair_notes)
 
 

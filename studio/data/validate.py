@@ -214,8 +214,8 @@ def _unanswered_ends(records: list[dict[str, Any] | None]) -> list[str]:
             cut += 1
     if not cut:
         return []
-    return [f"{cut} conversation{'s end' if cut > 1 else ' ends'} on turns after the last answer (a question "
-            "nobody answered): those turns are left out"]
+    return [f"{cut} conversation{'s end' if cut > 1 else ' ends'} on turns after the last answer (an unanswered "
+            "question or tool reply): those turns are left out"]
 
 
 def _duplicates(records: list[dict[str, Any] | None]) -> list[Issue]:

@@ -132,15 +132,14 @@ def training_template(tokenizer: Any) -> str | None:
         own = own.get("default")
     if not own:
         return None
+    if _GENERATION_BLOCK.search(own):  # TRL's SFTTrainer, too, keeps a template that marks its turns
+        return own
     try:
         from trl.chat_template_utils import get_training_chat_template
 
-        patched = get_training_chat_template(tokenizer)
+        return get_training_chat_template(tokenizer) or None
     except Exception:  # a template TRL does not know
-        patched = None
-    if patched:
-        return patched
-    return own if _GENERATION_BLOCK.search(own) else None
+        return None
 
 
 def marks_assistant_turns(tokenizer: Any) -> bool:

@@ -59,7 +59,7 @@ def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], mo
             note = f" Token lengths skipped: {err}"
     try:
         report = build_report(read, None if fmt == AUTO else fmt, mapping or None, tokenizer, int(max_length))
-    except ValueError as err:
+    except (ValueError, StudioError) as err:
         return None, f"⚠️ {err}"
     return report, report.summary() + note
 
