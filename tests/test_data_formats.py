@@ -459,3 +459,12 @@ def test_nested_trees_are_known_when_the_first_has_no_replies_and_deep_ones_are_
     r = build_report(read_rows(_jsonl(tmp_path / "t.jsonl", rows)))
     assert r.format == "messages" and len(r.usable) == 1 and len(r.usable[0]["messages"]) == 300
     assert "left out: rows that are not a tree: 1; trees with no answer that passed review: 1" in r.notes
+
+
+def test_a_problem_in_a_joined_tree_names_the_tree(tmp_path):
+    rows = [{"message_id": "q1", "parent_id": None, "role": "prompter", "text": "Hi?", "message_tree_id": "q1"},
+            {"message_id": "q2", "parent_id": "q1", "role": "assistant", "text": "Hello.", "message_tree_id": "q1"},
+            {"message_id": "b1", "parent_id": None, "role": "assistant", "text": "Odd root.", "message_tree_id": "b1"}]
+    r = build_report(read_rows(_jsonl(tmp_path / "m.jsonl", rows)))
+    assert len(r.usable) == 1
+    assert r.problem_rows()[0]["where"] == "tree b1" and "opens with assistant" in r.problem_rows()[0]["problem"]

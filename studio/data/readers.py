@@ -45,6 +45,8 @@ class ReadResult:
     notes: list[str] = field(default_factory=list)
     tree_pairs: ReadResult | None = None
     """For message trees, read as one conversation a tree: their ranked answers as preference pairs."""
+    places: list[str] | None = None
+    """What to call each row where it is not a line or row of the file ('tree 6aa3...' for message trees)."""
 
     def as_pairs(self) -> ReadResult:
         """The preference pairs of message trees (self for other rows)."""
@@ -56,7 +58,9 @@ class ReadResult:
         return self.tree_pairs
 
     def where(self, index: int) -> str:
-        """'line 12' for JSONL, 'row 12' otherwise (1-based)."""
+        """'line 12' for JSONL, 'row 12' otherwise (1-based), or the row's own name."""
+        if self.places is not None and index < len(self.places):
+            return self.places[index]
         if self.lines is not None and index < len(self.lines):
             return f"line {self.lines[index]}"
         return f"row {index + 1}"
@@ -77,8 +81,10 @@ def _joined(read: ReadResult) -> ReadResult:
     if not joined.rows:
         raise DataError(f"{read.source}: these message trees hold no thread with an answer that passed review"
                         f" ({'; '.join(joined.notes[1:]) or 'no trees'}).")
-    pairs = ReadResult(joined.pairs, read.source, read.kind, None, read.notes + joined.pair_notes)
-    return ReadResult(joined.rows, read.source, read.kind, None, read.notes + joined.notes, pairs)
+    pairs = ReadResult(joined.pairs, read.source, read.kind, None, read.notes + joined.pair_notes,
+                       places=[f"tree {r['message_tree_id']}" for r in joined.pairs])
+    return ReadResult(joined.rows, read.source, read.kind, None, read.notes + joined.notes, pairs,
+                      [f"tree {r['message_tree_id']}" for r in joined.rows])
 
 
 def _read_path(path: Path, split: str) -> ReadResult:

@@ -38,7 +38,7 @@ PREF_COLUMNS = ["prompt", "chosen", "rejected"]
 def _read(source: dict[str, Any]) -> ReadResult:
     pairs = source.get("pairs")
     return ReadResult(source["rows"], source["name"], source["kind"], source.get("lines"), source.get("notes", []),
-                      None if pairs is None else _read(pairs))
+                      None if pairs is None else _read(pairs), source.get("places"))
 
 
 def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], model: str,
@@ -100,7 +100,7 @@ def _mapping(values: tuple[str, ...]) -> dict[str, str]:
 
 def _source_from(read: ReadResult) -> dict[str, Any]:
     return {"rows": read.rows, "name": read.source, "kind": read.kind, "lines": read.lines, "notes": read.notes,
-            "pairs": None if read.tree_pairs is None else _source_from(read.tree_pairs)}
+            "pairs": None if read.tree_pairs is None else _source_from(read.tree_pairs), "places": read.places}
 
 
 def build(ctx: AppContext) -> dict[str, Any]:
