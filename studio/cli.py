@@ -204,23 +204,34 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     from studio.data.store import write_jsonl
     from studio.data.validate import inspect_file
 
-    report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=None, max_length=None)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".jsonl", ".ndjson"):
+        raise StudioError(f"--out {out.name}: the rows are written as JSON Lines; name the file with .jsonl.")
+    if out.exists() and out.resolve() == Path(args.file).resolve():
+        raise StudioError(f"--out {out} is the file being converted; write to another file, so the original "
+                          "(with any rows that cannot be used) stays as it is.")
+    report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=None, max_length=None,
+                          pairs=args.to == "preference")
     if report.format is None:
         raise StudioError(f"{report.source}: {report.reason}; name the format with --format and the columns "
                           "with --map, e.g. --format prompt_completion --map completion=answer.")
-    if report.kind != CONVERT_TO[args.to]:
+    rows = report.usable
+    if args.to == "prompts" and report.kind in ("sft", "preference"):  # each conversation before its answer
+        from studio.methods.rl_common import prompt_rows
+
+        rows = [{"prompt": r["prompt"]} for r in prompt_rows(rows)]
+    elif report.kind != CONVERT_TO[args.to]:
         if report.kind == "text":
             raise StudioError(f"{report.source} holds plain text without prompts or answers, so it has no "
                               "conversations or preference pairs to write.")
         other = next(k for k, v in CONVERT_TO.items() if v == report.kind)
         raise StudioError(f"{report.source} holds {report.format_label} data; convert it --to {other}.")
-    if not report.usable:
+    if not rows:
         raise StudioError(f"{report.source}: no row is usable; see `studio data inspect {args.file}`.")
-    out = Path(args.out)
     if out.exists() and not args.force:
         raise StudioError(f"{out} exists already; choose another --out, or add --force to replace it.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    n = write_jsonl(out, report.usable)
+    n = write_jsonl(out, rows)
     skipped = report.total_rows - n
     print(f"rows written: {n} to {out}" + (f" ({skipped} unusable row{'s' if skipped != 1 else ''} skipped)"
                                             if skipped else ""))
@@ -382,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("convert", help="normalise to TRL's forms (messages, preference, unpaired, prompts)")
     q.add_argument("file")
     q.add_argument("--to", choices=list(CONVERT_TO), required=True,
-                   help="messages (SFT), preference (pairs), unpaired (rated answers, KTO), prompts (RLHF)")
+                   help="messages (SFT), preference (pairs), unpaired (rated answers, KTO), prompts (RLHF; chat "
+                        "and preference data give each conversation up to its last answer)")
     q.add_argument("--out", required=True)
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--format", help="skip detection and read as this format")

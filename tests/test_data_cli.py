@@ -152,3 +152,27 @@ def test_inspect_reads_a_saved_dataset_by_name_or_by_its_version_folder(tmp_path
     assert not (tmp_path / "elsewhere").exists()
     out = studio("data", "inspect", "helpdesk", "--workspace", str(tmp_path / "elsewhere"))
     assert out.returncode == 1 and not (tmp_path / "elsewhere").exists()  # no workspace is made for a lookup
+
+
+def test_convert_keeps_its_input_writes_only_jsonl_and_gives_prompts_and_tree_pairs(tmp_path):
+    src = tmp_path / "hh.jsonl"
+    src.write_bytes(open(os.path.join(DATA, "hh.jsonl"), "rb").read())
+    before = src.read_bytes()
+    same = studio("data", "convert", str(src), "--to", "preference", "--out", str(src), "--force")
+    assert same.returncode == 1 and "is the file being converted" in same.stderr and src.read_bytes() == before
+    csv_out = studio("data", "convert", str(src), "--to", "preference", "--out", str(tmp_path / "p.csv"))
+    assert csv_out.returncode == 1 and "name the file with .jsonl" in csv_out.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+    prompts = tmp_path / "prompts.jsonl"  # chat data: each conversation up to its last answer
+    done = studio("data", "convert", os.path.join(DATA, "sharegpt.jsonl"), "--to", "prompts", "--out", str(prompts))
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(x) for x in prompts.read_text().splitlines()]
+    assert rows and all(set(r) == {"prompt"} and r["prompt"][-1]["role"] == "user" for r in rows)
+    again = studio("data", "inspect", str(prompts), "--model", "")
+    assert again.returncode == 0 and "Prompts only" in again.stdout, again.stdout
+
+    pairs = tmp_path / "pairs.jsonl"  # message trees: the pairs their ranked answers give
+    done = studio("data", "convert", os.path.join(DATA, "oasst2_trees.jsonl"), "--to", "preference",
+                  "--out", str(pairs))
+    assert done.returncode == 0 and "rows written: 3" in done.stdout, done.stderr

@@ -108,7 +108,7 @@ def test_a_turn_marked_weight_0_is_shown_as_context():
     assert "Hello!" not in trained and "Goodbye & <take care>" in trained and "weight 0" in pv.rule
     report = build_report(read_rows(os.path.join(DATA, "openai_weights.jsonl")))
     assert not report.issues and len(report.usable) == 2
-    assert "1 conversation marks assistant turns with weight 0: those turns are context, not trained" in \
+    assert "1 conversation marks assistant turns with weight 0: those turns are read as context but not learnt" in \
         " ".join(report.notes)
 
 
@@ -120,3 +120,16 @@ def test_weight_0_spans_are_matched_to_turns_or_not_at_all():
     assert mask_without_weight_0([0, 1, 1, 0, 0, 1, 1], msgs) == [0, 0, 0, 0, 0, 1, 1]
     assert mask_without_weight_0([0, 1, 1, 1, 1, 1, 1], msgs) is None  # one span for two turns: cannot tell
     assert mask_without_weight_0([1, 0, 1, 0, 1], msgs) is None
+
+
+def test_a_conversation_whose_every_answer_has_weight_0_is_a_problem_row(tmp_path):
+    import json
+
+    path = tmp_path / "w.jsonl"
+    rows = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo", "weight": 0}]},
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = build_report(read_rows(path))
+    assert len(report.usable) == 1 and report.problem_rows()[0]["where"] == "line 1"
+    assert report.problem_rows()[0]["problem"] == "every assistant turn in 'messages' has weight 0, so nothing in it " \
+        "is learnt"

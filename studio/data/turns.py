@@ -264,6 +264,8 @@ def check_conversation(msgs: list[dict[str, Any]], col: str, need_answer: bool =
         prev = m["role"]
     if need_answer and not any(m["role"] == "assistant" for m in msgs):
         raise RowProblem(col, f"'{col}' has no assistant turn to learn from")
+    if need_answer and all(m.get("weight") == 0 for m in msgs if m["role"] == "assistant"):
+        raise RowProblem(col, f"every assistant turn in '{col}' has weight 0, so nothing in it is learnt")
 
 
 def mask_without_weight_0(mask: list[int], msgs: list[dict[str, Any]]) -> list[int] | None:

@@ -199,7 +199,7 @@ def _weight_note(records: list[dict[str, Any] | None]) -> list[str]:
     if not marked:
         return []
     return [f"{marked} conversation{'s mark' if marked > 1 else ' marks'} assistant turns with weight 0: those "
-            "turns are context, not trained; the other answers are"]
+            "turns are read as context but not learnt"]
 
 
 def _unanswered_ends(records: list[dict[str, Any] | None]) -> list[str]:
@@ -322,9 +322,12 @@ def token_lengths(records: list[dict[str, Any] | None], tokenizer: Any, max_leng
 
 
 def inspect_file(path: str | Path, fmt: str | None = None, mapping: dict[str, str] | None = None,
-                 model: str | None = "tiny", max_length: int | None = 512) -> Report:
-    """Read, detect, normalise and validate a file; token lengths use `model`'s tokenizer."""
+                 model: str | None = "tiny", max_length: int | None = 512, pairs: bool = False) -> Report:
+    """Read, detect, normalise and validate a file; token lengths use `model`'s tokenizer. `pairs`: message
+    trees are read as the preference pairs their ranked answers give."""
     read = read_rows(path)
+    if pairs:
+        read = read.as_pairs()
     tokenizer = None
     if model:
         from studio.models.loading import load_tokenizer
