@@ -181,11 +181,12 @@ def report_text(report, shown: int = 20) -> str:
              f"rows:    {report.total_rows} ({len(report.usable)} usable)"]
     if report.mapping:
         lines.append("columns: " + ", ".join(f"{k} <- {v}" for k, v in report.mapping.items()))
-    elif report.format is None and report.columns:
+    elif report.format is None and report.columns and report.mappable:
         lines.append("columns: " + ", ".join(map(str, report.columns)) +
                      "  (name the format and its columns: --format NAME --map field=column ...)")
     counts = report.counts()
-    lines.append("issues:  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) if counts else "none"))
+    if report.format is not None or counts:  # rows are checked once their format is known
+        lines.append("issues:  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) if counts else "none"))
     for item in report.problem_rows(shown):
         lines.append(f"  {item['where']:>10}  {item['field']}: {item['problem']} [{item['severity']}]")
     if len(report.issues) > shown:
@@ -212,6 +213,8 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
                           "(with any rows that cannot be used) stays as it is.")
     report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=None, max_length=None,
                           pairs=args.to == "preference")
+    if report.format is None and not report.mappable:
+        raise StudioError(f"{report.source}: {report.reason}.")
     if report.format is None:
         raise StudioError(f"{report.source}: {report.reason}; name the format with --format and the columns "
                           "with --map, e.g. --format prompt_completion --map completion=answer.")

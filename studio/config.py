@@ -399,11 +399,24 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
         raise ValueError(f"Config file {path} is not valid YAML{line}.") from None
+    import copy
+
+    given = copy.deepcopy(raw or {})
     raw = apply_overrides(raw or {}, overrides or [])
     try:
         return RunConfig.from_dict(raw).validate()
     except ValueError as err:
+        if overrides and _valid(given):  # the file alone is fine: the problem came with --set
+            raise ValueError(f"--set {' '.join(overrides)}: {err}") from None
         raise ValueError(f"{path}: {err}") from None
+
+
+def _valid(raw: Any) -> bool:
+    try:
+        RunConfig.from_dict(raw).validate()
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 class _RepeatedKey(yaml.YAMLError):

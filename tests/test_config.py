@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from studio.config import RunConfig, apply_overrides, dump_config, load_config, save_config
+from studio.paths import PRESETS
 
 
 def test_defaults_validate_and_round_trip(tmp_path):
@@ -79,6 +80,15 @@ def test_unknown_keys_are_named_with_a_suggestion():
         RunConfig.from_dict({"train": {"learning_rte": 1e-4}})
     with pytest.raises(ValueError, match=r"Unknown section 'lroa' \(did you mean 'lora'"):
         RunConfig.from_dict({"lroa": {}})
+
+
+def test_a_mistake_in_set_is_blamed_on_set_and_one_in_the_file_on_the_file(tmp_path):
+    with pytest.raises(ValueError, match=r"^--set train.max_stepz=2: Unknown setting 'train.max_stepz'"):
+        load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_stepz=2"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((PRESETS / "tiny-sft-lora.yaml").read_text().replace("max_steps:", "max_stepz:"))
+    with pytest.raises(ValueError, match=r"bad.yaml: Unknown setting 'train.max_stepz'"):
+        load_config(bad, ["train.learning_rate=0.001"])
 
 
 def test_wrong_types_name_the_setting():

@@ -392,6 +392,13 @@ def test_an_index_file_is_refused_in_one_sentence():
     assert index.format is None and "dataset_info.json" in index.reason
     assert "alpaca_en_demo.json, glaive_toolcall_en_demo.json, dpo_en_demo.json, llamafactory/ultrafeedback_binarized" \
         in index.reason
+    from studio.data.load import load_records
+    from studio.data.readers import DataError
+
+    with pytest.raises(DataError) as refused:  # a training run says the same, without advice on mapping columns
+        load_records(os.path.join(DATA, "llamafactory", "dataset_info.json"), ("sft", "text"))
+    assert str(refused.value).startswith("dataset_info.json: this is LLaMA-Factory's dataset_info.json")
+    assert "map" not in str(refused.value).split("open one of the files")[1]
 
 
 @pytest.mark.parametrize("row, fmt, prompt", [

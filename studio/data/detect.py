@@ -40,7 +40,8 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     listed = _index_entries(rows)
     if listed is not None:
         return Detection(None, {}, "this is LLaMA-Factory's dataset_info.json, an index of datasets rather than data; "
-                         f"open one of the files it lists ({', '.join(listed[:6]) or 'none named'})", cols)
+                         f"open one of the files it lists ({', '.join(listed[:6]) or 'none named'})", cols,
+                         mappable=False)
     for c_col, r_col in (("chosen_messages", "rejected_messages"), ("chosen_conversations", "rejected_conversations")):
         if {c_col, r_col} <= low:
             mapping = {"chosen": _orig(cols, c_col), "rejected": _orig(cols, r_col)} | _prompt_column(cols)

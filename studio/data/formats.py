@@ -102,6 +102,8 @@ class Detection:
     mapping: dict[str, str] = field(default_factory=dict)
     reason: str = ""
     columns: list[str] = field(default_factory=list)
+    mappable: bool = True
+    """False when naming columns by hand cannot help (the file is not data at all)."""
 
     @property
     def kind(self) -> str | None:

@@ -96,6 +96,8 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     if "preference" in wanted and "sft" not in wanted:  # message trees: their ranked answers, not the threads
         read = read.as_pairs()
     report = build_report(read, fmt, mapping)
+    if report.format is None and not report.mappable:
+        raise DataError(f"{read.source}: {report.reason}.")
     if report.format is None:
         raise DataError(f"{read.source}: {report.reason} (columns: {', '.join(report.columns)}): in the Data tab, "
                         "or with data.format and data.map in the run config, e.g. format: prompt_completion and "

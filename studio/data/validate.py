@@ -60,6 +60,8 @@ class Report:
     token_lengths: list[int] = field(default_factory=list)
     max_length: int | None = None
     notes: list[str] = field(default_factory=list)
+    mappable: bool = True
+    """False when naming columns by hand cannot make the rows usable (an index file, not data)."""
 
     @property
     def usable(self) -> list[dict[str, Any]]:
@@ -135,7 +137,7 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
     cols = guess.columns or columns_of(read.rows)
     if guess.name is None:
         return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
-                      [None] * len(read.rows), [], [], notes=list(read.notes))
+                      [None] * len(read.rows), [], [], notes=list(read.notes), mappable=guess.mappable)
     records, issues = normalise(read.rows, guess.name, guess.mapping)
     cut = _unanswered_ends(records)
     issues += _duplicates(records)
