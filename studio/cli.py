@@ -291,7 +291,7 @@ def cmd_prefs_import(args: argparse.Namespace) -> int:
     store = PreferenceStore(Workspace.open(args.workspace).prefs_db)
     added, left_out, stored = import_pairs(store, args.file, needed=args.annotators)
     notes = ([f"{stored} already in the store"] if stored else []) + \
-        ([f"{left_out} rows left out; see `studio data inspect {args.file}`"] if left_out else [])
+        ([f"{left_out} row{'s' if left_out != 1 else ''} left out; see `studio data inspect {args.file}`"] if left_out else [])
     print(f"pairs added: {added}" + (f" ({'; '.join(notes)})" if notes else ""))
     return 0
 

@@ -176,3 +176,9 @@ def test_convert_keeps_its_input_writes_only_jsonl_and_gives_prompts_and_tree_pa
     done = studio("data", "convert", os.path.join(DATA, "oasst2_trees.jsonl"), "--to", "preference",
                   "--out", str(pairs))
     assert done.returncode == 0 and "rows written: 3" in done.stdout, done.stderr
+
+
+def test_a_format_chosen_without_its_columns_names_the_file(tmp_path):
+    out = studio("data", "inspect", os.path.join(DATA, "sharegpt.jsonl"), "--format", "hh", "--model", "")
+    assert out.returncode == 1 and out.stderr.startswith(
+        "error: sharegpt.jsonl: the Anthropic HH (Human:/Assistant: transcripts) format needs a column for chosen")

@@ -352,7 +352,7 @@ def test_ranked_answers_of_message_trees_are_preference_pairs_when_a_stage_wants
         "And an interpreter?"]
     assert deeper["chosen"][0]["content"].startswith("It runs the source") and \
         deeper["rejected"][0]["content"] == "It is a kind of compiler."
-    assert "3 preference pairs from the ranked answers in 3 trees (1 tree with any)" in " ".join(pairs.notes)
+    assert "3 preference pairs from the ranked answers in 3 trees (found in 1 tree)" in " ".join(pairs.notes)
     assert "also give 3 preference pairs" in " ".join(report("oasst2_trees.jsonl").notes)
     flat = report("oasst1_messages.jsonl", fmt="preference")  # the deleted and failed-review answers pair with none
     assert [(p["chosen"][0]["content"][:8], p["rejected"][0]["content"][:8]) for p in flat.usable] == [

@@ -116,9 +116,9 @@ def test_prefs_import_and_stats_commands(tmp_path):
         return subprocess.run([PYTHON, "-m", "studio", "prefs", *args, "--workspace", str(ws)], capture_output=True,
                               text=True, cwd=ROOT, env=subprocess_env(), timeout=120)
     out = studio("import", os.path.join(DATA, "hh_rlhf_train.jsonl.gz"), "--annotators", "2")
-    assert out.returncode == 0 and out.stdout.startswith("pairs added: 2 (1 rows left out")
+    assert out.returncode == 0 and out.stdout.startswith("pairs added: 2 (1 row left out")
     again = studio("import", os.path.join(DATA, "hh_rlhf_train.jsonl.gz"), "--annotators", "2")
-    assert again.returncode == 0 and again.stdout.startswith("pairs added: 0 (2 already in the store; 1 rows left out")
+    assert again.returncode == 0 and again.stdout.startswith("pairs added: 0 (2 already in the store; 1 row left out")
     store = PreferenceStore(Workspace.open(ws).prefs_db)
     for voter in ("ann", "bob"):
         while (pair := store.next_pair(voter)) is not None:

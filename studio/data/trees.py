@@ -205,7 +205,7 @@ def _threads(roots: list[tuple[str, Any, Any]], source: str, read: str, left: Co
         notes.append(f"their ranked answers also give {_n(len(pairs), 'preference pair')}: reward-model, DPO and KTO "
                      "runs read those from this file; choose the format 'preference_messages' to see them here")
     pair_notes = [f"{source}: {_n(len(pairs), 'preference pair')} from the ranked answers in {read} "
-                  f"({_n(paired, 'tree')} with any): the best-ranked answer to a question against each lower-ranked "
+                  f"(found in {_n(paired, 'tree')}): the best-ranked answer to a question against each lower-ranked "
                   "one, after the turns that led to the question (OpenAssistant's message trees)", *shared]
     return Joined(out, notes, pairs, pair_notes)
 

@@ -138,7 +138,10 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
     if guess.name is None:
         return Report(read.source, read.kind, None, "unknown", None, guess.reason, cols, {}, len(read.rows),
                       [None] * len(read.rows), [], [], notes=list(read.notes), mappable=guess.mappable)
-    records, issues = normalise(read.rows, guess.name, guess.mapping)
+    try:
+        records, issues = normalise(read.rows, guess.name, guess.mapping)
+    except ValueError as err:  # a format chosen by hand without the columns it needs
+        raise DataError(f"{read.source}: {str(err)[:1].lower()}{str(err)[1:]}") from None
     cut = _unanswered_ends(records)
     issues += _duplicates(records)
     lengths: list[int] = []

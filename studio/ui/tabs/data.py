@@ -250,8 +250,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return (f"**{folder.parent.name} {folder.name}** already holds exactly these rows and split: no new "
                     "version was made.", gr.update(choices=_saved_names(ctx), value=folder.parent.name))
         skipped = report.total_rows - len(report.usable)
-        extra = f" ({skipped} unusable rows left out)" if skipped else ""
-        return (f"Saved **{folder.parent.name} {folder.name}**: {len(report.usable)} rows{extra}.",
+        extra = f" ({skipped} unusable row{'s' if skipped != 1 else ''} left out)" if skipped else ""
+        return (f"Saved **{folder.parent.name} {folder.name}**: {len(report.usable)} row{'s' if len(report.usable) != 1 else ''}{extra}.",
                 gr.update(choices=_saved_names(ctx), value=folder.parent.name))
 
     save_btn.click(save, [report_state, save_name, eval_share], [save_msg, saved], **action("data_save"))

@@ -220,8 +220,8 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
         except (StudioError, ValueError, OSError) as err:
             return f"⚠️ {err}"
         notes = ([f"{stored} were stored already"] if stored else []) + \
-            ([f"{left_out} rows left out"] if left_out else [])
-        return f"Imported {added} pairs for voting" + (f"; {', '.join(notes)}." if notes else ".")
+            ([f"{left_out} row{'s' if left_out != 1 else ''} left out"] if left_out else [])
+        return f"Imported {added} pair{'s' if added != 1 else ''} for voting" + (f"; {', '.join(notes)}." if notes else ".")
 
     import_btn.click(import_file, [import_path, needed], made, **action("pairs_import"))
     return box
