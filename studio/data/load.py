@@ -128,9 +128,9 @@ def load_dataset_source(source: str, wanted: tuple[str, ...], split: str = "trai
                         mapping: dict[str, str] | None = None) -> Any:
     """The records as a datasets.Dataset; a sentence on rows left out is appended to `notes`."""
     records, report = _load_report(source, wanted, split, subset, fmt, mapping)
-    note = left_out_note(report)
-    if note and notes is not None:
-        notes.append(note)
+    if notes is not None:  # what reading did to the rows (trees joined, unanswered ends cut ...), then what it left out
+        notes += [n if n.startswith(f"{report.source}:") else f"{report.source}: {n}" for n in report.notes]
+        notes += [n for n in [left_out_note(report)] if n]
     return as_dataset(records)
 
 

@@ -146,13 +146,15 @@ def _turn(node: dict[str, Any]) -> dict[str, str]:
     return {"role": ROLES[str(node["role"]).lower()], "content": node["text"]}
 
 
-def _pairs(tree_id: str, root: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every question in the tree with two or more ranked answers: the best against each worse one."""
+def _walk(tree_id: str, root: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """Every question in the tree with two or more ranked answers, the best against each worse one; and how
+    many replies were passed over as deleted, failed in review or empty (with everything under them)."""
     turns = [(_turn(root), -1)]  # each turn with the index of the one before it
-    out, stack = [], [(root, 0)]
+    out, stack, dropped = [], [(root, 0)], 0
     while stack:
         node, at = stack.pop()
         replies = [r for r in node.get("replies") or [] if _usable(r)]
+        dropped += len(node.get("replies") or []) - len(replies)
         if turns[at][0]["role"] == "user":
             ranked = sorted((r for r in replies if ROLES[str(r["role"]).lower()] == "assistant"
                              and _rank(r)[0] == 0), key=_rank)
@@ -163,7 +165,7 @@ def _pairs(tree_id: str, root: dict[str, Any]) -> list[dict[str, Any]]:
         for reply in reversed(replies):
             turns.append((_turn(reply), at))
             stack.append((reply, len(turns) - 1))
-    return out
+    return out, dropped
 
 
 def _path(turns: list[tuple[dict[str, str], int]], at: int) -> list[dict[str, str]]:
@@ -189,9 +191,11 @@ def _threads(roots: list[tuple[str, Any, Any]], source: str, read: str, left: Co
             continue
         out.append({"message_tree_id": tree_id, "messages": msgs})
         langs[str(root.get("lang") or "unknown")] += 1
-        found = _pairs(tree_id, root)
+        found, dropped = _walk(tree_id, root)
         pairs += found
         paired += bool(found)
+        if dropped:
+            left["replies deleted, failed in review or empty (with the replies under them)"] += dropped
     shared = []  # notes that hold for the pairs as well as the threads
     if left:
         shared.append("left out: " + "; ".join(f"{why}: {n:,}" for why, n in left.most_common()))

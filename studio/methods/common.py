@@ -190,7 +190,7 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
         if run_dir is not None:
             from studio.train.status import update_status
 
-            update_status(run_dir, data_note=" ".join(notes))
+            update_status(run_dir, data_note=" ".join(n if n.endswith(".") else n + "." for n in notes))
     return (train, evaluation) if cfg.data.eval else split_eval(train, cfg)
 
 
