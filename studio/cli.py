@@ -88,6 +88,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         from studio.train.worker import latest_checkpoint
 
         if read_status(run_dir).state == RunState.COMPLETED:
+            from studio.train.runs import run_summary
+
+            done = run_summary(run_dir)
+            loss = f", last training loss {done['final loss']:g}" if done["final loss"] is not None else ""
+            print(f"done: {done['steps']} steps in {done['duration'] or 'under a second'}{loss}", flush=True)
             print(f"saved {out}", flush=True)
         elif latest_checkpoint(run_dir) is not None:  # stopped: nothing final was saved
             where = f" --workspace {args.workspace}" if args.workspace else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -143,6 +144,7 @@ def test_unusable_rows_left_out_of_training_are_counted_and_explained(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=300)
     assert out.returncode == 0, out.stderr
     assert "note: mixed.jsonl: 3 of 11 rows left out" in out.stdout and "line 9" in out.stdout
+    assert re.search(r"^done: 1/1 steps in .+, last training loss \d", out.stdout, re.M), out.stdout
     run_dir = next((tmp_path / "ws" / "runs").iterdir())
     note = json.loads((run_dir / "status.json").read_text())["data_note"]
     assert note.startswith("mixed.jsonl: 3 of 11 rows left out")

@@ -98,7 +98,8 @@ class RunStatus:
     error: str | None = None
     output: str | None = None
     data_note: str = ""
-    """Rows of the data left out as unusable, and why ('' when every row was used)."""
+    """What reading did to the data (message trees joined, unanswered ends cut ...) and the rows left out
+    as unusable, and why ('' when every row was used as it was)."""
     dead: bool = False
     """Derived by readers, never stored: the state is active but its processes are gone."""
 
