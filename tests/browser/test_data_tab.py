@@ -32,3 +32,17 @@ def test_broken_upload_gives_one_sentence(page, app_url, tmp_path):
     page.locator("input[type=file]").first.set_input_files(str(broken))
     page.locator("#data-status").get_by_text("the JSON ends early", exact=False).wait_for()
     assert "Traceback" not in page.content()
+
+
+def test_message_trees_show_threads_then_pairs_when_a_preference_format_is_picked(page, app_url):
+    from helpers import pick
+
+    open_tab(page, app_url, "Data")
+    page.locator("input[type=file]").first.set_input_files(str(DATA / "oasst2_trees.jsonl"))
+    status = page.locator("#data-status")
+    expect(status).to_contain_text("3 trees joined into 2 conversations")
+    expect(status).to_contain_text("2 rows, 2 usable")
+    expect(status).to_contain_text("also give 3 preference pairs")
+    pick(page, "Format", "preference_messages")
+    expect(status).to_contain_text("3 preference pairs from the ranked answers in 3 trees")
+    expect(status).to_contain_text("3 rows, 3 usable")
