@@ -476,3 +476,16 @@ def test_a_problem_in_a_joined_tree_names_the_tree(tmp_path):
     r = build_report(read_rows(_jsonl(tmp_path / "m.jsonl", rows)))
     assert len(r.usable) == 1
     assert r.problem_rows()[0]["where"] == "tree b1" and "opens with assistant" in r.problem_rows()[0]["problem"]
+
+
+def test_a_pair_whose_own_scores_do_not_prefer_the_chosen_answer_is_a_problem_row(tmp_path):
+    rows = [json.loads(x) for x in open(os.path.join(DATA, "ultrafeedback_binarized.jsonl"))]
+    rows[1]["score_chosen"] = rows[1]["score_rejected"] = 4.0
+    rows[2]["score_chosen"], rows[2]["score_rejected"] = 2.0, 7.5
+    r = build_report(read_rows(_jsonl(tmp_path / "uf.jsonl", rows)))
+    assert r.format is not None and r.kind == "preference" and len(r.usable) == 1
+    assert [(p["where"], p["field"], p["problem"]) for p in r.problem_rows()] == [
+        ("line 2", "score_chosen", "'score_chosen' (4) is not above 'score_rejected' (4): the pair prefers neither answer"),
+        ("line 3", "score_chosen", "'score_chosen' (2) is not above 'score_rejected' (7.5): the pair prefers the "
+                                   "rejected answer")]
+    assert len(report("ultrafeedback_binarized.jsonl").usable) == 3

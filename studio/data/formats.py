@@ -340,6 +340,7 @@ def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     ccol, rcol = mapping["chosen"], mapping["rejected"]
     chosen = _answer(_get(row, mapping, "chosen"), ccol)
     rejected = _answer(_get(row, mapping, "rejected"), rcol)
+    _check_scores(row)
     prompt_value = row.get(mapping["prompt"]) if mapping.get("prompt") else None
     if isinstance(prompt_value, dict) and "messages" in prompt_value:  # OpenAI's {"messages": [...], "tools": ...}
         prompt_value = prompt_value["messages"]
@@ -364,6 +365,24 @@ def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     if rejected[:n] == prompt:
         rejected = rejected[n:]
     return _finish_pair(prompt, chosen, rejected, ccol, rcol)
+
+
+SCORE_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_score"),
+                 ("chosen_rating", "rejected_rating"))
+"""Ratings published beside pairs (UltraFeedback's binarized files, argilla's mixes)."""
+
+
+def _check_scores(row: dict[str, Any]) -> None:
+    """A pair whose own ratings do not put the chosen answer above the rejected one teaches nothing, or
+    the opposite of what was meant."""
+    low = {str(k).lower(): k for k in row}
+    for c, r in SCORE_COLUMNS:
+        if c in low and r in low:
+            a, b = row[low[c]], row[low[r]]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v for v in (a, b)) and a <= b:
+                what = "prefers neither answer" if a == b else "prefers the rejected answer"
+                raise RowProblem(low[c], f"'{low[c]}' ({a:g}) is not above '{low[r]}' ({b:g}): the pair {what}")
+            return
 
 
 def _finish_pair(prompt: list[dict[str, str]], chosen: list[dict[str, str]], rejected: list[dict[str, str]],
