@@ -1,7 +1,7 @@
 """The `studio` commands that use a run's result: evaluate it, export it, serve it.
 
     studio eval RUN --data FILE [--checkpoints] [--judge MODEL] [--json]
-    studio export RUN --merged|--adapter|--gguf [--quant f16|q8_0] --out PATH
+    studio export RUN --merged|--adapter|--gguf [--quant f16|q8_0] --out PATH [--force]
     studio serve RUN [--port N]
 
 Registered by studio/cli.py, whose error handling they share.
@@ -61,9 +61,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     ws = Workspace.open(args.workspace)
     leave_out_bitsandbytes([args.run], ws)
     if args.gguf:
-        out = export_gguf(ws, args.run, args.out, quant=args.quant)
+        out = export_gguf(ws, args.run, args.out, quant=args.quant, replace=args.force)
     else:
-        out = export_run(ws, args.run, args.out, merged=args.merged)
+        out = export_run(ws, args.run, args.out, merged=args.merged, replace=args.force)
     print(out)
     return 0
 
@@ -103,6 +103,7 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     kind.add_argument("--gguf", action="store_true", help="one GGUF file, with an Ollama Modelfile beside it")
     p.add_argument("--quant", choices=["f16", "q8_0"], default="f16", help="GGUF weights (default f16)")
     p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true", help="replace an earlier export at --out (only an export)")
     p.add_argument("--workspace")
     p.set_defaults(func=cmd_export)
 

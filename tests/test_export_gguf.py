@@ -96,8 +96,9 @@ def test_refusals_are_one_sentence(run, tmp_path):
     ws, run_dir = run
     taken = tmp_path / "taken.gguf"
     taken.write_bytes(b"")
-    with pytest.raises(StudioError, match="already exists"):
+    with pytest.raises(StudioError, match="already exists; choose a new file name, or add --force"):
         export_gguf(ws, run_dir.name, taken)
+    assert export_gguf(ws, run_dir.name, taken, replace=True) == taken and taken.read_bytes()[:4] == b"GGUF"
     with pytest.raises(StudioError, match="f16, q8_0"):
         export_gguf(ws, run_dir.name, tmp_path / "x.gguf", quant="q4_k")
     with pytest.raises(StudioError, match="cannot name this tokenizer"):

@@ -86,32 +86,59 @@ def holds_export(folder: Path) -> bool:
     return folder.is_dir() and ((folder / "config.json").exists() or (folder / "adapter_config.json").exists())
 
 
-def export_run(ws: Workspace, run: str, out: str | Path, merged: bool) -> Path:
+def export_run(ws: Workspace, run: str, out: str | Path, merged: bool, replace: bool = False) -> Path:
+    """The adapter, or the model with it merged, as a folder. It is written beside `out` and moved into
+    place when whole, so a failed export leaves nothing half-written; `replace` swaps out an earlier
+    export (only a folder that holds one)."""
     run_dir = ws.run_dir(run)
     out = Path(out).expanduser()
-    if out.exists() and any(out.iterdir()):
-        raise StudioError(f"{out} already exists and is not empty; choose a new folder.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not replace:
+            raise StudioError(f"{out} already exists and is not empty; choose a new folder, or add --force to "
+                              "replace an earlier export there.")
+        if not holds_export(out):
+            raise StudioError(f"{out} does not hold an earlier export (no config.json or adapter_config.json), "
+                              "so it is not replaced; choose a new folder.")
     result = run_result(run_dir)
-    if not merged:
-        if result is None or result[0] != "adapter":
-            what = "a full model; export it with --merged" if result else "no finished adapter"
-            raise StudioError(f"Run {run_dir.name} has {what}.")
-        shutil.copytree(result[1], out, dirs_exist_ok=True)
-        (out / "README.md").write_text(model_card(run_dir, "adapter"), encoding="utf-8")
-        return out
-    from studio.chat.engine import load_for_chat
+    if not merged and (result is None or result[0] != "adapter"):
+        what = "a full model; export it with --merged" if result else "no finished adapter"
+        raise StudioError(f"Run {run_dir.name} has {what}.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    try:
+        if merged:
+            from studio.chat.engine import load_for_chat
 
-    loaded = load_for_chat(str(run_dir), ws)
-    out.mkdir(parents=True, exist_ok=True)
-    loaded.model.save_pretrained(str(out), safe_serialization=True)
-    loaded.tokenizer.save_pretrained(str(out))
-    if getattr(loaded.model, "generation_config", None) is not None:
-        loaded.model.generation_config.save_pretrained(str(out))
-    (out / "README.md").write_text(model_card(run_dir, "merged"), encoding="utf-8")
+            loaded = load_for_chat(str(run_dir), ws)
+            partial.mkdir()
+            loaded.model.save_pretrained(str(partial), safe_serialization=True)
+            loaded.tokenizer.save_pretrained(str(partial))
+            if getattr(loaded.model, "generation_config", None) is not None:
+                loaded.model.generation_config.save_pretrained(str(partial))
+        else:
+            shutil.copytree(result[1], partial)
+        (partial / "README.md").write_text(model_card(run_dir, "merged" if merged else "adapter"), encoding="utf-8")
+        _move_into_place(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
-def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16") -> Path:
+def _move_into_place(partial: Path, out: Path) -> None:
+    """`partial` becomes `out`; an earlier folder there is set aside first and removed only after."""
+    earlier = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.earlier")
+    if out.exists():
+        out.rename(earlier)
+    try:
+        partial.rename(out)
+    except OSError:
+        if earlier.exists():
+            earlier.rename(out)  # put the earlier export back
+        raise
+    shutil.rmtree(earlier, ignore_errors=True)
+
+
+def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16", replace: bool = False) -> Path:
     """The run's model (adapter merged) as one GGUF file, with an Ollama Modelfile beside it."""
     from studio.chat.engine import load_for_chat
     from studio.chat.gguf import QUANTS, write_gguf
@@ -122,8 +149,9 @@ def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16") ->
     out = Path(out).expanduser()
     if out.suffix.lower() != ".gguf":
         out = out.with_name(out.name + ".gguf")
-    if out.exists():
-        raise StudioError(f"{out} already exists; choose a new file name.")
+    if out.exists() and not (replace and out.is_file()):
+        raise StudioError(f"{out} already exists; choose a new file name" + ("." if replace or out.is_dir() else
+                                                                           ", or add --force to replace it."))
     run_dir = ws.run_dir(run)
     if run_result(run_dir) is None:
         raise StudioError(f"Run {run_dir.name} has no finished model to export.")
