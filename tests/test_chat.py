@@ -76,7 +76,7 @@ def test_merged_run_matches_adapter_attached_and_export_round_trips(trained, tmp
     assert "base_model: tiny" in card and "| method | lora |" in card
     adapter = export_run(ws, run_dir.name, tmp_path / "adapter", merged=False)
     assert (adapter / "adapter_config.json").exists() and "peft" in (adapter / "README.md").read_text()
-    with pytest.raises(StudioError, match="not empty; choose a new folder, or add --force"):
+    with pytest.raises(StudioError, match="holds an earlier export; choose a new folder, or add --force"):
         export_run(ws, run_dir.name, tmp_path / "adapter", merged=False)
     (adapter / "README.md").write_text("old card")  # replaced whole, the earlier export set aside, then removed
     assert export_run(ws, run_dir.name, adapter, merged=False, replace=True) == adapter
@@ -85,6 +85,8 @@ def test_merged_run_matches_adapter_attached_and_export_round_trips(trained, tmp
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "mine.txt").write_text("keep")
+    with pytest.raises(StudioError, match="already exists and is not empty; choose a new folder.$"):
+        export_run(ws, run_dir.name, notes, merged=False)
     with pytest.raises(StudioError, match="does not hold an earlier export"):
         export_run(ws, run_dir.name, notes, merged=False, replace=True)
     assert (notes / "mine.txt").read_text() == "keep"

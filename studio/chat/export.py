@@ -93,9 +93,10 @@ def export_run(ws: Workspace, run: str, out: str | Path, merged: bool, replace: 
     run_dir = ws.run_dir(run)
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not replace and holds_export(out):
+            raise StudioError(f"{out} holds an earlier export; choose a new folder, or add --force to replace it.")
         if not replace:
-            raise StudioError(f"{out} already exists and is not empty; choose a new folder, or add --force to "
-                              "replace an earlier export there.")
+            raise StudioError(f"{out} already exists and is not empty; choose a new folder.")
         if not holds_export(out):
             raise StudioError(f"{out} does not hold an earlier export (no config.json or adapter_config.json), "
                               "so it is not replaced; choose a new folder.")
