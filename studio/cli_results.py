@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from studio.cli import port_number, positive_int, print_json
 from studio.errors import StudioError
@@ -55,10 +56,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.chat.engine import leave_out_bitsandbytes
-    from studio.chat.export import export_gguf, export_run
+    from studio.chat.export import export_gguf, export_run, studio_export
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
+    target = Path(args.out).expanduser()
+    if args.gguf and target.suffix.lower() != ".gguf":
+        target = target.with_name(target.name + ".gguf")
+    if not args.force and studio_export(target.resolve()):
+        raise StudioError(f"{target} holds an earlier export; choose another --out, or add --force to replace it.")
     leave_out_bitsandbytes([args.run], ws)
     if args.gguf:
         out = export_gguf(ws, args.run, args.out, quant=args.quant, replace=args.force)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -76,11 +77,11 @@ def test_merged_run_matches_adapter_attached_and_export_round_trips(trained, tmp
     assert "base_model: tiny" in card and "| method | lora |" in card
     adapter = export_run(ws, run_dir.name, tmp_path / "adapter", merged=False)
     assert (adapter / "adapter_config.json").exists() and "peft" in (adapter / "README.md").read_text()
-    with pytest.raises(StudioError, match="holds an earlier export; choose a new folder, or add --force"):
+    with pytest.raises(StudioError, match="already exists and is not empty; choose a new folder"):
         export_run(ws, run_dir.name, tmp_path / "adapter", merged=False)
-    (adapter / "README.md").write_text("old card")  # replaced whole, the earlier export set aside, then removed
-    assert export_run(ws, run_dir.name, adapter, merged=False, replace=True) == adapter
-    assert "peft" in (adapter / "README.md").read_text() and (adapter / "adapter_config.json").exists()
+    (adapter / "stale.txt").write_text("old")  # replaced whole, the earlier export set aside, then removed
+    assert export_run(ws, run_dir.name, adapter, merged=False, replace=True) == adapter.resolve()
+    assert not (adapter / "stale.txt").exists() and (adapter / "adapter_config.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     notes = tmp_path / "notes"
     notes.mkdir()
@@ -90,6 +91,19 @@ def test_merged_run_matches_adapter_attached_and_export_round_trips(trained, tmp
     with pytest.raises(StudioError, match="does not hold an earlier export"):
         export_run(ws, run_dir.name, notes, merged=False, replace=True)
     assert (notes / "mine.txt").read_text() == "keep"
+    hub_model = tmp_path / "downloaded"  # a model folder the studio did not write is never replaced
+    shutil.copytree(ROOT / "assets" / "tiny-model", hub_model)
+    with pytest.raises(StudioError, match="does not hold an earlier export of this studio"):
+        export_run(ws, run_dir.name, hub_model, merged=False, replace=True)
+    link = tmp_path / "latest"  # a link to an export: the export it names is replaced, the link stays
+    link.symlink_to(adapter)
+    assert export_run(ws, run_dir.name, link, merged=False, replace=True) == adapter.resolve()
+    assert link.is_symlink() and (link / "adapter_config.json").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export_run(ws, run_dir.name, empty, merged=False) == empty.resolve()
+    assert (empty / "adapter_config.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_evaluate_reports_exact_match_and_loss(trained):

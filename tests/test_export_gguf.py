@@ -96,9 +96,12 @@ def test_refusals_are_one_sentence(run, tmp_path):
     ws, run_dir = run
     taken = tmp_path / "taken.gguf"
     taken.write_bytes(b"")
-    with pytest.raises(StudioError, match="already exists; choose a new file name, or add --force"):
+    with pytest.raises(StudioError, match="already exists; choose a new file name"):
         export_gguf(ws, run_dir.name, taken)
-    assert export_gguf(ws, run_dir.name, taken, replace=True) == taken and taken.read_bytes()[:4] == b"GGUF"
+    with pytest.raises(StudioError, match="already exists and is not a GGUF file, so it is not replaced"):
+        export_gguf(ws, run_dir.name, taken, replace=True)  # an empty file is not an earlier export
+    first = export_gguf(ws, run_dir.name, tmp_path / "first.gguf")
+    assert export_gguf(ws, run_dir.name, first, replace=True) == first and first.read_bytes()[:4] == b"GGUF"
     with pytest.raises(StudioError, match="f16, q8_0"):
         export_gguf(ws, run_dir.name, tmp_path / "x.gguf", quant="q4_k")
     with pytest.raises(StudioError, match="cannot name this tokenizer"):
@@ -169,3 +172,18 @@ def test_a_template_that_depends_on_more_than_the_role_is_left_to_the_gguf_file(
     assert role_pieces(tokenizer) is None
     text = modelfile("m.gguf", tokenizer)
     assert "TEMPLATE" not in text.replace("template stored", "") and "Ollama uses the template" in text
+
+
+def test_the_command_names_force_only_where_an_earlier_export_is_in_the_way(run, tmp_path, capsys):
+    from studio.cli import main
+
+    ws, run_dir = run
+    out = tmp_path / "cli.gguf"
+    assert main(["export", run_dir.name, "--gguf", "--out", str(out), "--workspace", str(ws.root)]) == 0
+    assert main(["export", run_dir.name, "--gguf", "--out", str(out), "--workspace", str(ws.root)]) == 1
+    assert "holds an earlier export; choose another --out, or add --force to replace it" in capsys.readouterr().err
+    assert main(["export", run_dir.name, "--gguf", "--out", str(out), "--force", "--workspace", str(ws.root)]) == 0
+    other = tmp_path / "notes.gguf"
+    other.write_text("mine")
+    assert main(["export", run_dir.name, "--gguf", "--out", str(other), "--force", "--workspace", str(ws.root)]) == 1
+    assert "is not a GGUF file, so it is not replaced" in capsys.readouterr().err and other.read_text() == "mine"

@@ -86,26 +86,35 @@ def holds_export(folder: Path) -> bool:
     return folder.is_dir() and ((folder / "config.json").exists() or (folder / "adapter_config.json").exists())
 
 
+def studio_export(path: Path) -> bool:
+    """Whether `path` is an export this studio wrote: a folder with its model card, or a GGUF file.
+    Only those are replaced by --force (never a model folder downloaded from the hub, say)."""
+    if path.is_file():
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"GGUF"
+    card = path / "README.md"
+    return holds_export(path) and card.is_file() and "fine-tuning-studio" in card.read_text(errors="replace")[:2000]
+
+
 def export_run(ws: Workspace, run: str, out: str | Path, merged: bool, replace: bool = False) -> Path:
     """The adapter, or the model with it merged, as a folder. It is written beside `out` and moved into
     place when whole, so a failed export leaves nothing half-written; `replace` swaps out an earlier
-    export (only a folder that holds one)."""
+    export (only one this studio wrote)."""
     run_dir = ws.run_dir(run)
-    out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not replace and holds_export(out):
-            raise StudioError(f"{out} holds an earlier export; choose a new folder, or add --force to replace it.")
-        if not replace:
-            raise StudioError(f"{out} already exists and is not empty; choose a new folder.")
-        if not holds_export(out):
-            raise StudioError(f"{out} does not hold an earlier export (no config.json or adapter_config.json), "
-                              "so it is not replaced; choose a new folder.")
+    out = Path(out).expanduser().resolve()  # a link is followed: the export it names is the one replaced
+    taken = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    if taken and not replace:
+        raise StudioError(f"{out} already exists and is not empty; choose a new folder.")
+    if taken and not studio_export(out):
+        raise StudioError(f"{out} does not hold an earlier export of this studio (its model card), so it is not "
+                          "replaced; choose a new folder.")
     result = run_result(run_dir)
     if not merged and (result is None or result[0] != "adapter"):
         what = "a full model; export it with --merged" if result else "no finished adapter"
         raise StudioError(f"Run {run_dir.name} has {what}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a crashed export that had the same process id
     try:
         if merged:
             from studio.chat.engine import load_for_chat
@@ -126,7 +135,12 @@ def export_run(ws: Workspace, run: str, out: str | Path, merged: bool, replace: 
 
 
 def _move_into_place(partial: Path, out: Path) -> None:
-    """`partial` becomes `out`; an earlier folder there is set aside first and removed only after."""
+    """`partial`'s files end up in `out`. An empty folder there is filled (it may be the one the user is
+    in); an earlier export there is set aside first and removed only once the new one is in place."""
+    if out.is_dir() and not any(out.iterdir()):
+        for item in partial.iterdir():
+            item.rename(out / item.name)
+        return
     earlier = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.earlier")
     if out.exists():
         out.rename(earlier)
@@ -150,9 +164,9 @@ def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16", re
     out = Path(out).expanduser()
     if out.suffix.lower() != ".gguf":
         out = out.with_name(out.name + ".gguf")
-    if out.exists() and not (replace and out.is_file()):
-        raise StudioError(f"{out} already exists; choose a new file name" + ("." if replace or out.is_dir() else
-                                                                           ", or add --force to replace it."))
+    if out.exists() and not (replace and studio_export(out)):
+        raise StudioError(f"{out} already exists" + (" and is not a GGUF file, so it is not replaced" if replace
+                                                     else "") + "; choose a new file name.")
     run_dir = ws.run_dir(run)
     if run_result(run_dir) is None:
         raise StudioError(f"Run {run_dir.name} has no finished model to export.")
