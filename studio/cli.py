@@ -92,7 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             done = run_summary(run_dir)
             loss = f", last training loss {done['final loss']:g}" if done["final loss"] is not None else ""
-            print(f"done: {done['steps']} steps in {done['duration'] or 'under a second'}{loss}", flush=True)
+            took = {"": "", "0:00": " in under a second"}.get(done["duration"], f" in {done['duration']}")
+            print(f"done: {done['steps']} steps{took}{loss}", flush=True)
             print(f"saved {out}", flush=True)
         elif latest_checkpoint(run_dir) is not None:  # stopped: nothing final was saved
             where = f" --workspace {args.workspace}" if args.workspace else ""
@@ -224,10 +225,10 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
         raise StudioError(f"{report.source}: {report.reason}; name the format with --format and the columns "
                           "with --map, e.g. --format prompt_completion --map completion=answer.")
     rows = report.usable
-    if args.to == "prompts" and report.kind in ("sft", "preference"):  # each conversation before its answer
-        from studio.methods.rl_common import prompt_rows
+    if args.to == "prompts" and report.kind in ("sft", "preference", "unpaired"):  # each question before its answer
+        from studio.data.turns import as_prompt
 
-        rows = [{"prompt": r["prompt"]} for r in prompt_rows(rows)]
+        rows = [p for p in map(as_prompt, rows) if p is not None]
     elif report.kind != CONVERT_TO[args.to]:
         if report.kind == "text":
             raise StudioError(f"{report.source} holds plain text without prompts or answers, so it has no "

@@ -406,17 +406,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     try:
         return RunConfig.from_dict(raw).validate()
     except ValueError as err:
-        if overrides and _valid(given):  # the file alone is fine: the problem came with --set
+        if overrides and _problem(given) != str(err):  # not the file's own first problem: --set brought it
             raise ValueError(f"--set {' '.join(overrides)}: {err}") from None
         raise ValueError(f"{path}: {err}") from None
 
 
-def _valid(raw: Any) -> bool:
+def _problem(raw: Any) -> str | None:
+    """The first problem of a config as read from its file alone (None when it has none)."""
     try:
         RunConfig.from_dict(raw).validate()
-    except (ValueError, TypeError):
-        return False
-    return True
+    except (ValueError, TypeError) as err:
+        return str(err)
+    return None
 
 
 class _RepeatedKey(yaml.YAMLError):

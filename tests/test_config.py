@@ -89,6 +89,10 @@ def test_a_mistake_in_set_is_blamed_on_set_and_one_in_the_file_on_the_file(tmp_p
     bad.write_text((PRESETS / "tiny-sft-lora.yaml").read_text().replace("max_steps:", "max_stepz:"))
     with pytest.raises(ValueError, match=r"bad.yaml: Unknown setting 'train.max_stepz'"):
         load_config(bad, ["train.learning_rate=0.001"])
+    worse = tmp_path / "worse.yaml"  # the file has a problem, but the one raised first comes from --set
+    worse.write_text((PRESETS / "tiny-sft-lora.yaml").read_text().replace("max_steps: 150", "max_steps: -1"))
+    with pytest.raises(ValueError, match=r"^--set model.name=: "):
+        load_config(worse, ["model.name="])
 
 
 def test_wrong_types_name_the_setting():

@@ -171,6 +171,13 @@ def test_convert_keeps_its_input_writes_only_jsonl_and_gives_prompts_and_tree_pa
     assert rows and all(set(r) == {"prompt"} and r["prompt"][-1]["role"] == "user" for r in rows)
     again = studio("data", "inspect", str(prompts), "--model", "")
     assert again.returncode == 0 and "Prompts only" in again.stdout, again.stdout
+    tools = tmp_path / "tool_prompts.jsonl"  # tool-calling chats: up to the question, tools kept
+    done = studio("data", "convert", os.path.join(DATA, "openai_tools.jsonl"), "--to", "prompts", "--out", str(tools))
+    assert done.returncode == 0 and "rows written: 2" in done.stdout, done.stdout + done.stderr  # 2 of 4 are broken
+    rows = [json.loads(x) for x in tools.read_text().splitlines()]
+    assert all(r["prompt"][-1]["role"] == "user" and r.get("tools") for r in rows)
+    again = studio("data", "inspect", str(tools), "--model", "", "--json")
+    assert json.loads(again.stdout)["usable_rows"] == len(rows), again.stdout
 
     pairs = tmp_path / "pairs.jsonl"  # message trees: the pairs their ranked answers give
     done = studio("data", "convert", os.path.join(DATA, "oasst2_trees.jsonl"), "--to", "preference",

@@ -489,3 +489,10 @@ def test_a_pair_whose_own_scores_do_not_prefer_the_chosen_answer_is_a_problem_ro
         ("line 3", "score_chosen", "'score_chosen' (2) is not above 'score_rejected' (7.5): the pair prefers the "
                                    "rejected answer")]
     assert len(report("ultrafeedback_binarized.jsonl").usable) == 3
+    as_text = tmp_path / "uf.csv"  # a CSV gives its scores as text
+    as_text.write_text("prompt,chosen,rejected,score_chosen,score_rejected\nHi?,Hello.,Go away.,3.0,9.0\n"
+                       "Bye?,Goodbye.,No.,8,2\n")
+    r = build_report(read_rows(as_text))
+    assert len(r.usable) == 1 and "'score_chosen' (3) is not above 'score_rejected' (9)" in r.problem_rows()[0]["problem"]
+    swapped = build_report(read_rows(as_text), mapping={"chosen": "rejected", "rejected": "chosen"})
+    assert len(swapped.usable) == 2  # mapped the other way round on purpose: the scores are not checked

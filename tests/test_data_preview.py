@@ -133,3 +133,7 @@ def test_a_conversation_whose_every_answer_has_weight_0_is_a_problem_row(tmp_pat
     assert len(report.usable) == 1 and report.problem_rows()[0]["where"] == "line 1"
     assert report.problem_rows()[0]["problem"] == "every assistant turn in 'messages' has weight 0, so nothing in it " \
         "is learnt"
+    pair = tmp_path / "p.jsonl"  # pairs ignore weights: a weight on the chosen answer is no reason to drop it
+    pair.write_text(json.dumps({"prompt": [{"role": "user", "content": "q"}], "chosen": [
+        {"role": "assistant", "content": "a", "weight": 0}], "rejected": [{"role": "assistant", "content": "b"}]}))
+    assert len(build_report(read_rows(pair)).usable) == 1

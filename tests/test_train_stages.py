@@ -160,10 +160,11 @@ def test_a_reward_model_trains_on_the_ranked_answers_of_message_trees(tmp_path):
     pairs, _ = load_records(trees, ("preference",))
     assert len(pairs) == 3 and {p["rejected"][0]["content"] for p in pairs} == {
         "It compiles.", "It cooks food.", "It is a kind of compiler."}
-    run_dir, out = train(tmp_path, "tiny-reward.yaml", [f"data.train={trees}", "data.eval_fraction=0"])
+    run_dir, out = train(tmp_path, "tiny-reward.yaml", [f"data.train={trees}", f"data.eval={trees}"])
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "completed"
     assert status["data_note"].startswith("oasst2_trees.jsonl: 3 preference pairs from the ranked answers in 3 "
                                           "trees")  # what became of the file is said with the run
     assert "left out: trees in state aborted_low_grade: 1." in status["data_note"]
+    assert status["data_note"].count("preference pairs") == 1  # the eval file is the same one: said once
     assert any("accuracy" in k for k in set().union(*metrics(run_dir)))

@@ -22,6 +22,7 @@ from studio.data.readers import BROKEN
 from studio.data.turns import (
     RowProblem,
     check_conversation,
+    check_weights,
     text_of,
     tool_schemas,
     turns,
@@ -181,6 +182,7 @@ def _messages(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     col = mapping["messages"]
     msgs = turns(row.get(col), col)
     check_conversation(msgs, col)
+    check_weights(msgs, col)
     return _with_tools({"messages": msgs}, row, mapping)
 
 
@@ -198,6 +200,7 @@ def _sharegpt(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     if system.strip() and msgs[0]["role"] != "system":
         msgs.insert(0, {"role": "system", "content": system})
     check_conversation(msgs, col)
+    check_weights(msgs, col)
     return _with_tools({"messages": msgs}, row, mapping)
 
 
@@ -340,7 +343,7 @@ def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     ccol, rcol = mapping["chosen"], mapping["rejected"]
     chosen = _answer(_get(row, mapping, "chosen"), ccol)
     rejected = _answer(_get(row, mapping, "rejected"), rcol)
-    _check_scores(row)
+    _check_scores(row, mapping)
     prompt_value = row.get(mapping["prompt"]) if mapping.get("prompt") else None
     if isinstance(prompt_value, dict) and "messages" in prompt_value:  # OpenAI's {"messages": [...], "tools": ...}
         prompt_value = prompt_value["messages"]
@@ -372,17 +375,31 @@ SCORE_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_
 """Ratings published beside pairs (UltraFeedback's binarized files, argilla's mixes)."""
 
 
-def _check_scores(row: dict[str, Any]) -> None:
+def _check_scores(row: dict[str, Any], mapping: dict[str, str]) -> None:
     """A pair whose own ratings do not put the chosen answer above the rejected one teaches nothing, or
-    the opposite of what was meant."""
+    the opposite of what was meant. Checked only where chosen and rejected are read from the columns of
+    those names (a file mapped the other way round is the user's call)."""
+    if str(mapping.get("chosen", "")).lower() != "chosen" or str(mapping.get("rejected", "")).lower() != "rejected":
+        return
     low = {str(k).lower(): k for k in row}
     for c, r in SCORE_COLUMNS:
         if c in low and r in low:
-            a, b = row[low[c]], row[low[r]]
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v for v in (a, b)) and a <= b:
+            a, b = _number(row[low[c]]), _number(row[low[r]])
+            if a is not None and b is not None and a <= b:
                 what = "prefers neither answer" if a == b else "prefers the rejected answer"
                 raise RowProblem(low[c], f"'{low[c]}' ({a:g}) is not above '{low[r]}' ({b:g}): the pair {what}")
             return
+
+
+def _number(value: Any) -> float | None:
+    """A score as JSON or a CSV cell gives it; None when it is not a number (or is NaN)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None
 
 
 def _finish_pair(prompt: list[dict[str, str]], chosen: list[dict[str, str]], rejected: list[dict[str, str]],

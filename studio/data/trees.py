@@ -207,7 +207,7 @@ def _threads(roots: list[tuple[str, Any, Any]], source: str, read: str, left: Co
              "reply at every turn (OpenAssistant's message trees)", *shared]
     if pairs:
         notes.append(f"their ranked answers also give {_n(len(pairs), 'preference pair')}: reward-model, DPO and KTO "
-                     "runs read those from this file; choose the format 'preference_messages' to see them here")
+                     "runs read those from this file (the Data tab shows them under the format preference_messages)")
     pair_notes = [f"{source}: {_n(len(pairs), 'preference pair')} from the ranked answers in {read} "
                   f"(found in {_n(paired, 'tree')}): the best-ranked answer to a question against each lower-ranked "
                   "one, after the turns that led to the question (OpenAssistant's message trees)", *shared]

@@ -264,8 +264,7 @@ def check_conversation(msgs: list[dict[str, Any]], col: str, need_answer: bool =
         prev = m["role"]
     if need_answer and not any(m["role"] == "assistant" for m in msgs):
         raise RowProblem(col, f"'{col}' has no assistant turn to learn from")
-    if need_answer and all(m.get("weight") == 0 for m in msgs if m["role"] == "assistant"):
-        raise RowProblem(col, f"every assistant turn in '{col}' has weight 0, so nothing in it is learnt")
+
 
 
 def mask_without_weight_0(mask: list[int], msgs: list[dict[str, Any]]) -> list[int] | None:
@@ -286,3 +285,25 @@ def mask_without_weight_0(mask: list[int], msgs: list[dict[str, Any]]) -> list[i
         if weight == 0:
             out[start:end] = [0] * (end - start)
     return out
+
+
+def as_prompt(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A normalised record as prompt-only data: the conversation up to the user's last question before its
+    last answer (tool calls and replies before that kept, and the tool descriptions); None when no user
+    question comes before the answer."""
+    msgs = record["messages"] if "messages" in record else record.get("prompt") or []
+    last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=len(msgs)) \
+        if "messages" in record else len(msgs)
+    asked = [i for i in range(last) if msgs[i]["role"] == "user"]
+    if not asked:
+        return None
+    out: dict[str, Any] = {"prompt": msgs[:asked[-1] + 1]}
+    if record.get("tools"):
+        out["tools"] = record["tools"]
+    return out
+
+
+def check_weights(msgs: list[dict[str, Any]], col: str) -> None:
+    """A chat whose every answer says "weight": 0 has nothing to learn (pairs and rated answers ignore weights)."""
+    if all(m.get("weight") == 0 for m in msgs if m["role"] == "assistant"):
+        raise RowProblem(col, f"every assistant turn in '{col}' has weight 0, so nothing in it is learnt")

@@ -185,6 +185,7 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
     shape = {"fmt": cfg.data.format, "mapping": cfg.data.map or None}
     train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes, **shape)
     evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes, **shape) if cfg.data.eval else None
+    notes = list(dict.fromkeys(notes))  # the eval data may be the same file, saying the same
     if notes and is_main_process():
         print("\n".join(f"note: {n}" for n in notes), flush=True)
         if run_dir is not None:
