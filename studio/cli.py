@@ -244,6 +244,8 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     skipped = report.total_rows - n
     print(f"rows written: {n} to {out}" + (f" ({skipped} unusable row{'s' if skipped != 1 else ''} skipped)"
                                             if skipped else ""))
+    for note in report.notes:  # what reading did to the rows: trees joined, unanswered ends cut ...
+        print(f"note: {note}")
     return 0
 
 

@@ -183,6 +183,7 @@ def test_convert_keeps_its_input_writes_only_jsonl_and_gives_prompts_and_tree_pa
     done = studio("data", "convert", os.path.join(DATA, "oasst2_trees.jsonl"), "--to", "preference",
                   "--out", str(pairs))
     assert done.returncode == 0 and "rows written: 3" in done.stdout, done.stderr
+    assert "note: oasst2_trees.jsonl: 3 preference pairs from the ranked answers in 3 trees" in done.stdout
 
 
 def test_a_format_chosen_without_its_columns_names_the_file(tmp_path):
