@@ -56,13 +56,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.chat.engine import leave_out_bitsandbytes
-    from studio.chat.export import export_gguf, export_run, studio_export
+    from studio.chat.export import export_gguf, export_run, gguf_path, studio_export
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
-    target = Path(args.out).expanduser()
-    if args.gguf and target.suffix.lower() != ".gguf":
-        target = target.with_name(target.name + ".gguf")
+    target = gguf_path(args.out) if args.gguf else Path(args.out).expanduser()
     if not args.force and studio_export(target.resolve()):
         raise StudioError(f"{target} holds an earlier export; choose another --out, or add --force to replace it.")
     leave_out_bitsandbytes([args.run], ws)

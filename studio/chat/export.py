@@ -153,6 +153,12 @@ def _move_into_place(partial: Path, out: Path) -> None:
     shutil.rmtree(earlier, ignore_errors=True)
 
 
+def gguf_path(out: str | Path) -> Path:
+    """Where a GGUF export named `out` is written: the name with .gguf added when it lacks it."""
+    out = Path(out).expanduser()
+    return out if out.suffix.lower() == ".gguf" else out.with_name(out.name + ".gguf")
+
+
 def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16", replace: bool = False) -> Path:
     """The run's model (adapter merged) as one GGUF file, with an Ollama Modelfile beside it."""
     from studio.chat.engine import load_for_chat
@@ -161,9 +167,7 @@ def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16", re
 
     if quant not in QUANTS:
         raise StudioError(f"GGUF quantisation must be one of {', '.join(QUANTS)} (got {quant!r}).")
-    out = Path(out).expanduser()
-    if out.suffix.lower() != ".gguf":
-        out = out.with_name(out.name + ".gguf")
+    out = gguf_path(out)
     if out.exists() and not (replace and studio_export(out)):
         raise StudioError(f"{out} already exists" + (" and is not a GGUF file, so it is not replaced" if replace
                                                      else "") + "; choose a new file name.")

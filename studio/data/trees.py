@@ -131,12 +131,16 @@ def _rank(message: dict[str, Any]) -> tuple[int, float]:
     return (0, rank) if rank is not None and rank == rank else (1, 0.0)  # rank == rank: not NaN
 
 
+def _replies(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in node.get("replies") or [] if _usable(r)]
+
+
 def _thread(root: dict[str, Any]) -> list[dict[str, str]]:
     """The best-ranked path from the root, cut after its last assistant turn."""
     path, node = [], root
     while node is not None:
-        path.append({"role": ROLES[str(node["role"]).lower()], "content": node["text"]})
-        replies = [r for r in node.get("replies") or [] if _usable(r)]
+        path.append(_turn(node))
+        replies = _replies(node)
         node = min(replies, key=_rank) if replies else None
     last = max((i for i, m in enumerate(path) if m["role"] == "assistant"), default=-1)
     return path[:last + 1]
@@ -153,11 +157,10 @@ def _walk(tree_id: str, root: dict[str, Any]) -> tuple[list[dict[str, Any]], int
     out, stack, dropped = [], [(root, 0)], 0
     while stack:
         node, at = stack.pop()
-        replies = [r for r in node.get("replies") or [] if _usable(r)]
+        replies = _replies(node)
         dropped += len(node.get("replies") or []) - len(replies)
         if turns[at][0]["role"] == "user":
-            ranked = sorted((r for r in replies if ROLES[str(r["role"]).lower()] == "assistant"
-                             and _rank(r)[0] == 0), key=_rank)
+            ranked = sorted((r for r in replies if _turn(r)["role"] == "assistant" and _rank(r)[0] == 0), key=_rank)
             worse = [r for r in ranked[1:] if _rank(r) > _rank(ranked[0])]
             prompt = _path(turns, at) if worse else []
             out += [{"message_tree_id": tree_id, "prompt": prompt, "chosen": [_turn(ranked[0])],
