@@ -135,7 +135,7 @@ def test_data_to_a_merged_export_with_an_annotator_voting(browser, studio, tmp_p
     page.get_by_role("tab", name="Train").click()
     pick(page, "Training data", "helpdesk")
     expect(page.get_by_label("Eval data (optional)")).to_have_value("helpdesk:eval")
-    set_number(page, "Max steps (-1: by epochs)", 60)
+    set_number(page, "Max steps (-1: by epochs)", 36)
     set_number(page, "Log every", 1)
     set_number(page, "Eval every (0: each epoch)", 6)
     set_number(page, "Batch size", 8)
@@ -147,19 +147,19 @@ def test_data_to_a_merged_export_with_an_annotator_voting(browser, studio, tmp_p
     config = (sft_dir / "config.yaml").read_text()
     assert "r: 8\n" in config and "datasets/helpdesk/v1/eval.jsonl" in config, config
     progress = page.locator("#train-progress")
-    expect(progress).to_contain_text(re.compile(r"running · step ([7-9]|\d{2,}) / 60"), timeout=WAIT)
+    expect(progress).to_contain_text(re.compile(r"running · step ([7-9]|\d{2,}) / 36"), timeout=WAIT)
     curves = page.locator("#train-curves")
     expect(curves).to_contain_text("eval loss", timeout=30_000)
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(message).to_contain_text(f"Asked {sft} to stop at")
     expect(progress).to_contain_text("stopped", timeout=60_000)
     stopped_at = int(status_of(sft_dir)["step"])
-    assert 7 <= stopped_at < 60 and list((sft_dir / "checkpoints").glob("checkpoint-*"))
+    assert 7 <= stopped_at < 36 and list((sft_dir / "checkpoints").glob("checkpoint-*"))
     page.get_by_role("button", name="Resume", exact=True).click()
     expect(message).to_contain_text(f"Resumed {sft} from its latest checkpoint at")
     wait_for(sft_dir, "completed")
-    expect(progress).to_contain_text("completed · step 60 / 60", timeout=30_000)
-    assert len(metric_steps(sft_dir, "eval_loss")) >= 3 and metric_steps(sft_dir, "loss")[-1] == 60
+    expect(progress).to_contain_text("completed · step 36 / 36", timeout=30_000)
+    assert len(metric_steps(sft_dir, "eval_loss")) >= 3 and metric_steps(sft_dir, "loss")[-1] == 36
 
     # Preferences: pairs from the new run against the base model, made while the page is reloaded
     page.get_by_role("tab", name="Preferences").click()
