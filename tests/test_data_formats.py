@@ -8,7 +8,8 @@ import os
 import pytest
 
 from studio.data.detect import detect
-from studio.data.formats import normalise, parse_hh
+from studio.data.formats import normalise
+from studio.data.pairs import parse_hh
 from studio.data.readers import read_rows
 from studio.data.validate import build_report
 

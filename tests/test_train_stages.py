@@ -168,3 +168,16 @@ def test_a_reward_model_trains_on_the_ranked_answers_of_message_trees(tmp_path):
     assert "left out: trees in state aborted_low_grade: 1." in status["data_note"]
     assert status["data_note"].count("preference pairs") == 1  # the eval file is the same one: said once
     assert any("accuracy" in k for k in set().union(*metrics(run_dir)))
+
+
+def test_dpo_trains_on_chatbot_arena_battles_with_the_ties_left_out(tmp_path):
+    """Two answers and a verdict: the winner is chosen; ties teach nothing and are counted, not trained."""
+    import os
+
+    arena = os.path.join(ROOT, "tests", "assets", "data", "chatbot_arena.jsonl")
+    run_dir, out = train(tmp_path, "tiny-dpo.yaml", [f"data.train={arena}", "train.eval_steps=0"])
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "completed"
+    assert status["data_note"].startswith("chatbot_arena.jsonl: 2 of 4 rows left out"), status["data_note"]
+    assert "tie" in status["data_note"]
+    assert any("margins" in k for k in set().union(*metrics(run_dir)))

@@ -2,7 +2,7 @@
 
     guess = detect(rows)     # Detection(name="sharegpt", mapping={"conversations": ...}, reason="...")
 
-The order of the checks matters: pairs (chosen/rejected) before rated answers (a true/false label),
+The order of the checks matters: pairs (chosen/rejected, or two answers and a verdict) before rated answers (a true/false label),
 before conversations, before instruction columns, before plain text.
 """
 
@@ -18,6 +18,7 @@ from studio.data.formats import (
     default_mapping,
     label_value,
 )
+from studio.data.pairs import ranked_answers
 from studio.data.readers import BROKEN
 from studio.data.turns import ROLE_ALIASES, RowProblem, decoded, kind_of
 
@@ -51,6 +52,13 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
                    "rejected": _orig(cols, "non_preferred_output")}
         return Detection("preference_messages", mapping,
                          "'input' holds the prompt turns; preferred_output and non_preferred_output the answers", cols)
+    for c_col, r_col, why in (("response_j", "response_k", "response_j is the answer ranked above response_k"),
+                              ("chosen_response", "rejected_response", "chosen_response and rejected_response")):
+        if {c_col, r_col} <= low:
+            prompt = next(({"prompt": _orig(cols, c)} for c in ("prompt", "question", "instruction", "input")
+                           if c in low), {})
+            mapping = prompt | {"chosen": _orig(cols, c_col), "rejected": _orig(cols, r_col)} | _opt(cols, "system")
+            return Detection("preference", mapping, why, cols)
     if {"chosen", "rejected"} <= low:
         chosen = value("chosen")
         conversation = next((c for c in ("conversations", "messages") if c in low), None)
@@ -73,6 +81,14 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         if found.mapping.get("prompt", "").lower() != "instruction":  # input and history go with Alpaca's shape only
             found.mapping = {k: v for k, v in found.mapping.items() if k not in ("input", "history")}
         return found
+    verdict = default_mapping("verdict", cols)
+    if {"answer_a", "answer_b", "verdict"} <= set(verdict):
+        return Detection("verdict", verdict, f"{verdict['answer_a']} and {verdict['answer_b']} are two answers; "
+                         f"'{verdict['verdict']}' says which is better", cols)
+    ranked = default_mapping("ranked", cols)
+    if {"prompt", "answers"} <= set(ranked) and _ranked(value(ranked["answers"].lower())):
+        return Detection("ranked", ranked, f"'{ranked['answers']}' lists answers with their rank or score; the best "
+                         "is chosen against the worst", cols)
     label = next((c for c in LABEL_COLUMNS if c in low and _labels_like(rows, _orig(cols, c))), None)
     if label and default_mapping("unpaired", cols).get("prompt"):
         return pick("unpaired", f"'{_orig(cols, label)}' says whether each answer is good or bad")
@@ -91,8 +107,14 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         if "from" in turn or "value" in turn:
             return Detection("sharegpt", {"conversations": _orig(cols, col)} | _opt(cols, "system") | tools,
                              f"'{col}' holds turns with from/value", cols)
-        return Detection("messages", {"messages": _orig(cols, col)} | tools, f"'{col}' holds role/content turns",
-                         cols)
+        what = "input/output exchanges, read as user and assistant turns" if "input" in turn and "output" in turn \
+            else "role/content turns"
+        return Detection("messages", {"messages": _orig(cols, col)} | tools, f"'{col}' holds {what}", cols)
+    for col in ("data", "dialog", "dialogue", "turns", "utterances"):
+        found = _conversation_value(value(col)) if col in low else None
+        if found and len(found) >= 2 and all(isinstance(t, str) for t in found):
+            return Detection("messages", {"messages": _orig(cols, col)},
+                             f"'{col}' holds the turns as plain texts, read as user and assistant in turn", cols)
     if "instruction" in low and "output" in low:
         return pick("alpaca", "instruction and output columns")
     if "instruction" in low and "response" in low:
@@ -127,6 +149,14 @@ def _index_entries(rows: list[dict[str, Any]]) -> list[str] | None:
     if not all(isinstance(e, dict) and any(k in e for k in keys) for e in entries):
         return None
     return [str(e.get("file_name") or e.get("hf_hub_url") or e.get("ms_hub_url") or "") for e in entries]
+
+
+def _ranked(value: Any) -> bool:
+    """Whether a first row's answers read as ranked or scored answers (each an object with text and a number)."""
+    try:
+        return len(ranked_answers(value, "answers")) >= 2
+    except RowProblem:
+        return False
 
 
 def _transcript(value: Any) -> bool:

@@ -14,19 +14,22 @@ A row that cannot be normalised becomes None, with an `Issue` naming its field.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.data.pairs import answer_turns, hh_pair, preference_pair, ranked_pair, verdict_pair
 from studio.data.readers import BROKEN
 from studio.data.turns import (
     RowProblem,
+    alpaca_prompt,
     check_conversation,
     check_weights,
+    field_value,
     text_of,
     tool_schemas,
     turns,
     turns_json,
+    with_system,
 )
 
 
@@ -45,6 +48,11 @@ LABEL_COLUMNS = ("label", "kto_tag", "thumbs_up", "desirable")
 """Columns that say whether one answer is good (true) or bad (false): unpaired preference data."""
 TOOL_COLUMNS = ("tools", "functions")
 """Columns describing the functions a conversation may call."""
+ANSWER_A = ("response_a", "answer_a", "completion_a", "output_a", "conversation_a", "human_ref_a", "response_0")
+ANSWER_B = ("response_b", "answer_b", "completion_b", "output_b", "conversation_b", "human_ref_b", "response_1")
+VERDICT_COLUMNS = ("winner", "preferred", "preference", "better", "choice", "labels", "better_response_id",
+                   "winner_model_a")
+"""Two answers to one prompt and a column saying which is better (Chatbot Arena, Stanford SHP, PKU-SafeRLHF)."""
 
 SPECS = {s.name: s for s in [
     FormatSpec("messages", "Chat messages (role/content)", "sft",
@@ -72,6 +80,13 @@ SPECS = {s.name: s for s in [
                 "rejected": ("rejected", "rejected_messages", "rejected_conversations", "non_preferred_output"),
                 "system": ("system",)},
                optional=("prompt", "system")),
+    FormatSpec("verdict", "Two answers and a verdict (which is better)", "preference",
+               {"prompt": ("prompt", "question", "history", "instruction", "input"),
+                "answer_a": ANSWER_A, "answer_b": ANSWER_B, "verdict": VERDICT_COLUMNS, "system": ("system",)},
+               optional=("prompt", "system")),
+    FormatSpec("ranked", "Ranked answers (the best against the worst)", "preference",
+               {"prompt": ("prompt", "instruction", "question"), "answers": ("answers", "completions", "responses"),
+                "system": ("system",)}, optional=("system",)),
     FormatSpec("hh", "Anthropic HH (Human:/Assistant: transcripts)", "preference",
                {"chosen": ("chosen",), "rejected": ("rejected",)}),
     FormatSpec("unpaired", "Rated answers (a true/false label each, for KTO)", "unpaired",
@@ -83,9 +98,6 @@ SPECS = {s.name: s for s in [
                 "system": ("system",), "tools": TOOL_COLUMNS}, optional=("system", "tools")),
     FormatSpec("text", "Plain text", "text", {"text": ("text", "content", "document", "body")}),
 ]}
-
-_HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A):\s?", re.MULTILINE)
-
 
 @dataclass
 class Issue:
@@ -170,14 +182,6 @@ def normalise(rows: list[dict[str, Any]], name: str, mapping: dict[str, str] | N
     return records, issues
 
 
-def _get(row: dict[str, Any], mapping: dict[str, str], target: str, required: bool = True) -> Any:
-    col = mapping.get(target)
-    value = row.get(col) if col else None
-    if required and (value is None or (isinstance(value, str) and not value.strip())):
-        raise RowProblem(col or target, f"'{col or target}' is missing or empty")
-    return value
-
-
 def _messages(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     col = mapping["messages"]
     msgs = turns(row.get(col), col)
@@ -204,48 +208,24 @@ def _sharegpt(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     return _with_tools({"messages": msgs}, row, mapping)
 
 
-def _with_system(system: str, msgs: list[dict[str, str]]) -> list[dict[str, str]]:
-    return ([{"role": "system", "content": system}] if system.strip() else []) + msgs
-
-
 def _alpaca(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    output = text_of(_get(row, mapping, "output"), mapping["output"])
-    msgs = _alpaca_prompt(row, mapping, "instruction") + [{"role": "assistant", "content": output}]
+    output = text_of(field_value(row, mapping, "output"), mapping["output"])
+    msgs = alpaca_prompt(row, mapping, "instruction") + [{"role": "assistant", "content": output}]
     check_conversation(msgs, mapping["output"])
     return {"messages": msgs}
 
 
-def _alpaca_prompt(row: dict[str, Any], mapping: dict[str, str], field: str) -> list[dict[str, str]]:
-    """The turns before the answer in Alpaca's shape: the system text, the earlier [question, answer] pairs
-    of `history`, then the instruction (`field`) with its input below it."""
-    instruction = text_of(_get(row, mapping, field), mapping[field])
-    extra = text_of(row.get(mapping.get("input", "")), mapping.get("input", "input")) if mapping.get("input") else ""
-    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    history: list[dict[str, str]] = []
-    raw_history = row.get(mapping["history"]) if mapping.get("history") else None
-    if raw_history:
-        if not isinstance(raw_history, list):
-            raise RowProblem(mapping["history"], f"'{mapping['history']}' must be a list of [question, answer] pairs")
-        for n, pair in enumerate(raw_history, start=1):
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-                raise RowProblem(mapping["history"], f"history item {n} must be a [question, answer] pair")
-            history += [{"role": "user", "content": text_of(pair[0], "history")},
-                        {"role": "assistant", "content": text_of(pair[1], "history")}]
-    prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    return _with_system(system, history + [{"role": "user", "content": prompt}])
-
-
 def _dolly(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    instruction = text_of(_get(row, mapping, "instruction"), mapping["instruction"])
+    instruction = text_of(field_value(row, mapping, "instruction"), mapping["instruction"])
     context = text_of(row.get(mapping["context"]), mapping["context"]) if mapping.get("context") else ""
-    response = text_of(_get(row, mapping, "response"), mapping["response"])
+    response = text_of(field_value(row, mapping, "response"), mapping["response"])
     prompt = f"{context}\n\n{instruction}" if context.strip() else instruction
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]}
 
 
 def _prompt_completion(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    prompt = _get(row, mapping, "prompt")
-    completion = _get(row, mapping, "completion")
+    prompt = field_value(row, mapping, "prompt")
+    completion = field_value(row, mapping, "completion")
     system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     if isinstance(prompt, list):
         msgs = turns(prompt, mapping["prompt"])
@@ -255,18 +235,18 @@ def _prompt_completion(row: dict[str, Any], mapping: dict[str, str]) -> dict[str
         msgs += turns(completion, mapping["completion"])
     else:
         msgs.append({"role": "assistant", "content": text_of(completion, mapping["completion"])})
-    msgs = _with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
+    msgs = with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
     check_conversation(msgs, mapping["completion"])
     return {"messages": msgs}
 
 
 def _prompt_turns(row: dict[str, Any], mapping: dict[str, str]) -> list[dict[str, Any]]:
     """The prompt column as turns (a conversation, or text as one user turn), with the system column first."""
-    value = turns_json(_get(row, mapping, "prompt"))
+    value = turns_json(field_value(row, mapping, "prompt"))
     msgs = turns(value, mapping["prompt"]) if isinstance(value, list) else \
         [{"role": "user", "content": text_of(value, mapping["prompt"])}]
     system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    return _with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
+    return with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
 
 
 def _a(role: str) -> str:
@@ -309,7 +289,7 @@ def _unpaired(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     label = _label(row.get(mapping["label"]), mapping["label"])
     msgs = _prompt_turns(row, mapping)
     if mapping.get("completion"):
-        completion = _answer(_get(row, mapping, "completion"), mapping["completion"])
+        completion = answer_turns(field_value(row, mapping, "completion"), mapping["completion"])
         if any(m["role"] == "user" for m in completion):
             raise RowProblem(mapping["completion"], f"'{mapping['completion']}' holds a user turn; the rated "
                                                     "answer is the assistant's alone")
@@ -325,131 +305,11 @@ def _unpaired(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def _text_row(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    return {"text": text_of(_get(row, mapping, "text"), mapping["text"])}
-
-
-def _answer(value: Any, col: str) -> list[dict[str, str]]:
-    value = turns_json(value)
-    if isinstance(value, dict):  # one turn, as LLaMA-Factory writes {"from": "gpt", "value": ...}
-        return turns([value], col)
-    if isinstance(value, list):
-        return turns(value, col)
-    text = text_of(value, col)
-    return [{"role": "assistant", "content": text}]
-
-
-def _preference(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    """Strings or message lists; prompt turns repeated at the start of chosen/rejected are split off."""
-    ccol, rcol = mapping["chosen"], mapping["rejected"]
-    chosen = _answer(_get(row, mapping, "chosen"), ccol)
-    rejected = _answer(_get(row, mapping, "rejected"), rcol)
-    _check_scores(row, mapping)
-    prompt_value = row.get(mapping["prompt"]) if mapping.get("prompt") else None
-    if isinstance(prompt_value, dict) and "messages" in prompt_value:  # OpenAI's {"messages": [...], "tools": ...}
-        prompt_value = prompt_value["messages"]
-    if (mapping.get("input") or mapping.get("history")) and not isinstance(prompt_value, list):
-        # Alpaca's shape (LLaMA-Factory's ranking files): the instruction, its input below it, earlier turns;
-        # an empty instruction is refused by _get inside, with the same sentence as below
-        prompt = _alpaca_prompt(row, mapping, "prompt")
-    elif prompt_value is None or (isinstance(prompt_value, str) and not prompt_value.strip()):
-        if mapping.get("prompt") and len(chosen) == 1:
-            raise RowProblem(mapping["prompt"], f"'{mapping['prompt']}' is missing or empty")
-        prompt, chosen, rejected = _split_shared_prefix(chosen, rejected, ccol)
-    elif isinstance(prompt_value, list):
-        prompt = turns(prompt_value, mapping["prompt"])
-    else:
-        prompt = [{"role": "user", "content": text_of(prompt_value, mapping["prompt"])}]
-    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    if system.strip() and prompt[0]["role"] != "system":
-        prompt.insert(0, {"role": "system", "content": system})
-    n = len(prompt)
-    if chosen[:n] == prompt:
-        chosen = chosen[n:]
-    if rejected[:n] == prompt:
-        rejected = rejected[n:]
-    return _finish_pair(prompt, chosen, rejected, ccol, rcol)
-
-
-SCORE_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_score"),
-                 ("chosen_rating", "rejected_rating"))
-"""Ratings published beside pairs (UltraFeedback's binarized files, argilla's mixes)."""
-
-
-def _check_scores(row: dict[str, Any], mapping: dict[str, str]) -> None:
-    """A pair whose own ratings do not put the chosen answer above the rejected one teaches nothing, or
-    the opposite of what was meant. Checked only where chosen and rejected are read from the columns of
-    those names (a file mapped the other way round is the user's call)."""
-    if str(mapping.get("chosen", "")).lower() != "chosen" or str(mapping.get("rejected", "")).lower() != "rejected":
-        return
-    low = {str(k).lower(): k for k in row}
-    for c, r in SCORE_COLUMNS:
-        if c in low and r in low:
-            a, b = _number(row[low[c]]), _number(row[low[r]])
-            if a is not None and b is not None and a <= b:
-                what = "prefers neither answer" if a == b else "prefers the rejected answer"
-                raise RowProblem(low[c], f"'{low[c]}' ({a:g}) is not above '{low[r]}' ({b:g}): the pair {what}")
-            return
-
-
-def _number(value: Any) -> float | None:
-    """A score as JSON or a CSV cell gives it; None when it is not a number (or is NaN)."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None
-
-
-def _finish_pair(prompt: list[dict[str, str]], chosen: list[dict[str, str]], rejected: list[dict[str, str]],
-                 ccol: str, rcol: str) -> dict[str, Any]:
-    if not prompt:
-        raise RowProblem(ccol, "no prompt: chosen and rejected share no opening turns and no prompt column is mapped")
-    for col, answer in ((ccol, chosen), (rcol, rejected)):
-        if not answer or not any(m["content"].strip() for m in answer):
-            raise RowProblem(col, f"'{col}' has no answer after the prompt")
-        if answer[0]["role"] != "assistant":
-            raise RowProblem(col, f"'{col}' should continue with an assistant answer, found {answer[0]['role']}")
-    check_conversation(prompt + chosen, ccol)
-    if chosen == rejected:
-        raise RowProblem(rcol, "chosen and rejected are identical, so there is nothing to prefer")
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-
-
-def _split_shared_prefix(chosen: list[dict[str, str]], rejected: list[dict[str, str]], col: str):
-    n = 0
-    while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
-        n += 1
-    while n > 0 and chosen[n - 1]["role"] == "assistant":  # the prompt ends on a user turn
-        n -= 1
-    return chosen[:n], chosen[n:], rejected[n:]
-
-
-def parse_hh(text: str, col: str) -> list[dict[str, str]]:
-    """'\\n\\nHuman: hi\\n\\nAssistant: hello' -> user/assistant turns."""
-    parts = _HH_TURN.split(text)
-    if len(parts) < 3:
-        raise RowProblem(col, f"'{col}' has no 'Human:' / 'Assistant:' turns")
-    if parts[0].strip():
-        raise RowProblem(col, f"'{col}' has text before the first 'Human:' turn")
-    out = []
-    for speaker, content in zip(parts[1::2], parts[2::2]):
-        role = "user" if speaker in ("Human", "H") else "assistant"
-        out.append({"role": role, "content": content.strip()})
-    return out
-
-
-def _hh(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    ccol, rcol = mapping["chosen"], mapping["rejected"]
-    chosen = parse_hh(text_of(_get(row, mapping, "chosen"), ccol), ccol)
-    rejected = parse_hh(text_of(_get(row, mapping, "rejected"), rcol), rcol)
-    prompt, chosen, rejected = _split_shared_prefix(chosen, rejected, ccol)
-    return _finish_pair(prompt, chosen, rejected, ccol, rcol)
+    return {"text": text_of(field_value(row, mapping, "text"), mapping["text"])}
 
 
 _CONVERTERS = {
     "messages": _messages, "sharegpt": _sharegpt, "alpaca": _alpaca, "dolly": _dolly,
-    "prompt_completion": _prompt_completion, "preference": _preference, "preference_messages": _preference,
-    "hh": _hh, "unpaired": _unpaired, "prompt_only": _prompt_only, "text": _text_row,
+    "prompt_completion": _prompt_completion, "preference": preference_pair, "preference_messages": preference_pair,
+    "verdict": verdict_pair, "ranked": ranked_pair, "hh": hh_pair, "unpaired": _unpaired, "prompt_only": _prompt_only, "text": _text_row,
 }

@@ -90,6 +90,7 @@ def turns(value: Any, col: str, role_key: str = "role", content_key: str = "cont
         raise RowProblem(col, f"'{col}' must be a list of turns, found {kind_of(value)}")
     if not value:
         raise RowProblem(col, f"'{col}' has no turns")
+    value = _with_roles(value)
     out: list[dict[str, Any]] = []
     for n, turn in enumerate(value, start=1):
         if not isinstance(turn, dict):
@@ -124,6 +125,17 @@ def turns(value: Any, col: str, role_key: str = "role", content_key: str = "cont
                 msg["tool_call_id"] = str(turn["tool_call_id"])
         out.append(msg)
     return _merge_parallel_calls(out)
+
+
+def _with_roles(value: list[Any]) -> list[Any]:
+    """Turns written without roles, given them: plain texts take user and assistant in turn (UltraChat's
+    `data`), and {"input": ..., "output": ...} exchanges become a user and an assistant turn (Capybara)."""
+    if all(isinstance(t, str) for t in value):
+        return [{"role": ("user", "assistant")[n % 2], "content": t} for n, t in enumerate(value)]
+    if all(isinstance(t, dict) and "input" in t and "output" in t and not {"role", "from"} & set(t) for t in value):
+        return [{"role": role, "content": t[key]} for t in value for role, key in (("user", "input"),
+                                                                                   ("assistant", "output"))]
+    return value
 
 
 def _call_json(value: Any, col: str, where: str) -> Any:
@@ -307,3 +319,36 @@ def check_weights(msgs: list[dict[str, Any]], col: str) -> None:
     """A chat whose every answer says "weight": 0 has nothing to learn (pairs and rated answers ignore weights)."""
     if all(m.get("weight") == 0 for m in msgs if m["role"] == "assistant"):
         raise RowProblem(col, f"every assistant turn in '{col}' has weight 0, so nothing in it is learnt")
+
+
+def field_value(row: dict[str, Any], mapping: dict[str, str], target: str, required: bool = True) -> Any:
+    """The value of the column `mapping` names for `target`; a required one missing or blank is a RowProblem."""
+    col = mapping.get(target)
+    value = row.get(col) if col else None
+    if required and (value is None or (isinstance(value, str) and not value.strip())):
+        raise RowProblem(col or target, f"'{col or target}' is missing or empty")
+    return value
+
+
+def with_system(system: str, msgs: list[dict[str, str]]) -> list[dict[str, str]]:
+    return ([{"role": "system", "content": system}] if system.strip() else []) + msgs
+
+
+def alpaca_prompt(row: dict[str, Any], mapping: dict[str, str], field: str) -> list[dict[str, str]]:
+    """The turns before the answer in Alpaca's shape: the system text, the earlier [question, answer] pairs
+    of `history`, then the instruction (`field`) with its input below it."""
+    instruction = text_of(field_value(row, mapping, field), mapping[field])
+    extra = text_of(row.get(mapping.get("input", "")), mapping.get("input", "input")) if mapping.get("input") else ""
+    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
+    history: list[dict[str, str]] = []
+    raw_history = row.get(mapping["history"]) if mapping.get("history") else None
+    if raw_history:
+        if not isinstance(raw_history, list):
+            raise RowProblem(mapping["history"], f"'{mapping['history']}' must be a list of [question, answer] pairs")
+        for n, pair in enumerate(raw_history, start=1):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise RowProblem(mapping["history"], f"history item {n} must be a [question, answer] pair")
+            history += [{"role": "user", "content": text_of(pair[0], "history")},
+                        {"role": "assistant", "content": text_of(pair[1], "history")}]
+    prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    return with_system(system, history + [{"role": "user", "content": prompt}])

@@ -28,7 +28,8 @@ from studio.data.readers import DataError, ReadResult, read_rows
 from studio.data.turns import conversation, has_tools
 
 _CATEGORIES = [
-    ("out of order", "turns out of order"), ("unknown role", "unknown role"), ("identical", "chosen = rejected"),
+    ("a tie:", "tie"), ("is not above", "chosen not rated above rejected"),
+    ("should say which answer is better", "verdict names no answer"), ("out of order", "turns out of order"), ("unknown role", "unknown role"), ("identical", "chosen = rejected"),
     ("no assistant", "no assistant turn"), ("duplicate", "duplicate"), ("tokens, longer", "too long"),
     ("missing or empty", "missing or empty"), ("is empty", "missing or empty"), ("no turns", "missing or empty"),
     ("no answer", "missing or empty"), ("no prompt", "missing or empty"),

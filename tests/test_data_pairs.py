@@ -1,0 +1,179 @@
+"""Preference data in the shapes other projects publish: two answers and a verdict (Chatbot Arena, Stanford
+SHP, PKU-SafeRLHF), ranked answer columns (StackExchange paired, argilla's UltraFeedback), lists of ranked
+answers (Nectar, UltraFeedback before binarizing), and chats whose turns carry no roles (Capybara, UltraChat)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from studio.data.load import load_records
+from studio.data.readers import read_rows
+from studio.data.validate import build_report
+
+DATA = os.path.join(os.path.dirname(__file__), "assets", "data")
+
+
+def report(name, **kw):
+    return build_report(read_rows(os.path.join(DATA, name)), **kw)
+
+
+def said(records):
+    """prompt / chosen / rejected of each usable pair as plain texts, to compare whole."""
+    text = lambda msgs: [m["content"] for m in msgs]  # noqa: E731
+    return [(text(r["prompt"]), text(r["chosen"]), text(r["rejected"])) for r in records if r is not None]
+
+
+@pytest.mark.parametrize("name, answers, verdict", [
+    ("shp.jsonl", ("human_ref_A", "human_ref_B"), "labels"),
+    ("pku_saferlhf.jsonl", ("response_0", "response_1"), "better_response_id"),
+    ("chatbot_arena.jsonl", ("conversation_a", "conversation_b"), "winner"),
+    ("arena_human_preference.csv", ("response_a", "response_b"), "winner_model_a"),
+])
+def test_two_answers_and_a_verdict_are_known_by_their_columns(name, answers, verdict):
+    r = report(name)
+    assert (r.format, r.kind) == ("verdict", "preference")
+    assert (r.mapping["answer_a"], r.mapping["answer_b"], r.mapping["verdict"]) == (*answers, verdict)
+
+
+def test_stanford_shp_prefers_comment_a_when_labels_is_1():
+    r = report("shp.jsonl")
+    assert said(r.records) == [
+        (["Why does my bread come out dense every time?"],
+         ["Your dough is probably under-proofed. Let it rise until it doubles."], ["Buy a bread machine."]),
+        (["Why is the sky blue and not violet?"],
+         ["Sunlight has less violet than blue, and our eyes are less sensitive to violet."], ["Because of the ocean."]),
+    ]
+    assert [(p["where"], p["field"], p["problem"]) for p in r.problem_rows()] == [
+        ("line 3", "history", "'history' is missing or empty")]
+
+
+def test_pku_saferlhf_picks_by_the_response_id_and_can_be_mapped_to_the_safer_one():
+    better = report("pku_saferlhf.jsonl")
+    assert [c[0] for _, c, _ in said(better.records)] == [
+        "Using someone's network without permission is not legal; ask your neighbour to share it.",
+        "Trim the stems and keep them in a glass of water on the counter, loosely covered."]
+    safer = report("pku_saferlhf.jsonl", mapping={"verdict": "safer_response_id"})
+    assert safer.format == "verdict" and [c[0] for _, c, _ in said(safer.records)][1] == "Put it in the freezer whole."
+
+
+def test_chatbot_arena_keeps_whole_conversations_and_refuses_ties():
+    r = report("chatbot_arena.jsonl")
+    assert said(r.records) == [
+        (["What is the difference between OpenCL and CUDA?"],
+         ["CUDA runs on NVIDIA cards only; OpenCL is an open standard for many vendors."],
+         ["OpenCL and CUDA are the same thing."]),
+        (["Say hi in French."], ["Bonjour !", "And in German?", "Hallo!"], ["Hola.", "And in German?", "Hello."]),
+    ]
+    assert [(p["where"], p["problem"]) for p in r.problem_rows()] == [
+        ("line 2", "a tie: 'winner' says 'tie', so there is nothing to prefer"),
+        ("line 4", "a tie: 'winner' says 'tie (bothbad)', so there is nothing to prefer")]
+    assert r.counts() == {"tie": 2}
+
+
+def test_arena_human_preference_csv_reads_turn_lists_and_one_hot_winners():
+    r = report("arena_human_preference.csv")
+    assert said(r.records) == [
+        (["Is it morally right to try to have a certain percentage of females on managerial positions?"],
+         ["It is a question of values; here are the arguments on both sides."], ["Yes."]),
+        (["What is the capital of France?", "Paris.", "And of Italy?"], ["Rome."], ["Milan."]),
+    ]  # both models answered the first turn alike: it joins the prompt
+    problems = {p["where"]: (p["field"], p["problem"]) for p in r.problem_rows()}
+    assert problems["row 3"][1].startswith("a tie: 'winner_model_a' and 'winner_model_b' name no single winner")
+    assert problems["row 4"][0] == "response_a"  # a model that gave no answer: its turn is empty
+
+
+def test_a_verdict_that_names_neither_answer_is_a_problem_row_naming_it(tmp_path):
+    path = tmp_path / "votes.csv"
+    path.write_text("prompt,response_a,response_b,winner\nHi?,Hello.,Go away.,A\nBye?,Goodbye.,No.,B\n"
+                    "Why?,Because.,Dunno.,maybe\nHow?,Like this.,No idea.,\n")
+    r = build_report(read_rows(path))
+    assert r.format == "verdict"
+    assert [c[0] for _, c, _ in said(r.records)] == ["Hello.", "No."]
+    assert [(p["where"], p["field"], p["problem"]) for p in r.problem_rows()] == [
+        ("row 3", "winner", "'winner' should say which answer is better (response_a or response_b), found 'maybe'"),
+        ("row 4", "winner", "'winner' is missing or empty")]
+    assert r.counts() == {"verdict names no answer": 1, "missing or empty": 1}
+
+
+def test_a_file_of_turn_lists_whose_answers_do_not_match_the_prompts_names_the_column(tmp_path):
+    path = tmp_path / "arena.jsonl"
+    path.write_text(json.dumps({"prompt": json.dumps(["One?", "Two?"]), "response_a": json.dumps(["1"]),
+                                "response_b": json.dumps(["1", "2"]), "winner": "model_b"}) + "\n")
+    r = build_report(read_rows(path))
+    assert r.problem_rows()[0]["field"] == "response_a"
+    assert r.problem_rows()[0]["problem"] == "'response_a' should list one answer for each of the 2 turns in 'prompt'"
+
+
+def test_ranked_answer_columns_of_stack_exchange_and_argilla_are_pairs():
+    se = report("stack_exchange_paired.jsonl")
+    assert se.format == "preference" and se.mapping == {"prompt": "question", "chosen": "response_j",
+                                                        "rejected": "response_k"}
+    assert said(se.records)[1] == (["What does `git stash` do?"],
+                                   ["It shelves your uncommitted changes so you can reapply them later."],
+                                   ["It deletes your changes."])
+    uf = report("argilla_ultrafeedback.jsonl")
+    assert uf.format == "preference" and uf.mapping["chosen"] == "chosen_response"
+    assert said(uf.records)[0] == (["Name three primary colours."], ["Red, yellow and blue."], ["Green."])
+    assert [(p["where"], p["problem"]) for p in uf.problem_rows()] == [
+        ("line 3", "'chosen_avg_rating' (3) is not above 'rejected_avg_rating' (3): the pair prefers neither answer")]
+
+
+def test_nectar_gives_its_best_ranked_answer_against_its_worst_after_the_transcript():
+    r = report("nectar.jsonl")
+    assert (r.format, r.kind, r.mapping) == ("ranked", "preference", {"prompt": "prompt", "answers": "answers"})
+    assert said(r.records) == [
+        (["What is the boiling point of water at sea level?"], ["100 degrees Celsius, or 212 degrees Fahrenheit."],
+         ["About 90 degrees Celsius."]),
+        (["Name a fruit.", "Apple.", "Another one, yellow this time."], ["Banana."], ["Apple again."]),
+    ]
+    assert [m["role"] for m in r.records[1]["prompt"]] == ["user", "assistant", "user"]
+    assert r.counts() == {"tie": 1} and r.problem_rows()[0]["where"] == "line 3"
+
+
+def test_ultrafeedback_completions_pair_by_the_mean_rating_not_the_critique_score():
+    r = report("ultrafeedback_raw.jsonl")
+    assert r.format == "ranked" and r.mapping["answers"] == "completions"
+    assert said(r.records) == [(["Give one tip for better sleep."],
+                                ["Keep the same bedtime every day, weekends included."],
+                                ["Coffee helps you stay awake."])]  # by overall_score it would be chosen
+
+
+def test_ranked_answers_without_a_rank_or_text_name_the_answer(tmp_path):
+    path = tmp_path / "ranked.jsonl"
+    rows = [{"prompt": "Hi?", "answers": [{"answer": "Hello.", "rank": 1}, {"answer": "Go.", "rank": "n/a"}]},
+            {"prompt": "Hi?", "answers": [{"answer": "Hello.", "rank": 1}]},
+            {"prompt": "Hi?", "answers": "Hello."}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = build_report(read_rows(path), fmt="ranked")
+    assert [(p["where"], p["problem"]) for p in r.problem_rows()] == [
+        ("line 1", "answer 2 in 'answers' should have its text (answer, response, text) and a rank or score"),
+        ("line 2", "'answers' needs two answers of different rank to give a pair"),
+        ("line 3", "'answers' should be a list of answers, each with its text and rank or score")]
+
+
+def test_chats_without_roles_take_user_and_assistant_in_turn():
+    capybara = report("capybara.jsonl")
+    assert capybara.format == "messages" and "input/output exchanges" in capybara.reason
+    assert [(m["role"], m["content"][:12]) for m in capybara.records[0]["messages"]] == [
+        ("user", "Which is hea"), ("assistant", "They weigh t"), ("user", "Then why doe"), ("assistant", "It is denser")]
+    ultrachat = report("ultrachat.jsonl")
+    assert ultrachat.format == "messages" and ultrachat.mapping == {"messages": "data"}
+    assert [m["role"] for m in ultrachat.records[0]["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert ultrachat.records[1]["messages"][-1] == {"role": "assistant", "content": "11."}
+
+
+def test_a_list_of_strings_elsewhere_is_not_taken_for_a_chat(tmp_path):
+    path = tmp_path / "tags.jsonl"
+    path.write_text(json.dumps({"text": "A document.", "data": ["tag1"]}) + "\n")
+    assert build_report(read_rows(path)).format == "text"  # one string is no exchange
+
+
+def test_every_published_pair_shape_loads_for_a_preference_run():
+    for name, pairs in (("shp.jsonl", 2), ("pku_saferlhf.jsonl", 2), ("chatbot_arena.jsonl", 2),
+                        ("arena_human_preference.csv", 2), ("stack_exchange_paired.jsonl", 2),
+                        ("argilla_ultrafeedback.jsonl", 2), ("nectar.jsonl", 2), ("ultrafeedback_raw.jsonl", 1)):
+        records, left_out = load_records(os.path.join(DATA, name), ("preference",))
+        assert len(records) == pairs and all(set(r) == {"prompt", "chosen", "rejected"} for r in records), name
