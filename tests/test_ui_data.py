@@ -67,3 +67,21 @@ def test_choosing_pairs_for_trees_without_ranked_answers_says_so_on_the_page(tmp
     report, msg = analyse(_source_from(read_rows(path)), "preference_messages", {}, "", 512)
     assert report is None and msg == ("⚠️ oasst.jsonl: no question in these message trees has two answers of "
                                       "different rank, so they give no preference pairs.")
+
+
+def test_an_in_house_vote_export_maps_to_two_answers_and_a_verdict(tmp_path):
+    """Columns no format knows: the user picks the verdict format and names the answers; the verdict's
+    numbers follow the answer columns' own numbers."""
+    from studio.data.readers import read_rows
+    from studio.ui.tabs.data import _source_from
+
+    path = tmp_path / "votes.csv"
+    path.write_text("question,answer1,answer2,better\nWhere is my order?,It ships today.,No idea.,1\n"
+                    "Can I pay by card?,Yes.,Yes we accept cards.,2\nRefund?,Sure.,No.,3\n")
+    src = _source_from(read_rows(path))
+    unknown, _ = analyse(src, AUTO, {}, "", 512)
+    assert unknown.format is None
+    report, msg = analyse(src, "verdict", {"answer_a": "answer1", "answer_b": "answer2"}, "", 512)
+    assert report.mapping == {"prompt": "question", "answer_a": "answer1", "answer_b": "answer2", "verdict": "better"}
+    assert [r["chosen"][0]["content"] for r in report.usable] == ["It ships today.", "Yes we accept cards."]
+    assert "2 usable" in msg and "1 verdict names no answer" in msg
