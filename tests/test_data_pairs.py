@@ -98,6 +98,57 @@ def test_a_verdict_that_names_neither_answer_is_a_problem_row_naming_it(tmp_path
     assert r.counts() == {"verdict names no answer": 1, "missing or empty": 1}
 
 
+@pytest.mark.parametrize("verdict, problem", [
+    (0, "'winner' holds the number 0, which does not say which of response_a and response_b is better; write A or B"),
+    ("model_a", None), ("B", None), (True, None),
+])
+def test_a_number_says_nothing_beside_lettered_answers_except_in_shp_labels(tmp_path, verdict, problem):
+    path = tmp_path / "v.jsonl"
+    path.write_text(json.dumps({"prompt": "Q?", "response_a": "x", "response_b": "y", "winner": verdict}) + "\n")
+    r = build_report(read_rows(path))
+    assert [p["problem"] for p in r.problem_rows()] == ([problem] if problem else [])
+
+
+def test_the_one_hot_winner_columns_are_read_together_whichever_is_mapped():
+    for column in ("winner_model_a", "winner_model_b", "winner_tie"):
+        r = report("arena_human_preference.csv", mapping={"verdict": column})
+        assert [c for _, c, _ in said(r.records)][1] == ["Rome."], column
+
+
+def test_a_turn_list_of_one_question_beside_plain_answers_is_read(tmp_path):
+    path = tmp_path / "arena.jsonl"
+    path.write_text(json.dumps({"prompt": json.dumps(["One?"]), "response_a": "1.", "response_b": "2.",
+                                "winner": "model_b"}) + "\n")
+    assert said(build_report(read_rows(path)).records) == [(["One?"], ["2."], ["1."])]
+
+
+@pytest.mark.parametrize("row, fmt", [
+    ({"question_id": 81, "category": "writing", "turns": ["Write a blog post.", "Rewrite it."]}, None),  # MT-Bench
+    ({"text": "A document.", "data": ["t1", "t2"]}, "text"),
+    ({"instruction": "Do it.", "output": "Done.", "turns": ["a", "b"]}, "alpaca"),
+    ({"prompt": "Q?", "completion": "A.", "response_a": "x", "response_b": "y", "labels": 1}, "prompt_completion"),
+    ({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}],
+      "response_a": "x", "response_b": "y", "choice": "a"}, "messages"),
+    ({"instruction": "Q?", "output": "A.", "completions": [{"text": "x", "score": 1}, {"text": "y", "score": 2}]},
+     "alpaca"),
+])
+def test_files_with_answers_of_their_own_keep_their_format(tmp_path, row, fmt):
+    path = tmp_path / "f.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    assert build_report(read_rows(path)).format == fmt
+
+
+def test_texts_without_roles_are_turns_only_where_a_chat_is_read(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"prompt": "Q?", "chosen": ["x"], "rejected": ["y"]}) + "\n")
+    assert build_report(read_rows(path)).problem_rows()[0]["problem"] == "turn 1 of 'chosen' must be an object, " \
+                                                                           "found text"
+    chats = tmp_path / "c.jsonl"
+    chats.write_text(json.dumps({"conversations": ["Hi?", "Hello."]}) + "\n")
+    r = build_report(read_rows(chats))
+    assert "plain texts" in r.reason and r.records[0]["messages"][1] == {"role": "assistant", "content": "Hello."}
+
+
 def test_a_file_of_turn_lists_whose_answers_do_not_match_the_prompts_names_the_column(tmp_path):
     path = tmp_path / "arena.jsonl"
     path.write_text(json.dumps({"prompt": json.dumps(["One?", "Two?"]), "response_a": json.dumps(["1"]),
@@ -145,13 +196,42 @@ def test_ranked_answers_without_a_rank_or_text_name_the_answer(tmp_path):
     path = tmp_path / "ranked.jsonl"
     rows = [{"prompt": "Hi?", "answers": [{"answer": "Hello.", "rank": 1}, {"answer": "Go.", "rank": "n/a"}]},
             {"prompt": "Hi?", "answers": [{"answer": "Hello.", "rank": 1}]},
-            {"prompt": "Hi?", "answers": "Hello."}]
+            {"prompt": "Hi?", "answers": "Hello."},
+            {"prompt": "Hi?", "answers": [{"answer": "Hello.", "rank": 1}, {"model": "x", "rank": 2}]},
+            {"prompt": "Hi?", "answers": [{"answer": "Hello.", "rank": 1}, {"answer": {"x": 1}, "rank": 2}]},
+            {"prompt": "\n\nHuman: Hi?\n\nAssistant: Hello.\n\nAssistant:", "answers": [
+                {"answer": "Hello.", "rank": 1}, {"answer": "Go.", "rank": 2}]}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     r = build_report(read_rows(path), fmt="ranked")
-    assert [(p["where"], p["problem"]) for p in r.problem_rows()] == [
-        ("line 1", "answer 2 in 'answers' should have its text (answer, response, text) and a rank or score"),
-        ("line 2", "'answers' needs two answers of different rank to give a pair"),
-        ("line 3", "'answers' should be a list of answers, each with its text and rank or score")]
+    assert [(p["where"], p["field"], p["problem"]) for p in r.problem_rows()] == [
+        ("line 1", "answers", "the answers in 'answers' share no rank or score to order them by (rank, "
+                              "fine-grained_score, overall_score, score, rating)"),
+        ("line 2", "answers", "'answers' needs two answers of different rank to give a pair"),
+        ("line 3", "answers", "'answers' should be a list of answers, each with its text and rank or score"),
+        ("line 4", "answers", "answer 2 in 'answers' has no text (answer, response, text ...)"),
+        ("line 5", "answers", "answer 2 in 'answers': 'answers' should be text, found an object"),
+        ("line 6", "prompt", "'prompt' should end on the user's turn, before the answers")]
+
+
+def test_ranked_answers_are_ordered_by_one_key_that_every_answer_gives():
+    from studio.data.pairs import ranked_answers
+
+    mixed = [{"answer": "ranked first", "rank": 1, "score": 1}, {"answer": "scored high", "score": 5}]
+    assert [t for _, t in ranked_answers(mixed, "answers")] == ["scored high", "ranked first"]  # by score alone
+    partly = [{"response": "good", "fine-grained_score": 4.5, "overall_score": 6},
+              {"response": "okay", "fine-grained_score": None, "overall_score": 7},
+              {"response": "poor", "fine-grained_score": 2.0, "overall_score": 3}]
+    assert [t for _, t in ranked_answers(partly, "completions")] == ["okay", "good", "poor"]  # all on one scale
+
+
+def test_a_multiple_choice_prompt_in_a_transcript_keeps_its_lettered_lines():
+    from studio.data.formats import normalise
+
+    row = {"prompt": "\n\nHuman: Which is the capital of France?\n\nA: Paris\n\nB: London\n\nAssistant:",
+           "answers": [{"answer": "A: Paris", "rank": 1}, {"answer": "B", "rank": 2}]}
+    records, issues = normalise([row], "ranked", {"prompt": "prompt", "answers": "answers"})
+    assert not issues and records[0]["prompt"] == [
+        {"role": "user", "content": "Which is the capital of France?\n\nA: Paris\n\nB: London"}]
 
 
 def test_chats_without_roles_take_user_and_assistant_in_turn():

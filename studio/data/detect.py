@@ -81,14 +81,6 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         if found.mapping.get("prompt", "").lower() != "instruction":  # input and history go with Alpaca's shape only
             found.mapping = {k: v for k, v in found.mapping.items() if k not in ("input", "history")}
         return found
-    verdict = default_mapping("verdict", cols)
-    if {"answer_a", "answer_b", "verdict"} <= set(verdict):
-        return Detection("verdict", verdict, f"{verdict['answer_a']} and {verdict['answer_b']} are two answers; "
-                         f"'{verdict['verdict']}' says which is better", cols)
-    ranked = default_mapping("ranked", cols)
-    if {"prompt", "answers"} <= set(ranked) and _ranked(value(ranked["answers"].lower())):
-        return Detection("ranked", ranked, f"'{ranked['answers']}' lists answers with their rank or score; the best "
-                         "is chosen against the worst", cols)
     label = next((c for c in LABEL_COLUMNS if c in low and _labels_like(rows, _orig(cols, c))), None)
     if label and default_mapping("unpaired", cols).get("prompt"):
         return pick("unpaired", f"'{_orig(cols, label)}' says whether each answer is good or bad")
@@ -108,13 +100,18 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
             return Detection("sharegpt", {"conversations": _orig(cols, col)} | _opt(cols, "system") | tools,
                              f"'{col}' holds turns with from/value", cols)
         what = "input/output exchanges, read as user and assistant turns" if "input" in turn and "output" in turn \
+            else "plain texts, read as user and assistant in turn" if found and isinstance(found[0], str) \
             else "role/content turns"
         return Detection("messages", {"messages": _orig(cols, col)} | tools, f"'{col}' holds {what}", cols)
-    for col in ("data", "dialog", "dialogue", "turns", "utterances"):
-        found = _conversation_value(value(col)) if col in low else None
-        if found and len(found) >= 2 and all(isinstance(t, str) for t in found):
-            return Detection("messages", {"messages": _orig(cols, col)},
-                             f"'{col}' holds the turns as plain texts, read as user and assistant in turn", cols)
+    if not low & set(ANSWER_COLUMNS):  # two answers and a verdict, or ranked answers, and no answer of its own
+        verdict = default_mapping("verdict", cols)
+        if {"answer_a", "answer_b", "verdict"} <= set(verdict):
+            return Detection("verdict", verdict, f"{verdict['answer_a']} and {verdict['answer_b']} are two "
+                             f"answers; '{verdict['verdict']}' says which is better", cols)
+        ranked = default_mapping("ranked", cols)
+        if {"prompt", "answers"} <= set(ranked) and _ranked(value(ranked["answers"].lower())):
+            return Detection("ranked", ranked, f"'{ranked['answers']}' lists answers with their rank or score; "
+                             "the best is chosen against the worst", cols)
     if "instruction" in low and "output" in low:
         return pick("alpaca", "instruction and output columns")
     if "instruction" in low and "response" in low:
@@ -128,12 +125,20 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         return pick("prompt_only", f"a '{prompts['prompt']}' column with no answers: prompts to answer")
     if default_mapping("text", cols):
         return pick("text", "a text column")
+    for col in ("data", "dialog", "dialogue"):  # UltraChat's, DailyDialog's: texts taking turns
+        found = _conversation_value(value(col)) if col in low else None
+        if found and len(found) >= 2 and all(isinstance(t, str) for t in found):
+            return Detection("messages", {"messages": _orig(cols, col)},
+                             f"'{col}' holds the turns as plain texts, read as user and assistant in turn", cols)
     strings = [c for c in cols if isinstance(first.get(c), str)]
     if len(cols) == 1 and strings:
         return Detection("text", {"text": strings[0]}, "a single text column", cols)
     return Detection(None, {}, "no known format matches these columns; map them by hand", cols)
 
 
+ANSWER_COLUMNS = ("completion", "output", "response", "answer", "chosen", "messages", "conversations",
+                  "conversation")
+"""A file with one of these has answers of its own: two more columns of answers are not what it trains on."""
 NOT_ANSWERS = ("id", "idx", "source", "category", "split", "intent", "task", "lang", "language", "dataset",
                "images", "image", "metadata", "meta", "system", "tools")
 """Columns that sit beside prompts without being answers: a file of a prompt and these is prompt-only."""

@@ -184,7 +184,7 @@ def normalise(rows: list[dict[str, Any]], name: str, mapping: dict[str, str] | N
 
 def _messages(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     col = mapping["messages"]
-    msgs = turns(row.get(col), col)
+    msgs = turns(row.get(col), col, roleless=True)
     check_conversation(msgs, col)
     check_weights(msgs, col)
     return _with_tools({"messages": msgs}, row, mapping)

@@ -17,6 +17,7 @@ from studio.data.turns import (
     RowProblem,
     alpaca_prompt,
     check_conversation,
+    decoded,
     field_value,
     text_of,
     turns,
@@ -24,6 +25,8 @@ from studio.data.turns import (
 )
 
 _HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A):\s?", re.MULTILINE)
+_HH_TURN_LONG = re.compile(r"(?:^|\n\n)(Human|Assistant):\s?", re.MULTILINE)
+"""Only the long speaker names: for prompts whose text may hold lines such as 'A: Paris' (Nectar's)."""
 
 
 def answer_turns(value: Any, col: str) -> list[dict[str, str]]:
@@ -125,9 +128,10 @@ def split_shared_prefix(chosen: list[dict[str, str]], rejected: list[dict[str, s
     return chosen[:n], chosen[n:], rejected[n:]
 
 
-def parse_hh(text: str, col: str) -> list[dict[str, str]]:
-    """'\\n\\nHuman: hi\\n\\nAssistant: hello' -> user/assistant turns."""
-    parts = _HH_TURN.split(text)
+def parse_hh(text: str, col: str, short_names: bool = True) -> list[dict[str, str]]:
+    """'\\n\\nHuman: hi\\n\\nAssistant: hello' -> user/assistant turns ('H:' and 'A:' too, unless not
+    `short_names`)."""
+    parts = (_HH_TURN if short_names else _HH_TURN_LONG).split(text)
     if len(parts) < 3:
         raise RowProblem(col, f"'{col}' has no 'Human:' / 'Assistant:' turns")
     if parts[0].strip():
@@ -150,6 +154,7 @@ def hh_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 A_WORDS = {"a", "model_a", "response_a", "answer_a", "first", "left"}
 B_WORDS = {"b", "model_b", "response_b", "answer_b", "second", "right"}
 TIE_WORDS = ("tie", "both", "neither", "equal", "draw", "none")
+ONE_HOT = ("winner_model_a", "winner_model_b", "winner_tie")
 
 
 def verdict_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -160,6 +165,8 @@ def verdict_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]
     chosen_col, rejected_col = (a_col, b_col) if _winner(row, mapping) == "a" else (b_col, a_col)
     pcol = mapping.get("prompt")
     questions = _text_list(row.get(pcol)) if pcol else None
+    if questions is not None and len(questions) == 1 and _text_list(row.get(chosen_col)) is None:
+        row, questions = row | {pcol: questions[0]}, None  # one question in a list, plain answers
     if questions is None:
         picked = {"prompt": pcol, "chosen": chosen_col, "rejected": rejected_col, "system": mapping.get("system")}
         return preference_pair(row, {k: v for k, v in picked.items() if v})
@@ -180,7 +187,7 @@ def _text_list(value: Any) -> list[Any] | None:
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None
     if isinstance(value, list) and value and all(v is None or isinstance(v, str) for v in value):
         return value
@@ -190,14 +197,14 @@ def _text_list(value: Any) -> list[Any] | None:
 def _winner(row: dict[str, Any], mapping: dict[str, str]) -> str:
     """'a' or 'b'; a tie, or a verdict that names neither answer, is a RowProblem."""
     col = mapping["verdict"]
-    if col.lower() == "winner_model_a":  # one 0/1 column per outcome, as Chatbot Arena's 55k file has them
+    if col.lower() in ONE_HOT:  # one 0/1 column per outcome, as Chatbot Arena's 55k file has them
         low = {str(k).lower(): k for k in row}
         marks = [_mark(row.get(low.get(f"winner_model_{side}", ""))) for side in "ab"]
         if None in marks:
-            raise RowProblem(col, f"'{col}' and 'winner_model_b' should hold 0 or 1")
+            raise RowProblem(col, "'winner_model_a' and 'winner_model_b' should hold 0 or 1")
         if marks[0] != marks[1]:
             return "a" if marks[0] else "b"
-        raise RowProblem(col, f"a tie: '{col}' and 'winner_model_b' name no single winner, so there is "
+        raise RowProblem(col, "a tie: 'winner_model_a' and 'winner_model_b' name no single winner, so there is "
                               "nothing to prefer")
     value = field_value(row, mapping, "verdict")
     if isinstance(value, bool):
@@ -212,8 +219,11 @@ def _winner(row: dict[str, Any], mapping: dict[str, str]) -> str:
             ids = [int(m.group(1)) for m in numbered if m]
             if number in ids:
                 return "ab"[ids.index(number)]
-        elif number in (0, 1, 2):  # 1: A is better (Stanford SHP's labels); 0 or 2: B is
+        elif col.lower() == "labels" and number in (0, 1):  # Stanford SHP: 1 when A is the better one
             return "a" if number == 1 else "b"
+        else:
+            raise RowProblem(col, f"'{col}' holds the number {value!r}, which does not say which of "
+                                  f"{mapping['answer_a']} and {mapping['answer_b']} is better; write A or B")
     if text.startswith(TIE_WORDS):
         raise RowProblem(col, f"a tie: '{col}' says {value!r}, so there is nothing to prefer")
     raise RowProblem(col, f"'{col}' should say which answer is better ({mapping['answer_a']} or "
@@ -242,40 +252,46 @@ def ranked_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     (best_place, best), (worst_place, worst) = ranked[0], ranked[-1]
     if best_place == worst_place:
         raise RowProblem(col, f"a tie: every answer in '{col}' has the same rank, so there is nothing to prefer")
+    pcol = mapping["prompt"]
     value = field_value(row, mapping, "prompt")
-    text = text_of(value, mapping["prompt"]) if not isinstance(value, list) else None
-    if text is not None and text.lstrip().startswith(("Human:", "H:")):  # Nectar's prompts are HH transcripts
-        prompt = parse_hh("\n\n" + text.strip(), mapping["prompt"])
+    text = text_of(value, pcol) if not isinstance(value, list) else None
+    if text is not None and text.lstrip().startswith("Human:"):  # Nectar's prompts are HH transcripts
+        prompt = parse_hh("\n\n" + text.strip(), pcol, short_names=False)
         if prompt[-1]["role"] == "assistant" and not prompt[-1]["content"]:
             prompt = prompt[:-1]
     else:
-        prompt = turns(value, mapping["prompt"]) if text is None else [{"role": "user", "content": text}]
+        prompt = turns(value, pcol) if text is None else [{"role": "user", "content": text}]
     system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     if system.strip() and prompt[0]["role"] != "system":
         prompt.insert(0, {"role": "system", "content": system})
+    check_conversation(prompt, pcol, need_answer=False)
+    if prompt[-1]["role"] != "user":
+        raise RowProblem(pcol, f"'{pcol}' should end on the user's turn, before the answers")
     return finish_pair(prompt, [{"role": "assistant", "content": best}], [{"role": "assistant", "content": worst}],
                        col, col)
 
 
 def ranked_answers(value: Any, col: str) -> list[tuple[float, str]]:
-    """(place, text) of every answer, best first: place is the rank, or the score negated."""
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise RowProblem(col, f"'{col}' looks like JSON but does not parse ({err.msg})") from None
-    if not isinstance(value, list) or not all(isinstance(a, dict) for a in value):
+    """(place, text) of every answer, best first: place is the rank, or the score negated. Every answer is
+    placed by the same key: the first of RANK_KEYS and SCORE_KEYS that all of them give as a number."""
+    value = decoded(value, col)
+    if not isinstance(value, list) or not value or not all(isinstance(a, dict) for a in value):
         raise RowProblem(col, f"'{col}' should be a list of answers, each with its text and rank or score")
+    for n, answer in enumerate(value, start=1):
+        if not any(k in answer for k in ANSWER_TEXT):
+            raise RowProblem(col, f"answer {n} in '{col}' has no text ({', '.join(ANSWER_TEXT[:3])} ...)")
+    key = next((k for k in RANK_KEYS + SCORE_KEYS if all(_is_number(a.get(k)) for a in value)), None)
+    if key is None:
+        raise RowProblem(col, f"the answers in '{col}' share no rank or score to order them by "
+                              f"({', '.join(RANK_KEYS + SCORE_KEYS)})")
+    sign = 1 if key in RANK_KEYS else -1
     out = []
     for n, answer in enumerate(value, start=1):
-        key = next((k for k in ANSWER_TEXT if k in answer), None)
-        place = next((float(answer[k]) for k in RANK_KEYS if _is_number(answer.get(k))), None)
-        if place is None:
-            place = next((-float(answer[k]) for k in SCORE_KEYS if _is_number(answer.get(k))), None)
-        if key is None or place is None:
-            raise RowProblem(col, f"answer {n} in '{col}' should have its text ({', '.join(ANSWER_TEXT[:3])}) and a "
-                                  f"rank or score")
-        out.append((place, text_of(answer[key], col)))
+        text_key = next(k for k in ANSWER_TEXT if k in answer)
+        try:
+            out.append((sign * float(answer[key]), text_of(answer[text_key], col)))
+        except RowProblem as problem:
+            raise RowProblem(col, f"answer {n} in '{col}': {problem.message}") from None
     return sorted(out, key=lambda a: a[0])
 
 

@@ -65,6 +65,8 @@ def decoded(value: Any, col: str) -> Any:
         except json.JSONDecodeError as err:
             raise RowProblem(col, f"'{col}' looks like JSON but does not parse ({err.msg} at character "
                                   f"{err.pos})") from None
+        except RecursionError:
+            raise RowProblem(col, f"'{col}' holds JSON nested too deeply to read") from None
     return value
 
 
@@ -81,8 +83,10 @@ def turns_json(value: Any) -> Any:
     return value
 
 
-def turns(value: Any, col: str, role_key: str = "role", content_key: str = "content") -> list[dict[str, Any]]:
-    """Normalised turns of one conversation; a RowProblem names the turn that is wrong."""
+def turns(value: Any, col: str, role_key: str = "role", content_key: str = "content",
+          roleless: bool = False) -> list[dict[str, Any]]:
+    """Normalised turns of one conversation; a RowProblem names the turn that is wrong. With `roleless`,
+    turns written without roles are given them (see `_with_roles`)."""
     if hasattr(value, "tolist"):
         value = value.tolist()
     value = decoded(value, col)
@@ -90,7 +94,8 @@ def turns(value: Any, col: str, role_key: str = "role", content_key: str = "cont
         raise RowProblem(col, f"'{col}' must be a list of turns, found {kind_of(value)}")
     if not value:
         raise RowProblem(col, f"'{col}' has no turns")
-    value = _with_roles(value)
+    if roleless:
+        value = _with_roles(value)
     out: list[dict[str, Any]] = []
     for n, turn in enumerate(value, start=1):
         if not isinstance(turn, dict):
