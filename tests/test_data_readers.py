@@ -67,6 +67,11 @@ def write(tmp_path, name, data: bytes):
     ("bad.jsonl", b'{"text" "b"}\n', r"bad.jsonl line 1: not valid JSON \(Expecting ':' delimiter"),
     ("allbad.jsonl", b'{"text" "b"}\n[1]\n', r"allbad.jsonl line 1: .*; none of its 2 lines is usable"),
     ("latin.jsonl", '{"text": "caf\xe9"}\n'.encode("latin-1"), r"latin.jsonl line 1: not UTF-8 text \(byte 0xe9"),
+    ("excel.csv", 'prompt,completion\nCoût ?,Dix €\n'.encode("cp1252"),
+     r"excel.csv line 2: not UTF-8 text \(byte 0xfb at offset 20, 'û' in Windows-1252, the encoding Excel gives a "
+     r"plain CSV on Western systems\); save it as UTF-8 \(in Excel: 'CSV UTF-8'\)\.$"),
+    ("gbk.csv", b"prompt,completion\n\x81\x81\n", r"gbk.csv line 2: not UTF-8 text \(byte 0x81 at offset 18\); "
+                                                     r"save the file as UTF-8\.$"),
     ("quote.csv", b'prompt,completion\n"hello,world\nbye,now\n', r"quote.csv: row 1: a quote is opened and never closed"),
     ("fields.csv", b'prompt,completion\na,b\nc,d,e\n', r"fields.csv: line 3: expected 2 fields, found 3"),
     ("list.jsonl", b'[1, 2]\n', r"list.jsonl line 1: each line must be a JSON object"),

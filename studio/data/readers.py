@@ -160,8 +160,15 @@ def _decode(path: Path, raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
-                        f"{err.start}); save the file as UTF-8.") from None
+        byte = raw[err.start:err.start + 1]
+        try:  # Excel's CSV on a Western Windows: say so, and how to save it instead
+            raw.decode("cp1252")
+            hint = (f", '{byte.decode('cp1252')}' in Windows-1252, the encoding Excel gives a plain CSV on Western "
+                    "systems); save it as UTF-8 (in Excel: 'CSV UTF-8').")
+        except UnicodeDecodeError:
+            hint = "); save the file as UTF-8."
+        raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{byte[0]:02x} at offset {err.start}"
+                        + hint) from None
 
 
 TOO_DEEP = "the JSON is nested too deeply to read (lists or objects inside each other hundreds of levels down)"
