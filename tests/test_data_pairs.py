@@ -1,6 +1,6 @@
 """Preference data in the shapes other projects publish: two answers and a verdict (Chatbot Arena, Stanford
-SHP, PKU-SafeRLHF), ranked answer columns (StackExchange paired, argilla's UltraFeedback), lists of ranked
-answers (Nectar, UltraFeedback before binarizing), and chats whose turns carry no roles (Capybara, UltraChat)."""
+SHP, PKU-SafeRLHF, HelpSteer), ranked answer columns (StackExchange paired, argilla's UltraFeedback), lists of ranked
+answers (Nectar, UltraFeedback before binarizing, StackExchange preferences), and chats whose turns carry no roles (Capybara, UltraChat)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def said(records):
     ("pku_saferlhf.jsonl", ("response_0", "response_1"), "better_response_id"),
     ("chatbot_arena.jsonl", ("conversation_a", "conversation_b"), "winner"),
     ("arena_human_preference.csv", ("response_a", "response_b"), "winner_model_a"),
+    ("helpsteer2_preference.jsonl", ("response_1", "response_2"), "preference_strength"),
+    ("helpsteer3_preference.jsonl", ("response1", "response2"), "overall_preference"),
 ])
 def test_two_answers_and_a_verdict_are_known_by_their_columns(name, answers, verdict):
     r = report(name)
@@ -83,6 +85,16 @@ def test_arena_human_preference_csv_reads_turn_lists_and_one_hot_winners():
     problems = {p["where"]: (p["field"], p["problem"]) for p in r.problem_rows()}
     assert problems["row 3"][1].startswith("a tie: 'winner_model_a' and 'winner_model_b' name no single winner")
     assert problems["row 4"][0] == "response_a"  # a model that gave no answer: its turn is empty
+
+
+def test_helpsteer_preferences_pick_by_the_sign_and_leave_out_zero():
+    two = report("helpsteer2_preference.jsonl")
+    assert [c[0] for _, c, _ in said(two.records)] == [
+        "A mutex is a lock that lets only one thread at a time use a shared resource.", "Fast."]
+    assert [(p["where"], p["problem"]) for p in two.problem_rows()] == [
+        ("line 3", "a tie: 'preference_strength' is 0, so there is nothing to prefer")]
+    three = report("helpsteer3_preference.jsonl")
+    assert said(three.records)[1] == (["Name a planet.", "Mars.", "Another one?"], ["Jupiter."], ["Mars."])
 
 
 def test_a_verdict_that_names_neither_answer_is_a_problem_row_naming_it(tmp_path):
@@ -184,6 +196,13 @@ def test_nectar_gives_its_best_ranked_answer_against_its_worst_after_the_transcr
     assert r.counts() == {"tie": 1} and r.problem_rows()[0]["where"] == "line 3"
 
 
+def test_stack_exchange_preferences_pair_the_best_voted_answer_against_the_worst():
+    r = report("stack_exchange_preferences.jsonl")
+    assert r.format == "ranked" and said(r.records) == [
+        (["<p>How do I undo the last git commit?</p>"], ["<p>Run <code>git reset --soft HEAD~1</code>.</p>"],
+         ["<p>Delete the repository.</p>"])]
+
+
 def test_ultrafeedback_completions_pair_by_the_mean_rating_not_the_critique_score():
     r = report("ultrafeedback_raw.jsonl")
     assert r.format == "ranked" and r.mapping["answers"] == "completions"
@@ -205,7 +224,7 @@ def test_ranked_answers_without_a_rank_or_text_name_the_answer(tmp_path):
     r = build_report(read_rows(path), fmt="ranked")
     assert [(p["where"], p["field"], p["problem"]) for p in r.problem_rows()] == [
         ("line 1", "answers", "the answers in 'answers' share no rank or score to order them by (rank, "
-                              "fine-grained_score, overall_score, score, rating)"),
+                              "fine-grained_score, overall_score, score, rating, pm_score)"),
         ("line 2", "answers", "'answers' needs two answers of different rank to give a pair"),
         ("line 3", "answers", "'answers' should be a list of answers, each with its text and rank or score"),
         ("line 4", "answers", "answer 2 in 'answers' has no text (answer, response, text ...)"),
@@ -254,6 +273,8 @@ def test_a_list_of_strings_elsewhere_is_not_taken_for_a_chat(tmp_path):
 def test_every_published_pair_shape_loads_for_a_preference_run():
     for name, pairs in (("shp.jsonl", 2), ("pku_saferlhf.jsonl", 2), ("chatbot_arena.jsonl", 2),
                         ("arena_human_preference.csv", 2), ("stack_exchange_paired.jsonl", 2),
-                        ("argilla_ultrafeedback.jsonl", 2), ("nectar.jsonl", 2), ("ultrafeedback_raw.jsonl", 1)):
+                        ("argilla_ultrafeedback.jsonl", 2), ("nectar.jsonl", 2), ("ultrafeedback_raw.jsonl", 1),
+                        ("helpsteer2_preference.jsonl", 2), ("helpsteer3_preference.jsonl", 2),
+                        ("stack_exchange_preferences.jsonl", 1)):
         records, left_out = load_records(os.path.join(DATA, name), ("preference",))
         assert len(records) == pairs and all(set(r) == {"prompt", "chosen", "rejected"} for r in records), name

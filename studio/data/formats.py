@@ -48,11 +48,15 @@ LABEL_COLUMNS = ("label", "kto_tag", "thumbs_up", "desirable")
 """Columns that say whether one answer is good (true) or bad (false): unpaired preference data."""
 TOOL_COLUMNS = ("tools", "functions")
 """Columns describing the functions a conversation may call."""
-ANSWER_A = ("response_a", "answer_a", "completion_a", "output_a", "conversation_a", "human_ref_a", "response_0")
-ANSWER_B = ("response_b", "answer_b", "completion_b", "output_b", "conversation_b", "human_ref_b", "response_1")
+ANSWER_A = ("response_a", "answer_a", "completion_a", "output_a", "conversation_a", "human_ref_a", "response_0",
+            "response_1", "response1")
+ANSWER_B = ("response_b", "answer_b", "completion_b", "output_b", "conversation_b", "human_ref_b", "response_2",
+            "response2", "response_1")
+"""In this order, response_0 / response_1 (PKU-SafeRLHF) and response_1 / response_2 (HelpSteer2) both pair up."""
 VERDICT_COLUMNS = ("winner", "preferred", "preference", "better", "choice", "labels", "better_response_id",
-                   "winner_model_a")
-"""Two answers to one prompt and a column saying which is better (Chatbot Arena, Stanford SHP, PKU-SafeRLHF)."""
+                   "winner_model_a", "overall_preference", "preference_strength")
+"""Two answers to one prompt and a column saying which is better (Chatbot Arena, Stanford SHP, PKU-SafeRLHF,
+HelpSteer)."""
 
 SPECS = {s.name: s for s in [
     FormatSpec("messages", "Chat messages (role/content)", "sft",
@@ -81,7 +85,7 @@ SPECS = {s.name: s for s in [
                 "system": ("system",)},
                optional=("prompt", "system")),
     FormatSpec("verdict", "Two answers and a verdict (which is better)", "preference",
-               {"prompt": ("prompt", "question", "history", "instruction", "input"),
+               {"prompt": ("prompt", "question", "history", "instruction", "input", "context"),
                 "answer_a": ANSWER_A, "answer_b": ANSWER_B, "verdict": VERDICT_COLUMNS, "system": ("system",)},
                optional=("prompt", "system")),
     FormatSpec("ranked", "Ranked answers (the best against the worst)", "preference",

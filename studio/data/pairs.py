@@ -155,6 +155,8 @@ A_WORDS = {"a", "model_a", "response_a", "answer_a", "first", "left"}
 B_WORDS = {"b", "model_b", "response_b", "answer_b", "second", "right"}
 TIE_WORDS = ("tie", "both", "neither", "equal", "draw", "none")
 ONE_HOT = ("winner_model_a", "winner_model_b", "winner_tie")
+SIGNED = ("overall_preference", "preference_strength")
+"""Below 0 when the first answer is the better one, above 0 for the second (HelpSteer2 and 3)."""
 
 
 def verdict_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -207,6 +209,13 @@ def _winner(row: dict[str, Any], mapping: dict[str, str]) -> str:
         raise RowProblem(col, "a tie: 'winner_model_a' and 'winner_model_b' name no single winner, so there is "
                               "nothing to prefer")
     value = field_value(row, mapping, "verdict")
+    if col.lower() in SIGNED:  # HelpSteer: -3 (the first answer much better) to 3 (the second much better)
+        number = _number(value)
+        if number is None:
+            raise RowProblem(col, f"'{col}' should be a number from -3 to 3, found {value!r}")
+        if number == 0:
+            raise RowProblem(col, f"a tie: '{col}' is 0, so there is nothing to prefer")
+        return "a" if number < 0 else "b"
     if isinstance(value, bool):
         return "a" if value else "b"
     text = str(value).strip().lower()
@@ -238,7 +247,7 @@ def _mark(value: Any) -> bool | None:
 ANSWER_TEXT = ("answer", "response", "text", "content", "completion", "output")
 RANK_KEYS = ("rank",)
 """Lower is better (Nectar's 1 to 7)."""
-SCORE_KEYS = ("fine-grained_score", "overall_score", "score", "rating")
+SCORE_KEYS = ("fine-grained_score", "overall_score", "score", "rating", "pm_score")
 """Higher is better (UltraFeedback's completions: the mean of the aspect ratings first, as argilla advises)."""
 
 
