@@ -85,3 +85,10 @@ def test_an_in_house_vote_export_maps_to_two_answers_and_a_verdict(tmp_path):
     assert report.mapping == {"prompt": "question", "answer_a": "answer1", "answer_b": "answer2", "verdict": "better"}
     assert [r["chosen"][0]["content"] for r in report.usable] == ["It ships today.", "Yes we accept cards."]
     assert "2 usable" in msg and "1 verdict names no answer" in msg
+
+
+def test_every_field_of_every_format_has_a_mapping_box():
+    from studio.data.formats import SPECS
+    from studio.ui.tabs.data import FIELDS
+
+    assert {name for spec in SPECS.values() for name in spec.fields} == set(FIELDS)

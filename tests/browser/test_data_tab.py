@@ -46,3 +46,21 @@ def test_message_trees_show_threads_then_pairs_when_a_preference_format_is_picke
     pick(page, "Format", "preference_messages")
     expect(status).to_contain_text("3 preference pairs from the ranked answers in 3 trees")
     expect(status).to_contain_text("3 rows, 3 usable")
+
+
+def test_a_vote_export_is_mapped_to_two_answers_and_a_verdict_by_hand(page, app_url, tmp_path):
+    from helpers import pick
+
+    votes = tmp_path / "votes.csv"
+    votes.write_text("question,answer1,answer2,better\nWhere is my order?,It ships today.,No idea.,1\n"
+                     "Can I pay by card?,Yes.,Yes we accept cards.,2\nRefund?,Sure.,No.,3\n")
+    open_tab(page, app_url, "Data")
+    page.locator("input[type=file]").first.set_input_files(str(votes))
+    status = page.locator("#data-status")
+    expect(status).to_contain_text("no known format matches")
+    pick(page, "Format", "verdict")
+    pick(page, "answer_a", "answer1")
+    pick(page, "answer_b", "answer2")
+    expect(page.get_by_label("verdict", exact=True)).to_have_value("better")  # found by its name
+    expect(status).to_contain_text("3 rows, 2 usable")
+    expect(page.locator("#data-issues")).to_contain_text("should say which answer is better (answer1 or answer2)")

@@ -28,7 +28,9 @@ from studio.ui.presets import starting_config
 from studio.workspace import Workspace
 
 FIELDS = ["messages", "conversations", "instruction", "input", "context", "output", "response", "prompt",
-          "completion", "chosen", "rejected", "system", "history", "text"]
+          "completion", "chosen", "rejected", "answer_a", "answer_b", "verdict", "answers", "label", "system",
+          "history", "tools", "text"]
+"""Every field some format maps a column to, in the order the boxes show: those of the chosen format are shown."""
 AUTO = "auto-detect"
 NONE = "(none)"
 SFT_COLUMNS = ["system", "prompt", "response"]
