@@ -100,10 +100,10 @@ def test_helpsteer_preferences_pick_by_the_sign_and_leave_out_zero():
 def test_a_verdict_that_names_neither_answer_is_a_problem_row_naming_it(tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("prompt,response_a,response_b,winner\nHi?,Hello.,Go away.,A\nBye?,Goodbye.,No.,B\n"
-                    "Why?,Because.,Dunno.,maybe\nHow?,Like this.,No idea.,\n")
+                    "Why?,Because.,Dunno.,maybe\nHow?,Like this.,No idea.,\nWho?,Me.,You.,Response_B\n")
     r = build_report(read_rows(path))
     assert r.format == "verdict"
-    assert [c[0] for _, c, _ in said(r.records)] == ["Hello.", "No."]
+    assert [c[0] for _, c, _ in said(r.records)] == ["Hello.", "No.", "You."]
     assert [(p["where"], p["field"], p["problem"]) for p in r.problem_rows()] == [
         ("row 3", "winner", "'winner' should say which answer is better (response_a or response_b), found 'maybe'"),
         ("row 4", "winner", "'winner' is missing or empty")]
@@ -278,3 +278,11 @@ def test_every_published_pair_shape_loads_for_a_preference_run():
                         ("stack_exchange_preferences.jsonl", 1)):
         records, left_out = load_records(os.path.join(DATA, name), ("preference",))
         assert len(records) == pairs and all(set(r) == {"prompt", "chosen", "rejected"} for r in records), name
+
+
+def test_a_verdict_may_name_the_better_answer_by_its_column(tmp_path):
+    path = tmp_path / "v.csv"
+    path.write_text("q,reply_x,reply_y,best\nHi?,Hello.,Go away.,reply_x\nBye?,No.,Goodbye.,Reply_Y\n")
+    r = build_report(read_rows(path), fmt="verdict", mapping={"prompt": "q", "answer_a": "reply_x",
+                                                               "answer_b": "reply_y", "verdict": "best"})
+    assert [c[0] for _, c, _ in said(r.records)] == ["Hello.", "Goodbye."]
