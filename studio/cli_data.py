@@ -129,8 +129,8 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
             raise StudioError(f"{report.source} holds plain text without prompts or answers, so it has no "
                               "conversations or preference pairs to write.")
         other = next(k for k, v in CONVERT_TO.items() if v == report.kind)
-        label = report.format_label[:1].lower() + report.format_label[1:]
-        raise StudioError(f"{report.source} holds {label} data; convert it --to {other}.")
+        raise StudioError(f"{report.source} holds data in the {report.format} format ({report.format_label}); "
+                          f"convert it --to {other}.")
     if not rows:
         raise StudioError(f"{report.source}: no row is usable; see `studio data inspect {args.file}`.")
     if out.exists() and not args.force:

@@ -189,4 +189,4 @@ def test_convert_keeps_its_input_writes_only_jsonl_and_gives_prompts_and_tree_pa
 def test_a_format_chosen_without_its_columns_names_the_file(tmp_path):
     out = studio("data", "inspect", os.path.join(DATA, "sharegpt.jsonl"), "--format", "hh", "--model", "")
     assert out.returncode == 1 and out.stderr.startswith(
-        "error: sharegpt.jsonl: the Anthropic HH (Human:/Assistant: transcripts) format needs a column for chosen")
+        "error: sharegpt.jsonl: the hh format (Anthropic HH (Human:/Assistant: transcripts)) needs a column for chosen")

@@ -40,6 +40,7 @@ def test_preference_rows_preview_the_chosen_answer_and_text_rows_train_everythin
     pref = {"prompt": [{"role": "user", "content": "Pick"}], "chosen": [{"role": "assistant", "content": "Yes"}],
             "rejected": [{"role": "assistant", "content": "No"}]}
     assert "Yes" in "".join(t for t, m in template_preview(pref, tok).tokens if m)
+    assert "against the rejected one, «No»," in template_preview(pref, tok).rule  # both sides can be checked
     hh = {"prompt": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "earlier"},
                      {"role": "user", "content": "b"}],
           "chosen": [{"role": "assistant", "content": "final"}], "rejected": [{"role": "assistant", "content": "no"}]}

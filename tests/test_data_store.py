@@ -88,3 +88,18 @@ def test_saving_the_same_rows_again_makes_no_new_version(tmp_path):
     assert save_dataset(ws, "same", rows[:9], "sft", eval_fraction=0.3).name == "v3"  # other rows too
     assert save_dataset(ws, "same", rows[:9], "sft", eval_fraction=0.3).name == "v3"
     assert versions(ws, "same") == [1, 2, 3] and not list((ws.datasets / "same").glob(".new.tmp*"))
+
+
+def test_a_saved_dataset_of_the_wrong_kind_is_named_and_the_stages_for_it_listed(tmp_path):
+    from studio.data.load import load_records
+
+    ws = Workspace.open(tmp_path / "ws")
+    pair = {"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello."}],
+            "rejected": [{"role": "assistant", "content": "Go."}]}
+    save_dataset(ws, "arena", [pair], "preference")
+    with pytest.raises(DataError) as info:
+        load_records(str(dataset_path(ws, "arena")), ("sft", "text"))
+    assert str(info.value) == (
+        "the saved dataset arena (v1, train split) holds preference (prompt, chosen, rejected) data, but this stage "
+        "needs instruction or chat or plain text data; the stages that train on it: Reward model, DPO, KTO, RLHF, "
+        "PPO (chosen in the Method tab, or method.stage in the run config).")

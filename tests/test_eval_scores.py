@@ -119,6 +119,6 @@ def test_evaluating_on_pairs_says_evaluation_needs_conversations():
     from studio.chat.evaluate import eval_rows
     from studio.data.readers import DataError
 
-    with pytest.raises(DataError, match="support_prefs.jsonl holds Preference pairs .* data, but evaluation needs "
+    with pytest.raises(DataError, match="support_prefs.jsonl holds preference .* data, but evaluation needs "
                                         "instruction or chat data"):
         eval_rows(str(ROOT / "assets" / "data" / "support_prefs.jsonl"), 4)

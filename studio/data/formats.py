@@ -169,7 +169,7 @@ def normalise(rows: list[dict[str, Any]], name: str, mapping: dict[str, str] | N
     mapping = dict(mapping or default_mapping(name, columns_of(rows)))
     lacking = missing_fields(name, mapping)
     if lacking:
-        raise ValueError(f"The {SPECS[name].label} format needs a column for {', '.join(lacking)}.")
+        raise ValueError(f"The {name} format ({SPECS[name].label}) needs a column for {' and '.join(lacking)}.")
     convert = _CONVERTERS[name]
     records: list[dict[str, Any] | None] = []
     issues: list[Issue] = []

@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from studio.data.formats import SPECS
 from studio.data.readers import DataError, read_hub, read_rows
 from studio.data.turns import has_tools
 from studio.data.validate import build_report, category
@@ -104,11 +103,29 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
                         "map: {prompt: question, completion: reply}.")
     if report.kind not in wanted:
         need = " or ".join(KIND_NAMES[k] for k in wanted)
-        raise DataError(f"{read.source} holds {SPECS[report.format].label} data, but {purpose} needs {need} data.")
+        raise DataError(f"{_named(path, read.source)} holds {KIND_NAMES[report.kind]} data, but {purpose} needs "
+                        f"{need} data{_stages_for(report.kind) if purpose == 'this stage' else ''}.")
     if not report.usable:
         first = report.problem_rows(1)[0]
         raise DataError(f"{read.source}: no usable row; {first['where']}, {first['field']}: {first['problem']}.")
     return report.usable, report
+
+
+def _named(path: Path, source: str) -> str:
+    """A saved dataset's file by the dataset's name ('the saved dataset arena (v2, train split)'), others as read."""
+    version = path.parent
+    if version.name[:1] == "v" and version.name[1:].isdigit() and version.parent.parent.name == "datasets":
+        return f"the saved dataset {version.parent.name} ({version.name}, {path.stem} split)"
+    return source
+
+
+def _stages_for(kind: str) -> str:
+    """'; the stages that train on it: DPO, KTO ... (chosen in the Method tab, or method.stage)'."""
+    from studio.stages import STAGES
+
+    names = [s.label for s in STAGES.values() if kind in s.data_kinds]
+    return (f"; the stages that train on it: {', '.join(names)} (chosen in the Method tab, or method.stage in "
+            "the run config)") if names else ""
 
 
 def left_out_note(report: Any) -> str:

@@ -54,8 +54,10 @@ def template_preview(record: dict[str, Any], tokenizer: Any) -> Preview:
         return _build(tokenizer, ids, [1] * len(ids), "plain text: every token is trained")
     tools = record.get("tools")
     if "chosen" in record:  # DPO and reward models score the answer after the whole prompt
+        rejected = " / ".join(m["content"] for m in record["rejected"] if m.get("content")).strip()
+        shown = rejected if len(rejected) <= 300 else rejected[:300] + " …"
         return _final_answer(msgs, tokenizer, tools, "preference pair: the chosen answer after the prompt is "
-                             "scored (the rejected one the same way); the prompt is context")
+                             f"scored against the rejected one, «{shown}», the same way; the prompt is context")
     if "completion" in record:
         verdict = "good" if record.get("label") else "bad"
         return _final_answer(msgs, tokenizer, tools, f"rated answer ({verdict}): KTO scores the answer after "

@@ -86,9 +86,10 @@ class Report:
 
     def summary(self) -> str:
         if self.format is None:
-            return (f"{self.source}: {self.total_rows} rows with columns {', '.join(self.columns)}; "
+            return (f"{self.source}: {self.total_rows} row{'' if self.total_rows == 1 else 's'} with columns {', '.join(self.columns)}; "
                     f"{self.reason}.")
-        parts = [f"{self.source}: {self.format_label}, {self.total_rows} rows, {len(self.usable)} usable"]
+        rows = "1 row" if self.total_rows == 1 else f"{self.total_rows} rows"
+        parts = [f"{self.source}: {self.format_label}, {rows}, {len(self.usable)} usable"]
         if self.counts():
             parts.append("; ".join(f"{n} {k}" for k, n in sorted(self.counts().items())))
         if self.token_lengths:

@@ -7,6 +7,7 @@ Per-browser state lives in gr.State: the rows read, and the latest report.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import gradio as gr
@@ -234,7 +235,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             pv = template_preview(rec, cached_tokenizer(name))
         except (StudioError, ValueError, TypeError) as err:
             return f"<p>No preview: {html.escape(str(err))}</p>", ""
-        return pv.html(), f"**{pv.total} tokens**, {pv.trained} trained — {pv.rule}."
+        rule = re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", pv.rule)  # the row's own text, shown as it is
+        return pv.html(), f"**{pv.total} tokens**, {pv.trained} trained — {rule}."
 
     for name, trigger in (("data_row_preview", row_no.change), ("data_preview_follow", report_state.change)):
         trigger(show_preview, [report_state, row_no, model], [preview, tok_info], **glue(name))

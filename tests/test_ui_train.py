@@ -1,0 +1,45 @@
+"""The Train tab's form logic, without a browser: the eval data follows the training data picked."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.data.store import save_dataset
+from studio.ui.context import AppContext
+from studio.ui.tabs.train import demo_choices, eval_for
+from studio.workspace import Workspace
+
+PAIR = {"prompt": [{"role": "user", "content": "Q{}?"}], "chosen": [{"role": "assistant", "content": "Yes."}],
+        "rejected": [{"role": "assistant", "content": "No."}]}
+
+
+@pytest.fixture()
+def ctx(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    rows = [{k: [dict(m, content=m["content"].format(n)) for m in v] for k, v in PAIR.items()} for n in range(10)]
+    save_dataset(ws, "arena", rows, "preference", eval_fraction=0.2)
+    save_dataset(ws, "ranked", rows, "preference")
+    return AppContext(workspace=ws)
+
+
+def value(update):
+    return update.get("value", "unchanged")
+
+
+def test_a_dataset_with_an_eval_split_brings_it(ctx):
+    assert value(eval_for(ctx, "arena", "assets/data/support_eval.jsonl")) == "arena:eval"
+
+
+def test_another_datasets_eval_split_is_cleared_when_the_new_data_has_none(ctx):
+    assert value(eval_for(ctx, "ranked", "arena:eval")) is None
+
+
+def test_the_demo_eval_file_is_cleared_beside_data_of_ones_own_and_kept_beside_demo_data(ctx):
+    demo_eval = next(d for d in demo_choices() if d.endswith("support_eval.jsonl"))
+    assert value(eval_for(ctx, "ranked", demo_eval)) is None
+    assert value(eval_for(ctx, "/data/mine.jsonl", demo_eval)) is None
+    assert value(eval_for(ctx, "assets/data/support_sft.jsonl", demo_eval)) == "unchanged"
+
+
+def test_an_eval_file_the_user_chose_stays(ctx):
+    assert value(eval_for(ctx, "ranked", "/data/my_eval.jsonl")) == "unchanged"
