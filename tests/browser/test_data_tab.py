@@ -64,3 +64,16 @@ def test_a_vote_export_is_mapped_to_two_answers_and_a_verdict_by_hand(page, app_
     expect(page.get_by_label("verdict", exact=True)).to_have_value("better")  # found by its name
     expect(status).to_contain_text("3 rows, 2 usable")
     expect(page.locator("#data-issues")).to_contain_text("should say which answer is better (answer1 or answer2)")
+
+
+def test_the_preview_quotes_the_rejected_answer_as_literal_text(page, app_url, tmp_path):
+    import json
+
+    pair = tmp_path / "pair.jsonl"
+    pair.write_text(json.dumps({"prompt": "Q?", "chosen": "Yes.",
+                                "rejected": "**bold** <b>tag</b> &amp; http://example.com"}) + "\n")
+    open_tab(page, app_url, "Data")
+    page.locator("input[type=file]").first.set_input_files(str(pair))
+    rule = page.locator("#data-preview-rule")
+    expect(rule).to_contain_text("against the rejected one, «**bold** <b>tag</b> &amp; http://example.com»")
+    assert rule.locator("a, b:not(:first-child), strong").count() == 0  # no link, no bold from the row's text

@@ -7,7 +7,6 @@ Per-browser state lives in gr.State: the rows read, and the latest report.
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
 import gradio as gr
@@ -143,7 +142,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     with gr.Accordion("Template preview: what the model sees", open=True):
         with gr.Row():
             row_no = gr.Number(value=1, minimum=1, precision=0, label="Row", scale=1)
-            tok_info = gr.Markdown()
+            tok_info = gr.HTML(elem_id="data-preview-rule")  # the rule quotes the row's own text: escaped, never read as Markdown
         preview = gr.HTML()
     with gr.Row():
         save_name = gr.Textbox(label="Save as", placeholder="my-dataset", scale=2)
@@ -235,8 +234,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             pv = template_preview(rec, cached_tokenizer(name))
         except (StudioError, ValueError, TypeError) as err:
             return f"<p>No preview: {html.escape(str(err))}</p>", ""
-        rule = re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", pv.rule)  # the row's own text, shown as it is
-        return pv.html(), f"**{pv.total} tokens**, {pv.trained} trained — {rule}."
+        return pv.html(), f"<p><b>{pv.total} tokens</b>, {pv.trained} trained — {html.escape(pv.rule)}.</p>"
 
     for name, trigger in (("data_row_preview", row_no.change), ("data_preview_follow", report_state.change)):
         trigger(show_preview, [report_state, row_no, model], [preview, tok_info], **glue(name))

@@ -95,7 +95,7 @@ def eval_choices(ctx: AppContext) -> list[str]:
 def eval_for(ctx: AppContext, train: str | None, current: str | None) -> Any:
     """The eval data follows the training data the user picks: a saved dataset's eval split when it has one;
     otherwise an eval choice that belongs to other data (another dataset's eval split, the demo's eval file
-    beside data of the user's own) is cleared, and the run holds out part of its own data instead."""
+    beside data of the user's own) is cleared, and the share set beside it (if any) is held out instead."""
     saved = saved_dataset(train, ctx.workspace) if train else None
     if saved is not None and saved[1] == "train" and has_eval_split(ctx.workspace, saved[0]):
         return gr.update(value=f"{saved[0]}:eval")
