@@ -94,7 +94,7 @@ def test_gaps_are_refused_before_a_run_exists(tmp_path):
     cases = [
         ([f"--set=data.train={tmp_path / 'odd.jsonl'}"], "odd.jsonl: no known format matches these columns"),
         ([f"--set=data.train={tmp_path / 'empty_turns.jsonl'}"], "empty_turns.jsonl: no usable row; line 1"),
-        ([f"--set=data.train={pairs}"], "support_prefs.jsonl holds Preference pairs"),
+        ([f"--set=data.train={pairs}"], "support_prefs.jsonl holds preference (prompt, chosen, rejected) data, but this stage needs"),
         ([f"--set=data.eval={tmp_path / 'odd.jsonl'}"], "odd.jsonl: no known format matches these columns"),
         (["--set", "data.train=data/train"], "Hub dataset 'data/train' could not be loaded"),
         (["--set", "data.train=./data/train"], "./data/train does not exist"),
