@@ -280,6 +280,14 @@ def test_every_published_pair_shape_loads_for_a_preference_run():
         assert len(records) == pairs and all(set(r) == {"prompt", "chosen", "rejected"} for r in records), name
 
 
+def test_a_column_named_in_the_verdict_wins_over_the_letters(tmp_path):
+    path = tmp_path / "swapped.csv"
+    path.write_text("q,a,b,best\nHi?,Hello.,Go away.,a\nBye?,No.,Goodbye.,b\n")
+    r = build_report(read_rows(path), fmt="verdict", mapping={"prompt": "q", "answer_a": "b", "answer_b": "a",
+                                                               "verdict": "best"})
+    assert [c[0] for _, c, _ in said(r.records)] == ["Hello.", "Goodbye."]  # column a, then column b
+
+
 def test_a_verdict_may_name_the_better_answer_by_its_column(tmp_path):
     path = tmp_path / "v.csv"
     path.write_text("q,reply_x,reply_y,best\nHi?,Hello.,Go away.,reply_x\nBye?,No.,Goodbye.,Reply_Y\n")

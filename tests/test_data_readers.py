@@ -70,6 +70,8 @@ def write(tmp_path, name, data: bytes):
     ("excel.csv", 'prompt,completion\nCoût ?,Dix €\n'.encode("cp1252"),
      r"excel.csv line 2: not UTF-8 text \(byte 0xfb at offset 20, 'û' in Windows-1252, the encoding Excel gives a "
      r"plain CSV on Western systems\); save it as UTF-8 \(in Excel: 'CSV UTF-8'\)\.$"),
+    ("bom.csv", b"\xef\xbb\xbfab\ncd\xe9f\n", r"bom.csv line 2: not UTF-8 text \(byte 0xe9 at offset 8, 'é' in Windows"),
+    ("utf16.csv", b"\xff\xfea\x00b", r"utf16.csv: the file starts as UTF-16 text but does not read as UTF-16"),
     ("gbk.csv", b"prompt,completion\n\x81\x81\n", r"gbk.csv line 2: not UTF-8 text \(byte 0x81 at offset 18\); "
                                                      r"save the file as UTF-8\.$"),
     ("quote.csv", b'prompt,completion\n"hello,world\nbye,now\n', r"quote.csv: row 1: a quote is opened and never closed"),

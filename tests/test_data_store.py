@@ -100,6 +100,6 @@ def test_a_saved_dataset_of_the_wrong_kind_is_named_and_the_stages_for_it_listed
     with pytest.raises(DataError) as info:
         load_records(str(dataset_path(ws, "arena")), ("sft", "text"))
     assert str(info.value) == (
-        "the saved dataset arena (v1, train split) holds preference (prompt, chosen, rejected) data, but this stage "
+        "The saved dataset arena (v1, train split) holds preference (prompt, chosen, rejected) data, but this stage "
         "needs instruction or chat or plain text data; the stages that train on it: Reward model, DPO, KTO, RLHF, "
         "PPO (chosen in the Method tab, or method.stage in the run config).")

@@ -32,6 +32,7 @@ def test_a_dataset_with_an_eval_split_brings_it(ctx):
 
 def test_another_datasets_eval_split_is_cleared_when_the_new_data_has_none(ctx):
     assert value(eval_for(ctx, "ranked", "arena:eval")) is None
+    assert value(eval_for(ctx, "ranked", "deleted-since:eval")) is None
 
 
 def test_the_demo_eval_file_is_cleared_beside_data_of_ones_own_and_kept_beside_demo_data(ctx):
@@ -39,6 +40,7 @@ def test_the_demo_eval_file_is_cleared_beside_data_of_ones_own_and_kept_beside_d
     assert value(eval_for(ctx, "ranked", demo_eval)) is None
     assert value(eval_for(ctx, "/data/mine.jsonl", demo_eval)) is None
     assert value(eval_for(ctx, "assets/data/support_sft.jsonl", demo_eval)) == "unchanged"
+    assert value(eval_for(ctx, "./assets/data/support_sft.jsonl", demo_eval)) == "unchanged"
 
 
 def test_an_eval_file_the_user_chose_stays(ctx):

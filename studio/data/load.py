@@ -112,10 +112,11 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
 
 
 def _named(path: Path, source: str) -> str:
-    """A saved dataset's file by the dataset's name ('the saved dataset arena (v2, train split)'), others as read."""
+    """A saved dataset's file by the dataset's name ('The saved dataset arena (v2, train split)'), others as read."""
     version = path.parent
-    if version.name[:1] == "v" and version.name[1:].isdigit() and version.parent.parent.name == "datasets":
-        return f"the saved dataset {version.parent.name} ({version.name}, {path.stem} split)"
+    if version.name[:1] == "v" and version.name[1:].isdigit() and version.parent.parent.name == "datasets" \
+            and path.stem in ("train", "eval") and (version / "meta.json").is_file():
+        return f"The saved dataset {version.parent.name} ({version.name}, {path.stem} split)"
     return source
 
 

@@ -219,10 +219,11 @@ def _winner(row: dict[str, Any], mapping: dict[str, str]) -> str:
     if isinstance(value, bool):
         return "a" if value else "b"
     text = str(value).strip().lower()
-    if text in A_WORDS or text == mapping["answer_a"].lower():
-        return "a"
-    if text in B_WORDS or text == mapping["answer_b"].lower():  # the better answer's column named
-        return "b"
+    named = [side for side in "ab" if text == mapping[f"answer_{side}"].lower()]  # the better answer's column
+    if named:
+        return named[0]
+    if text in A_WORDS or text in B_WORDS:
+        return "a" if text in A_WORDS else "b"
     if re.fullmatch(r"\d+(\.0+)?", text):
         number = int(float(text))
         numbered = [re.search(r"(\d+)$", mapping[f"answer_{side}"]) for side in "ab"]

@@ -155,20 +155,21 @@ def _decode(path: Path, raw: bytes) -> str:
         try:
             return raw.decode("utf-16")
         except UnicodeDecodeError:
-            pass
+            raise DataError(f"{path.name}: the file starts as UTF-16 text but does not read as UTF-16 (is it cut "
+                            "short?); save it as UTF-8.") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        byte = raw[err.start:err.start + 1]
+        at = err.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)  # counted after a BOM
+        line = raw.count(b"\n", 0, at) + 1
+        byte = raw[at:at + 1]
         try:  # Excel's CSV on a Western Windows: say so, and how to save it instead
             raw.decode("cp1252")
             hint = (f", '{byte.decode('cp1252')}' in Windows-1252, the encoding Excel gives a plain CSV on Western "
                     "systems); save it as UTF-8 (in Excel: 'CSV UTF-8').")
         except UnicodeDecodeError:
             hint = "); save the file as UTF-8."
-        raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{byte[0]:02x} at offset {err.start}"
-                        + hint) from None
+        raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{byte[0]:02x} at offset {at}" + hint) from None
 
 
 TOO_DEEP = "the JSON is nested too deeply to read (lists or objects inside each other hundreds of levels down)"

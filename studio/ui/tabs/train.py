@@ -24,7 +24,7 @@ from studio.config_speed import ATTENTIONS, BATCHINGS, SWITCHES
 from studio.data.load import has_eval_split, saved_dataset
 from studio.data.store import list_datasets
 from studio.errors import StudioError
-from studio.paths import DEMO_DATA
+from studio.paths import DEMO_DATA, resolve_project_path
 from studio.train import runner
 from studio.train.metrics import MetricsReader
 from studio.train.runs import curves, finished_runs, list_runs, progress
@@ -99,11 +99,15 @@ def eval_for(ctx: AppContext, train: str | None, current: str | None) -> Any:
     saved = saved_dataset(train, ctx.workspace) if train else None
     if saved is not None and saved[1] == "train" and has_eval_split(ctx.workspace, saved[0]):
         return gr.update(value=f"{saved[0]}:eval")
-    held = saved_dataset(current, ctx.workspace) if current else None
-    demos = demo_choices()
-    if (held is not None and held[1] == "eval") or (current in demos and train not in demos):
-        return gr.update(value=None)
+    demos = {_project_file(d) for d in demo_choices()}
+    if str(current or "").endswith(":eval") or (_project_file(current) in demos and _project_file(train) not in demos):
+        return gr.update(value=None)  # another dataset's split (or one deleted since), or the demo's file
     return gr.update()
+
+
+def _project_file(value: str | None) -> str:
+    """A path as the project reads it ('./assets/x' and 'assets/x' alike); '' for none."""
+    return str(resolve_project_path(value)) if value else ""
 
 
 def form_values(raw: dict[str, Any], paths: list[str]) -> list[Any]:
