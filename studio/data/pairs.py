@@ -160,9 +160,9 @@ SIGNED = ("overall_preference", "preference_strength")
 
 
 def verdict_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    """Two answers and a verdict saying which is better (Chatbot Arena, Stanford SHP, PKU-SafeRLHF): the
-    better one becomes chosen. Answers are texts, whole conversations, or one text per turn (JSON lists)
-    beside a prompt column that lists the user's turns the same way."""
+    """Two answers and a verdict saying which is better (Chatbot Arena, Stanford SHP, PKU-SafeRLHF,
+    HelpSteer): the better one becomes chosen. Answers are texts, whole conversations, or one text per turn
+    (JSON lists) beside a prompt column that lists the user's turns the same way."""
     a_col, b_col = mapping["answer_a"], mapping["answer_b"]
     chosen_col, rejected_col = (a_col, b_col) if _winner(row, mapping) == "a" else (b_col, a_col)
     pcol = mapping.get("prompt")
