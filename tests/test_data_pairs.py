@@ -294,3 +294,14 @@ def test_a_verdict_may_name_the_better_answer_by_its_column(tmp_path):
     r = build_report(read_rows(path), fmt="verdict", mapping={"prompt": "q", "answer_a": "reply_x",
                                                                "answer_b": "reply_y", "verdict": "best"})
     assert [c[0] for _, c, _ in said(r.records)] == ["Hello.", "Goodbye."]
+
+
+def test_both_answers_mapped_to_one_column_is_one_sentence_for_the_file(tmp_path):
+    from studio.data.readers import DataError
+
+    with pytest.raises(DataError) as info:
+        report("shp.jsonl", mapping={"answer_b": "human_ref_A"})
+    assert str(info.value) == ("shp.jsonl: answer_a and answer_b both name the column 'human_ref_A'; they need "
+                               "two columns.")
+    with pytest.raises(DataError, match="chosen and rejected both name the column 'chosen'"):
+        report("pref_strings.jsonl", mapping={"rejected": "chosen"})

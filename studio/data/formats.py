@@ -170,6 +170,9 @@ def normalise(rows: list[dict[str, Any]], name: str, mapping: dict[str, str] | N
     lacking = missing_fields(name, mapping)
     if lacking:
         raise ValueError(f"The {name} format ({SPECS[name].label}) needs a column for {' and '.join(lacking)}.")
+    for one, other in (("chosen", "rejected"), ("answer_a", "answer_b")):
+        if mapping.get(one) and mapping.get(one) == mapping.get(other):
+            raise ValueError(f"{one} and {other} both name the column '{mapping[one]}'; they need two columns.")
     convert = _CONVERTERS[name]
     records: list[dict[str, Any] | None] = []
     issues: list[Issue] = []
