@@ -305,3 +305,13 @@ def test_both_answers_mapped_to_one_column_is_one_sentence_for_the_file(tmp_path
                                "two columns.")
     with pytest.raises(DataError, match="chosen and rejected both name the column 'chosen'"):
         report("pref_strings.jsonl", mapping={"rejected": "chosen"})
+
+
+def test_a_pair_with_a_system_column_and_no_prompt_is_a_problem_row_not_a_crash():
+    from studio.data.formats import normalise
+
+    row = {"system": "Be kind.", "chosen": [{"role": "assistant", "content": "a"}],
+           "rejected": [{"role": "assistant", "content": "b"}]}
+    records, issues = normalise([row], "preference_messages", {"chosen": "chosen", "rejected": "rejected",
+                                                               "system": "system"})
+    assert records == [None] and issues[0].message.startswith("no prompt: chosen and rejected share no opening")

@@ -2,8 +2,9 @@
 
     guess = detect(rows)     # Detection(name="sharegpt", mapping={"conversations": ...}, reason="...")
 
-The order of the checks matters: pairs (chosen/rejected, or two answers and a verdict) before rated answers (a true/false label),
-before conversations, before instruction columns, before plain text.
+The order of the checks matters: pairs (chosen/rejected) before rated answers (a true/false label), before
+conversations, before two answers and a verdict or ranked answers (only in files with no answer column of
+their own), before instruction columns, before plain text, before texts taking turns.
 """
 
 from __future__ import annotations

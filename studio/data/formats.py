@@ -25,6 +25,7 @@ from studio.data.turns import (
     check_conversation,
     check_weights,
     field_value,
+    system_first,
     text_of,
     tool_schemas,
     turns,
@@ -207,9 +208,7 @@ def _with_tools(record: dict[str, Any], row: dict[str, Any], mapping: dict[str, 
 def _sharegpt(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     col = mapping["conversations"]
     msgs = turns(row.get(col), col, role_key="from", content_key="value")
-    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    if system.strip() and msgs[0]["role"] != "system":
-        msgs.insert(0, {"role": "system", "content": system})
+    msgs = system_first(row, mapping, msgs)
     check_conversation(msgs, col)
     check_weights(msgs, col)
     return _with_tools({"messages": msgs}, row, mapping)
@@ -252,8 +251,7 @@ def _prompt_turns(row: dict[str, Any], mapping: dict[str, str]) -> list[dict[str
     value = turns_json(field_value(row, mapping, "prompt"))
     msgs = turns(value, mapping["prompt"]) if isinstance(value, list) else \
         [{"role": "user", "content": text_of(value, mapping["prompt"])}]
-    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    return with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
+    return system_first(row, mapping, msgs)
 
 
 def _a(role: str) -> str:
@@ -318,5 +316,6 @@ def _text_row(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 _CONVERTERS = {
     "messages": _messages, "sharegpt": _sharegpt, "alpaca": _alpaca, "dolly": _dolly,
     "prompt_completion": _prompt_completion, "preference": preference_pair, "preference_messages": preference_pair,
-    "verdict": verdict_pair, "ranked": ranked_pair, "hh": hh_pair, "unpaired": _unpaired, "prompt_only": _prompt_only, "text": _text_row,
+    "verdict": verdict_pair, "ranked": ranked_pair, "hh": hh_pair, "unpaired": _unpaired,
+    "prompt_only": _prompt_only, "text": _text_row,
 }

@@ -19,6 +19,7 @@ from studio.data.turns import (
     check_conversation,
     decoded,
     field_value,
+    system_first,
     text_of,
     turns,
     turns_json,
@@ -60,9 +61,7 @@ def preference_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, A
         prompt = turns(prompt_value, mapping["prompt"])
     else:
         prompt = [{"role": "user", "content": text_of(prompt_value, mapping["prompt"])}]
-    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    if system.strip() and prompt[0]["role"] != "system":
-        prompt.insert(0, {"role": "system", "content": system})
+    prompt = system_first(row, mapping, prompt)
     n = len(prompt)
     if chosen[:n] == prompt:
         chosen = chosen[n:]
@@ -273,9 +272,7 @@ def ranked_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
             prompt = prompt[:-1]
     else:
         prompt = turns(value, pcol) if text is None else [{"role": "user", "content": text}]
-    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    if system.strip() and prompt[0]["role"] != "system":
-        prompt.insert(0, {"role": "system", "content": system})
+    prompt = system_first(row, mapping, prompt)
     check_conversation(prompt, pcol, need_answer=False)
     if prompt[-1]["role"] != "user":
         raise RowProblem(pcol, f"'{pcol}' should end on the user's turn, before the answers")

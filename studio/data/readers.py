@@ -169,7 +169,8 @@ def _decode(path: Path, raw: bytes) -> str:
                     "systems); save it as UTF-8 (in Excel: 'CSV UTF-8').")
         except UnicodeDecodeError:
             hint = "); save the file as UTF-8."
-        raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{byte[0]:02x} at offset {at}" + hint) from None
+        raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{byte[0]:02x} at offset {at}"
+                        + hint) from None
 
 
 TOO_DEEP = "the JSON is nested too deeply to read (lists or objects inside each other hundreds of levels down)"

@@ -283,7 +283,6 @@ def check_conversation(msgs: list[dict[str, Any]], col: str, need_answer: bool =
         raise RowProblem(col, f"'{col}' has no assistant turn to learn from")
 
 
-
 def mask_without_weight_0(mask: list[int], msgs: list[dict[str, Any]]) -> list[int] | None:
     """The chat template's assistant-token mask with the turns marked weight 0 cleared, so those turns are
     read as context and every other answer is trained, all in one pass. None when the marked spans are
@@ -337,6 +336,13 @@ def field_value(row: dict[str, Any], mapping: dict[str, str], target: str, requi
 
 def with_system(system: str, msgs: list[dict[str, str]]) -> list[dict[str, str]]:
     return ([{"role": "system", "content": system}] if system.strip() else []) + msgs
+
+
+def system_first(row: dict[str, Any], mapping: dict[str, str], msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`msgs` opened by the row's system column (when one is mapped and holds text), unless they open with a
+    system turn already or are empty (a pair with no prompt, refused later with its own sentence)."""
+    system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
+    return msgs if not msgs or msgs[0]["role"] == "system" else with_system(system, msgs)
 
 
 def alpaca_prompt(row: dict[str, Any], mapping: dict[str, str], field: str) -> list[dict[str, str]]:

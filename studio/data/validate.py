@@ -29,7 +29,8 @@ from studio.data.turns import conversation, has_tools
 
 _CATEGORIES = [
     ("a tie:", "tie"), ("is not above", "chosen not rated above rejected"),
-    ("should say which answer is better", "verdict names no answer"), ("out of order", "turns out of order"), ("unknown role", "unknown role"), ("identical", "chosen = rejected"),
+    ("should say which answer is better", "verdict names no answer"), ("out of order", "turns out of order"),
+    ("unknown role", "unknown role"), ("identical", "chosen = rejected"),
     ("no assistant", "no assistant turn"), ("duplicate", "duplicate"), ("tokens, longer", "too long"),
     ("missing or empty", "missing or empty"), ("is empty", "missing or empty"), ("no turns", "missing or empty"),
     ("no answer", "missing or empty"), ("no prompt", "missing or empty"),
@@ -85,10 +86,9 @@ class Report:
         return out[:limit] if limit else out
 
     def summary(self) -> str:
-        if self.format is None:
-            return (f"{self.source}: {self.total_rows} row{'' if self.total_rows == 1 else 's'} with columns {', '.join(self.columns)}; "
-                    f"{self.reason}.")
         rows = "1 row" if self.total_rows == 1 else f"{self.total_rows} rows"
+        if self.format is None:
+            return f"{self.source}: {rows} with columns {', '.join(self.columns)}; {self.reason}."
         parts = [f"{self.source}: {self.format_label}, {rows}, {len(self.usable)} usable"]
         if self.counts():
             parts.append("; ".join(f"{n} {k}" for k, n in sorted(self.counts().items())))

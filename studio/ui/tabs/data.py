@@ -142,7 +142,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     with gr.Accordion("Template preview: what the model sees", open=True):
         with gr.Row():
             row_no = gr.Number(value=1, minimum=1, precision=0, label="Row", scale=1)
-            tok_info = gr.HTML(elem_id="data-preview-rule")  # the rule quotes the row's own text: escaped, never read as Markdown
+            tok_info = gr.HTML(elem_id="data-preview-rule")  # it quotes the row's text: escaped, not Markdown
         preview = gr.HTML()
     with gr.Row():
         save_name = gr.Textbox(label="Save as", placeholder="my-dataset", scale=2)

@@ -100,7 +100,8 @@ def eval_for(ctx: AppContext, train: str | None, current: str | None) -> Any:
     if saved is not None and saved[1] == "train" and has_eval_split(ctx.workspace, saved[0]):
         return gr.update(value=f"{saved[0]}:eval")
     demos = {_project_file(d) for d in demo_choices()}
-    if str(current or "").endswith(":eval") or (_project_file(current) in demos and _project_file(train) not in demos):
+    demo_beside_own = _project_file(current) in demos and _project_file(train) not in demos
+    if str(current or "").endswith(":eval") or demo_beside_own:
         return gr.update(value=None)  # another dataset's split (or one deleted since), or the demo's file
     return gr.update()
 
