@@ -49,7 +49,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for r in results:
             grade = "" if not r.judged_by else f"\njudge {r.judge:.2f} (by {r.judged_by})" if r.judge is not None \
                 else f"\njudge none: {r.judged_by} wrote no readable grade (1-5) for any answer"
-            print(f"model {r.model}\nrows {r.rows}\nexact_match {r.exact_match:.3f}\nloss {r.loss:.4f}\n"
+            right = "" if r.final_answer is None else f"\nfinal_answer {r.final_answer:.3f}"
+            print(f"model {r.model}\nrows {r.rows}\nexact_match {r.exact_match:.3f}{right}\nloss {r.loss:.4f}\n"
                   f"perplexity {r.perplexity:.2f}\nrouge_l {r.rouge_l:.3f}\nbleu {r.bleu:.1f}{grade}")
     return 0
 

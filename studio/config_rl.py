@@ -13,14 +13,14 @@ import math
 from dataclasses import dataclass, field
 
 RL_ALGORITHMS = ("grpo", "rloo")
-REWARDS = ("exact_match", "overlap", "contains", "regex", "json_valid", "length", "model", "code")
+REWARDS = ("exact_match", "overlap", "contains", "final_answer", "regex", "json_valid", "length", "model", "code")
 
 
 @dataclass
 class RlSettings:
     rewards: list[str] = field(default_factory=lambda: ["model"])
     """What scores an answer, summed: model (the reward-model run below), exact_match or contains (against
-    the row's reference answer), overlap (share of words in common with it), regex (rl.pattern), json_valid, length (rl.max_chars), code (rl.reward_code)."""
+    the row's reference answer), final_answer (its final answer against the reference's: maths), overlap (share of words in common with it), regex (rl.pattern), json_valid, length (rl.max_chars), code (rl.reward_code)."""
     reward_model: str | None = "latest"
     """Run id or folder of the reward model that scores answers (the 'model' reward); 'latest' (the default)
     takes the newest finished reward-model run when the run starts, and its config.yaml then names that run."""

@@ -168,9 +168,11 @@ def test_convert_keeps_its_input_writes_only_jsonl_and_gives_prompts_and_tree_pa
     done = studio("data", "convert", os.path.join(DATA, "sharegpt.jsonl"), "--to", "prompts", "--out", str(prompts))
     assert done.returncode == 0, done.stderr
     rows = [json.loads(x) for x in prompts.read_text().splitlines()]
-    assert rows and all(set(r) == {"prompt"} and r["prompt"][-1]["role"] == "user" for r in rows)
+    assert rows and all(set(r) == {"prompt", "reference"} and r["prompt"][-1]["role"] == "user" for r in rows)
+    assert rows[0]["reference"] == "4"  # the answer each prompt had, for the rule rewards of RLHF
     again = studio("data", "inspect", str(prompts), "--model", "")
     assert again.returncode == 0 and "Prompts only" in again.stdout, again.stdout
+    assert "reference <- reference" in again.stdout, again.stdout
     tools = tmp_path / "tool_prompts.jsonl"  # tool-calling chats: up to the question, tools kept
     done = studio("data", "convert", os.path.join(DATA, "openai_tools.jsonl"), "--to", "prompts", "--out", str(tools))
     assert done.returncode == 0 and "rows written: 2" in done.stdout, done.stdout + done.stderr  # 2 of 4 are broken

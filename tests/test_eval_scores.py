@@ -76,6 +76,7 @@ def test_a_run_scored_at_each_checkpoint_from_the_cli(tmp_path):
     last = out["checkpoints"][-1]  # the last checkpoint holds the final weights: the same scores
     assert (last["loss"], last["rouge_l"], last["bleu"]) == pytest.approx((out["loss"], out["rouge_l"], out["bleu"]))
     assert out["checkpoints"][0]["loss"] != pytest.approx(out["loss"])
+    assert "final_answer" not in out  # support replies mark no final answer to check
     for result in [out, *out["checkpoints"]]:
         assert 0.0 <= result["rouge_l"] <= 1.0 and 0.0 <= result["bleu"] <= 100.0 and result["judged_by"] == "tiny"
         assert result["judge"] is None or 1.0 <= result["judge"] <= 5.0

@@ -13,6 +13,7 @@ from studio.chat.engine import load_for_chat
 from studio.config import load_config
 from studio.data.load import load_records
 from studio.methods import rl_common
+from studio.methods.answers import answer_matches
 from studio.paths import PRESETS
 from studio.train.runner import resolve_inputs
 from studio.train.worker import run_training
@@ -97,3 +98,24 @@ def test_a_reward_written_in_code_scores_the_answers_the_policy_wrote(tmp_path):
     assert all(s["rewards"]["length"] == -min(1.0, max(0, len(s["answer"]) - 20) / 20) for s in samples)
     logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("rewards/code/mean" in r for r in logs) and (run_dir / "adapter" / "adapter_config.json").exists()
+
+
+def test_grpo_on_maths_checks_each_answer_against_the_rows_own_answer_column(tmp_path):
+    """MATH-500's shape: the policy learns from the problem, final_answer compares with the `answer` column
+    (not the worked solution), and each sample in the run's log shows the reference it was checked against."""
+    ws = Workspace.open(tmp_path / "ws")
+    data = ROOT / "tests" / "assets" / "data" / "math500.jsonl"
+    answers = {json.loads(line)["problem"]: json.loads(line)["answer"] for line in data.read_text().splitlines()}
+    code = tmp_path / "reward.py"
+    code.write_text("def reward(prompt, completion, **row):\n    return len(row['reference'])\n")
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-grpo.yaml", [
+        *QUICK, "rl.rewards=final_answer,code", f"rl.reward_code={code}", "train.max_steps=2",
+        "train.logging_steps=1", f"data.train={data}"]), ws)
+    run_dir = ws.new_run_dir("grpo-maths")
+    run_training(cfg, run_dir)
+    samples = rl_common.read_samples(run_dir)
+    assert samples and all(s["reference"] == answers[s["prompt"]] for s in samples)
+    assert all(s["rewards"]["code"] == len(answers[s["prompt"]]) for s in samples)
+    assert all(s["rewards"]["final_answer"] == answer_matches(s["answer"], s["reference"]) for s in samples)
+    logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("rewards/final_answer/mean" in r for r in logs)

@@ -1,5 +1,6 @@
 """Held-out evaluation: exact match of greedy answers, token-level loss / perplexity, ROUGE-L and BLEU
-against the references, and optionally a judge model's mean grade (studio/chat/scores.py).
+against the references, the share of right final answers where the data says what they are (maths), and
+optionally a judge model's mean grade (studio/chat/scores.py).
 
     studio eval RUN_OR_MODEL --data assets/data/support_eval.jsonl --json [--checkpoints] [--judge MODEL]
 
@@ -34,10 +35,15 @@ class EvalResult:
     judge: float | None = None
     """The judge's mean grade (1-5) over the rows it graded; None without a judge."""
     judged_by: str = ""
+    final_answer: float | None = None
+    """Share of answers whose final result (a box, '#### 72' ...) equals the reference's; None for data whose
+    references mark no final answer and have no reference column (studio/methods/answers.py)."""
 
     def to_dict(self, with_answers: bool = False) -> dict[str, Any]:
         out = {"model": self.model, "rows": self.rows, "exact_match": self.exact_match, "loss": self.loss,
                "perplexity": self.perplexity, "rouge_l": self.rouge_l, "bleu": self.bleu}
+        if self.final_answer is not None:
+            out["final_answer"] = self.final_answer
         if self.judged_by:
             out.update(judge=self.judge, judged_by=self.judged_by)
         if with_answers:
@@ -164,6 +170,17 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_si
     return total / max(count, 1)
 
 
+def final_answer_share(rows: list[dict[str, Any]], answers: list[str]) -> float | None:
+    """Share of answers whose final result agrees with the row's reference column, else its last turn's; None
+    when no row has a reference column and no reference marks where its final answer is."""
+    from studio.methods.answers import answer_matches, marks_answer
+
+    refs = [r.get("reference") or r["messages"][-1]["content"] for r in rows]
+    if not any(r.get("reference") for r in rows) and not any(marks_answer(ref) for ref in refs):
+        return None
+    return sum(answer_matches(a, ref) for a, ref in zip(answers, refs)) / len(rows)
+
+
 def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, Any]], judge: Any = None,
                    rubric: str = "") -> EvalResult:
     """Score `model` on `rows`; with `judge` (a loaded model), also its mean grade of the answers."""
@@ -180,7 +197,8 @@ def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, A
     table = [{"prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "", "reference": ref,
               "answer": a} for r, ref, a in zip(rows, refs, answers)]
     result = EvalResult(name, len(rows), hits / len(rows), loss, math.exp(min(loss, 50)), table,
-                        rouge_l=scores.rouge_l(answers, refs), bleu=scores.bleu(answers, refs))
+                        rouge_l=scores.rouge_l(answers, refs), bleu=scores.bleu(answers, refs),
+                        final_answer=final_answer_share(rows, answers))
     if judge is not None:
         grades = scores.judge_answers(judge, table, rubric or scores.RUBRIC)
         for row, grade in zip(table, grades):

@@ -53,6 +53,8 @@ def model_card(run_dir: Path, kind: str) -> str:
         last = scored[-1]
         lines += ["", f"## Held-out evaluation ({last.get('rows', '?')} rows of {Path(str(last.get('data', '?'))).name})",
                   "", "| metric | value |", "|---|---|", f"| exact match | {last['exact_match']:.1%} |",
+                  *([f"| final answer right | {last['final_answer']:.1%} |"]
+                    if isinstance(last.get("final_answer"), float) else []),
                   f"| loss | {last['loss']:.4f} |", f"| perplexity | {last['perplexity']:.2f} |"]
         if isinstance(last.get("rouge_l"), float):
             lines += [f"| ROUGE-L | {last['rouge_l']:.3f} |", f"| BLEU | {last['bleu']:.1f} |"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from studio.data.formats import (
     LABEL_COLUMNS,
+    REFERENCE_COLUMNS,
     TOOL_COLUMNS,
     Detection,
     columns_of,
@@ -26,6 +27,15 @@ from studio.data.turns import ROLE_ALIASES, RowProblem, decoded, kind_of
 
 def detect(rows: list[dict[str, Any]]) -> Detection:
     """Guess the format from column names and the first row's value types."""
+    found = _detect(rows)
+    ref = found.mapping.get("reference")
+    first = next((r for r in rows if isinstance(r, dict) and BROKEN not in r), {})
+    if ref and not isinstance(first.get(ref), (str, int, float)):  # a list of answers, metadata: not a reference
+        found.mapping = {k: v for k, v in found.mapping.items() if k != "reference"}
+    return found
+
+
+def _detect(rows: list[dict[str, Any]]) -> Detection:
     cols = columns_of(rows)
     low = {c.lower() for c in cols}
     first = next((r for r in rows if isinstance(r, dict) and BROKEN not in r), {})
@@ -93,6 +103,7 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
             return Detection("messages", {"messages": _orig(cols, col)},
                              f"'{col}' should hold a list of turns but holds {kind_of(value(col))}", cols)
         tools = next(({"tools": _orig(cols, c)} for c in TOOL_COLUMNS if c in low), {})
+        tools |= _reference(cols, col)
         if _ends_on_user(rows, _orig(cols, col)):
             return Detection("prompt_only", {"prompt": _orig(cols, col)} | _opt(cols, "system") | tools,
                              f"every conversation in '{col}' ends on the user's turn, waiting for an answer", cols)
@@ -209,6 +220,12 @@ def _prompt_column(cols: list[str]) -> dict[str, str]:
 
 def _orig(cols: list[str], lower: str) -> str:
     return next(c for c in cols if c.lower() == lower)
+
+
+def _reference(cols: list[str], used: str) -> dict[str, str]:
+    """The reference-answer column beside the conversation column `used` (a maths problem's final answer)."""
+    found = next((c for c in REFERENCE_COLUMNS if c in {x.lower() for x in cols} and c != used.lower()), None)
+    return {"reference": _orig(cols, found)} if found else {}
 
 
 def _opt(cols: list[str], name: str) -> dict[str, str]:

@@ -59,12 +59,17 @@ VERDICT_COLUMNS = ("winner", "preferred", "preference", "better", "choice", "lab
 """Two answers to one prompt and a column saying which is better (Chatbot Arena, Stanford SHP, PKU-SafeRLHF,
 HelpSteer)."""
 
+REFERENCE_COLUMNS = ("reference", "ground_truth", "gold", "gold_answer", "final_answer", "answer", "solution")
+"""Columns holding the answer a checked reward compares with (a maths problem's final answer), beside the
+answer the model trains on: RLHF's rule rewards take it as the row's reference; SFT leaves it aside."""
+
 SPECS = {s.name: s for s in [
     FormatSpec("messages", "Chat messages (role/content)", "sft",
-               {"messages": ("messages", "conversation", "chat"), "tools": TOOL_COLUMNS}, optional=("tools",)),
+               {"messages": ("messages", "conversation", "chat"), "tools": TOOL_COLUMNS,
+                "reference": REFERENCE_COLUMNS}, optional=("tools", "reference")),
     FormatSpec("sharegpt", "ShareGPT (from/value)", "sft",
                {"conversations": ("conversations", "conversation", "messages"), "system": ("system",),
-                "tools": TOOL_COLUMNS}, optional=("system", "tools")),
+                "tools": TOOL_COLUMNS, "reference": REFERENCE_COLUMNS}, optional=("system", "tools", "reference")),
     FormatSpec("alpaca", "Alpaca (instruction/input/output)", "sft",
                {"instruction": ("instruction",), "input": ("input",), "output": ("output",),
                 "system": ("system",), "history": ("history",)}, optional=("input", "system", "history")),
@@ -72,9 +77,10 @@ SPECS = {s.name: s for s in [
                {"instruction": ("instruction",), "context": ("context",), "response": ("response",)},
                optional=("context",)),
     FormatSpec("prompt_completion", "Prompt and completion", "sft",
-               {"prompt": ("prompt", "question", "query", "input"),
-                "completion": ("completion", "response", "answer", "output", "target"), "system": ("system",)},
-               optional=("system",)),
+               {"prompt": ("prompt", "question", "query", "input", "problem"),
+                "completion": ("completion", "response", "solution", "answer", "output", "target"),
+                "system": ("system",), "reference": REFERENCE_COLUMNS},
+               optional=("system", "reference")),
     FormatSpec("preference", "Preference pairs (prompt/chosen/rejected)", "preference",
                {"prompt": ("prompt", "question", "instruction"), "input": ("input",), "chosen": ("chosen",),
                 "rejected": ("rejected",), "system": ("system",), "history": ("history",)},
@@ -99,8 +105,10 @@ SPECS = {s.name: s for s in [
                 "completion": ("completion", "response", "answer", "output"), "label": LABEL_COLUMNS,
                 "system": ("system",)}, optional=("completion", "system")),
     FormatSpec("prompt_only", "Prompts only (for RLHF)", "prompt",
-               {"prompt": ("prompt", "question", "query", "instruction", "input", "messages", "conversations"),
-                "system": ("system",), "tools": TOOL_COLUMNS}, optional=("system", "tools")),
+               {"prompt": ("prompt", "question", "query", "instruction", "input", "problem", "messages",
+                           "conversations"),
+                "system": ("system",), "tools": TOOL_COLUMNS, "reference": REFERENCE_COLUMNS},
+               optional=("system", "tools", "reference")),
     FormatSpec("text", "Plain text", "text", {"text": ("text", "content", "document", "body")}),
 ]}
 
@@ -151,8 +159,9 @@ def default_mapping(name: str, columns: list[str]) -> dict[str, str]:
     lower = {c.lower(): c for c in columns}
     mapping = {}
     for target, candidates in spec.fields.items():
+        taken = set(mapping.values()) if target == "reference" else set()  # a reference beside the answer, not it
         for cand in candidates:
-            if cand in lower:
+            if cand in lower and lower[cand] not in taken:
                 mapping[target] = lower[cand]
                 break
     return mapping
@@ -202,7 +211,13 @@ def _with_tools(record: dict[str, Any], row: dict[str, Any], mapping: dict[str, 
     """The record with the row's tool descriptions, when its format maps a tools column and it has some."""
     col = mapping.get("tools")
     tools = tool_schemas(row.get(col), col) if col else None
-    return record | {"tools": tools} if tools else record
+    return _with_reference(record | {"tools": tools} if tools else record, row, mapping)
+
+
+def _with_reference(record: dict[str, Any], row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """The record with the row's reference answer (text), when its format maps a reference column."""
+    col = mapping.get("reference")
+    return record | {"reference": text_of(row.get(col), col).strip()} if col else record
 
 
 def _sharegpt(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -243,7 +258,7 @@ def _prompt_completion(row: dict[str, Any], mapping: dict[str, str]) -> dict[str
         msgs.append({"role": "assistant", "content": text_of(completion, mapping["completion"])})
     msgs = with_system(system, msgs) if msgs[0]["role"] != "system" else msgs
     check_conversation(msgs, mapping["completion"])
-    return {"messages": msgs}
+    return _with_reference({"messages": msgs}, row, mapping)
 
 
 def _prompt_turns(row: dict[str, Any], mapping: dict[str, str]) -> list[dict[str, Any]]:

@@ -305,8 +305,9 @@ def mask_without_weight_0(mask: list[int], msgs: list[dict[str, Any]]) -> list[i
 
 def as_prompt(record: dict[str, Any]) -> dict[str, Any] | None:
     """A normalised record as prompt-only data: the conversation up to the user's last question before its
-    last answer (tool calls and replies before that kept, and the tool descriptions); None when no user
-    question comes before the answer."""
+    last answer (tool calls and replies before that kept, and the tool descriptions), with the answer it had
+    as its reference (the record's own reference column first; a pair's chosen answer, a rated answer marked
+    good); None when no user question comes before the answer."""
     msgs = record["messages"] if "messages" in record else record.get("prompt") or []
     last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=len(msgs)) \
         if "messages" in record else len(msgs)
@@ -316,6 +317,13 @@ def as_prompt(record: dict[str, Any]) -> dict[str, Any] | None:
     out: dict[str, Any] = {"prompt": msgs[:asked[-1] + 1]}
     if record.get("tools"):
         out["tools"] = record["tools"]
+    answer = msgs[last]["content"] if "messages" in record and last < len(msgs) else \
+        record.get("chosen") or (record.get("completion") if record.get("label") else None)
+    if isinstance(answer, list):  # a pair's or rated answer's turns: the assistant's last words
+        answer = next((m.get("content") for m in reversed(answer) if m.get("role") == "assistant"), None)
+    reference = record.get("reference") or answer
+    if isinstance(reference, str) and reference.strip():
+        out["reference"] = reference
     return out
 
 

@@ -192,7 +192,7 @@ class PpoTrainer:
         log = rl_common.SampleLog(self.run_dir, every)
         log.step = self.state.global_step
         prompts = [x["prompt"] for x in rows]
-        log.record(prompts, r["answers"], r["by_name"])
+        log.record(prompts, r["answers"], r["by_name"], [x.get("reference", "") for x in rows])
 
     def evaluate(self) -> dict[str, float]:
         rows = (self.eval_rows or [])[:EVAL_PROMPTS]

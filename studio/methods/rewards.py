@@ -7,6 +7,9 @@ Built-in rules (each returns one number per answer):
     exact_match   1 when the answer equals the row's reference answer (case and spacing ignored), else 0
     overlap       how many words the answer shares with the reference: the F1 of their word counts, 0 to 1
     contains      1 when the reference answer appears inside the answer, else 0
+    final_answer  1 when the answer's final result (\\boxed{...}, '#### 72', <answer> tags, 'the answer is ...', else
+                  its last number) equals the reference's, as numbers where both are numbers, else 0
+                  (see studio/methods/answers.py)
     regex         1 when rl.pattern is found in the answer, else 0
     json_valid    1 when the answer is valid JSON, else 0
     length        0 up to rl.max_chars characters, falling to -1 at twice that (a length penalty)
@@ -28,6 +31,7 @@ from typing import Any
 
 from studio.config_rl import REWARDS as BUILT_IN
 from studio.errors import StudioError
+from studio.methods.answers import answer_matches
 
 
 def text_of(value: Any) -> str:
@@ -96,6 +100,8 @@ def rule(name: str, pattern: str = "", max_chars: int = 400) -> Callable[..., li
         return _per_answer(name, lambda a, ref, row: word_f1(a, ref))
     if name == "contains":
         return _per_answer(name, lambda a, ref, row: float(bool(ref) and _norm(ref) in _norm(a)))
+    if name == "final_answer":
+        return _per_answer(name, lambda a, ref, row: answer_matches(a, ref))
     if name == "regex":
         if not pattern:
             raise StudioError("The regex reward needs a pattern: set rl.pattern.")

@@ -25,7 +25,8 @@ RewardFn = Callable[..., list[float]]
 
 def prompt_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each record's conversation before its (last) answer, ending on the user, with the answer it had as
-    the reference: the last assistant turn of chat data, the chosen answer of preference data."""
+    the reference: the record's own reference column where it has one, else the last assistant turn of chat
+    data, the chosen answer of preference data."""
     out = []
     for r in records:
         reference = ""
@@ -38,6 +39,7 @@ def prompt_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             turns = r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}]
             if r.get("chosen") is not None:
                 reference = rewards.text_of(r["chosen"])
+        reference = r.get("reference") or reference  # a column of its own (a maths problem's final answer)
         if turns and turns[-1]["role"] == "user":
             out.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in turns],
                         "reference": reference or ""})
@@ -143,13 +145,15 @@ class SampleLog:
                 self.step = int(getattr(state, "global_step", self.step))
                 self.pending[fn.__name__] = values
                 if last:
-                    self.record(prompts, completions, {n: self.pending.get(n, []) for n in names})
+                    self.record(prompts, completions, {n: self.pending.get(n, []) for n in names},
+                                columns.get("reference"))
                 return values
             call.__name__ = fn.__name__
             return call
         return [wrapped(f, i == len(funcs) - 1) for i, f in enumerate(funcs)]
 
-    def record(self, prompts: list[Any], completions: list[Any], scores: dict[str, list[float]]) -> None:
+    def record(self, prompts: list[Any], completions: list[Any], scores: dict[str, list[float]],
+               references: list[Any] | None = None) -> None:
         if self.path is None or self.step == self.written_at or self.step % self.every:
             return
         self.written_at = self.step
@@ -158,6 +162,8 @@ class SampleLog:
                 row = {"step": self.step, "time": round(time.time(), 2),
                        "prompt": rewards.text_of(prompts[i]), "answer": rewards.text_of(completions[i]),
                        "rewards": {n: round(float(v[i]), 4) for n, v in scores.items() if i < len(v)}}
+                if references and i < len(references) and references[i]:  # what the rule rewards compared with
+                    row["reference"] = rewards.text_of(references[i])
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 

@@ -19,7 +19,8 @@ from studio.errors import StudioError
 from studio.ui.api import action
 from studio.ui.context import AppContext
 
-SCORE_COLUMNS = ["model", "rows", "exact match", "ROUGE-L", "BLEU", "judge (1-5)", "loss", "perplexity", "saved"]
+SCORE_COLUMNS = ["model", "rows", "exact match", "final answer", "ROUGE-L", "BLEU", "judge (1-5)", "loss",
+                 "perplexity", "saved"]
 NO_JUDGE = "(no judge)"
 
 
@@ -30,6 +31,7 @@ def message_frame(text: str) -> pd.DataFrame:
 def scores_frame(results: list[Any], saved: set[str] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
     """One row per model, figures rounded for reading; 'saved' says whether the run keeps the result."""
     return pd.DataFrame([{"model": r.model, "rows": r.rows, "exact match": f"{r.exact_match:.1%}",
+                          "final answer": f"{r.final_answer:.1%}" if r.final_answer is not None else "",
                           "ROUGE-L": f"{r.rouge_l:.3f}", "BLEU": f"{r.bleu:.1f}",
                           "judge (1-5)": f"{r.judge:.2f}" if r.judge is not None else "",
                           "loss": f"{r.loss:.3f}", "perplexity": f"{r.perplexity:.2f}",

@@ -17,7 +17,7 @@ from studio.ui.context import AppContext
 
 RL_PATHS = ["rl.algorithm", "rl.rewards", "rl.reward_model", "rl.kl_coef", "rl.num_generations",
             "rl.max_new_tokens", "rl.pattern", "rl.max_chars", "rl.reward_code"]
-SAMPLE_COLUMNS = ["step", "prompt", "answer", "rewards"]
+SAMPLE_COLUMNS = ["step", "prompt", "answer", "rewards", "reference"]
 CODE_HINT = ("def reward(prompt, completion, **row):\n"
              "    # prompt: the last user message; completion: the answer; row: the row's other columns\n"
              "    return 1.0 if completion.startswith(\"Dear customer\") else 0.0\n")
@@ -35,7 +35,8 @@ def build(ctx: AppContext, values: dict[str, Any], visible: bool) -> tuple[Any, 
         with gr.Row():
             f["rl.rewards"] = gr.CheckboxGroup(list(REWARDS), value=values["rl.rewards"], label="Rewards", scale=4,
                                                info="model: a reward-model run · exact_match / overlap / contains: "
-                                                    "against the row's answer · regex · json_valid · length · code")
+                                                    "against the row's answer · final_answer: its final "
+                                                    "result against the row's (maths) · regex · json_valid · length · code")
             f["rl.reward_model"] = gr.Dropdown(["latest"], value=values["rl.reward_model"], allow_custom_value=True,
                                                label="Reward-model run", scale=2)
             f["rl.algorithm"] = gr.Radio(list(RL_ALGORITHMS), value=values["rl.algorithm"], scale=1,
@@ -63,7 +64,8 @@ def samples_frame(run_dir: Any) -> pd.DataFrame:
     """The newest answers a run wrote while training, newest first."""
     rows = read_samples(run_dir, last=12) if run_dir is not None else []
     return pd.DataFrame([{"step": r.get("step"), "prompt": r.get("prompt", ""), "answer": r.get("answer", ""),
-                          "rewards": ", ".join(f"{k} {v:g}" for k, v in (r.get("rewards") or {}).items())}
+                          "rewards": ", ".join(f"{k} {v:g}" for k, v in (r.get("rewards") or {}).items()),
+                          "reference": r.get("reference", "")}
                          for r in reversed(rows)], columns=SAMPLE_COLUMNS)
 
 

@@ -29,7 +29,7 @@ from studio.workspace import Workspace
 
 FIELDS = ["messages", "conversations", "instruction", "input", "context", "output", "response", "prompt",
           "completion", "chosen", "rejected", "answer_a", "answer_b", "verdict", "answers", "label", "system",
-          "history", "tools", "text"]
+          "history", "tools", "text", "reference"]
 """Every field some format maps a column to, in the order the boxes show: those of the chosen format are shown."""
 AUTO = "auto-detect"
 NONE = "(none)"

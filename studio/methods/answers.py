@@ -1,0 +1,128 @@
+"""The final answer of a worked solution, and whether two final answers agree (maths and other checkable tasks).
+
+    final_answer("... so she sold 72 clips.\\n#### 72")             # '72'      (GSM8K)
+    final_answer("the graph has $\\\\boxed{2}$ vertical asymptotes")  # '2'       (MATH, R1-style answers)
+    final_answer("<think>...</think><answer>1/2</answer>")           # '1/2'
+    same_answer("\\\\frac{1}{2}", "0.5")                              # True
+
+Where an answer is marked, the mark wins, the last one first: \\boxed{...} (or \\fbox), GSM8K's '#### ...' line,
+<answer>...</answer> tags, 'the answer is ...' / 'Answer: ...'. A text with none of these that fits on one
+short line is its own final answer (a dataset's `answer` column: '72', '\\dfrac{1}{2}'). Otherwise the last number
+in the text is taken. Two answers agree when both read as numbers and are equal (1,000 = 1000.0, \\frac{1}{2} = 1/2 = 0.5, a per
+cent sign set aside: 50% = 50), else when their text is the same once LaTeX spacing, dollars and \\text{...}
+wrappers are set aside. Against a number, a marked answer that says more ('18 dollars a day') counts by its
+last number.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_MARKED = (
+    re.compile(r"^#{4}\s*(.+?)\s*$", re.MULTILINE),
+    re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL | re.IGNORECASE),
+    re.compile(r"\b(?:final answer|the answer)\s*(?:is|:|=)\s*:?\s*(.+?)\s*(?:\.\s|\.?$|\n)", re.IGNORECASE),
+    re.compile(r"^\s*answer\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE),
+)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+SHORT = 64
+"""A text of at most this many characters on one line is taken whole when it marks no answer."""
+
+
+def boxed(text: str) -> str | None:
+    """The contents of the last \\boxed{...} or \\fbox{...}, braces inside it balanced; None when there is none."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    rest = re.sub(r"^\\(?:boxed|fbox)", "", text[start:]).lstrip()
+    if not rest.startswith("{"):  # \boxed 5
+        word = re.match(r"[^\s$]+", rest)
+        return word.group(0) if word else None
+    depth, out = 1, []
+    for ch in rest[1:]:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return "".join(out).strip()
+        out.append(ch)
+    return None  # the box was never closed (an answer cut off by the length limit)
+
+
+def final_answer(text: str) -> str | None:
+    """The final answer written in `text`; None when it gives none."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    found = boxed(text)
+    if found:
+        return found
+    if found is None and re.search(r"\\(?:boxed|fbox)\s*\{", text):
+        return None  # a box opened and never closed: the answer was cut off
+    for pattern in _MARKED:
+        hits = [h for h in pattern.findall(text) if h.strip()]
+        if hits:
+            inner = boxed(hits[-1])
+            return inner or hits[-1].strip()
+    if "\n" not in text and len(text) <= SHORT:
+        return text
+    numbers = _NUMBER.findall(text)
+    return numbers[-1] if numbers else None
+
+
+_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}|\\[dt]?frac(\d)(\d)")
+
+
+def normal(answer: str) -> str:
+    """An answer's text with LaTeX spacing, dollars, \\text{} wrappers and a closing full stop set aside."""
+    out = _WRAPPERS.sub(r"\1", answer)
+    for token in ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "$", "^\\circ", "^{\\circ}", "\\%"):
+        out = out.replace(token, "%" if token == "\\%" else "")
+    out = _FRAC.sub(lambda m: f"({m.group(1) or m.group(3)})/({m.group(2) or m.group(4)})", out)
+    out = re.sub(r"\s+", "", out).rstrip(".").lower()
+    out = re.sub(r"^\((-?[\d.]+)\)/\((-?[\d.]+)\)$", r"\1/\2", out)
+    return re.sub(r"^\(([a-z])\)$", r"\1", out)  # a choice written (B)
+
+
+def number(answer: str) -> Fraction | None:
+    """The answer as an exact number (commas between digit groups allowed, a/b fractions, a trailing % dropped)."""
+    text = normal(answer).rstrip("%")
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text):
+        text = text.replace(",", "")
+    try:
+        if re.fullmatch(r"-?\d+/\d+", text):
+            value = Fraction(text)
+        elif re.fullmatch(r"-?(\d+\.?\d*|\.\d+)(e-?\d+)?", text):
+            value = Fraction(text)
+        else:
+            return None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value
+
+
+def same_answer(answer: str | None, reference: str | None) -> bool:
+    """Whether two final answers agree: equal as numbers where both are numbers, else as normalised text."""
+    if not answer or not reference:
+        return False
+    a, r = number(answer), number(reference)
+    if a is None and r is not None:
+        numbers = _NUMBER.findall(normal(answer))
+        a = number(numbers[-1]) if numbers else None
+    if a is not None and r is not None:
+        return a == r
+    return normal(answer) == normal(reference)
+
+
+def marks_answer(text: str) -> bool:
+    """Whether a worked solution says where its final answer is (a box, a '####' line, <answer> tags ...)."""
+    text = str(text or "")
+    return boxed(text) is not None or any(p.search(text) for p in _MARKED)
+
+
+def answer_matches(completion: str, reference: str) -> float:
+    """1.0 when the completion's final answer agrees with the reference's, else 0.0."""
+    return float(same_answer(final_answer(completion), final_answer(reference)))
