@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -153,3 +154,18 @@ def test_a_run_in_the_foreground_says_it_is_queued_and_a_stop_is_not_called_save
     rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0 and rest.strip().splitlines()[-1] == \
         f"stopped before the end; continue with: studio train {run_dir.name} --resume --workspace {ws.root}"
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path):
+    """`studio data inspect FILE | head -1`: the pipe closes before the report is written; the command ends
+    quietly with the code a shell gives a process stopped by a closed pipe, not with an error line."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the command's first print meets a closed pipe
+    try:
+        done = subprocess.run([PYTHON, "-m", "studio", "data", "inspect",
+                               str(ROOT / "assets" / "data" / "support_sft.jsonl"), "--model", ""],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=subprocess_env(),
+                              timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == "", done.stderr
