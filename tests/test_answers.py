@@ -28,6 +28,9 @@ def report(name):
     ("so $x = \\boxed{4}$.", "4"),
     ("first \\boxed{1}, then $\\boxed{\\frac{5}{12}}$", "\\frac{5}{12}"),  # the last box, braces balanced
     ("<think>9*9</think>\n<answer> 81 </answer>", "81"),
+    ("<think>maybe \\boxed{5}? the answer is 5</think>\nNo: the answer is 7.", "7"),  # thinking does not count
+    ("<think>first 12, then 8 and so on", None),  # cut off while thinking
+    ("<think>2+2</think>", None),
     ("Adding them up, the answer is 155.", "155"),
     ("Working:\nAnswer: 900 hens", "900 hens"),
     ("e^2", "e^2"),  # a short one-line answer is its own

@@ -5,7 +5,7 @@
     final_answer("<think>...</think><answer>1/2</answer>")           # '1/2'
     same_answer("\\\\frac{1}{2}", "0.5")                              # True
 
-Where an answer is marked, the mark wins, the last one first: \\boxed{...} (or \\fbox), GSM8K's '#### ...' line,
+Only what follows a reasoning model's </think> counts. Where an answer is marked, the mark wins, the last one first: \\boxed{...} (or \\fbox), GSM8K's '#### ...' line,
 <answer>...</answer> tags, 'the answer is ...' / 'Answer: ...'. A text with none of these that fits on one
 short line is its own final answer (a dataset's `answer` column: '72', '\\dfrac{1}{2}'). Otherwise the last number
 in the text is taken. Two answers agree when both read as numbers and are equal (1,000 = 1000.0, \\frac{1}{2} = 1/2 = 0.5, a per
@@ -54,6 +54,10 @@ def boxed(text: str) -> str | None:
 def final_answer(text: str) -> str | None:
     """The final answer written in `text`; None when it gives none."""
     text = str(text or "").strip()
+    if "</think>" in text:  # a reasoning model's answer comes after its thinking, whatever the thinking tried
+        text = text.rsplit("</think>", 1)[1].strip()
+    elif text.startswith("<think>"):
+        return None  # still thinking when the length limit came: no answer given
     if not text:
         return None
     found = boxed(text)
