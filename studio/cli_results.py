@@ -36,7 +36,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = []
     for target in targets:
         loaded = load_for_chat(target, ws)
-        result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=judge, rubric=args.rubric)
+        result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=judge, rubric=args.rubric,
+                                system=loaded.system)
         save_result(ws, result, args.data)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
         results.append(result)
     final = results[-1]

@@ -67,6 +67,9 @@ class DataConfig:
     """The data's format (alpaca, sharegpt, messages, preference ...); None detects it."""
     map: dict[str, str] = field(default_factory=dict)
     """Columns named by hand, format field -> column (e.g. {instruction: question}), as in the Data tab."""
+    system: str | None = None
+    """A system message put first in every conversation that has none of its own ('Put the final answer in
+    \\boxed{}.'); chats with the run, its evaluations, `studio serve` and its Ollama Modelfile use it too."""
 
     def check(self) -> None:
         from studio.data.formats import SPECS

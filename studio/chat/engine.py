@@ -45,6 +45,14 @@ class LoadedModel:
     tokenizer: Any
     notes: list[str] = field(default_factory=list)
     load_seconds: float = 0.0
+    system: str = ""
+    """The system message the run trained with (its data.system): conversations that bring none get it."""
+
+    def with_system(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`messages` opened by the run's system message, unless they have one of their own (or it has none)."""
+        if not self.system.strip() or (messages and messages[0].get("role") == "system"):
+            return messages
+        return [{"role": "system", "content": self.system}, *messages]
 
 
 def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None, dict[str, Any]]:
@@ -157,7 +165,8 @@ def _load(target: str, ws: Workspace | None, progress: Any) -> LoadedModel:
     model.eval()
     say(1.0, "ready")
     name = (run_dir.name + (f"@{checkpoint}" if checkpoint else "")) if run_dir is not None else base_name
-    return LoadedModel(name, model, tokenizer, notes, time.time() - start)
+    system = str((cfg.get("data") or {}).get("system") or "") if run_dir is not None else ""
+    return LoadedModel(name, model, tokenizer, notes, time.time() - start, system)
 
 
 def run_checkpoints(run_dir: Path) -> list[str]:

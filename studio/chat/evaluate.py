@@ -182,14 +182,17 @@ def final_answer_share(rows: list[dict[str, Any]], answers: list[str]) -> float 
 
 
 def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, Any]], judge: Any = None,
-                   rubric: str = "") -> EvalResult:
-    """Score `model` on `rows`; with `judge` (a loaded model), also its mean grade of the answers."""
+                   rubric: str = "", system: str = "") -> EvalResult:
+    """Score `model` on `rows`; with `judge` (a loaded model), also its mean grade of the answers. `system` (the
+    run's data.system) opens each conversation that has no system turn, as in the run's training."""
     from studio.chat import scores
+    from studio.data.turns import with_default_system
 
     if not rows:
         from studio.errors import StudioError
 
         raise StudioError("The eval data has no conversation ending in an assistant answer.")
+    rows = with_default_system(rows, system)
     answers = generate_answers(model, tokenizer, rows)
     refs = [r["messages"][-1]["content"].strip() for r in rows]
     hits = sum(a == ref for a, ref in zip(answers, refs))

@@ -69,6 +69,9 @@ def model_card(run_dir: Path, kind: str) -> str:
                   "from transformers import AutoModelForCausalLM, AutoTokenizer",
                   "model = AutoModelForCausalLM.from_pretrained('PATH')",
                   "tokenizer = AutoTokenizer.from_pretrained('PATH')", "```"]
+    if str(data.get("system") or "").strip():
+        lines += ["", "It trained with this system message first in every conversation; send it too for the "
+                  "answers it learnt:", "", "```text", str(data["system"]).strip(), "```"]
     lines += ["", "## Training config", "", "```yaml", yaml.safe_dump(cfg, sort_keys=False).strip(), "```", ""]
     return "\n".join(lines)
 
@@ -183,7 +186,7 @@ def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16", re
         partial.replace(out)  # a stopped or failed export leaves no half-written file under the real name
     finally:
         partial.unlink(missing_ok=True)
-    out.with_suffix(".Modelfile").write_text(modelfile(out.name, loaded.tokenizer), encoding="utf-8")
+    out.with_suffix(".Modelfile").write_text(modelfile(out.name, loaded.tokenizer, loaded.system), encoding="utf-8")
     return out
 
 

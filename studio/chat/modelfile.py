@@ -118,7 +118,9 @@ def stop_words(tokenizer: Any, pieces: RolePieces | None) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def modelfile(gguf_name: str, tokenizer: Any) -> str:
+def modelfile(gguf_name: str, tokenizer: Any, system: str = "") -> str:
+    """An Ollama Modelfile for the GGUF file: its chat template in Go, its stop words, and `system` (the run's
+    data.system) as the SYSTEM message chats get when they send none."""
     pieces = role_pieces(tokenizer) if getattr(tokenizer, "chat_template", None) else None
     lines = [f"FROM ./{gguf_name}", ""]
     if pieces is not None:
@@ -126,5 +128,9 @@ def modelfile(gguf_name: str, tokenizer: Any) -> str:
     else:
         lines += ["# This chat template depends on more than each message's role, so it is not rewritten here:",
                   "# Ollama uses the template stored in the GGUF file.", ""]
+    if system.strip():
+        if pieces is not None and pieces.system is None:
+            lines.append("# The run trained with this system message, but the chat template has no place for one.")
+        lines += ['SYSTEM """' + system + '"""' if '"""' not in system else f"SYSTEM {json.dumps(system)}", ""]
     lines += [f"PARAMETER stop {json.dumps(w)}" for w in stop_words(tokenizer, pieces)]  # quotes escaped
     return "\n".join(lines) + "\n"

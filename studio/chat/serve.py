@@ -187,6 +187,7 @@ def build_api(service: ChatService, api_key: str = "") -> Any:
             return error(400, "The request body is not JSON.")
         try:
             messages, settings, stream, stop = read_request(body, service.model_id)
+            messages = service.loaded.with_system(messages)  # the run's system message, unless the caller sent one
             # the oldest turns give way to what fits; a last message too long alone is refused here
             messages, _ = fit_to_context(service.loaded, messages, settings.max_new_tokens)
             prompt = service.prompt_tokens(messages)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.data.readers import DataError, read_hub, read_rows
-from studio.data.turns import has_tools
+from studio.data.turns import has_tools, with_default_system
 from studio.data.validate import build_report, category
 from studio.paths import resolve_project_path
 
@@ -143,9 +143,11 @@ def left_out_note(report: Any) -> str:
 
 def load_dataset_source(source: str, wanted: tuple[str, ...], split: str = "train",
                         subset: str | None = None, notes: list[str] | None = None, fmt: str | None = None,
-                        mapping: dict[str, str] | None = None) -> Any:
-    """The records as a datasets.Dataset; a sentence on rows left out is appended to `notes`."""
+                        mapping: dict[str, str] | None = None, system: str | None = None) -> Any:
+    """The records as a datasets.Dataset, each conversation opened by `system` where it has no system turn;
+    a sentence on rows left out is appended to `notes`."""
     records, report = _load_report(source, wanted, split, subset, fmt, mapping)
+    records = with_default_system(records, system)
     if notes is not None:  # what reading did to the rows (trees joined, unanswered ends cut ...), then what it left out
         notes += [n if n.startswith(f"{report.source}:") else f"{report.source}: {n}" for n in report.notes]
         notes += [n for n in [left_out_note(report)] if n]

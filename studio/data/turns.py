@@ -346,6 +346,21 @@ def with_system(system: str, msgs: list[dict[str, str]]) -> list[dict[str, str]]
     return ([{"role": "system", "content": system}] if system.strip() else []) + msgs
 
 
+def with_default_system(records: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
+    """Normalised records with `system` put first in each conversation or prompt that has no system turn
+    (a run's data.system); plain text and pairs without a prompt stay as they are."""
+    if not system or not system.strip():
+        return records
+    out = []
+    for record in records:
+        key = "messages" if "messages" in record else "prompt" if isinstance(record.get("prompt"), list) else None
+        turns = record.get(key) if key else None
+        if turns and turns[0].get("role") != "system":
+            record = record | {key: with_system(system, turns)}
+        out.append(record)
+    return out
+
+
 def system_first(row: dict[str, Any], mapping: dict[str, str], msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`msgs` opened by the row's system column (when one is mapped and holds text), unless they open with a
     system turn already or are empty (a pair with no prompt, refused later with its own sentence)."""

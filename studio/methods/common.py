@@ -182,7 +182,7 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
     from studio.train.worker import is_main_process
 
     notes: list[str] = []
-    shape = {"fmt": cfg.data.format, "mapping": cfg.data.map or None}
+    shape = {"fmt": cfg.data.format, "mapping": cfg.data.map or None, "system": cfg.data.system}
     train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes, **shape)
     evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes, **shape) if cfg.data.eval else None
     notes = list(dict.fromkeys(notes))  # the eval data may be the same file, saying the same

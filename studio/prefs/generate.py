@@ -67,8 +67,8 @@ def generate_pairs(ws: Workspace, prompts: list[list[dict[str, str]]], source_a:
 
         def tell(done: float, k: int = k, source: str = source) -> None:
             say(0.05 + 0.9 * (k + done) / 2, f"{source} answering: {round(done * len(prompts))}/{len(prompts)}")
-        sides.append(batch_answers(model.model, model.tokenizer, prompts, max_new_tokens, temperature, batch_size,
-                                   tell))
+        asked = [model.with_system(p) for p in prompts]  # each run as it trained: with its own system message
+        sides.append(batch_answers(model.model, model.tokenizer, asked, max_new_tokens, temperature, batch_size, tell))
     first, second = sides
     pairs = [(p, a, b, source_a, source_b) for p, a, b in zip(prompts, first, second)
              if a.strip() and b.strip() and a.strip() != b.strip()]

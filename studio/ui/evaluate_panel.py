@@ -95,7 +95,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
                 progress(i / len(targets), desc=f"evaluating {name}")
                 loaded = ctx.models.get(name, ctx.workspace)
                 results.append(evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=grader,
-                                              rubric=str(rubric_text or "")))
+                                              rubric=str(rubric_text or ""), system=loaded.system))
                 if save_result(ctx.workspace, results[-1], str(source)) is not None:
                     saved.add(results[-1].model)
         except (StudioError, ValueError, OSError) as err:

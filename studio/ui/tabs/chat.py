@@ -118,7 +118,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         fitted = []
         for m, chat in zip(loaded, chats):
             try:
-                msgs, cut = fit_to_context(m, build_messages(history_of(chat), text, s.system_prompt),
+                msgs, cut = fit_to_context(m, m.with_system(build_messages(history_of(chat), text, s.system_prompt)),
                                            s.max_new_tokens)
             except StudioError as err:
                 yield gr.update(), l_chat, r_chat, f"⚠️ {err}"  # the message stays in the box to shorten

@@ -72,7 +72,7 @@ FORM_ROWS: list[list[tuple[str, Builder]]] = [
 ESSENTIAL_ROWS = 2
 """The first rows are always shown; the rest fold away under "More settings"."""
 FORM_PATHS = [path for row in FORM_ROWS for path, _ in row]
-DATA_PATHS = ["data.train", "data.eval", "data.eval_fraction", "data.max_length"]
+DATA_PATHS = ["data.train", "data.eval", "data.eval_fraction", "data.max_length", "data.system"]
 RUN_PATHS = ["name", "model.parent_run"]
 ALL_PATHS = [*FORM_PATHS, *DATA_PATHS, *rewards_panel.RL_PATHS, *RUN_PATHS]
 """Every component this tab reads into the run config, in the order handlers receive them."""
@@ -203,6 +203,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
                                                     label="…or hold out this share")
                 f["data.max_length"] = gr.Number(start_values["data.max_length"], label="Max length", minimum=16,
                                                  step=1)
+                f["data.system"] = gr.Textbox(start_values["data.system"] or "", label="System message (optional)",
+                                              scale=3, info="first in every conversation without one; chats with "
+                                                            "the run, its evaluations and exports use it too")
             for row in FORM_ROWS[:ESSENTIAL_ROWS]:
                 with gr.Row():
                     for path, make in row:
