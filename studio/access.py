@@ -15,6 +15,8 @@ items separated by spaces or new lines).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hmac
 import os
 import re
@@ -40,6 +42,9 @@ LOCKOUT_SECONDS = 60.0
 MAX_LOCKOUT_SECONDS = 900.0
 FAILURE_DELAY = 0.5
 """Seconds every failed login waits before it is answered."""
+LOGIN_SOURCE: contextvars.ContextVar[str] = contextvars.ContextVar("login_source", default="")
+"""The address a login attempt comes from (set by the web app's request gate); failures count per name and
+address, so failures from one address do not lock the name out everywhere."""
 
 
 def parse_login(item: str, where: str = "--auth") -> tuple[str, str]:
@@ -75,7 +80,7 @@ class Logins:
     roles: dict[str, str] = field(default_factory=dict)
     """user -> role"""
     _passwords: dict[str, str] = field(default_factory=dict, repr=False)
-    _failures: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False)
+    _failures: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -110,26 +115,38 @@ class Logins:
             return ADMIN
         return self.roles.get(user or "")
 
-    def check(self, user: str, password: str, now: float | None = None) -> bool:
-        """Whether the login is right. Repeated failures for one name lock it out for a while (a right
-        password is refused then too), and every failure is answered slowly."""
+    def check(self, user: str, password: str, now: float | None = None, source: str | None = None,
+              delay: bool = True) -> bool:
+        """Whether the login is right. Repeated failures for one name from one address (`source`, by default
+        the web request's) lock that name out from there for a while (a right password is refused then too,
+        and a try while locked out does not make it longer); every failure is answered slowly."""
         now = time.monotonic() if now is None else now
+        key = (user, LOGIN_SOURCE.get() if source is None else source)
         with self._lock:
-            count, last = self._failures.get(user, (0, 0.0))
-            if count >= FREE_TRIES and now - last < self.lockout(count):
+            count, last = self._failures.get(key, (0, 0.0))
+            locked = count >= FREE_TRIES and now - last < self.lockout(count)
+            if locked:
                 ok = False
             else:
                 expected = self._passwords.get(user)
                 ok = expected is not None and hmac.compare_digest(expected.encode(), str(password).encode())
             if ok:
-                self._failures.pop(user, None)
-            else:
+                self._failures.pop(key, None)
+            elif not locked:
                 if len(self._failures) > 10_000:  # many made-up names: forget the oldest half
                     for name in sorted(self._failures, key=lambda n: self._failures[n][1])[:5_000]:
                         del self._failures[name]
-                self._failures[user] = (count + 1, now)
-        if not ok and FAILURE_DELAY:
+                self._failures[key] = (count + 1, now)
+        if not ok and FAILURE_DELAY and delay:
             time.sleep(FAILURE_DELAY)
+        return ok
+
+    async def acheck(self, user: str, password: str) -> bool:
+        """`check` for the web app's login route: a failure waits without holding up the server's other
+        requests (Gradio calls this on its event loop)."""
+        ok = self.check(user, password, delay=False)
+        if not ok and FAILURE_DELAY:
+            await asyncio.sleep(FAILURE_DELAY)
         return ok
 
     @staticmethod
@@ -232,7 +249,8 @@ def readable_model(ws: Any, name: str | None) -> str | None:
 def run_id_only(ws: Any, run: str | None) -> Path:
     """A run of this workspace named by its id (never a path), as the web app accepts runs."""
     text = str(run or "").strip()
-    if not RUN_ID.match(text) or not (ws.runs / text / "config.yaml").exists():
+    if not RUN_ID.match(text) or not (ws.runs / text / "config.yaml").exists() or \
+            not (ws.runs / text).resolve().is_relative_to(ws.runs.resolve()):  # not a link to elsewhere
         raise StudioError(f"No run {text!r} in this workspace.")
     return ws.runs / text
 

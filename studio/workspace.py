@@ -92,8 +92,9 @@ class Workspace:
     def run_dir(self, run: str | os.PathLike) -> Path:
         """Find a run by id (a folder under runs/) or by its folder path."""
         text = str(run)
-        if RUN_ID.match(text) and (self.runs / text).is_dir():
-            return self.runs / text
+        found = self.runs / text
+        if RUN_ID.match(text) and found.is_dir() and found.resolve().is_relative_to(self.runs.resolve()):
+            return found  # (a link from runs/ to a folder elsewhere is not one of its runs)
         path = Path(text).expanduser()
         if path.is_dir() and (path / "config.yaml").exists():
             return path.resolve()
@@ -103,8 +104,9 @@ class Workspace:
         """Run folders, newest first."""
         if not self.runs.is_dir():
             return []
-        found = [p for p in self.runs.iterdir()
-                 if p.is_dir() and not p.name.startswith(".") and (p / "config.yaml").exists()]
+        inside = self.runs.resolve()
+        found = [p for p in self.runs.iterdir() if p.is_dir() and not p.name.startswith(".")
+                 and (p / "config.yaml").exists() and p.resolve().is_relative_to(inside)]
         return sorted(found, key=lambda p: p.name, reverse=True)
 
     def contains(self, path: str | os.PathLike) -> bool:

@@ -50,6 +50,18 @@ def test_repeated_failures_lock_a_name_out_for_a_while(monkeypatch):
     assert logins.check("owner", "right", now=2000.0)  # a success clears the count
 
 
+def test_failures_from_one_address_do_not_lock_the_name_out_from_another(monkeypatch):
+    monkeypatch.setattr(access, "FAILURE_DELAY", 0)
+    logins = Logins.gather(["owner:right"], use_env=False)
+    for n in range(access.FREE_TRIES + 20):  # a stranger keeps guessing, well past the lockout
+        assert not logins.check("owner", f"guess{n}", now=100.0 + n, source="203.0.113.9")
+    assert logins.check("owner", "right", now=130.0, source="127.0.0.1")  # the owner still gets in
+    assert not logins.check("owner", "right", now=130.0, source="203.0.113.9")  # the stranger's address waits
+    # tries while locked out do not lengthen the lockout: it ends as set by the last counted failure
+    assert logins.check("owner", "right", now=104.0 + Logins.lockout(access.FREE_TRIES) + 1,
+                        source="203.0.113.9")
+
+
 def test_roles_allow_admins_everything_and_annotators_only_marked_handlers():
     assert allowed(ADMIN, frozenset()) and allowed(ANNOTATOR, {ANNOTATOR})
     assert not allowed(ANNOTATOR, frozenset()) and not allowed(None, {ANNOTATOR})
@@ -163,3 +175,43 @@ def test_a_saved_dataset_folder_naming_files_elsewhere_is_refused(tmp_path):
         (crafted / "state.json").write_text(json.dumps(state))
         with pytest.raises(DataError, match="names a data file outside the folder"):
             read_rows(crafted)
+
+
+def test_links_from_the_workspace_to_folders_elsewhere_are_neither_runs_nor_datasets(tmp_path):
+    from studio.data.load import saved_dataset
+    from studio.data.store import versions
+
+    ws = Workspace.open(tmp_path / "ws")
+    outside_run = tmp_path / "elsewhere" / "run"
+    outside_run.mkdir(parents=True)
+    (outside_run / "config.yaml").write_text("name: secret\n")
+    (ws.runs / "20990101-000000-linked").symlink_to(outside_run, target_is_directory=True)
+    real = ws.new_run_dir("real")
+    (real / "config.yaml").write_text("name: mine\n")
+    assert ws.list_runs() == [real]
+    with pytest.raises(StudioError, match="No run"):
+        ws.run_dir("20990101-000000-linked")
+    with pytest.raises(StudioError, match="No run"):
+        access.run_id_only(ws, "20990101-000000-linked")
+    assert access.run_id_only(ws, real.name) == real
+
+    outside_data = tmp_path / "elsewhere" / "pairs" / "v1"
+    outside_data.mkdir(parents=True)
+    (outside_data / "train.jsonl").write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    ws.datasets.mkdir(parents=True, exist_ok=True)
+    (ws.datasets / "linked").symlink_to(outside_data.parent, target_is_directory=True)
+    assert versions(ws, "linked") == [] and saved_dataset("linked", ws) is None
+
+
+def test_a_blank_name_is_no_data_and_no_model(tmp_path):
+    from studio.data.load import load_records
+    from studio.data.readers import DataError, read_rows
+    from studio.models.loading import resolve_model
+
+    for blank in ("", "  "):
+        with pytest.raises(DataError, match="No data named"):
+            load_records(blank, ("preference",))
+        with pytest.raises(DataError, match="No data named"):
+            read_rows(blank)
+        with pytest.raises(StudioError, match="No model named"):
+            resolve_model(blank)

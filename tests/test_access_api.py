@@ -15,6 +15,7 @@ from helpers import start_app, wait_for
 from studio.config import load_config
 from studio.prefs.store import PreferenceStore
 from studio.train import runner
+from studio.ui.gate import ANNOTATORS_REFUSED
 from studio.ui.roles import REFUSED
 from studio.workspace import Workspace
 
@@ -28,7 +29,8 @@ VOTING = {"/vote_left", "/vote_right", "/vote_tie", "/vote_both_bad", "/vote_ski
 def server(tmp_path_factory):
     ws = tmp_path_factory.mktemp("access-ws")
     PreferenceStore(Workspace.open(ws).prefs_db).add_pair("Where is my parcel?", "On its way.", "No idea.")
-    proc, url = start_app(ws, "--auth", "adm:admin-pw", "--annotator", "ann:annot-pw", STUDIO_UPLOAD_QUOTA_MB="1")
+    proc, url = start_app(ws, "--auth", "adm:admin-pw", "--auth", "adm2:admin2-pw", "--annotator", "ann:annot-pw",
+                          STUDIO_UPLOAD_QUOTA_MB="1")
     url += "/"
     yield url, ws
     for run_dir in (ws / "runs").iterdir():  # runs an admin's calls started train on after a failed test
@@ -170,9 +172,31 @@ def test_uploads_stay_inside_each_logins_daily_allowance(server, tmp_path):
     refused = httpx.post(url + "gradio_api/upload", cookies=c.cookies,
                          files={"files": ("mine.jsonl", upload.read_bytes())})
     assert refused.status_code == 413 and "1 MB a day" in refused.json()["detail"]
-    other = client(url, "ann", "annot-pw")  # the allowance is per login: another login may still upload
-    outcome, said = call(other, "/data_upload", [handle_file(str(upload)), "tiny", 512])
-    assert REFUSED in said  # it got past the upload; loading data is an admin's work
+    other = client(url, "adm2", "admin2-pw")  # the allowance is per login: another login may still upload
+    status, *_ = other.predict(handle_file(str(upload)), "tiny", 512, api_name="/data_upload")
+    assert "2500 rows" in status
+    annotator = client(url, "ann", "annot-pw")  # an annotator uploads nothing at all, and reads no file by path
+    outcome, said = call(annotator, "/data_upload", [handle_file(str(upload)), "tiny", 512])
+    assert outcome == "error" and "403" in said
+    refused = httpx.post(url + "gradio_api/upload", cookies=annotator.cookies,
+                         files={"files": ("mine.jsonl", upload.read_bytes())})
+    assert refused.status_code == 403 and refused.json()["detail"] == ANNOTATORS_REFUSED
+    kept = next((ws / "uploads").rglob("mine.jsonl"))
+    for route in (f"gradio_api/file={kept}", f"file={kept}", f"gradio_api/file/{kept}"):
+        seen = httpx.get(url + route, cookies=annotator.cookies)
+        assert seen.status_code == 403 and "question 0" not in seen.text, route
+
+
+def test_failed_logins_from_one_address_do_not_lock_the_owner_out_from_another(server):
+    import httpx
+
+    url, _ = server
+    stranger = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30)
+    for n in range(8):  # past the free tries: this address is locked out for the name
+        assert stranger.post(url + "login", data={"username": "adm", "password": f"guess{n}"}).status_code == 400
+    assert stranger.post(url + "login", data={"username": "adm", "password": "admin-pw"}).status_code == 400
+    owner = httpx.post(url + "login", data={"username": "adm", "password": "admin-pw"}, timeout=30)
+    assert owner.status_code == 200 and owner.json() == {"success": True}
 
 
 def test_an_admin_login_neither_runs_reward_code_nor_names_a_loader_as_data(server):

@@ -87,6 +87,8 @@ def load_records(source: str, wanted: tuple[str, ...], split: str = "train", sub
 def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None,
                  fmt: str | None = None, mapping: dict[str, str] | None = None, purpose: str = "this stage"
                  ) -> tuple[list[dict[str, Any]], Any]:
+    if not str(source or "").strip():
+        raise DataError("No data named: give a file, a saved dataset or a hub dataset id.")
     path = resolve_project_path(source)
     if path.exists() or Path(source).suffix:
         read = read_rows(path, split=split)

@@ -68,6 +68,8 @@ class ReadResult:
 
 def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
     """Read a data file or a saved dataset folder (message trees come back joined into conversations)."""
+    if not str(path).strip():
+        raise DataError("No data named: give a file, a saved dataset or a hub dataset id.")
     return _joined(_read_path(Path(path), split))
 
 

@@ -42,8 +42,8 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> int:
 
 def versions(ws: Workspace, name: str) -> list[int]:
     folder = ws.datasets / check_name(name)
-    if not folder.is_dir():
-        return []
+    if not folder.is_dir() or not folder.resolve().is_relative_to(ws.datasets.resolve()):
+        return []  # a link from datasets/ to a folder elsewhere is not a saved dataset
     return sorted(int(p.name[1:]) for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"v\d+", p.name))
 
 

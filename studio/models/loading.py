@@ -33,6 +33,8 @@ def resolve_model(name: str, revision: str | None = None, weights: bool = True) 
     With `weights=False` only the config and tokenizer files are fetched.
     """
     name = (name or "").strip()
+    if not name:
+        raise StudioError("No model named: give the built-in 'tiny', a run, a folder or a hub id like org/model.")
     if name in BUILTIN:
         path = BUILTIN[name]
         if not (path / "config.json").exists():

@@ -25,6 +25,7 @@ from studio.ports import check_port
 from studio.train.machine import status_line
 from studio.ui.api import glue
 from studio.ui.context import AppContext
+from studio.ui.gate import RequestGate
 from studio.ui.roles import GatedBlocks, for_annotators, is_admin
 from studio.ui.tabs import chat, data, guide, method, preferences, train
 from studio.ui.uploads import UploadQuota
@@ -199,7 +200,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
         server_name=host,
         server_port=port,
         share=share,
-        auth=logins.check if logins.enabled else None,
+        auth=logins.acheck if logins.enabled else None,
         auth_message="Annotators see the Preferences tab only." if ANNOTATOR in roles else None,
         inbrowser=open_browser,
         css_paths=[css_file] if css_file.exists() else None,
@@ -209,6 +210,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = No
         allowed_paths=[],
         max_file_size="1gb",
         quiet=True,
-        app_kwargs={"middleware": [Middleware(UploadQuota, allowance=UploadAllowance())]},
+        app_kwargs={"middleware": [Middleware(RequestGate, logins=logins),
+                                   Middleware(UploadQuota, allowance=UploadAllowance())]},
         **NO_RUN_HISTORY,
     )

@@ -27,13 +27,14 @@ class UploadQuota:
                 size = int(headers.get("content-length", ""))
             except ValueError:
                 return await _refuse(send, 411, "Upload refused: the request must say its length.")
-            if not self.allowance.take(_user(scope, headers), size):
+            if not self.allowance.take(login_of(scope), size):
                 return await _refuse(send, 413, self.allowance.refusal())
         await self.app(scope, receive, send)
 
 
-def _user(scope: dict[str, Any], headers: dict[str, str]) -> str:
+def login_of(scope: dict[str, Any]) -> str:
     """The login behind the request, from Gradio's session cookie ('' without logins)."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     app = scope.get("app")
     cookie_id = getattr(app, "cookie_id", None)
     tokens = getattr(app, "tokens", None) or {}
