@@ -222,3 +222,19 @@ def test_an_admin_login_neither_runs_reward_code_nor_names_a_loader_as_data(serv
     outcome, said = call(c, "/train_resume", [run_dir.name])
     assert "launched with --allow-reward-code" in json.dumps(said), said
     assert not (run_dir / "status.json").exists()  # nothing was started
+
+
+def test_input_no_form_sends_gets_a_sentence_from_every_endpoint(server):
+    """Wrong types in every argument (a nested list where text, a number or a file goes): each endpoint answers
+    or refuses with a sentence, never with an error that says nothing."""
+    url, ws = server
+    c = client(url, "adm", "admin-pw")
+    endpoints = c.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    calls = [(name, [[["x"]]] * len(endpoint["parameters"])) for name, endpoint in endpoints.items()]
+    silent = []
+    for name, _, outcome, said in call_all(lambda: client(url, "adm", "admin-pw"), calls):
+        if outcome == "error" and ("verbose error reporting" in said or not said.strip() or said == "None"):
+            silent.append(name)
+    assert not silent, f"these answered with an error that says nothing: {silent}"
+    for run_dir in (ws / "runs").iterdir():
+        stop_and_wait(run_dir)

@@ -31,6 +31,10 @@ def test_add_check_and_delete_examples():
     assert len(frame) == 2 and msg == "Deleted 1 row."
     frame2, msg = delete_rows(frame, "9")
     assert len(frame2) == 2 and "outside" in msg
+    for length, said in (("many", "whole number"), (None, "whole number"), (-5, "between 16 and"),
+                         (float("inf"), "whole number"), (10**30, "between 16 and")):
+        report, text = analyse(table_source(frame, "instructions"), "prompt_completion", {}, "", length)
+        assert report is None and said in text, (length, text)
 
 
 def test_analyse_without_rows_asks_for_data():

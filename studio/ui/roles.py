@@ -7,6 +7,8 @@ queue, `gradio_client` and the HTTP API alike), so hiding a tab is never what ke
 
 from __future__ import annotations
 
+import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,8 @@ from studio.access import ADMIN, ANNOTATOR, Logins, allowed
 from studio.ui.context import AppContext
 
 REFUSED = "Annotators can read pairs and vote; this part of the studio is for admins."
+UNEXPECTED = ("The studio could not use this input ({kind}): check each value has the type and range the form "
+              "gives it; the server's log has the details.")
 
 
 def for_annotators(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,7 +50,14 @@ class GatedBlocks(gr.Blocks):
                 # not shown on an annotator's page (its hidden tabs' page-load events end here too);
                 # an API caller gets the sentence
                 raise gr.Error(REFUSED, visible=False, print_exception=False)
-        return await super().process_api(block_fn, inputs, state, request, *args, **kwargs)
+        try:
+            return await super().process_api(block_fn, inputs, state, request, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # a bug, or input no form would send: one sentence, the detail in the log
+            name = getattr(handler, "__name__", "this action")
+            print(f"{name} failed on input it could not use:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            raise gr.Error(UNEXPECTED.format(kind=type(err).__name__), print_exception=False) from None
 
 
 def is_admin(logins: Logins, request: gr.Request | None) -> bool:

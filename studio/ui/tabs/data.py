@@ -49,6 +49,12 @@ def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], mo
     must be one the web app may load."""
     if not source:
         return None, "Load a file, a hub dataset or a saved dataset first."
+    try:
+        length = int(max_length)
+    except (TypeError, ValueError, OverflowError):
+        return None, f"⚠️ The max length must be a whole number of tokens (got {str(max_length)[:40]!r})."
+    if not 16 <= length <= 1_048_576:
+        return None, f"⚠️ The max length must be between 16 and 1048576 tokens (got {length})."
     read = _read(source)
     tokenizer = None
     note = ""
@@ -60,7 +66,7 @@ def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], mo
         except StudioError as err:
             note = f" Token lengths skipped: {err}"
     try:
-        report = build_report(read, None if fmt == AUTO else fmt, mapping or None, tokenizer, int(max_length))
+        report = build_report(read, None if fmt == AUTO else fmt, mapping or None, tokenizer, length)
     except (ValueError, StudioError) as err:
         return None, f"⚠️ {err}"
     return report, report.summary() + note
