@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client.exceptions import AuthenticationError
-from helpers import start_app, wait_for
+from helpers import ROOT, start_app, wait_for
 
 from studio.config import load_config
 from studio.prefs.store import PreferenceStore
@@ -238,3 +238,21 @@ def test_input_no_form_sends_gets_a_sentence_from_every_endpoint(server):
     assert not silent, f"these answered with an error that says nothing: {silent}"
     for run_dir in (ws / "runs").iterdir():
         stop_and_wait(run_dir)
+
+
+def test_a_client_names_runs_without_a_page_that_listed_them(server):
+    """Run pickers are filled when a page opens; an API client's session never opens one, and still names runs."""
+    from studio.config import dump_config
+
+    url, ws = server
+    made = []
+    for rank in (8, 16):
+        run_dir = Workspace.open(ws).new_run_dir(f"picked-{rank}")
+        cfg = load_config(ROOT / "presets" / "tiny-sft-lora.yaml", [f"lora.r={rank}"])
+        (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+        made.append(run_dir.name)
+    c = client(url, "adm", "admin-pw")
+    table, said = c.predict(*made, api_name="/run_config_diff")
+    assert said == "1 settings differ." and "lora.r" in json.dumps(table), (said, table)
+    outcome, said = call(c, "/run_config_diff", [made[0], "../../etc"])
+    assert outcome == "ok" and "No run '../../etc'" in json.dumps(said)  # any value reaches the check, no further

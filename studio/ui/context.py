@@ -39,5 +39,9 @@ class AppContext:
         return getattr(request, "username", None) or ""
 
     def picker(self, dropdown: Any, choices: Callable[[], list[Any]]) -> Any:
+        """A dropdown of the workspace's runs, datasets or models, its choices filled when a page opens. It
+        takes any value too: an API client's session has no page that filled it, and every handler checks
+        the value it gets on the server (run_id_only, readable_model, readable_data ...)."""
+        dropdown.allow_custom_value = True
         self.pickers.append((dropdown, choices))
         return dropdown
