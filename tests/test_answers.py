@@ -134,3 +134,12 @@ def test_the_cli_reports_the_final_answer_share_for_maths_data(tmp_path):
                for line in open(os.path.join(DATA, "math500.jsonl"), encoding="utf-8")}
     right = [answer_matches(a["answer"], answers[a["prompt"]]) for a in out["answers"]]
     assert out["rows"] == 3 and out["final_answer"] == pytest.approx(sum(right) / 3)
+
+
+def test_a_reference_column_found_by_name_can_be_left_out_by_hand():
+    read = read_rows(os.path.join(DATA, "math500.jsonl"))
+    kept = build_report(read, "prompt_completion", {"prompt": "problem", "completion": "solution"})
+    assert kept.mapping["reference"] == "answer"  # found by its name
+    left = build_report(read, "prompt_completion", {"prompt": "problem", "completion": "solution", "reference": ""})
+    assert "reference" not in left.mapping and all("reference" not in r for r in left.usable)
+    assert [r["reference"] for r in prompt_rows(left.usable)][0].startswith("With the common denominator")

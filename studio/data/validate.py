@@ -119,6 +119,8 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
                  tokenizer: Any = None, max_length: int | None = None) -> Report:
     if fmt in PAIR_FORMATS:  # message trees give pairs when a preference format is chosen
         read = read.as_pairs()
+    unmapped = {k for k, v in (mapping or {}).items() if not v}  # a field named with no column: left out
+    mapping = {k: v for k, v in (mapping or {}).items() if v}
     guess = detect(read.rows) if fmt is None else Detection(fmt, {}, "chosen by hand")
     if fmt is not None:  # columns named by hand win over the format's usual names
         guess.mapping = {**default_mapping(fmt, columns_of(read.rows)), **(mapping or {})}
@@ -130,6 +132,7 @@ def build_report(read: ReadResult, fmt: str | None = None, mapping: dict[str, st
         if name is not None:
             guess = Detection(name, {**default_mapping(name, columns_of(read.rows)), **mapping},
                               "the format whose fields the column map names", columns_of(read.rows))
+    guess.mapping = {k: v for k, v in guess.mapping.items() if k not in unmapped}
     if mapping:
         cols = set(columns_of(read.rows))
         absent = sorted(c for c in mapping.values() if c not in cols)

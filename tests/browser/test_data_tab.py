@@ -77,3 +77,18 @@ def test_the_preview_quotes_the_rejected_answer_as_literal_text(page, app_url, t
     rule = page.locator("#data-preview-rule")
     expect(rule).to_contain_text("against the rejected one, «**bold** <b>tag</b> &amp; http://example.com»")
     assert rule.locator("a, b:not(:first-child), strong").count() == 0  # no link, no bold from the row's text
+
+
+def test_a_maths_file_shows_the_answer_it_is_checked_against_and_the_reference_can_be_left_out(page, app_url):
+    from helpers import pick
+
+    open_tab(page, app_url, "Data")
+    page.locator("input[type=file]").first.set_input_files(str(DATA / "math500.jsonl"))
+    expect(page.locator("#data-status")).to_contain_text("3 rows, 3 usable")
+    reference = page.get_by_label("reference", exact=True)
+    expect(reference).to_have_value("answer")  # found by its name, beside the worked solution
+    rule = page.locator("#data-preview-rule")
+    expect(rule).to_contain_text("check answers against this row's reference, «\\frac{5}{12}»")
+    pick(page, "reference", "(none)")
+    expect(rule).not_to_contain_text("check answers against")
+    expect(reference).to_have_value("(none)")  # it stays left out

@@ -87,7 +87,7 @@ def _outputs(report: Report | None, message: str, max_length: float, source: dic
         columns = columns_of(source["rows"]) if source else []
         wanted = set(SPECS[fmt].fields) if source and fmt in SPECS else set()
         chosen = {**(default_mapping(fmt, columns) if wanted else {}), **(mapping or {})}
-        boxes = [gr.update(choices=[NONE, *columns], value=chosen.get(name, NONE), visible=name in wanted)
+        boxes = [gr.update(choices=[NONE, *columns], value=chosen.get(name) or NONE, visible=name in wanted)
                  for name in FIELDS]
         return [message, empty, None, gr.update(value=fmt if source else AUTO), *boxes, gr.update(value=1)]
     issues = pd.DataFrame(report.problem_rows(2000), columns=ISSUE_COLUMNS) if report.issues else empty
@@ -103,7 +103,9 @@ def _outputs(report: Report | None, message: str, max_length: float, source: dic
 
 
 def _mapping(values: tuple[str, ...]) -> dict[str, str]:
-    return {name: v for name, v in zip(FIELDS, values) if v and v != NONE}
+    """Field -> column from the mapping boxes; a box set to (none) maps its field to '' (left out, even where
+    the format would find a column of that name itself)."""
+    return {name: v if v and v != NONE else "" for name, v in zip(FIELDS, values)}
 
 
 def _source_from(read: ReadResult) -> dict[str, Any]:
@@ -240,7 +242,10 @@ def build(ctx: AppContext) -> dict[str, Any]:
             pv = template_preview(rec, cached_tokenizer(name))
         except (StudioError, ValueError, TypeError) as err:
             return f"<p>No preview: {html.escape(str(err))}</p>", ""
-        return pv.html(), f"<p><b>{pv.total} tokens</b>, {pv.trained} trained — {html.escape(pv.rule)}.</p>"
+        ref = str(rec.get("reference") or "")
+        checked = "" if not ref else " RLHF's rule rewards check answers against this row's reference, " \
+            f"«{html.escape(ref if len(ref) <= 300 else ref[:300] + ' …')}»."
+        return pv.html(), f"<p><b>{pv.total} tokens</b>, {pv.trained} trained — {html.escape(pv.rule)}.{checked}</p>"
 
     for name, trigger in (("data_row_preview", row_no.change), ("data_preview_follow", report_state.change)):
         trigger(show_preview, [report_state, row_no, model], [preview, tok_info], **glue(name))
