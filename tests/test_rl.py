@@ -119,3 +119,18 @@ def test_grpo_on_maths_checks_each_answer_against_the_rows_own_answer_column(tmp
     assert all(s["rewards"]["final_answer"] == answer_matches(s["answer"], s["reference"]) for s in samples)
     logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("rewards/final_answer/mean" in r for r in logs)
+
+
+def test_samples_are_answers_to_training_prompts_not_to_eval_prompts(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    data = ROOT / "tests" / "assets" / "data"
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-grpo.yaml", [
+        "train.save_steps=1000", "rl.rewards=final_answer", "train.max_steps=2", "train.logging_steps=1",
+        "train.eval_steps=1", f"data.train={data / 'gsm8k.jsonl'}", f"data.eval={data / 'math500.jsonl'}"]), ws)
+    run_dir = ws.new_run_dir("grpo-eval")
+    run_training(cfg, run_dir)
+    logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(k.startswith("eval_") for r in logs for k in r)  # the held-out prompts were answered and scored
+    training = {json.loads(line)["question"] for line in (data / "gsm8k.jsonl").read_text().splitlines()}
+    samples = rl_common.read_samples(run_dir)
+    assert samples and all(s["prompt"] in training for s in samples), [s["prompt"] for s in samples]

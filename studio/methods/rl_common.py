@@ -133,6 +133,9 @@ class SampleLog:
         self.path = Path(run_dir) / "samples.jsonl" if run_dir is not None else None
         self.every, self.per_step = max(1, every), per_step
         self.step, self.written_at = 0, -1
+        self.training: Callable[[], bool] = lambda: True
+        """Whether the answers being scored are training answers (the trainer sets this; eval answers are not
+        written as samples)."""
         self.pending: dict[str, list[float]] = {}
 
     def wrap(self, funcs: list[RewardFn]) -> list[RewardFn]:
@@ -154,7 +157,7 @@ class SampleLog:
 
     def record(self, prompts: list[Any], completions: list[Any], scores: dict[str, list[float]],
                references: list[Any] | None = None) -> None:
-        if self.path is None or self.step == self.written_at or self.step % self.every:
+        if self.path is None or self.step == self.written_at or self.step % self.every or not self.training():
             return
         self.written_at = self.step
         with open(self.path, "a", encoding="utf-8") as fh:

@@ -50,8 +50,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     train, evaluation = prompt_data(cfg, run_dir)
-    funcs = rl_common.SampleLog(run_dir, every=max(1, cfg.train.logging_steps)).wrap(
-        rl_common.reward_functions(cfg, run_dir))
+    log = rl_common.SampleLog(run_dir, every=max(1, cfg.train.logging_steps))
+    funcs = log.wrap(rl_common.reward_functions(cfg, run_dir))
     config_class, trainer_class = (GRPOConfig, GRPOTrainer) if rl.algorithm == "grpo" else (RLOOConfig, RLOOTrainer)
     args = config_class(
         **{**common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
@@ -62,5 +62,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
         beta=rl.kl_coef,
     )
     model = common.load_causal_lm(cfg, precision, run_dir=run_dir)
-    return trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=train, eval_dataset=evaluation,
-                         processing_class=tokenizer, peft_config=common.lora_config(cfg), callbacks=callbacks)
+    trainer = trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=train, eval_dataset=evaluation,
+                            processing_class=tokenizer, peft_config=common.lora_config(cfg), callbacks=callbacks)
+    log.training = lambda: bool(trainer.model.training)  # the trainer scores eval answers too: those are not samples
+    return trainer
