@@ -165,7 +165,8 @@ def allowed(role: str | None, handler_roles: frozenset[str] | set[str] | tuple[s
 # only name a hub id, a saved dataset, a shipped file, its own upload, or something inside the workspace.
 
 OUTSIDE_DATA = ("{what} {source!r} is not something the studio may read for you here: name a hub dataset "
-                "(org/name), a saved dataset, a shipped demo file, or upload the file.")
+                "(org/name), a saved dataset, or a shipped demo file; for a file of your own, upload it in the Data "
+                "tab and save it as a dataset.")
 OUTSIDE_MODEL = ("Model {source!r} is not one the studio may load for you here: name 'tiny', a hub id (org/name), "
                  "a run of this workspace, or a folder under its exports/.")
 

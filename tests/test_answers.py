@@ -134,6 +134,7 @@ def test_the_cli_reports_the_final_answer_share_for_maths_data(tmp_path):
                for line in open(os.path.join(DATA, "math500.jsonl"), encoding="utf-8")}
     right = [answer_matches(a["answer"], answers[a["prompt"]]) for a in out["answers"]]
     assert out["rows"] == 3 and out["final_answer"] == pytest.approx(sum(right) / 3)
+    assert [a["final"] for a in out["answers"]] == [answers[a["prompt"]] for a in out["answers"]]  # what was checked
 
 
 def test_a_reference_column_found_by_name_can_be_left_out_by_hand():

@@ -86,9 +86,17 @@ def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
     assert evaluations(run_dir)[-1]["exact_match"] == 0.5 and evaluations(run_dir)[-1]["data"] == "split"
     assert run_summary(run_dir)["exact match"] == "50.0% of 2"
     scores = scores_frame([result], {run_dir.name})
-    assert scores.iloc[0].to_dict() == {"model": run_dir.name, "rows": 2, "exact match": "50.0%", "ROUGE-L": "0.000",
+    assert scores.iloc[0].to_dict() == {"model": run_dir.name, "rows": 2, "exact match": "50.0%", "final answer": "",
+                                        "ROUGE-L": "0.000",
                                         "BLEU": "0.0", "judge (1-5)": "", "loss": "7.679", "perplexity": "2161.55",
                                         "saved": "with the run"}
     wide = answers_frame([result])
     assert list(wide.columns) == ["reference", run_dir.name, "prompt"]
     assert list(wide[run_dir.name]) == ["On its way.", "✗ No idea."] and len(wide["prompt"][0]) == 120
+    maths = [{"prompt": "2+2?", "reference": "Add them: \\boxed{4}", "answer": "It is 4.", "final": "4", "right": "yes"},
+             {"prompt": "3+3?", "reference": "Add them: \\boxed{6}", "answer": "7", "final": "6", "right": "no"}]
+    checked = EvalResult("tiny", 2, 0.0, 9.0, 8103.0, maths, final_answer=0.5)
+    assert scores_frame([checked]).iloc[0]["final answer"] == "50.0%"
+    wide = answers_frame([checked])  # the final answer checked, and ✗ where the answer's final answer is another
+    assert list(wide.columns) == ["reference", "final answer", "tiny", "prompt"]
+    assert list(wide["final answer"]) == ["4", "6"] and list(wide["tiny"]) == ["It is 4.", "✗ 7"]

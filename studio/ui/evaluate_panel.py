@@ -41,12 +41,21 @@ def scores_frame(results: list[Any], saved: set[str] = frozenset()) -> pd.DataFr
 
 def answers_frame(results: list[Any]) -> pd.DataFrame:
     """The reference, each model's answer (marked ✗ where it is not an exact match, with the judge's
-    grade in brackets), and the prompt last, cut short, so the answers stay on screen."""
+    grade in brackets), and the prompt last, cut short, so the answers stay on screen. For data that says what
+    its final answers are (maths), the final answer checked comes after the reference, and ✗ marks an answer
+    whose final answer is not that one."""
     first = results[0].answers
     wide = pd.DataFrame({"reference": [a["reference"] for a in first]})
+    checked = all("final" in a for r in results for a in r.answers)
+    if checked:
+        wide["final answer"] = [a["final"] for a in first]
+
+    def wrong(a: dict[str, str]) -> bool:
+        return a["right"] != "yes" if checked else a["answer"].strip() != a["reference"].strip()
+
     for r in results:
-        wide[r.model] = [("" if a["answer"].strip() == a["reference"].strip() else "✗ ")
-                         + (f"[{a['grade']}] " if a.get("grade") else "") + a["answer"] for a in r.answers]
+        wide[r.model] = [("✗ " if wrong(a) else "") + (f"[{a['grade']}] " if a.get("grade") else "") + a["answer"]
+                         for a in r.answers]
     wide["prompt"] = [a["prompt"] if len(a["prompt"]) <= 120 else a["prompt"][:119] + "…" for a in first]
     return wide
 

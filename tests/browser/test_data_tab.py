@@ -92,3 +92,7 @@ def test_a_maths_file_shows_the_answer_it_is_checked_against_and_the_reference_c
     pick(page, "reference", "(none)")
     expect(rule).not_to_contain_text("check answers against")
     expect(reference).to_have_value("(none)")  # it stays left out
+    name = page.get_by_label("Save as", exact=True)
+    name.fill("maths")
+    name.press("Enter")  # Enter saves, as the button does; the default share of 0.1 holds out one of 3 rows
+    expect(page.get_by_text("Saved maths v1: 3 rows: 2 to train, 1 held out for evaluation.")).to_be_visible()

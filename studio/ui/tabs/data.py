@@ -7,6 +7,7 @@ Per-browser state lives in gr.State: the rows read, and the latest report.
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
 import gradio as gr
@@ -264,10 +265,15 @@ def build(ctx: AppContext) -> dict[str, Any]:
                     "version was made.", gr.update(choices=_saved_names(ctx), value=folder.parent.name))
         skipped = report.total_rows - len(report.usable)
         extra = f" ({skipped} unusable row{'s' if skipped != 1 else ''} left out)" if skipped else ""
-        return (f"Saved **{folder.parent.name} {folder.name}**: {len(report.usable)} row{'s' if len(report.usable) != 1 else ''}{extra}.",
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        split = f": {meta['train_rows']} to train, {meta['eval_rows']} held out for evaluation" \
+            if meta.get("eval_rows") else ""
+        n = len(report.usable)
+        return (f"Saved **{folder.parent.name} {folder.name}**: {n} row{'s' if n != 1 else ''}{extra}{split}.",
                 gr.update(choices=_saved_names(ctx), value=folder.parent.name))
 
     save_btn.click(save, [report_state, save_name, eval_share], [save_msg, saved], **action("data_save"))
+    save_name.submit(save, [report_state, save_name, eval_share], [save_msg, saved], **glue("data_save_enter"))
 
     kind.change(lambda k: pd.DataFrame(columns=SFT_COLUMNS if k == "instructions" else PREF_COLUMNS),
                 kind, table, **glue("data_table_kind"))
