@@ -53,10 +53,10 @@ The Method tab gives the exact figure for your model, batch and sequence length.
 2. In the Train tab load `tiny-ppo` (classic PPO), `tiny-rlhf` (RLOO) or `tiny-grpo` (GRPO with a rule
    reward), pick the SFT run under **Start from an earlier run**, and press Start.
 3. Under **Rewards**, tick what scores an answer: the reward-model run (`latest` takes the newest), a rule
-   (exact match or word overlap with the data's answer, a regular expression, valid JSON, a length
-   penalty) or your own Python function. The rewards are summed.
+   (exact match or word overlap with the data's answer, the final answer of a maths solution, a regular
+   expression, valid JSON, a length penalty) or your own Python function. The rewards are summed.
 4. Watch the reward rise and the KL to the starting model stay small; the table under the curves shows
-   answers the model wrote during training, with their rewards.
+   answers the model wrote during training, with their rewards and the reference they were checked against.
 """
 
 
