@@ -30,3 +30,14 @@ def test_runs_of_one_kind_share_one_axis():
     losses = {t.yaxis for t in fig.data if t.name.endswith(" loss")}
     assert len(losses) == 1
     assert not fig.layout.yaxis.title.text  # a single kind needs no axis title: the panel says "loss"
+
+
+def test_a_constant_learning_rate_is_drawn_from_zero_and_step_is_said_on_the_bottom_row_only():
+    fig = training_curves({"20261127-100000-sft": SFT, "20261127-110000-dpo": DPO})
+    lr_axis = next(t.yaxis for t in fig.data if t.name.endswith(" lr")).replace("y", "yaxis")
+    low, high = fig.layout[lr_axis].range
+    assert low == 0 and 1e-3 < high < 2e-3  # the larger of the two constant rates sits near the top
+    titled = {name for name in fig.layout if name.startswith("xaxis") and fig.layout[name].title.text == "step"}
+    rows = {name: fig.layout[fig.layout[name].anchor.replace("y", "yaxis")].domain for name in fig.layout
+            if name.startswith("xaxis")}
+    assert titled and titled == {name for name, (low, _) in rows.items() if low < 0.5}  # the lower row's axes

@@ -110,7 +110,10 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
             _reward_panel(fig, series, short, run, color, *place[4])
     fig.update_layout(template="plotly_white", height=520, margin={"l": 40, "r": 10, "t": 40, "b": 30},
                       legend={"orientation": "h", "y": -0.15}, uirevision="keep")
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text="step", row=2)  # on the bottom row only: above, it ran into the titles below
+    rates = [y for series in runs.values() for y in series.get("learning_rate", ([], []))[1]]
+    if rates and max(rates) > 0:  # from zero, so a constant rate reads as its value rather than a flat line at 0
+        fig.update_yaxes(range=[0, max(rates) * 1.15], row=1, col=2)
     if two_axes:
         fig.update_yaxes(title_text=kinds[0], row=1, col=1, secondary_y=False)
         fig.update_yaxes(title_text=" / ".join(kinds[1:]), row=1, col=1, secondary_y=True, showgrid=False)
