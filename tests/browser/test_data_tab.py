@@ -23,6 +23,9 @@ def test_upload_shows_format_and_problem_rows(page, app_url):
     issues = page.locator("#data-issues")
     expect(issues).to_contain_text("two user turns in a row")
     expect(issues).to_contain_text("line 3")
+    page.get_by_label("Clear").first.click()  # emptying the upload box takes its rows away too
+    expect(status).to_have_text("No file chosen.")
+    expect(issues).not_to_contain_text("two user turns in a row")
 
 
 def test_broken_upload_gives_one_sentence(page, app_url, tmp_path):

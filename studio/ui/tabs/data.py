@@ -193,7 +193,13 @@ def build(ctx: AppContext) -> dict[str, Any]:
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
         report, msg = analyse_here(src, AUTO, {}, mdl, mx)
-        return [src, report, *_outputs(report, msg, mx)]
+        return [src | {"origin": "upload"}, report, *_outputs(report, msg, mx)]
+
+    def clear_upload(src, mx):
+        """The upload box emptied: the rows it brought go too (rows opened another way stay)."""
+        if not src or src.get("origin") != "upload":
+            return [gr.skip(), gr.skip(), *[gr.skip()] * len(outputs)]
+        return [None, None, *_outputs(None, "No file chosen.", mx)]
 
     def load_hub(ds_id, split, subset, mdl, mx):
         if not ds_id.strip():
@@ -218,6 +224,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         return [src, report, *_outputs(report, msg, mx)]
 
     upload.upload(load_file, [upload, model, max_length], [source, report_state, *outputs], **action("data_upload"))
+    upload.clear(clear_upload, [source, max_length], [source, report_state, *outputs], **glue("data_upload_clear"))
     hub_btn.click(load_hub, [hub_id, hub_split, hub_subset, model, max_length], [source, report_state, *outputs],
                   **action("data_from_hub"))
     saved_btn.click(load_saved, [saved, model, max_length], [source, report_state, *outputs],
