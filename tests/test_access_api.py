@@ -256,3 +256,20 @@ def test_a_client_names_runs_without_a_page_that_listed_them(server):
     assert said == "1 settings differ." and "lora.r" in json.dumps(table), (said, table)
     outcome, said = call(c, "/run_config_diff", [made[0], "../../etc"])
     assert outcome == "ok" and "No run '../../etc'" in json.dumps(said)  # any value reaches the check, no further
+
+
+def test_no_spelling_of_the_login_cookie_lets_an_annotator_reach_a_file(server, tmp_path):
+    """The gate reads the session cookie as Gradio does, and refuses what it cannot read as an admin's."""
+    import httpx
+
+    url, ws = server
+    kept = next((ws / "uploads").rglob("*.jsonl"), None) or (ws / "uploads" / "x.jsonl")
+    annotator = client(url, "ann", "annot-pw")
+    name, token = next((k, v) for k, v in annotator.cookies.items() if k.startswith("access-token-"))
+    for cookie in (f'{name}="{token}"', f"{name}= {token}", f"{name}={token}; other=1", f"x=1; {name}={token}"):
+        seen = httpx.get(f"{url}gradio_api/file={kept}", headers={"cookie": cookie})
+        assert seen.status_code in (401, 403), (cookie, seen.status_code)
+        sent = httpx.post(url + "gradio_api/upload", headers={"cookie": cookie}, files={"files": ("a.jsonl", b"{}")})
+        assert sent.status_code in (401, 403), (cookie, sent.status_code)
+    twice = httpx.get(f"{url}gradio_api/file={kept}", headers=[("cookie", f"{name}={token}"), ("cookie", "x=1")])
+    assert twice.status_code in (401, 403)

@@ -1,8 +1,8 @@
 """What reaches Gradio's own routes, decided before Gradio sees the request (an ASGI middleware).
 
-- An annotator's login reaches no file route: no uploads, no files served by path (`/file=`), no proxying
-  or streaming. Voting needs none of them, and the events an annotator may run are checked on their own
-  (studio/ui/roles.py).
+- Only an admin's login reaches a file route: uploads, files served by path (`/file=`), proxying and
+  streaming. An annotator's voting needs none of them, and a request whose login cannot be read is refused
+  too (the events an annotator may run are checked on their own, in studio/ui/roles.py).
 - A login attempt carries the address it came from (`LOGIN_SOURCE`), so repeated failures lock out that
   name from that address only (studio/access.py): a stranger cannot lock the owner out of their own studio.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from studio.access import ANNOTATOR, LOGIN_SOURCE, Logins
+from studio.access import ADMIN, LOGIN_SOURCE, Logins
 from studio.ui.uploads import login_of
 
 FILE_ROUTES = ("/upload", "/upload_progress", "/process_recording", "/file=", "/file/", "/proxy=", "/stream/")
@@ -34,7 +34,7 @@ class RequestGate:
         if scope.get("type") != "http" or not self.logins.enabled:
             return await self.app(scope, receive, send)
         path = str(scope.get("path", ""))
-        if file_route(path) and self.logins.role_of(login_of(scope)) == ANNOTATOR:
+        if file_route(path) and self.logins.role_of(login_of(scope)) != ADMIN:  # closed unless an admin's
             return await _refuse(send, 403, ANNOTATORS_REFUSED)
         if path.rstrip("/").endswith("/login") and scope.get("method") == "POST":
             client = scope.get("client") or ("", 0)

@@ -33,15 +33,15 @@ class UploadQuota:
 
 
 def login_of(scope: dict[str, Any]) -> str:
-    """The login behind the request, from Gradio's session cookie ('' without logins)."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    """The login behind the request, read from its session cookie exactly as Gradio reads it (Starlette's
+    cookie parser on the request's cookie header), so no spelling of the cookie that Gradio accepts is read
+    here as no login; '' without one."""
+    from starlette.requests import Request
+
     app = scope.get("app")
     cookie_id = getattr(app, "cookie_id", None)
     tokens = getattr(app, "tokens", None) or {}
-    cookies = {}
-    for part in headers.get("cookie", "").split(";"):
-        name, _, value = part.strip().partition("=")
-        cookies[name] = value
+    cookies = Request({"type": "http", "headers": scope.get("headers", [])}).cookies
     token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
     return str(tokens.get(token, "")) if token else ""
 
