@@ -30,6 +30,10 @@ def report(name):
     ("<think>9*9</think>\n<answer> 81 </answer>", "81"),
     ("<think>maybe \\boxed{5}? the answer is 5</think>\nNo: the answer is 7.", "7"),  # thinking does not count
     ("<think>first 12, then 8 and so on", None),  # cut off while thinking
+    ("Plan: <think>first 12, then 8 and so on", None),
+    ("#### Step 1: add\nso 10\n#### Step 2: double\nThe answer is 20.", "20"),  # headings are not GSM8K's mark
+    ("##### Step 3\nSo the answer is 10.", "10"),
+    ("The answer is 72. Next, the check: 72 / 8 = 9.", "72"),
     ("<think>2+2</think>", None),
     ("Adding them up, the answer is 155.", "155"),
     ("Working:\nAnswer: 900 hens", "900 hens"),
@@ -50,6 +54,13 @@ def test_the_final_answer_is_found_where_solutions_write_it(text, expected):
     ("900 hens", "900", True), ("x = 4", "4", True), ("(2, 3)", "(2,3)", True), ("\\text{(B)}", "B", True),
     ("82", "81", False), ("81 or 82", "81", False), ("x^2+1", "x^2 + 2", False), ("", "81", False),
     ("81", "", False), ("1,2", "12", False),
+    # hedges and expressions are not their last number
+    ("3 \\text{ or } 72", "72", False), ("3 or 72", "72", False), ("-\\frac{1}{2}", "2", False),
+    ("2\\sqrt{2}", "2", False), ("\\frac{\\sqrt{3}}{3}", "3", False), ("x^2", "2", False), ("10^3", "3", False),
+    # the same answer written another way
+    ("-0.5", "-\\frac{1}{2}", True), ("e^{2}", "e^2", True), ("5\\sqrt{2}", "5\\sqrt2", True),
+    ("1{,}000", "1000", True), ("There are 7.", "7", True), ("That gives 5/12.", "\\frac{5}{12}", True),
+    ("1e9999999", "1", False),  # an exponent that large is compared as text, not built as a number
 ])
 def test_final_answers_agree_as_numbers_or_as_text(answer, reference, same):
     assert same_answer(answer, reference) is same
@@ -94,9 +105,14 @@ def test_a_reference_column_is_mapped_only_beside_the_answer_it_is_not():
     chat = build_report(ReadResult(listed, "sums.jsonl", "jsonl"))
     assert chat.format == "messages" and chat.mapping == {"messages": "messages"} and len(chat.usable) == 1
     late = [{"prompt": "2+2?", "ground_truth": "4"}, {"prompt": "3+3?", "ground_truth": ["6", "six"]}]
-    bad = build_report(ReadResult(late, "sums.jsonl", "jsonl"))  # a later row that breaks the pattern is named
-    assert bad.format == "prompt_only" and bad.mapping["reference"] == "ground_truth" and len(bad.usable) == 1
-    assert "'ground_truth' should be text, found a list" in bad.issues[0].message and bad.issues[0].index == 1
+    mixed = build_report(ReadResult(late, "sums.jsonl", "jsonl"))  # a later row's list: that row has no reference
+    assert mixed.format == "prompt_only" and mixed.mapping["reference"] == "ground_truth" and len(mixed.usable) == 2
+    assert [r.get("reference") for r in mixed.usable] == ["4", None]
+    flagged = [{"messages": listed[0]["messages"], "answer": True}] * 2  # a flag beside a chat: no reference
+    chat = build_report(ReadResult(flagged, "flags.jsonl", "jsonl"))
+    assert chat.mapping == {"messages": "messages"} and len(chat.usable) == 2
+    by_hand = build_report(ReadResult(listed, "sums.jsonl", "jsonl"), "messages")  # the format named by hand
+    assert len(by_hand.usable) == 1 and "reference" not in by_hand.usable[0]
 
 
 def test_converting_to_prompts_keeps_the_answer_to_check_against(tmp_path):
@@ -144,3 +160,24 @@ def test_a_reference_column_found_by_name_can_be_left_out_by_hand():
     left = build_report(read, "prompt_completion", {"prompt": "problem", "completion": "solution", "reference": ""})
     assert "reference" not in left.mapping and all("reference" not in r for r in left.usable)
     assert [r["reference"] for r in prompt_rows(left.usable)][0].startswith("With the common denominator")
+
+
+@pytest.mark.parametrize("text", [" " * 40000, "the answer is" + " " * 40000, "\n" * 20000 + "x", "#### " + " " * 40000,
+                                  "answer:" + " " * 40000, "\\boxed{" + "{" * 20000, "7 " * 50000])
+def test_long_degenerate_answers_are_read_at_once(text):
+    import time
+
+    started = time.process_time()
+    for _ in range(5):
+        answer_matches(text, "5")
+    assert time.process_time() - started < 1.0  # CPU time of five reads; the quadratic patterns took seconds each
+
+
+def test_evaluation_of_support_replies_is_not_switched_to_final_answers_by_a_heading():
+    from studio.chat.evaluate import final_answer_share
+
+    rows = [{"messages": [{"role": "user", "content": "How do I install it?"},
+                          {"role": "assistant", "content": "#### Installation\nRun the installer. The answer is yes."}]},
+            {"messages": [{"role": "user", "content": "When?"},
+                          {"role": "assistant", "content": "Within 5 business days."}]}]
+    assert final_answer_share(rows, ["Run it.", "In about 5 weeks."]) is None

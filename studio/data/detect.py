@@ -30,7 +30,8 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     found = _detect(rows)
     ref = found.mapping.get("reference")
     first = next((r for r in rows if isinstance(r, dict) and BROKEN not in r), {})
-    if ref and not isinstance(first.get(ref), (str, int, float)):  # a list of answers, metadata: not a reference
+    value = first.get(ref)
+    if ref and (isinstance(value, bool) or not isinstance(value, (str, int, float))):  # a list, a flag: no reference
         found.mapping = {k: v for k, v in found.mapping.items() if k != "reference"}
     return found
 

@@ -215,9 +215,13 @@ def _with_tools(record: dict[str, Any], row: dict[str, Any], mapping: dict[str, 
 
 
 def _with_reference(record: dict[str, Any], row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    """The record with the row's reference answer (text), when its format maps a reference column."""
-    col = mapping.get("reference")
-    return record | {"reference": text_of(row.get(col), col).strip()} if col else record
+    """The record with the row's reference answer, when its format maps a reference column and the row's value
+    is text or a number. Other values (a list of answers, a flag) give the row no reference, never a problem:
+    the column sits beside what trains, and only the rule rewards of RLHF read it."""
+    value = row.get(mapping["reference"]) if mapping.get("reference") else None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return record
+    return record | {"reference": str(value).strip()}
 
 
 def _sharegpt(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:

@@ -5,13 +5,18 @@
     final_answer("<think>...</think><answer>1/2</answer>")           # '1/2'
     same_answer("\\\\frac{1}{2}", "0.5")                              # True
 
-Only what follows a reasoning model's </think> counts. Where an answer is marked, the mark wins, the last one first: \\boxed{...} (or \\fbox), GSM8K's '#### ...' line,
+Only what follows a reasoning model's </think> counts, and a text still inside <think> gives none. Where an
+answer is marked, the mark wins, the last one first: \\boxed{...} (or \\fbox), GSM8K's '#### ...' as the last line,
 <answer>...</answer> tags, 'the answer is ...' / 'Answer: ...'. A text with none of these that fits on one
-short line is its own final answer (a dataset's `answer` column: '72', '\\dfrac{1}{2}'). Otherwise the last number
-in the text is taken. Two answers agree when both read as numbers and are equal (1,000 = 1000.0, \\frac{1}{2} = 1/2 = 0.5, a per
-cent sign set aside: 50% = 50), else when their text is the same once LaTeX spacing, dollars and \\text{...}
-wrappers are set aside. Against a number, a marked answer that says more ('18 dollars a day') counts by its
-last number.
+short line is its own final answer (a dataset's `answer` column: '72', '\\dfrac{1}{2}'). Otherwise the last
+number in the text is taken. Marks are looked for in the last TAIL characters only (answers end a text; a
+very long one must not stall a training step).
+
+Two answers agree when both read as numbers and are equal (1,000 = 1000.0, \\frac{1}{2} = 1/2 = 0.5, a per
+cent sign set aside: 50% = 50), else when their text is the same once LaTeX spacing, dollars, \\text{...}
+wrappers and braces around one character are set aside. Against a number, an answer of one number with words
+around it ('18 dollars a day', 'x = 4', 'There are 7.') counts by that number; '3 or 72', '2\\sqrt{2}' or 'x^2'
+do not.
 """
 
 from __future__ import annotations
@@ -19,12 +24,16 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+TAIL = 4000
+"""Characters at the end of a text that are searched for a marked answer."""
 _MARKED = (
-    re.compile(r"^#{4}\s*(.+?)\s*$", re.MULTILINE),
+    re.compile(r"(?:^|\n)####(?!#)[ \t]*([^\n]*\S)[ \t]*\Z"),
     re.compile(r"<answer>\s*(.*?)\s*</answer>", re.DOTALL | re.IGNORECASE),
-    re.compile(r"\b(?:final answer|the answer)\s*(?:is|:|=)\s*:?\s*(.+?)\s*(?:\.\s|\.?$|\n)", re.IGNORECASE),
-    re.compile(r"^\s*answer\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE),
+    re.compile(r"\b(?:final answer|the answer)[ \t]*(?:is|:|=)[ \t]*:?[ \t]*([^\n]+)", re.IGNORECASE),
+    re.compile(r"(?:^|\n)[ \t]*answer[ \t]*:[ \t]*([^\n]+)", re.IGNORECASE),
 )
+_STRONG = _MARKED[:2]
+"""Marks a dataset's worked answers use (a box is one too): a text with one states its final answer."""
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 SHORT = 64
 """A text of at most this many characters on one line is taken whole when it marks no answer."""
@@ -51,43 +60,54 @@ def boxed(text: str) -> str | None:
     return None  # the box was never closed (an answer cut off by the length limit)
 
 
+def _sentence_end(hit: str) -> str:
+    """A marked answer up to the end of its sentence: '72. So she...' -> '72' ('3.5' keeps its point)."""
+    return re.split(r"\.(?:\s|$)", hit.strip(), maxsplit=1)[0].strip()
+
+
 def final_answer(text: str) -> str | None:
     """The final answer written in `text`; None when it gives none."""
     text = str(text or "").strip()
     if "</think>" in text:  # a reasoning model's answer comes after its thinking, whatever the thinking tried
         text = text.rsplit("</think>", 1)[1].strip()
-    elif text.startswith("<think>"):
+    elif "<think>" in text:
         return None  # still thinking when the length limit came: no answer given
     if not text:
         return None
-    found = boxed(text)
+    tail = text[-TAIL:]
+    found = boxed(tail)
     if found:
         return found
-    if found is None and re.search(r"\\(?:boxed|fbox)\s*\{", text):
+    if found is None and re.search(r"\\(?:boxed|fbox)\s*\{", tail):
         return None  # a box opened and never closed: the answer was cut off
-    for pattern in _MARKED:
-        hits = [h for h in pattern.findall(text) if h.strip()]
+    for n, pattern in enumerate(_MARKED):
+        hits = [h for h in pattern.findall(tail) if h.strip()]
         if hits:
-            inner = boxed(hits[-1])
-            return inner or hits[-1].strip()
+            hit = hits[-1] if n < 2 else _sentence_end(hits[-1])
+            return boxed(hit) or hit.strip() or None
     if "\n" not in text and len(text) <= SHORT:
         return text
-    numbers = _NUMBER.findall(text)
+    numbers = _NUMBER.findall(tail)
     return numbers[-1] if numbers else None
 
 
 _WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}|\\[dt]?frac(\d)(\d)")
+_ONE_NUMBER = re.compile(r"(?:[a-z]+=?)?(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)(?:%|[a-z]+)?")
+"""A normalised answer that is one number with words around it ('x=4', 'thereare7', '18dollarsaday')."""
 
 
 def normal(answer: str) -> str:
-    """An answer's text with LaTeX spacing, dollars, \\text{} wrappers and a closing full stop set aside."""
+    """An answer's text with LaTeX spacing, dollars, \\text{} wrappers, braces around one character and a closing
+    full stop set aside."""
     out = _WRAPPERS.sub(r"\1", answer)
     for token in ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "$", "^\\circ", "^{\\circ}", "\\%"):
         out = out.replace(token, "%" if token == "\\%" else "")
+    out = out.replace("{,}", ",")
     out = _FRAC.sub(lambda m: f"({m.group(1) or m.group(3)})/({m.group(2) or m.group(4)})", out)
+    out = re.sub(r"\{(\w)\}", r"\1", out)  # e^{2} = e^2, \sqrt{2} = \sqrt2
     out = re.sub(r"\s+", "", out).rstrip(".").lower()
-    out = re.sub(r"^\((-?[\d.]+)\)/\((-?[\d.]+)\)$", r"\1/\2", out)
+    out = re.sub(r"^(-?)\((-?[\d.]+)\)/\((-?[\d.]+)\)$", r"\1\2/\3", out).replace("--", "")
     return re.sub(r"^\(([a-z])\)$", r"\1", out)  # a choice written (B)
 
 
@@ -96,16 +116,12 @@ def number(answer: str) -> Fraction | None:
     text = normal(answer).rstrip("%")
     if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text):
         text = text.replace(",", "")
+    if not re.fullmatch(r"-?\d+/\d+|-?(\d+\.?\d*|\.\d+)(e-?\d{1,3})?", text):  # exponents bounded: 1e9999999 is text
+        return None
     try:
-        if re.fullmatch(r"-?\d+/\d+", text):
-            value = Fraction(text)
-        elif re.fullmatch(r"-?(\d+\.?\d*|\.\d+)(e-?\d+)?", text):
-            value = Fraction(text)
-        else:
-            return None
+        return Fraction(text)
     except (ValueError, ZeroDivisionError):
         return None
-    return value
 
 
 def same_answer(answer: str | None, reference: str | None) -> bool:
@@ -114,17 +130,18 @@ def same_answer(answer: str | None, reference: str | None) -> bool:
         return False
     a, r = number(answer), number(reference)
     if a is None and r is not None:
-        numbers = _NUMBER.findall(normal(answer))
-        a = number(numbers[-1]) if numbers else None
+        one = _ONE_NUMBER.fullmatch(normal(answer))
+        a = number(one.group(1)) if one else None
     if a is not None and r is not None:
         return a == r
     return normal(answer) == normal(reference)
 
 
 def marks_answer(text: str) -> bool:
-    """Whether a worked solution says where its final answer is (a box, a '####' line, <answer> tags ...)."""
-    text = str(text or "")
-    return boxed(text) is not None or any(p.search(text) for p in _MARKED)
+    """Whether a worked solution states where its final answer is: a box, a closing '#### ...' line or <answer>
+    tags (the marks datasets use; 'the answer is' in a support reply is not one)."""
+    tail = str(text or "")[-TAIL:]
+    return boxed(tail) is not None or any(p.search(tail) for p in _STRONG)
 
 
 def answer_matches(completion: str, reference: str) -> float:
