@@ -40,6 +40,9 @@ FREE_TRIES = 5
 LOCKOUT_SECONDS = 60.0
 """First lockout; each further failure doubles it, up to MAX_LOCKOUT_SECONDS."""
 MAX_LOCKOUT_SECONDS = 900.0
+NAME_FAILURES_PER_HOUR = 100
+"""Failed logins for one name from all addresses together in the last hour beyond which the name is refused
+from everywhere until the hour's count falls again: many addresses give no more guesses than this."""
 FAILURE_DELAY = 0.5
 """Seconds every failed login waits before it is answered."""
 LOGIN_SOURCE: contextvars.ContextVar[str] = contextvars.ContextVar("login_source", default="")
@@ -81,6 +84,8 @@ class Logins:
     """user -> role"""
     _passwords: dict[str, str] = field(default_factory=dict, repr=False)
     _failures: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict, repr=False)
+    _recent: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    """name -> times of its counted failures in the last hour, from any address"""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -119,12 +124,14 @@ class Logins:
               delay: bool = True) -> bool:
         """Whether the login is right. Repeated failures for one name from one address (`source`, by default
         the web request's) lock that name out from there for a while (a right password is refused then too,
-        and a try while locked out does not make it longer); every failure is answered slowly."""
+        and a try while locked out does not make it longer); past NAME_FAILURES_PER_HOUR failures from all
+        addresses together, the name is refused from everywhere; every failure is answered slowly."""
         now = time.monotonic() if now is None else now
         key = (user, LOGIN_SOURCE.get() if source is None else source)
         with self._lock:
             count, last = self._failures.get(key, (0, 0.0))
-            locked = count >= FREE_TRIES and now - last < self.lockout(count)
+            recent = [t for t in self._recent.get(user, []) if now - t < 3600.0]
+            locked = (count >= FREE_TRIES and now - last < self.lockout(count)) or len(recent) >= NAME_FAILURES_PER_HOUR
             if locked:
                 ok = False
             else:
@@ -136,7 +143,10 @@ class Logins:
                 if len(self._failures) > 10_000:  # many made-up names: forget the oldest half
                     for name in sorted(self._failures, key=lambda n: self._failures[n][1])[:5_000]:
                         del self._failures[name]
+                    self._recent = {n: ts for n, ts in self._recent.items() if any(u == n for u, _ in self._failures)}
                 self._failures[key] = (count + 1, now)
+                if user in self._passwords:  # made-up names need no count of their own
+                    self._recent[user] = [*recent, now]
         if not ok and FAILURE_DELAY and delay:
             time.sleep(FAILURE_DELAY)
         return ok

@@ -201,6 +201,17 @@ def test_links_from_the_workspace_to_folders_elsewhere_are_neither_runs_nor_data
     ws.datasets.mkdir(parents=True, exist_ok=True)
     (ws.datasets / "linked").symlink_to(outside_data.parent, target_is_directory=True)
     assert versions(ws, "linked") == [] and saved_dataset("linked", ws) is None
+    (ws.datasets / "mine").mkdir()  # a dataset folder of its own whose version is a link to elsewhere
+    (ws.datasets / "mine" / "v1").symlink_to(outside_data, target_is_directory=True)
+    assert versions(ws, "mine") == [] and saved_dataset("mine", ws) is None
+    real = ws.datasets / "mine" / "v2"
+    real.mkdir()
+    (real / "train.jsonl").symlink_to(outside_data / "train.jsonl")  # a split file linked out
+    from studio.data.readers import DataError
+    from studio.data.store import dataset_path
+
+    with pytest.raises(DataError, match="no train split"):
+        dataset_path(ws, "mine")
 
 
 def test_a_blank_name_is_no_data_and_no_model(tmp_path):
@@ -215,3 +226,12 @@ def test_a_blank_name_is_no_data_and_no_model(tmp_path):
             read_rows(blank)
         with pytest.raises(StudioError, match="No model named"):
             resolve_model(blank)
+
+
+def test_many_addresses_together_get_no_more_than_the_hours_tries(monkeypatch):
+    monkeypatch.setattr(access, "FAILURE_DELAY", 0)
+    logins = Logins.gather(["owner:right"], use_env=False)
+    for n in range(access.NAME_FAILURES_PER_HOUR):  # a guess from each of many addresses
+        assert not logins.check("owner", f"guess{n}", now=100.0 + n, source=f"2001:db8::{n:x}")
+    assert not logins.check("owner", "right", now=300.0, source="127.0.0.1")  # refused everywhere for now
+    assert logins.check("owner", "right", now=100.0 + 3600.0 + access.NAME_FAILURES_PER_HOUR, source="127.0.0.1")

@@ -42,9 +42,11 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> int:
 
 def versions(ws: Workspace, name: str) -> list[int]:
     folder = ws.datasets / check_name(name)
-    if not folder.is_dir() or not folder.resolve().is_relative_to(ws.datasets.resolve()):
-        return []  # a link from datasets/ to a folder elsewhere is not a saved dataset
-    return sorted(int(p.name[1:]) for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"v\d+", p.name))
+    inside = ws.datasets.resolve()
+    if not folder.is_dir() or not folder.resolve().is_relative_to(inside):
+        return []  # a link from datasets/ to a folder elsewhere is not a saved dataset, nor a version linked so
+    return sorted(int(p.name[1:]) for p in folder.iterdir()
+                  if p.is_dir() and re.fullmatch(r"v\d+", p.name) and p.resolve().is_relative_to(inside))
 
 
 def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: str,
@@ -147,6 +149,6 @@ def dataset_path(ws: Workspace, name: str, version: int | None = None, split: st
         raise DataError(f"No saved dataset named {name!r} in {ws.datasets}.")
     v = version or vs[-1]
     path = ws.datasets / name / f"v{v}" / f"{split}.jsonl"
-    if not path.exists():
+    if not path.exists() or not path.resolve().is_relative_to(ws.datasets.resolve()):
         raise DataError(f"Dataset {name} v{v} has no {split} split.")
     return path
