@@ -92,6 +92,10 @@ def test_maths_files_read_with_the_answer_to_check_against():
     assert deep.format == "prompt_completion" and len(deep.usable) == 2
     assert [r["reference"] for r in prompt_rows(deep.usable)] == ["e^2", "32"]
 
+    omi = report("openmathinstruct2.jsonl")  # NVIDIA's OpenMathInstruct-2: a generated solution, the expected answer
+    assert omi.mapping == {"prompt": "problem", "completion": "generated_solution", "reference": "expected_answer"}
+    assert [r["reference"] for r in prompt_rows(omi.usable)] == ["100", "\\frac{3}{4}"]
+
     r1 = report("openr1_math.jsonl")  # messages with the model's reasoning, and the answer in its own column
     assert r1.format == "messages" and r1.mapping["reference"] == "answer"
     assert [(r["prompt"][-1]["role"], r["reference"]) for r in prompt_rows(r1.usable)] == [("user", "81"), ("user", "2")]

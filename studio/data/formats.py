@@ -59,7 +59,8 @@ VERDICT_COLUMNS = ("winner", "preferred", "preference", "better", "choice", "lab
 """Two answers to one prompt and a column saying which is better (Chatbot Arena, Stanford SHP, PKU-SafeRLHF,
 HelpSteer)."""
 
-REFERENCE_COLUMNS = ("reference", "ground_truth", "gold", "gold_answer", "final_answer", "answer", "solution")
+REFERENCE_COLUMNS = ("reference", "ground_truth", "gold", "gold_answer", "final_answer", "expected_answer", "answer",
+                     "solution")
 """Columns holding the answer a checked reward compares with (a maths problem's final answer), beside the
 answer the model trains on: RLHF's rule rewards take it as the row's reference; SFT leaves it aside."""
 
@@ -78,7 +79,8 @@ SPECS = {s.name: s for s in [
                optional=("context",)),
     FormatSpec("prompt_completion", "Prompt and completion", "sft",
                {"prompt": ("prompt", "question", "query", "input", "problem"),
-                "completion": ("completion", "response", "solution", "answer", "output", "target"),
+                "completion": ("completion", "response", "solution", "generated_solution", "answer", "output",
+                               "target"),
                 "system": ("system",), "reference": REFERENCE_COLUMNS},
                optional=("system", "reference")),
     FormatSpec("preference", "Preference pairs (prompt/chosen/rejected)", "preference",
