@@ -105,3 +105,22 @@ def test_evaluation_asks_as_the_run_trained(run):
     without = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows)
     assert with_it.loss != pytest.approx(without.loss)  # the system message reached the model's prompt
     assert all(r["messages"][0]["role"] == "user" for r in rows)  # the caller's rows stay as they were
+
+
+def test_a_model_whose_template_takes_no_system_message_is_refused_before_a_run_exists(tmp_path):
+    import shutil
+
+    from studio.errors import StudioError
+    from studio.train.runner import preflight
+
+    folder = tmp_path / "no-system-model"  # the tiny model with a template that refuses system turns, as Gemma's does
+    shutil.copytree(ROOT / "assets" / "tiny-model", folder)
+    (folder / "chat_template.jinja").write_text(
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}", encoding="utf-8")
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"model.name={folder}", f"data.train={GSM8K}"])
+    preflight(cfg)  # without a system message the template is fine
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"model.name={folder}", f"data.train={GSM8K}",
+                                                       f"data.system={SYSTEM}"])
+    with pytest.raises(StudioError, match="takes no system message \\(System role not supported\\)"):
+        preflight(cfg)

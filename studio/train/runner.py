@@ -148,6 +148,8 @@ def preflight(cfg: RunConfig) -> None:
         raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
                           "to start from.")
     resolve_model(cfg.model.name, cfg.model.revision, weights=False)
+    if cfg.data.system and cfg.data.system.strip():
+        check_system_message(cfg)
     for label, source in (("training data", cfg.data.train), ("eval data", cfg.data.eval)):
         if not source:
             continue
@@ -162,6 +164,23 @@ def preflight(cfg: RunConfig) -> None:
             from studio.data.load import load_records
 
             load_records(str(path), stage(cfg.method.stage).data_kinds, fmt=cfg.data.format, mapping=cfg.data.map or None)
+
+
+def check_system_message(cfg: RunConfig) -> None:
+    """data.system needs a chat template with a place for a system message (Gemma's, for one, refuses it)."""
+    from studio.models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
+    if not getattr(tokenizer, "chat_template", None):
+        return
+    try:
+        tokenizer.apply_chat_template([{"role": "system", "content": cfg.data.system},
+                                       {"role": "user", "content": "Hello"}], tokenize=False)
+    except Exception as err:  # the template's own refusal (jinja2's TemplateError, or what it raises)
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StudioError(f"The chat template of {cfg.model.name} takes no system message ({first}): clear "
+                          "data.system (the Train tab's System message), or put the instructions in the "
+                          "prompts themselves.") from None
 
 
 def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_by: str = "") -> Path:
