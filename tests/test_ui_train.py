@@ -45,3 +45,19 @@ def test_the_demo_eval_file_is_cleared_beside_data_of_ones_own_and_kept_beside_d
 
 def test_an_eval_file_the_user_chose_stays(ctx):
     assert value(eval_for(ctx, "ranked", "/data/my_eval.jsonl")) == "unchanged"
+
+
+def test_the_samples_table_puts_what_was_scored_first_and_the_prompt_last(tmp_path):
+    import json as _json
+
+    from studio.ui.rewards_panel import samples_frame
+
+    rows = [{"step": 2, "prompt": "What is 2+2? " * 30, "answer": "It is 4.", "rewards": {"final_answer": 1.0},
+             "reference": "4"},
+            {"step": 4, "prompt": "What is 3+3?", "answer": "7", "rewards": {"final_answer": 0.0}}]
+    (tmp_path / "samples.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    frame = samples_frame(tmp_path)
+    assert list(frame.columns) == ["step", "rewards", "answer", "reference", "prompt"]
+    assert frame.iloc[0].to_dict() == {"step": 4, "rewards": "final_answer 0", "answer": "7", "reference": "",
+                                       "prompt": "What is 3+3?"}  # newest first; no reference said: blank
+    assert frame.iloc[1]["reference"] == "4"

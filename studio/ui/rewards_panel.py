@@ -17,7 +17,8 @@ from studio.ui.context import AppContext
 
 RL_PATHS = ["rl.algorithm", "rl.rewards", "rl.reward_model", "rl.kl_coef", "rl.num_generations",
             "rl.max_new_tokens", "rl.pattern", "rl.max_chars", "rl.reward_code"]
-SAMPLE_COLUMNS = ["step", "prompt", "answer", "rewards", "reference"]
+SAMPLE_COLUMNS = ["step", "rewards", "answer", "reference", "prompt"]
+"""The rewards first and the prompt (the longest text) last, so what was scored stays on screen."""
 CODE_HINT = ("def reward(prompt, completion, **row):\n"
              "    # prompt: the last user message; completion: the answer; row: the row's other columns\n"
              "    return 1.0 if completion.startswith(\"Dear customer\") else 0.0\n")
