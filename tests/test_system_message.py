@@ -124,3 +124,20 @@ def test_a_model_whose_template_takes_no_system_message_is_refused_before_a_run_
                                                        f"data.system={SYSTEM}"])
     with pytest.raises(StudioError, match="takes no system message \\(System role not supported\\)"):
         preflight(cfg)
+
+
+def test_the_chat_tab_says_when_a_run_is_sent_its_own_system_message(run):
+    from studio.ui.app import build_app
+    from studio.ui.context import AppContext
+
+    ws, run_dir, _ = run
+    app = build_app(AppContext(workspace=ws))
+    respond = next(f.fn for f in app.fns.values() if f.api_name == "chat_send")
+
+    def last_info(system_prompt):
+        said = list(respond("How many rolls?", [], [], run_dir.name, "tiny", False, system_prompt, 0.0, 1.0, 4, 1.0,
+                            progress=lambda *a, **k: None))
+        return said[-1][3]
+
+    assert f"{run_dir.name} is sent the system message it trained with, «{SYSTEM}»" in last_info("")
+    assert "system message it trained with" not in last_info("Be terse.")  # one typed in the box replaces it

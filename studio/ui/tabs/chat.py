@@ -113,6 +113,9 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 yield "", l_chat, r_chat, f"⚠️ {err}"
                 return
         notes = " ".join(n for m in loaded for n in m.notes)
+        if not s.system_prompt.strip():  # a run's own system message is sent: say so, it shapes the answer
+            notes = " ".join([notes, *(f"{m.name} is sent the system message it trained with, «{m.system}»; a "
+                                       "system prompt typed here replaces it." for m in loaded if m.system)]).strip()
         chats = [list(c or []) for _, c in targets]
         streams, stops = [], []
         fitted = []
