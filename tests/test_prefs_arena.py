@@ -163,10 +163,11 @@ def test_a_run_on_votes_from_a_real_model_gets_a_preference_learning_rate(tmp_pa
     from studio.prefs.handoff import votes_run_config
 
     ws = Workspace.open(tmp_path / "ws")
-    parent = load_config(PRESETS / f"{preset}.yaml")
+    parent = load_config(PRESETS / f"{preset}.yaml", ["data.system=Answer as the shop."])
     (ws.runs / "sft").mkdir()
     save_config(parent, ws.runs / "sft" / "config.yaml")
     cfg = votes_run_config(ws, stage, "sft", "votes", 100)
+    assert cfg.data.system == "Answer as the shop."  # the pairs were written with it: the run trains with it
     assert parent.train.learning_rate > rate and parent.train.epochs == 3
     assert cfg.train.learning_rate == rate and cfg.train.epochs == 1 and cfg.method.stage == stage
     assert cfg.model.name == parent.model.name and cfg.method.name == parent.method.name

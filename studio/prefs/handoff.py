@@ -78,7 +78,8 @@ def votes_run_config(ws: Workspace, stage: str, parent_run: str, data: str, rows
             train["epochs"] = 1
     raw["name"] = f"{stage} on {data}"
     values = {"model.parent_run": parent.name, "data.train": data, "data.eval": None,
-              "data.eval_fraction": 0.1 if rows >= 20 else 0.0}
+              "data.eval_fraction": 0.1 if rows >= 20 else 0.0,
+              "data.system": base.data.system}  # the votes' prompts were asked with the parent's system message
     cfg = config_with(raw, values)
     if overrides:
         cfg = RunConfig.from_dict(apply_overrides(cfg.to_dict(), overrides))
