@@ -141,3 +141,35 @@ def test_the_chat_tab_says_when_a_run_is_sent_its_own_system_message(run):
 
     assert f"{run_dir.name} is sent the system message it trained with, «{SYSTEM}»" in last_info("")
     assert "system message it trained with" not in last_info("Be terse.")  # one typed in the box replaces it
+
+
+def test_a_system_message_longer_than_the_max_length_is_refused_before_a_run_exists():
+    from studio.errors import StudioError
+    from studio.train.runner import preflight
+
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", [f"data.train={GSM8K}", "data.max_length=64",
+                                                       "data.system=" + "Answer briefly. " * 40])
+    with pytest.raises(StudioError, match="tokens long, and data.max_length is 64"):
+        preflight(cfg)
+
+
+def test_data_with_system_messages_of_its_own_is_not_trained_with_the_runs_and_the_run_does_not_claim_it(tmp_path):
+    from studio.train.status import read_status
+
+    ws = Workspace.open(tmp_path / "ws")
+    demo = ROOT / "assets" / "data" / "support_sft.jsonl"  # every conversation opens with the house's system turn
+    cfg = load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=1", "train.save_steps=1000", "data.eval=null",
+                                                       f"data.train={demo}", "data.system=Answer in one sentence."])
+    run_dir = ws.new_run_dir("own-system")
+    run_training(cfg, run_dir)
+    status = read_status(run_dir)
+    assert status.system_rows == 0 and "data.system was not used" in status.data_note
+    assert load_for_chat(run_dir.name, ws).system == ""  # chats are not sent what it never trained with
+    assert "Answer in one sentence." not in model_card(run_dir, "merged").split("## Training config")[0]
+
+
+def test_the_run_counts_the_conversations_its_system_message_opened(run):
+    from studio.train.status import read_status
+
+    _, run_dir, _ = run
+    assert read_status(run_dir).system_rows == 4 and "data.system" not in read_status(run_dir).data_note

@@ -165,8 +165,17 @@ def _load(target: str, ws: Workspace | None, progress: Any) -> LoadedModel:
     model.eval()
     say(1.0, "ready")
     name = (run_dir.name + (f"@{checkpoint}" if checkpoint else "")) if run_dir is not None else base_name
-    system = str((cfg.get("data") or {}).get("system") or "") if run_dir is not None else ""
+    system = trained_system(run_dir, cfg) if run_dir is not None else ""
     return LoadedModel(name, model, tokenizer, notes, time.time() - start, system)
+
+
+def trained_system(run_dir: Path, cfg: dict[str, Any]) -> str:
+    """The system message a run trained with: its data.system, when that opened at least one training
+    conversation ('' when every conversation had one of its own, or the run has none)."""
+    from studio.train.status import read_status
+
+    system = str((cfg.get("data") or {}).get("system") or "")
+    return system if system.strip() and (read_status(run_dir).system_rows or 0) > 0 else ""
 
 
 def run_checkpoints(run_dir: Path) -> list[str]:

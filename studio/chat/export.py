@@ -69,7 +69,9 @@ def model_card(run_dir: Path, kind: str) -> str:
                   "from transformers import AutoModelForCausalLM, AutoTokenizer",
                   "model = AutoModelForCausalLM.from_pretrained('PATH')",
                   "tokenizer = AutoTokenizer.from_pretrained('PATH')", "```"]
-    if str(data.get("system") or "").strip():
+    from studio.chat.engine import trained_system
+
+    if trained_system(run_dir, cfg):
         lines += ["", "It trained with this system message first in every conversation; send it too for the "
                   "answers it learnt:", "", "```text", str(data["system"]).strip(), "```"]
     lines += ["", "## Training config", "", "```yaml", yaml.safe_dump(cfg, sort_keys=False).strip(), "```", ""]

@@ -145,11 +145,22 @@ def left_out_note(report: Any) -> str:
 
 def load_dataset_source(source: str, wanted: tuple[str, ...], split: str = "train",
                         subset: str | None = None, notes: list[str] | None = None, fmt: str | None = None,
-                        mapping: dict[str, str] | None = None, system: str | None = None) -> Any:
-    """The records as a datasets.Dataset, each conversation opened by `system` where it has no system turn;
+                        mapping: dict[str, str] | None = None, system: str | None = None,
+                        opened: list[int] | None = None) -> Any:
+    """The records as a datasets.Dataset, each conversation opened by `system` where it has no system turn
+    (with `opened`, the training data's: how many were is appended to it, and said in `notes` when not all);
     a sentence on rows left out is appended to `notes`."""
     records, report = _load_report(source, wanted, split, subset, fmt, mapping)
+    given = records
     records = with_default_system(records, system)
+    if system and system.strip() and opened is not None:  # the training data: what the run learns with
+        n = sum(a is not b for a, b in zip(given, records))
+        opened.append(n)
+        if notes is not None and n < len(records):
+            notes.append(f"{report.source}: " + ("data.system was not used: every conversation has a system message "
+                                                 "of its own, so chats with the run are not sent it either" if not n else
+                                                 f"data.system opened {n} of {len(records)} conversations; the others "
+                                                 "keep a system message of their own"))
     if notes is not None:  # what reading did to the rows (trees joined, unanswered ends cut ...), then what it left out
         notes += [n if n.startswith(f"{report.source}:") else f"{report.source}: {n}" for n in report.notes]
         notes += [n for n in [left_out_note(report)] if n]

@@ -183,7 +183,13 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
 
     notes: list[str] = []
     shape = {"fmt": cfg.data.format, "mapping": cfg.data.map or None, "system": cfg.data.system}
-    train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes, **shape)
+    opened: list[int] = []
+    train = load_dataset_source(cfg.data.train, wanted, cfg.data.split, cfg.data.subset, notes=notes, opened=opened,
+                                **shape)
+    if opened and run_dir is not None and is_main_process():
+        from studio.train.status import update_status
+
+        update_status(run_dir, system_rows=opened[0])
     evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes, **shape) if cfg.data.eval else None
     notes = list(dict.fromkeys(notes))  # the eval data may be the same file, saying the same
     if notes and is_main_process():

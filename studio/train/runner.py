@@ -181,6 +181,11 @@ def check_system_message(cfg: RunConfig) -> None:
         raise StudioError(f"The chat template of {cfg.model.name} takes no system message ({first}): clear "
                           "data.system (the Train tab's System message), or put the instructions in the "
                           "prompts themselves.") from None
+    tokens = len(tokenizer(cfg.data.system, add_special_tokens=False)["input_ids"])
+    if tokens >= cfg.data.max_length:
+        raise StudioError(f"The system message is {tokens} tokens long, and data.max_length is "
+                          f"{cfg.data.max_length}: no conversation would fit after it. Shorten it, or raise the "
+                          "max length.")
 
 
 def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_by: str = "") -> Path:

@@ -97,6 +97,9 @@ class RunStatus:
     """The run holding the device while this one is queued."""
     error: str | None = None
     output: str | None = None
+    system_rows: int | None = None
+    """How many training conversations the run's data.system opened (None: it has none, or the data is not
+    read yet); 0 means every conversation had a system message of its own, so the run was not trained with it."""
     data_note: str = ""
     """What reading did to the data (message trees joined, unanswered ends cut ...) and the rows left out
     as unusable, and why ('' when every row was used as it was)."""
