@@ -410,7 +410,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         return RunConfig.from_dict(raw).validate()
     except ValueError as err:
         if overrides and _problem(given) != str(err):  # not the file's own first problem: --set brought it
-            raise ValueError(f"--set {' '.join(overrides)}: {err}") from None
+            named = [o for o in overrides if o.partition("=")[0].strip() and o.partition("=")[0].strip() in str(err)]
+            raise ValueError(f"--set {' '.join(named or overrides)}: {err}") from None
         raise ValueError(f"{path}: {err}") from None
 
 

@@ -93,6 +93,8 @@ def test_a_mistake_in_set_is_blamed_on_set_and_one_in_the_file_on_the_file(tmp_p
     worse.write_text((PRESETS / "tiny-sft-lora.yaml").read_text().replace("max_steps: 150", "max_steps: -1"))
     with pytest.raises(ValueError, match=r"^--set model.name=: "):
         load_config(worse, ["model.name="])
+    with pytest.raises(ValueError, match=r"^--set data.system=\[1,2\]: data.system must be text"):  # only the bad one
+        load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=2", "data.system=[1,2]", "name=x"])
 
 
 def test_wrong_types_name_the_setting():
