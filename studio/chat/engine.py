@@ -50,9 +50,9 @@ class LoadedModel:
 
     def with_system(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`messages` opened by the run's system message, unless they have one of their own (or it has none)."""
-        if not self.system.strip() or (messages and messages[0].get("role") == "system"):
-            return messages
-        return [{"role": "system", "content": self.system}, *messages]
+        from studio.data.turns import system_before
+
+        return system_before(self.system, messages)
 
 
 def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None, dict[str, Any]]:

@@ -19,6 +19,7 @@ from studio.data.formats import (
     columns_of,
     default_mapping,
     label_value,
+    reference_text,
 )
 from studio.data.pairs import ranked_answers
 from studio.data.readers import BROKEN
@@ -30,8 +31,7 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     found = _detect(rows)
     ref = found.mapping.get("reference")
     first = next((r for r in rows if isinstance(r, dict) and BROKEN not in r), {})
-    value = first.get(ref)
-    if ref and (isinstance(value, bool) or not isinstance(value, (str, int, float))):  # a list, a flag: no reference
+    if ref and reference_text(first.get(ref)) is None:  # a list of answers, a flag: no reference
         found.mapping = {k: v for k, v in found.mapping.items() if k != "reference"}
     return found
 

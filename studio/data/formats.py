@@ -220,10 +220,13 @@ def _with_reference(record: dict[str, Any], row: dict[str, Any], mapping: dict[s
     """The record with the row's reference answer, when its format maps a reference column and the row's value
     is text or a number. Other values (a list of answers, a flag) give the row no reference, never a problem:
     the column sits beside what trains, and only the rule rewards of RLHF read it."""
-    value = row.get(mapping["reference"]) if mapping.get("reference") else None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return record
-    return record | {"reference": str(value).strip()}
+    value = reference_text(row.get(mapping["reference"])) if mapping.get("reference") else None
+    return record if value is None else record | {"reference": value}
+
+
+def reference_text(value: Any) -> str | None:
+    """A reference column's value as text: text or a number; None for anything else (a list, a flag)."""
+    return None if isinstance(value, bool) or not isinstance(value, (str, int, float)) else str(value).strip()
 
 
 def _sharegpt(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from studio.data.readers import DataError, read_hub, read_rows
+from studio.data.readers import NO_DATA, DataError, read_hub, read_rows
 from studio.data.turns import has_tools, with_default_system
 from studio.data.validate import build_report, category
 from studio.paths import resolve_project_path
@@ -88,7 +88,7 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
                  fmt: str | None = None, mapping: dict[str, str] | None = None, purpose: str = "this stage"
                  ) -> tuple[list[dict[str, Any]], Any]:
     if not str(source or "").strip():
-        raise DataError("No data named: give a file, a saved dataset or a hub dataset id.")
+        raise DataError(NO_DATA)
     path = resolve_project_path(source)
     if path.exists() or Path(source).suffix:
         read = read_rows(path, split=split)

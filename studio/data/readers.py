@@ -26,6 +26,7 @@ MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(1 << 30)))
 """Files above this size are refused with a hint instead of exhausting memory (default 1 GiB)."""
 
 
+NO_DATA = "No data named: give a file, a saved dataset or a hub dataset id."
 BROKEN = "__unreadable__"
 """Key of the stand-in row for a JSONL line that could not be parsed; its value says why."""
 
@@ -69,7 +70,7 @@ class ReadResult:
 def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
     """Read a data file or a saved dataset folder (message trees come back joined into conversations)."""
     if not str(path).strip():
-        raise DataError("No data named: give a file, a saved dataset or a hub dataset id.")
+        raise DataError(NO_DATA)
     return _joined(_read_path(Path(path), split))
 
 

@@ -354,18 +354,22 @@ def with_default_system(records: list[dict[str, Any]], system: str | None) -> li
     out = []
     for record in records:
         key = "messages" if "messages" in record else "prompt" if isinstance(record.get("prompt"), list) else None
-        turns = record.get(key) if key else None
-        if turns and turns[0].get("role") != "system":
-            record = record | {key: with_system(system, turns)}
-        out.append(record)
+        opened = system_before(system, record[key]) if key else None
+        out.append(record if opened is None or opened is record[key] else record | {key: opened})
     return out
+
+
+def system_before(system: str, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`msgs` opened by `system`, unless they open with a system turn already, are empty or `system` is blank
+    (then `msgs` itself comes back)."""
+    return msgs if not msgs or msgs[0].get("role") == "system" or not system.strip() else with_system(system, msgs)
 
 
 def system_first(row: dict[str, Any], mapping: dict[str, str], msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`msgs` opened by the row's system column (when one is mapped and holds text), unless they open with a
     system turn already or are empty (a pair with no prompt, refused later with its own sentence)."""
     system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
-    return msgs if not msgs or msgs[0]["role"] == "system" else with_system(system, msgs)
+    return system_before(system, msgs)
 
 
 def alpaca_prompt(row: dict[str, Any], mapping: dict[str, str], field: str) -> list[dict[str, str]]:
