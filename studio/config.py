@@ -49,6 +49,10 @@ class ModelConfig:
             raise ValueError("model.name is empty: give 'tiny', a hub id such as org/model, or a folder.")
 
 
+MAX_LENGTHS = (16, 1_048_576)
+"""The shortest and longest sequence (tokens) a run or the Data tab's token counts take."""
+
+
 @dataclass
 class DataConfig:
     train: str = "assets/data/support_sft.jsonl"
@@ -81,8 +85,9 @@ class DataConfig:
             if unknown:
                 raise ValueError(f"data.map names {', '.join(unknown)}, which the {self.format} format does not "
                                  f"have; its fields are {', '.join(SPECS[self.format].fields)}.")
-        if not 16 <= self.max_length <= 1_048_576:
-            raise ValueError(f"data.max_length must be between 16 and 1048576 tokens (got {self.max_length}).")
+        if not MAX_LENGTHS[0] <= self.max_length <= MAX_LENGTHS[1]:
+            raise ValueError(f"data.max_length must be between {MAX_LENGTHS[0]} and {MAX_LENGTHS[1]} tokens "
+                             f"(got {self.max_length}).")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"data.eval_fraction must be at least 0 and below 1 (got {self.eval_fraction}).")
         if not str(self.train).strip():

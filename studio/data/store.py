@@ -80,7 +80,7 @@ def save_dataset(ws: Workspace, name: str, records: list[dict[str, Any]], kind: 
         with open(folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             latest = (versions(ws, name) or [0])[-1]
-            if latest and _meta(folder / f"v{latest}").get("digest") == digest:
+            if latest and version_meta(folder / f"v{latest}").get("digest") == digest:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return folder / f"v{latest}"
             version = latest + 1
@@ -113,7 +113,8 @@ def content_digest(train: list[dict[str, Any]], evaluation: list[dict[str, Any]]
     return h.hexdigest()
 
 
-def _meta(version_dir: Path) -> dict[str, Any]:
+def version_meta(version_dir: Path) -> dict[str, Any]:
+    """A saved version's meta.json (rows, train_rows, eval_rows, digest ...); {} when it cannot be read."""
     try:
         meta = json.loads((version_dir / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -7,14 +7,13 @@ Per-browser state lives in gr.State: the rows read, and the latest report.
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
 from studio.access import readable_data, readable_model
-from studio.config import RunConfig
+from studio.config import MAX_LENGTHS, RunConfig
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
 from studio.data.preview import template_preview
@@ -54,8 +53,8 @@ def analyse(source: dict[str, Any] | None, fmt: str, mapping: dict[str, str], mo
         length = int(max_length)
     except (TypeError, ValueError, OverflowError):
         return None, f"⚠️ The max length must be a whole number of tokens (got {str(max_length)[:40]!r})."
-    if not 16 <= length <= 1_048_576:
-        return None, f"⚠️ The max length must be between 16 and 1048576 tokens (got {length})."
+    if not MAX_LENGTHS[0] <= length <= MAX_LENGTHS[1]:
+        return None, f"⚠️ The max length must be between {MAX_LENGTHS[0]} and {MAX_LENGTHS[1]} tokens (got {length})."
     read = _read(source)
     tokenizer = None
     note = ""
@@ -272,7 +271,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
                     "version was made.", gr.update(choices=_saved_names(ctx), value=folder.parent.name))
         skipped = report.total_rows - len(report.usable)
         extra = f" ({skipped} unusable row{'s' if skipped != 1 else ''} left out)" if skipped else ""
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = store.version_meta(folder)
         split = f": {meta['train_rows']} to train, {meta['eval_rows']} held out for evaluation" \
             if meta.get("eval_rows") else ""
         n = len(report.usable)
