@@ -1,7 +1,7 @@
 """The `studio data` commands: what a data file holds, and the file in TRL's forms.
 
-    studio data inspect FILE [--format F --map field=column] [--json]
-    studio data convert FILE --to messages|preference|unpaired|prompts --out OUT.jsonl
+    studio data inspect FILE [--format F --map field=column] [--split S --subset N] [--json]
+    studio data convert FILE --to messages|preference|unpaired|prompts --out OUT.jsonl [--split S --subset N]
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ def _inspect(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         model, max_length = cfg.model.name, cfg.data.max_length
         fmt, mapping = fmt or cfg.data.format, {**cfg.data.map, **(mapping or {})} or None
+    split, subset = args.split, args.subset
+    if args.config:
+        split, subset = split or cfg.data.split, subset or cfg.data.subset
     report = inspect_file(_saved_or_file(args.file, args.workspace), fmt=fmt, mapping=mapping, model=model or None,
-                          max_length=max_length)
+                          max_length=max_length, split=split or "train", subset=subset)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -63,6 +66,11 @@ def _saved_or_file(source: str, workspace: str | None) -> str:
     from studio.data.load import resolve_source
 
     return resolve_source(source, Workspace.open(root))
+
+
+def _split_arguments(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--split", help="the split of a dataset folder to read (default: train; test, train[:100])")
+    q.add_argument("--subset", help="the subset of a folder laid out as a hub dataset (GSM8K: main)")
 
 
 def parse_map(items: list[str] | None) -> dict[str, str] | None:
@@ -113,7 +121,7 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
         raise StudioError(f"--out {out} is the file being converted; write to another file, so the original "
                           "(with any rows that cannot be used) stays as it is.")
     report = inspect_file(args.file, fmt=args.format, mapping=parse_map(args.map), model=None, max_length=None,
-                          pairs=args.to == "preference")
+                          pairs=args.to == "preference", split=args.split or "train", subset=args.subset)
     if report.format is None and not report.mappable:
         raise StudioError(f"{report.source}: {report.reason}.")
     if report.format is None:
@@ -160,6 +168,7 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--model", default="tiny", help="tokenizer for token lengths (default: the built-in model)")
     q.add_argument("--max-length", type=positive_int, default=512, help="flag rows longer than this many tokens")
     q.add_argument("--config", help="a run config: measure with its model and max length (overrides both)")
+    _split_arguments(q)
     q.add_argument("--workspace")
     q.set_defaults(func=cmd_data_inspect)
     q = data_sub.add_parser("convert", help="normalise to TRL's forms (messages, preference, unpaired, prompts)")
@@ -169,6 +178,7 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
                         "and preference data give each conversation up to its last answer)")
     q.add_argument("--out", required=True)
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _split_arguments(q)
     q.add_argument("--format", help="skip detection and read as this format")
     q.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="which column holds a field")
     q.add_argument("--workspace")

@@ -62,9 +62,12 @@ class DataConfig:
     eval_fraction: float = 0.0
     """Share of the training rows kept aside for evaluation when no eval file is given."""
     split: str = "train"
-    """Split to read from a hub dataset."""
+    """Split to train on from a hub dataset or a dataset folder ('train', 'train[:1000]')."""
     subset: str | None = None
-    """Subset (configuration) of a hub dataset."""
+    """Subset (configuration) of a hub dataset or of a folder laid out as one (GSM8K's 'main')."""
+    eval_split: str | None = None
+    """Split to evaluate on ('test') from the eval data when it is a hub dataset or a dataset folder; with no
+    eval data named, from the training data (same subset)."""
     max_length: int = 512
     """Longest sequence in tokens; longer rows are truncated."""
     format: str | None = None
@@ -92,6 +95,11 @@ class DataConfig:
             raise ValueError(f"data.eval_fraction must be at least 0 and below 1 (got {self.eval_fraction}).")
         if not str(self.train).strip():
             raise ValueError("data.train is empty: name a data file, a saved dataset or a hub dataset.")
+        if not str(self.split).strip():
+            raise ValueError("data.split is empty: name the split to train on (train, for most datasets).")
+        if self.eval_split and not self.eval and self.eval_fraction > 0:
+            raise ValueError(f"data.eval_split ({self.eval_split}) and data.eval_fraction ({self.eval_fraction}) "
+                             "both choose the eval rows: keep one.")
 
 
 @dataclass

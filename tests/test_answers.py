@@ -138,23 +138,26 @@ def test_evaluation_counts_right_final_answers_where_the_data_says_what_they_are
     assert final_answer_share(math, ["so \\boxed{5/12}", "There are 7.", "x = 5"]) == pytest.approx(2 / 3)
     gsm = eval_rows(os.path.join(DATA, "gsm8k.jsonl"))  # no answer column: the '#### 81' line of the worked answer
     assert final_answer_share(gsm, ["#### 81", "155 pages", "$2", "It is 899."]) == 0.75
+    test = eval_rows(os.path.join(DATA, "gsm8k_hub"), split="test", subset="main")  # a hub clone's test split
+    assert final_answer_share(test, ["#### 108", "70 tulips", "34"]) == pytest.approx(2 / 3)
     support = eval_rows(os.path.join(DATA, "sharegpt.jsonl"))  # references that mark no final answer: no figure
     assert final_answer_share(support, ["4"] * len(support)) is None
 
 
 def test_the_cli_reports_the_final_answer_share_for_maths_data(tmp_path):
+    """GSM8K's test split, from a clone of its hub repository (subset main): each answer is checked against the
+    '#### N' line of the row's worked answer."""
     from helpers import ROOT, subprocess_env
 
-    done = subprocess.run([sys.executable, "-m", "studio", "eval", "tiny", "--data", os.path.join(DATA, "math500.jsonl"),
-                           "--json", "--answers", "--workspace", str(tmp_path / "ws")], capture_output=True, text=True,
-                          cwd=ROOT, env=subprocess_env(), timeout=600)
+    done = subprocess.run([sys.executable, "-m", "studio", "eval", "tiny", "--data", os.path.join(DATA, "gsm8k_hub"),
+                           "--subset", "main", "--split", "test", "--json", "--answers", "--workspace",
+                           str(tmp_path / "ws")], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(),
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    answers = {json.loads(line)["problem"]: json.loads(line)["answer"]
-               for line in open(os.path.join(DATA, "math500.jsonl"), encoding="utf-8")}
-    right = [answer_matches(a["answer"], answers[a["prompt"]]) for a in out["answers"]]
+    right = [answer_matches(a["answer"], a["reference"]) for a in out["answers"]]
     assert out["rows"] == 3 and out["final_answer"] == pytest.approx(sum(right) / 3)
-    assert [a["final"] for a in out["answers"]] == [answers[a["prompt"]] for a in out["answers"]]  # what was checked
+    assert [a["final"] for a in out["answers"]] == ["108", "70", "33"]  # what was checked
 
 
 def test_a_reference_column_found_by_name_can_be_left_out_by_hand():

@@ -110,7 +110,7 @@ def test_missing_file_and_not_a_saved_folder(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_rows(tmp_path / "nope.jsonl")
     (tmp_path / "folder").mkdir()
-    with pytest.raises(DataError, match="not a dataset saved with datasets.save_to_disk"):
+    with pytest.raises(DataError, match="folder is not a dataset folder: neither saved with datasets.save_to_disk"):
         read_rows(tmp_path / "folder")
 
 

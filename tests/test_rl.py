@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 from helpers import ROOT
 
@@ -122,15 +123,19 @@ def test_grpo_on_maths_checks_each_answer_against_the_rows_own_answer_column(tmp
 
 
 def test_samples_are_answers_to_training_prompts_not_to_eval_prompts(tmp_path):
+    """GSM8K as a clone of its hub repository: subset main, trained on its train split, evaluated on its test split;
+    the samples under the curves are answers to training prompts only."""
     ws = Workspace.open(tmp_path / "ws")
-    data = ROOT / "tests" / "assets" / "data"
+    data = ROOT / "tests" / "assets" / "data" / "gsm8k_hub"
     cfg = resolve_inputs(load_config(PRESETS / "tiny-grpo.yaml", [
         "train.save_steps=1000", "rl.rewards=final_answer", "train.max_steps=2", "train.logging_steps=1",
-        "train.eval_steps=1", f"data.train={data / 'gsm8k.jsonl'}", f"data.eval={data / 'math500.jsonl'}"]), ws)
+        "train.eval_steps=1", f"data.train={data}", "data.subset=main", "data.eval_split=test",
+        "data.eval_fraction=0"]), ws)
+    assert cfg.data.eval == cfg.data.train  # the test split of the same dataset
     run_dir = ws.new_run_dir("grpo-eval")
     run_training(cfg, run_dir)
     logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any(k.startswith("eval_") for r in logs for k in r)  # the held-out prompts were answered and scored
-    training = {json.loads(line)["question"] for line in (data / "gsm8k.jsonl").read_text().splitlines()}
+    training = set(pq.read_table(data / "main" / "train-00000-of-00001.parquet").column("question").to_pylist())
     samples = rl_common.read_samples(run_dir)
     assert samples and all(s["prompt"] in training for s in samples), [s["prompt"] for s in samples]

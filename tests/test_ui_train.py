@@ -61,3 +61,17 @@ def test_the_samples_table_puts_what_was_scored_first_and_the_prompt_last(tmp_pa
     assert frame.iloc[0].to_dict() == {"step": 4, "rewards": "final_answer 0", "answer": "7", "reference": "",
                                        "prompt": "What is 3+3?"}  # newest first; no reference said: blank
     assert frame.iloc[1]["reference"] == "4"
+
+
+def test_the_form_names_a_hub_subset_and_the_splits_to_train_and_evaluate_on():
+    from studio.config_form import config_from_form
+    from studio.ui.tabs.train import FORM_PATHS
+
+    assert {"data.subset", "data.split", "data.eval_split"} <= set(FORM_PATHS)
+    cfg = config_from_form({}, {"data.train": "gsm8k", "data.eval": "", "data.subset": " main ",
+                                "data.split": "train[:100]", "data.eval_split": "test"})
+    assert (cfg.data.subset, cfg.data.split, cfg.data.eval_split, cfg.data.eval) == ("main", "train[:100]", "test", None)
+    cfg = config_from_form({}, {"data.train": "gsm8k", "data.subset": "", "data.eval_split": " "})
+    assert cfg.data.subset is None and cfg.data.eval_split is None
+    with pytest.raises(ValueError, match="data.split is empty"):
+        config_from_form({}, {"data.train": "gsm8k", "data.split": ""})

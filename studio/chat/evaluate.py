@@ -91,9 +91,11 @@ def final_evaluations(run_dir: Path) -> list[dict[str, Any]]:
     return [e for e in evaluations(run_dir) if not e.get("checkpoint")]
 
 
-def eval_rows(source: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """Conversations ending in an assistant turn, from any SFT-shaped file."""
-    records, _ = load_records(source, ("sft",), purpose="evaluation")
+def eval_rows(source: str, limit: int | None = None, split: str = "train", subset: str | None = None
+              ) -> list[dict[str, Any]]:
+    """Conversations ending in an assistant turn, from any SFT-shaped file (or a dataset folder's or hub
+    dataset's `split` of `subset`)."""
+    records, _ = load_records(source, ("sft",), split, subset, purpose="evaluation")
     rows = [r for r in records if r["messages"][-1]["role"] == "assistant"]
     return rows[:limit] if limit else rows
 

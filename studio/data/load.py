@@ -91,7 +91,7 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
         raise DataError(NO_DATA)
     path = resolve_project_path(source)
     if path.exists() or Path(source).suffix:
-        read = read_rows(path, split=split)
+        read = read_rows(path, split=split, subset=subset)
     else:
         read = read_hub(source, split=split, subset=subset)
     if "preference" in wanted and "sft" not in wanted:  # message trees: their ranked answers, not the threads
@@ -105,7 +105,7 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
                         "map: {prompt: question, completion: reply}.")
     if report.kind not in wanted:
         need = " or ".join(KIND_NAMES[k] for k in wanted)
-        raise DataError(f"{_named(path, read.source)} holds {KIND_NAMES[report.kind]} data, but {purpose} needs "
+        raise DataError(f"{source_name(path, read.source)} holds {KIND_NAMES[report.kind]} data, but {purpose} needs "
                         f"{need} data{_stages_for(report.kind) if purpose == 'this stage' else ''}.")
     if not report.usable:
         first = report.problem_rows(1)[0]
@@ -113,7 +113,7 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     return report.usable, report
 
 
-def _named(path: Path, source: str) -> str:
+def source_name(path: Path, source: str) -> str:
     """A saved dataset's file by the dataset's name ('The saved dataset arena (v2, train split)'), others as read."""
     version = path.parent
     if version.name[:1] == "v" and version.name[1:].isdigit() and version.parent.parent.name == "datasets" \

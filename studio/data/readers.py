@@ -1,6 +1,6 @@
 """Read data files into plain rows (a list of dicts), with errors that name the file, line and field.
 
-    rows = read_rows("train.jsonl")        # .json .jsonl .csv .tsv .parquet .txt, or a saved folder
+    rows = read_rows("train.jsonl")        # .json .jsonl .csv .tsv .parquet .txt, or a dataset folder
     rows = read_hub("tatsu-lab/alpaca", split="train")
 
 Every failure is a `DataError` carrying one sentence, e.g.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ class ReadResult:
     rows: list[dict[str, Any]]
     source: str
     kind: str
-    """json, jsonl, csv, tsv, parquet, txt, saved (datasets.save_to_disk folder) or hub."""
+    """json, jsonl, csv, tsv, parquet, txt, saved (datasets.save_to_disk folder), folder (laid out as on the hub)
+    or hub."""
     lines: list[int] | None = None
     """For JSONL, the file line of each row (blank lines are skipped, so rows and lines can differ)."""
     notes: list[str] = field(default_factory=list)
@@ -67,11 +69,12 @@ class ReadResult:
         return f"row {index + 1}"
 
 
-def read_rows(path: str | os.PathLike, split: str = "train") -> ReadResult:
-    """Read a data file or a saved dataset folder (message trees come back joined into conversations)."""
+def read_rows(path: str | os.PathLike, split: str = "train", subset: str | None = None) -> ReadResult:
+    """Read a data file or a dataset folder (saved with save_to_disk, or laid out as on the hub, where `subset`
+    and `split` pick the rows); message trees come back joined into conversations."""
     if not str(path).strip():
         raise DataError(NO_DATA)
-    return _joined(_read_path(Path(path), split))
+    return _joined(_read_path(Path(path), split, subset))
 
 
 def _joined(read: ReadResult) -> ReadResult:
@@ -90,10 +93,12 @@ def _joined(read: ReadResult) -> ReadResult:
                       [f"tree {r['message_tree_id']}" for r in joined.rows])
 
 
-def _read_path(path: Path, split: str) -> ReadResult:
+def _read_path(path: Path, split: str, subset: str | None) -> ReadResult:
     name = path.name
     if path.is_dir():
-        return _read_saved(path, split)
+        from studio.data.folders import read_folder
+
+        return read_folder(path, split, subset)
     if not path.exists():
         raise DataError(f"{name}: no such file.")
     suffix = path.suffix.lower()
@@ -345,21 +350,6 @@ def _read_parquet(path: Path) -> ReadResult:
     return ReadResult(rows, path.name, "parquet")
 
 
-def _read_saved(path: Path, split: str) -> ReadResult:
-    import datasets
-
-    _check_saved_files(path)
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except Exception:
-        raise DataError(f"{path.name}: this folder is not a dataset saved with datasets.save_to_disk.") from None
-    if isinstance(loaded, datasets.DatasetDict):
-        if split not in loaded:
-            raise DataError(f"{path.name}: no split '{split}' (it has {', '.join(loaded)}).")
-        loaded = loaded[split]
-    return ReadResult(loaded.to_list(), path.name, "saved")
-
-
 FILE_LOADERS = frozenset({
     "arrow", "audiofolder", "cache", "conll", "csv", "eval", "fasta", "fastq", "genbank", "generator", "harbor",
     "hdf5", "iceberg", "imagefolder", "json", "lance", "meshfolder", "mmcif", "niftifolder", "pandas", "parquet",
@@ -375,22 +365,7 @@ def refuse_loader_name(dataset_id: str) -> None:
                         "give the file itself, or a hub dataset as org/name.")
 
 
-def _check_saved_files(path: Path) -> None:
-    """A folder saved with save_to_disk names its data files in state.json; refuse one that names files
-    anywhere but beside it (datasets would open them wherever they are)."""
-    for state in [path / "state.json", *path.glob("*/state.json")]:
-        try:
-            files = json.loads(state.read_text(encoding="utf-8")).get("_data_files") or []
-        except (OSError, ValueError, AttributeError):
-            continue  # not a saved folder, or a damaged one: loading says so
-        for entry in files:
-            name = str(entry.get("filename", "")) if isinstance(entry, dict) else str(entry)
-            if Path(name).name != name or name.startswith(".") or "\\" in name:
-                raise DataError(f"{path.name}: {state.relative_to(path)} names a data file outside the folder "
-                                f"({name!r}), which the studio does not read.")
-
-
-def check_hub_dataset(dataset_id: str, subset: str | None = None) -> None:
+def check_hub_dataset(dataset_id: str, subset: str | None = None, split: str = "train") -> None:
     """Fail with one sentence, before any training starts, when a hub dataset can be neither reached nor
     found in the local cache (only its metadata is fetched)."""
     import datasets
@@ -398,19 +373,47 @@ def check_hub_dataset(dataset_id: str, subset: str | None = None) -> None:
     refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
     try:
-        datasets.load_dataset_builder(dataset_id, subset)
+        builder = datasets.load_dataset_builder(dataset_id, subset)
     except Exception as err:
-        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(err)}.") from None
+        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {hub_reason(err)}.") from None
+    check_split(builder, split, f"Hub dataset '{dataset_id}'")
 
 
+def check_split(builder: Any, split: str, name: str) -> None:
+    """Refuse a split the dataset does not have (known from its data files; 'train[:100]' is checked as 'train')."""
+    files = getattr(builder.config, "data_files", None) or {}
+    base = split.partition("[")[0].strip()
+    if files and base.isidentifier() and base not in files:
+        raise DataError(f"{name}: no split '{base}' (it has {', '.join(str(s) for s in files)}{SPLIT_HINT}).")
+
+
+SPLIT_HINT = "; the split to train on is data.split, to evaluate on data.eval_split"
 UNREACHABLE = "the hub cannot be reached and it is not in the local cache (is it a path that does not exist?)"
 
 
-def _hub_reason(err: Exception) -> str:
-    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+def hub_reason(err: Exception) -> str:
+    """Why the datasets library could not load a dataset, in a few words: a missing or unknown subset or split
+    says which there are and where to name one."""
+    text = str(err)
+    first = text.splitlines()[0] if text else type(err).__name__
     if any(w in first.lower() for w in ("connect", "offline", "resolve", "reach")):
         return UNREACHABLE
+    names = _listed(text)
+    if first.startswith("Config name is missing") and names:
+        return f"it has subsets {names}: name one as the subset (data.subset)"
+    unknown = re.match(r"BuilderConfig '(.*)' not found", first)
+    if unknown and names:
+        return f"no subset '{unknown.group(1)}' (it has {names})"
+    unknown = re.match(r'Unknown split "(.*)"', first)
+    if unknown and names:
+        return f"no split '{unknown.group(1)}' (it has {names}{SPLIT_HINT})"
     return first
+
+
+def _listed(text: str) -> str:
+    """'main, socratic' from a message listing "['main', 'socratic']", else ''."""
+    found = re.search(r"\[([^\]]*)\]", text)
+    return ", ".join(re.findall(r"'([^']*)'", found.group(1))) if found else ""
 
 
 def _refuse_when_offline(dataset_id: str) -> None:
@@ -446,7 +449,7 @@ def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, l
     try:
         ds = datasets.load_dataset(dataset_id, subset, split=split)
     except Exception as err:
-        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {_hub_reason(err)}.") from None
+        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {hub_reason(err)}.") from None
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return _joined(ReadResult(ds.to_list(), dataset_id, "hub"))

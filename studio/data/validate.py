@@ -332,10 +332,11 @@ def token_lengths(records: list[dict[str, Any] | None], tokenizer: Any, max_leng
 
 
 def inspect_file(path: str | Path, fmt: str | None = None, mapping: dict[str, str] | None = None,
-                 model: str | None = "tiny", max_length: int | None = 512, pairs: bool = False) -> Report:
-    """Read, detect, normalise and validate a file; token lengths use `model`'s tokenizer. `pairs`: message
-    trees are read as the preference pairs their ranked answers give."""
-    read = read_rows(path)
+                 model: str | None = "tiny", max_length: int | None = 512, pairs: bool = False,
+                 split: str = "train", subset: str | None = None) -> Report:
+    """Read, detect, normalise and validate a file or a dataset folder (its `split` and `subset`); token lengths
+    use `model`'s tokenizer. `pairs`: message trees are read as the preference pairs their ranked answers give."""
+    read = read_rows(path, split, subset)
     if pairs:
         read = read.as_pairs()
     tokenizer = None

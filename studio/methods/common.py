@@ -190,7 +190,11 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
         from studio.train.status import update_status
 
         update_status(run_dir, system_rows=opened[0])
-    evaluation = load_dataset_source(cfg.data.eval, wanted, notes=notes, **shape) if cfg.data.eval else None
+    evaluation = None
+    if cfg.data.eval:  # a hub dataset or folder: its eval_split, and the training subset when it is the same one
+        evaluation = load_dataset_source(cfg.data.eval, wanted, cfg.data.eval_split or "train",
+                                         cfg.data.subset if cfg.data.eval == cfg.data.train else None, notes=notes,
+                                         **shape)
     notes = list(dict.fromkeys(notes))  # the eval data may be the same file, saying the same
     if notes and is_main_process():
         print("\n".join(f"note: {n}" for n in notes), flush=True)

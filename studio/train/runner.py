@@ -90,6 +90,12 @@ def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
     from studio.data.load import has_eval_split, resolve_source, saved_dataset
 
     train = saved_dataset(cfg.data.train, ws)
+    if not cfg.data.eval and cfg.data.eval_split:
+        if train is not None:
+            raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset "
+                              f"folder; the saved dataset {train[0]} keeps its held-out rows as its eval split, which "
+                              "a run takes by itself: leave data.eval_split empty.")
+        cfg.data.eval = cfg.data.train  # the training data's own split of that name ('test')
     if cfg.data.eval:
         named = saved_dataset(cfg.data.eval, ws)
         if named is not None and ":" not in cfg.data.eval:
@@ -150,16 +156,29 @@ def preflight(cfg: RunConfig) -> None:
     resolve_model(cfg.model.name, cfg.model.revision, weights=False)
     if cfg.data.system and cfg.data.system.strip():
         check_system_message(cfg)
-    for label, source in (("training data", cfg.data.train), ("eval data", cfg.data.eval)):
+    for label, source, split in (("training data", cfg.data.train, cfg.data.split),
+                                 ("eval data", cfg.data.eval, cfg.data.eval_split or "train")):
         if not source:
             continue
         path = Path(source)
+        subset = cfg.data.subset if source == cfg.data.train else None
         if (path.suffix or looks_like_path(source)) and not path.exists():
             raise StudioError(f"The {label} {source} does not exist.")
+        if label == "eval data" and cfg.data.eval_split and path.is_file():
+            from studio.data.load import source_name
+
+            raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset "
+                              f"folder, but the eval data is one file ({source_name(path, path.name)}): clear the "
+                              "eval data (data.eval) to take that split of the training data, or leave "
+                              "data.eval_split empty.")
         if not path.exists():  # neither a file nor a saved dataset (resolved before): a hub dataset id
             from studio.data.readers import check_hub_dataset
 
-            check_hub_dataset(source, cfg.data.subset if label == "training data" else None)
+            check_hub_dataset(source, subset, split)
+        elif path.is_dir():
+            from studio.data.folders import check_folder
+
+            check_folder(path, split, subset)
         elif path.is_file() and path.stat().st_size <= READ_BEFORE_START_BYTES:
             from studio.data.load import load_records
 

@@ -68,6 +68,12 @@ FORM_ROWS: list[list[tuple[str, Builder]]] = [
                                               info="by_length / padding_free: less padding")),
      ("speed.liger", lambda v: gr.Dropdown(list(SWITCHES), value=v, label="Liger kernels", min_width=110)),
      ("speed.fused_optimizer", lambda v: gr.Dropdown(list(SWITCHES), value=v, label="Fused AdamW", min_width=110))],
+    [("data.subset", lambda v: gr.Textbox(v or "", label="Subset", placeholder="optional", min_width=110,
+                                          info="of a hub dataset or a folder laid out as one (GSM8K: main)")),
+     ("data.split", lambda v: gr.Textbox(v, label="Split to train on", min_width=110,
+                                         info="train, or a slice: train[:1000]")),
+     ("data.eval_split", lambda v: gr.Textbox(v or "", label="Split to evaluate on", placeholder="optional",
+                                              min_width=110, info="test: with no eval data, from the training data"))],
 ]
 ESSENTIAL_ROWS = 2
 """The first rows are always shown; the rest fold away under "More settings"."""

@@ -1,0 +1,171 @@
+"""Dataset folders: a clone of a hub dataset's repository (GSM8K's layout: subsets main and socratic, train and
+test splits in Parquet, named in README.md), a folder of files named by split, a DatasetDict saved with
+save_to_disk and a version the studio saved. The subset and split are chosen as for the hub (data.subset,
+data.split, data.eval_split); a missing or unknown one is one sentence naming those there are, before a run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+from helpers import PYTHON, ROOT, subprocess_env
+
+from studio.config import load_config
+from studio.data.readers import DataError, hub_reason, read_rows
+from studio.data.store import save_dataset
+from studio.errors import StudioError
+from studio.methods.common import train_and_eval
+from studio.paths import PRESETS
+from studio.train.runner import preflight, resolve_inputs
+from studio.workspace import Workspace
+
+GSM8K = ROOT / "tests" / "assets" / "data" / "gsm8k_hub"
+
+
+def questions(path):
+    return pq.read_table(path).column("question").to_pylist()
+
+
+def test_a_hub_clone_is_read_by_subset_and_split():
+    train = read_rows(GSM8K, "train", "main")
+    assert [r["question"] for r in train.rows] == questions(GSM8K / "main" / "train-00000-of-00001.parquet")
+    test = read_rows(GSM8K, "test", "main")
+    assert [r["question"] for r in test.rows] == questions(GSM8K / "main" / "test-00000-of-00001.parquet")
+    assert read_rows(GSM8K, "test", "socratic").rows[0]["answer"].startswith("How many in all? ** ")
+    assert len(read_rows(GSM8K, "train[:2]", "main").rows) == 2  # the datasets library's slices
+
+
+@pytest.mark.parametrize(("split", "subset", "said"), [
+    ("train", None, "gsm8k_hub: it has subsets main, socratic: name one as the subset (data.subset)."),
+    ("train", "mian", "gsm8k_hub: no subset 'mian' (it has main, socratic)."),
+    ("validation", "main", "gsm8k_hub: no split 'validation' (it has train, test; the split to train on is "
+                           "data.split, to evaluate on data.eval_split)."),
+])
+def test_a_missing_or_unknown_subset_or_split_names_those_there_are(split, subset, said):
+    with pytest.raises(DataError) as caught:
+        read_rows(GSM8K, split, subset)
+    assert str(caught.value) == said
+
+
+def test_the_hub_loaders_own_words_on_subsets_and_splits_are_reworded(tmp_path):
+    """The same sentences for a hub dataset: the datasets library's errors, raised for real on a local copy."""
+    said = []
+    for subset, split in ((None, "train"), ("main", "dev")):
+        with pytest.raises(Exception) as caught:
+            datasets.load_dataset(str(GSM8K), subset, split=split)
+        said.append(hub_reason(caught.value))
+    assert said == ["it has subsets main, socratic: name one as the subset (data.subset)",
+                    "no split 'dev' (it has train, test; the split to train on is data.split, to evaluate on "
+                    "data.eval_split)"]
+
+
+def test_a_folder_of_files_named_by_split(tmp_path):
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n' * 3)
+    (folder / "test.jsonl").write_text('{"prompt": "c", "completion": "d"}\n')
+    assert [r["prompt"] for r in read_rows(folder, "test").rows] == ["c"]
+    assert len(read_rows(folder).rows) == 3
+
+
+def test_folders_that_are_no_dataset_or_reach_outside_are_refused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.md").write_text("# just notes\n")
+    for folder in (empty, notes):
+        with pytest.raises(DataError, match=f"{folder.name} is not a dataset folder: neither saved with "):
+            read_rows(folder)
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"prompt": "secret", "completion": "x"}\n')
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                                       "    path: ../secret.jsonl\n---\n")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "train.jsonl").symlink_to(secret)
+    for folder in (outside, linked):
+        with pytest.raises(DataError, match=f"{folder.name}: its README.md names a data file outside the folder"):
+            read_rows(folder)
+
+
+def test_saved_folders_keep_their_own_splits(tmp_path):
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "a"}] * 2),
+                          "test": datasets.Dataset.from_list([{"text": "b"}])}).save_to_disk(str(saved))
+    assert read_rows(saved, "test").rows == [{"text": "b"}]
+    with pytest.raises(DataError, match="saved: a folder saved with datasets.save_to_disk has no subsets"):
+        read_rows(saved, "train", "main")
+    ws = Workspace.open(tmp_path / "ws")
+    version = save_dataset(ws, "qa", [{"prompt": f"q{i}", "completion": "a"} for i in range(10)], "sft",
+                           eval_fraction=0.2)
+    assert len(read_rows(version, "eval").rows) == 2 and len(read_rows(version).rows) == 8
+    with pytest.raises(DataError, match="v1: no split 'test'"):
+        read_rows(version, "test")
+
+
+def config(ws, *overrides):
+    return resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["data.eval_fraction=0", "data.eval=",
+                                                                        *overrides]), ws)
+
+
+def test_a_run_trains_on_one_split_and_evaluates_on_another(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    cfg = config(ws, f"data.train={GSM8K}", "data.subset=main", "data.eval_split=test")
+    preflight(cfg)
+    train, held = train_and_eval(cfg, ("sft",))
+    assert len(train) == 6 and len(held) == 3
+    # a copy of the same dataset named as the eval data takes its split, not the training subset
+    other = tmp_path / "copy"
+    shutil.copytree(GSM8K, other)
+    cfg = config(ws, f"data.train={GSM8K}", "data.subset=main", f"data.eval={other}", "data.eval_split=test")
+    with pytest.raises(DataError, match="copy: it has subsets main, socratic"):
+        preflight(cfg)
+
+
+@pytest.mark.parametrize(("overrides", "said"), [
+    (["data.subset=main"], r"gsm8k_hub: no split 'dev' \(it has train, test"),
+    (["data.eval_split=test"], "gsm8k_hub: it has subsets main, socratic"),
+])
+def test_a_run_with_a_wrong_subset_or_split_is_refused_before_it_exists(tmp_path, overrides, said):
+    ws = Workspace.open(tmp_path / "ws")
+    cfg = config(ws, f"data.train={GSM8K}", "data.split=dev" if "dev" in said else "data.split=train", *overrides)
+    with pytest.raises(DataError, match=said):
+        preflight(cfg)
+    assert not list(ws.runs.iterdir())
+
+
+def test_an_eval_split_of_a_single_file_or_beside_a_held_out_share_is_refused(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    data = ROOT / "tests" / "assets" / "data" / "gsm8k.jsonl"
+    with pytest.raises(StudioError, match=r"data.eval_split \(test\) picks a split of a hub dataset or a dataset "
+                                          r"folder, but the eval data is one file \(gsm8k.jsonl\)"):
+        preflight(config(ws, f"data.train={data}", "data.eval_split=test"))
+    with pytest.raises(ValueError, match="data.eval_split .test. and data.eval_fraction .0.1. both choose"):
+        config(ws, f"data.train={GSM8K}", "data.eval_split=test", "data.eval_fraction=0.1")
+    saved = save_dataset(ws, "qa", [json.loads(line) for line in data.read_text().splitlines()], "sft")
+    with pytest.raises(StudioError, match="the saved dataset qa keeps its held-out rows as its eval split"):
+        config(ws, "data.train=qa", "data.eval_split=test")
+    assert saved.is_dir()
+
+
+def test_the_data_commands_read_a_hub_clone_by_subset_and_split(tmp_path):
+    run = [PYTHON, "-m", "studio", "data"]
+    done = subprocess.run([*run, "inspect", str(GSM8K)], capture_output=True, text=True, env=subprocess_env())
+    assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == (
+        "error: gsm8k_hub: it has subsets main, socratic: name one as the subset (data.subset).")
+    out = tmp_path / "prompts.jsonl"
+    done = subprocess.run([*run, "convert", str(GSM8K), "--subset", "main", "--split", "test", "--to", "prompts",
+                           "--out", str(out)], capture_output=True, text=True, env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    test = questions(GSM8K / "main" / "test-00000-of-00001.parquet")
+    assert [w["prompt"][0]["content"] for w in written] == test
+    answers = pq.read_table(GSM8K / "main" / "test-00000-of-00001.parquet").column("answer").to_pylist()
+    assert [w["reference"] for w in written] == answers  # the worked answer, its '#### 108' line what rewards check
