@@ -169,3 +169,19 @@ def test_the_data_commands_read_a_hub_clone_by_subset_and_split(tmp_path):
     assert [w["prompt"][0]["content"] for w in written] == test
     answers = pq.read_table(GSM8K / "main" / "test-00000-of-00001.parquet").column("answer").to_pylist()
     assert [w["reference"] for w in written] == answers  # the worked answer, its '#### 108' line what rewards check
+
+
+def test_a_split_or_subset_named_for_one_file_is_refused_not_passed_over(tmp_path):
+    from studio.data.validate import inspect_file
+
+    ws = Workspace.open(tmp_path / "ws")
+    data = ROOT / "tests" / "assets" / "data" / "gsm8k.jsonl"
+    with pytest.raises(DataError, match="gsm8k.jsonl is one file, with no splits: the split 'train.:2.' is chosen"):
+        preflight(config(ws, f"data.train={data}", "data.split=train[:2]"))
+    with pytest.raises(DataError, match="gsm8k.jsonl is one file, with no subsets: the subset 'main' is chosen"):
+        preflight(config(ws, f"data.train={data}", "data.subset=main"))
+    with pytest.raises(DataError, match="gsm8k.jsonl is one file, with no splits"):
+        inspect_file(data, model=None, split="test")
+    save_dataset(ws, "qa", [json.loads(line) for line in data.read_text().splitlines()], "sft")
+    with pytest.raises(DataError, match=r"The saved dataset qa \(v1, train split\) is one file, with no splits"):
+        preflight(config(ws, "data.train=qa", "data.split=test"))

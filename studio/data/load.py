@@ -90,6 +90,8 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     if not str(source or "").strip():
         raise DataError(NO_DATA)
     path = resolve_project_path(source)
+    if path.is_file():
+        refuse_choice_in_a_file(path, split, subset)
     if path.exists() or Path(source).suffix:
         read = read_rows(path, split=split, subset=subset)
     else:
@@ -111,6 +113,17 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
         first = report.problem_rows(1)[0]
         raise DataError(f"{read.source}: no usable row; {first['where']}, {first['field']}: {first['problem']}.")
     return report.usable, report
+
+
+def refuse_choice_in_a_file(path: Path, split: str, subset: str | None) -> None:
+    """A split or subset named for one file would be passed over in silence: refuse it instead."""
+    what = source_name(path, path.name)
+    if subset:
+        raise DataError(f"{what} is one file, with no subsets: the subset '{subset}' is chosen in a hub dataset or "
+                        "a dataset folder (leave it empty).")
+    if split != "train":
+        raise DataError(f"{what} is one file, with no splits: the split '{split}' is chosen in a hub dataset or a "
+                        "dataset folder (leave it as train).")
 
 
 def source_name(path: Path, source: str) -> str:

@@ -158,31 +158,34 @@ def preflight(cfg: RunConfig) -> None:
         check_system_message(cfg)
     for label, source, split in (("training data", cfg.data.train, cfg.data.split),
                                  ("eval data", cfg.data.eval, cfg.data.eval_split or "train")):
-        if not source:
-            continue
-        path = Path(source)
-        subset = cfg.data.subset if source == cfg.data.train else None
-        if (path.suffix or looks_like_path(source)) and not path.exists():
-            raise StudioError(f"The {label} {source} does not exist.")
-        if label == "eval data" and cfg.data.eval_split and path.is_file():
-            from studio.data.load import source_name
+        if source:
+            check_source(cfg, label, source, split)
 
-            raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset "
-                              f"folder, but the eval data is one file ({source_name(path, path.name)}): clear the "
-                              "eval data (data.eval) to take that split of the training data, or leave "
-                              "data.eval_split empty.")
-        if not path.exists():  # neither a file nor a saved dataset (resolved before): a hub dataset id
-            from studio.data.readers import check_hub_dataset
 
-            check_hub_dataset(source, subset, split)
-        elif path.is_dir():
-            from studio.data.folders import check_folder
+def check_source(cfg: RunConfig, label: str, source: str, split: str) -> None:
+    """One data source before a run: it exists, so do its subset and split, and a file of up to
+    READ_BEFORE_START_BYTES has usable rows of the kind the stage trains on."""
+    from studio.data.folders import check_folder
+    from studio.data.load import load_records, refuse_choice_in_a_file, source_name
+    from studio.data.readers import check_hub_dataset
 
-            check_folder(path, split, subset)
-        elif path.is_file() and path.stat().st_size <= READ_BEFORE_START_BYTES:
-            from studio.data.load import load_records
-
-            load_records(str(path), stage(cfg.method.stage).data_kinds, fmt=cfg.data.format, mapping=cfg.data.map or None)
+    path = Path(source)
+    subset = cfg.data.subset if source == cfg.data.train else None
+    if (path.suffix or looks_like_path(source)) and not path.exists():
+        raise StudioError(f"The {label} {source} does not exist.")
+    if label == "eval data" and cfg.data.eval_split and path.is_file():
+        raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset "
+                          f"folder, but the eval data is one file ({source_name(path, path.name)}): clear the eval "
+                          "data (data.eval) to take that split of the training data, or leave data.eval_split empty.")
+    if not path.exists():  # neither a file nor a saved dataset (resolved before): a hub dataset id
+        check_hub_dataset(source, subset, split)
+    elif path.is_dir():
+        check_folder(path, split, subset)
+    elif path.stat().st_size > READ_BEFORE_START_BYTES:
+        refuse_choice_in_a_file(path, split, subset)
+    else:
+        load_records(str(path), stage(cfg.method.stage).data_kinds, split, subset, fmt=cfg.data.format,
+                     mapping=cfg.data.map or None)
 
 
 def check_system_message(cfg: RunConfig) -> None:

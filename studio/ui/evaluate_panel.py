@@ -82,16 +82,22 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             judge = gr.Dropdown([NO_JUDGE], value=NO_JUDGE, label="Judge (grades each answer 1-5)", scale=2)
             rubric = gr.Textbox(label="The judge's rubric", placeholder=RUBRIC, scale=3)
             each = gr.Checkbox(False, label="Each saved checkpoint too", scale=1)
+        with gr.Row():
+            split = gr.Textbox("", label="Split", placeholder="train", scale=1,
+                               info="of a hub dataset or a dataset folder (GSM8K: test)")
+            subset = gr.Textbox("", label="Subset", placeholder="optional", scale=1, info="GSM8K: main")
         scores = gr.Dataframe(pd.DataFrame(columns=SCORE_COLUMNS), label="Scores", interactive=False)
         answers = gr.Dataframe(pd.DataFrame(columns=["reference", "prompt"]), label="Answers (✗: not an exact match)",
                                interactive=False, wrap=True, max_height=400)
 
-    def run_eval(source, names, n, judge_name, rubric_text, checkpoints, progress=gr.Progress()):
+    def run_eval(source, names, n, judge_name, rubric_text, checkpoints, split_name="", subset_name="",
+                 progress=gr.Progress()):
         if not source or not names:
             return message_frame("Choose eval data and at least one model."), gr.skip()
         try:
             rows = eval_rows(eval_source(readable_data(ctx.workspace, source, "The eval data"), ctx.workspace),
-                             int(n) or None)
+                             int(n) or None, str(split_name or "").strip() or "train",
+                             str(subset_name or "").strip() or None)
             for name in names:
                 readable_model(ctx.workspace, name)
             grader = None
@@ -111,7 +117,8 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             return message_frame(f"⚠️ {err}"), gr.skip()
         return scores_frame(results, saved), answers_frame(results)
 
-    go.click(run_eval, [data, models, limit, judge, rubric, each], [scores, answers], **action("evaluate"))
+    go.click(run_eval, [data, models, limit, judge, rubric, each, split, subset], [scores, answers],
+             **action("evaluate"))
     ctx.picker(data, eval_choices)
     ctx.picker(models, model_choices)
     ctx.picker(judge, lambda: [NO_JUDGE, *model_choices()])
