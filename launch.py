@@ -7,7 +7,7 @@
 import argparse
 import sys
 
-from studio.cli import add_launch_args
+from studio.cli import add_launch_args, cmd_launch
 from studio.errors import StudioError
 
 
@@ -16,16 +16,10 @@ def main() -> int:
     add_launch_args(parser)
     args = parser.parse_args()
     try:
-        from studio.ui.app import launch
-
-        launch(host=args.host, port=args.port, workspace=args.workspace, share=args.share,
-               auth=args.auth, open_browser=not args.no_browser, annotators=args.annotator,
-               auth_file=args.auth_file, annotator_file=args.annotator_file,
-               allow_reward_code=args.allow_reward_code)
+        return cmd_launch(args)
     except StudioError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,11 +39,15 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
+    from studio.access import Logins
+    from studio.ports import check_listening
+
+    logins = Logins.gather(args.auth, args.annotator, args.auth_file, args.annotator_file)
+    check_listening(args.host, args.port, args.share, logins.enabled)  # before gradio loads: a refusal comes at once
     from studio.ui.app import launch
 
-    launch(host=args.host, port=args.port, workspace=args.workspace, share=args.share,
-           auth=args.auth, open_browser=not args.no_browser, annotators=args.annotator,
-           auth_file=args.auth_file, annotator_file=args.annotator_file, allow_reward_code=args.allow_reward_code)
+    launch(logins, host=args.host, port=args.port, workspace=args.workspace, share=args.share,
+           open_browser=not args.no_browser, allow_reward_code=args.allow_reward_code)
     return 0
 
 

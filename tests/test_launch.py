@@ -88,7 +88,7 @@ def test_a_port_in_use_is_one_sentence_before_anything_is_announced(tmp_path):
 
 
 def test_only_loopback_addresses_count_as_this_machine_alone():
-    from studio.ui.app import loopback
+    from studio.ports import loopback
 
     assert all(map(loopback, ["127.0.0.1", "localhost", "::1", "127.0.1.1"]))
     assert not any(map(loopback, ["0.0.0.0", "::", "10.0.0.5", "studio.example.com", ""]))

@@ -21,7 +21,6 @@ from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.models.counting import model_shapes
 from studio.paths import ASSETS
-from studio.ports import check_port
 from studio.train.machine import status_line
 from studio.ui.api import glue
 from studio.ui.context import AppContext
@@ -171,22 +170,10 @@ NO_RUN_HISTORY = {"run_history": False} if "run_history" in inspect.signature(gr
 and serves its pages without the login; the studio keeps its own records of runs, votes and datasets."""
 
 
-def loopback(host: str) -> bool:
-    """Whether `host` is reachable from this machine only."""
-    return host.strip().lower() in ("localhost", "::1", "[::1]") or host.strip().startswith("127.")
-
-
-def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None, share: bool = False,
-           auth: list[str] | None = None, open_browser: bool = False, annotators: list[str] | None = None,
-           auth_file: str | None = None, annotator_file: str | None = None, allow_reward_code: bool = False) -> None:
-    logins = Logins.gather(auth, annotators, auth_file, annotator_file)
-    if share and not logins.enabled:
-        raise StudioError("A shared link is public: add --auth USER:PASS (or --auth-file, or $STUDIO_AUTH) so that "
-                          "it needs a login.")
-    if not loopback(host) and not logins.enabled:
-        raise StudioError(f"Listening on {host} lets other machines reach the studio: add --auth USER:PASS (or "
-                          "--auth-file, or $STUDIO_AUTH) so that it needs a login.")
-    check_port(host, port)
+def launch(logins: Logins, host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None,
+           share: bool = False, open_browser: bool = False, allow_reward_code: bool = False) -> None:
+    """Serve the studio; `ports.check_listening` has passed (it is called before gradio is imported, so a refusal
+    comes at once)."""
     ws = Workspace.open(workspace)
     # uploads land inside the workspace, not in a system-wide temporary folder
     os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
