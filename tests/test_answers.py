@@ -50,7 +50,8 @@ def test_the_final_answer_is_found_where_solutions_write_it(text, expected):
 
 @pytest.mark.parametrize("answer, reference, same", [
     ("81", "81", True), ("1,200", "1200", True), ("2.0", "2", True), ("\\dfrac{5}{12}", "\\frac{5}{12}", True),
-    ("5/12", "\\frac{5}{12}", True), ("0.5", "\\frac12", True), ("$18", "18", True), ("50\\%", "50", True),
+    ("5/12", "\\frac{5}{12}", True), ("0.5", "\\frac12", True), ("$18", "18", True),
+    ("\\$18", "18", True), ("\\$1{,}250", "\\$1,250", True), ("50\\%", "50", True),
     ("900 hens", "900", True), ("x = 4", "4", True), ("(2, 3)", "(2,3)", True), ("\\text{(B)}", "B", True),
     ("82", "81", False), ("81 or 82", "81", False), ("x^2+1", "x^2 + 2", False), ("", "81", False),
     ("81", "", False), ("1,2", "12", False),

@@ -101,7 +101,7 @@ def normal(answer: str) -> str:
     """An answer's text with LaTeX spacing, dollars, \\text{} wrappers, braces around one character and a closing
     full stop set aside."""
     out = _WRAPPERS.sub(r"\1", answer)
-    for token in ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "$", "^\\circ", "^{\\circ}", "\\%"):
+    for token in ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\$", "$", "^\\circ", "^{\\circ}", "\\%"):
         out = out.replace(token, "%" if token == "\\%" else "")
     out = out.replace("{,}", ",")
     out = _FRAC.sub(lambda m: f"({m.group(1) or m.group(3)})/({m.group(2) or m.group(4)})", out)
