@@ -189,3 +189,30 @@ def test_evaluation_of_support_replies_is_not_switched_to_final_answers_by_a_hea
             {"messages": [{"role": "user", "content": "When?"},
                           {"role": "assistant", "content": "Within 5 business days."}]}]
     assert final_answer_share(rows, ["Run it.", "In about 5 weeks."]) is None
+
+
+R1_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}<｜User｜>{{ m['content'] }}{% else %}<｜Assistant｜>"
+               "{{ m['content'] }}<｜end▁of▁sentence｜>{% endif %}{% endfor %}"
+               "{% if add_generation_prompt %}<｜Assistant｜><think>\n{% endif %}")
+"""DeepSeek-R1's distills open <think> in the prompt (their template, cut to what matters here)."""
+
+
+def test_an_answer_cut_off_while_thinking_scores_nothing_where_the_prompt_opened_the_thinking():
+    from studio.chat.evaluate import final_answer_share
+    from studio.methods.answers import prompt_opens_thinking
+    from studio.methods.rewards import rule
+    from studio.models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer("tiny")
+    assert not prompt_opens_thinking(tokenizer)
+    tokenizer.chat_template = R1_TEMPLATE
+    assert prompt_opens_thinking(tokenizer)
+    cut_off = "Twelve trays of 8 is 96, minus 15 is 81. Let me check: 12 * 8 = 96 and 96 - 15 = 81"
+    done = "Twelve trays of 8 is 96, minus 15 is 81.\n</think>\n\nShe sells \\boxed{81} rolls."
+    assert final_answer(cut_off) == "81" and final_answer(cut_off, thinking=True) is None
+    assert final_answer(done, thinking=True) == "81"
+    reward = rule("final_answer", thinking=True)
+    assert reward(["q", "q"], [cut_off, done], reference=["81", "81"]) == [0.0, 1.0]
+    assert rule("final_answer")(["q"], [cut_off], reference=["81"]) == [1.0]  # without the template's <think>
+    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "#### 81"}]}] * 2
+    assert final_answer_share(rows, [cut_off, done], thinking=True) == 0.5

@@ -172,21 +172,22 @@ def answer_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_si
     return total / max(count, 1)
 
 
-def final_answer_checks(rows: list[dict[str, Any]], answers: list[str]) -> list[tuple[str, bool]] | None:
+def final_answer_checks(rows: list[dict[str, Any]], answers: list[str], thinking: bool = False
+                        ) -> list[tuple[str, bool]] | None:
     """(the reference's final answer, whether the answer's agrees) per row, the reference being the row's
     reference column, else its last turn; None when no row has a reference column and no reference marks
-    where its final answer is."""
+    where its final answer is. `thinking`: the prompts opened <think> (answers.prompt_opens_thinking)."""
     from studio.methods.answers import answer_matches, final_answer, marks_answer
 
     refs = [r.get("reference") or r["messages"][-1]["content"] for r in rows]
     if not any(r.get("reference") for r in rows) and not any(marks_answer(ref) for ref in refs):
         return None
-    return [(final_answer(ref) or "", bool(answer_matches(a, ref))) for a, ref in zip(answers, refs)]
+    return [(final_answer(ref) or "", bool(answer_matches(a, ref, thinking))) for a, ref in zip(answers, refs)]
 
 
-def final_answer_share(rows: list[dict[str, Any]], answers: list[str]) -> float | None:
+def final_answer_share(rows: list[dict[str, Any]], answers: list[str], thinking: bool = False) -> float | None:
     """Share of answers whose final result agrees with the reference's (see final_answer_checks)."""
-    checks = final_answer_checks(rows, answers)
+    checks = final_answer_checks(rows, answers, thinking)
     return None if checks is None else sum(right for _, right in checks) / len(rows)
 
 
@@ -208,7 +209,9 @@ def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, A
     loss = answer_loss(model, tokenizer, rows)
     table = [{"prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "", "reference": ref,
               "answer": a} for r, ref, a in zip(rows, refs, answers)]
-    checks = final_answer_checks(rows, answers)
+    from studio.methods.answers import prompt_opens_thinking
+
+    checks = final_answer_checks(rows, answers, prompt_opens_thinking(tokenizer))
     for row, (final, right) in zip(table, checks or []):
         row.update(final=final, right="yes" if right else "no")
     result = EvalResult(name, len(rows), hits / len(rows), loss, math.exp(min(loss, 50)), table,

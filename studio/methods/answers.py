@@ -5,7 +5,8 @@
     final_answer("<think>...</think><answer>1/2</answer>")           # '1/2'
     same_answer("\\\\frac{1}{2}", "0.5")                              # True
 
-Only what follows a reasoning model's </think> counts, and a text still inside <think> gives none. Where an
+Only what follows a reasoning model's </think> counts, and a text still inside <think> gives none (also when the
+chat template opened <think> in the prompt: prompt_opens_thinking). Where an
 answer is marked, the mark wins, the last one first: \\boxed{...} (or \\fbox), GSM8K's '#### ...' as the last line,
 <answer>...</answer> tags, 'the answer is ...' / 'Answer: ...'. A text with none of these that fits on one
 short line is its own final answer (a dataset's `answer` column: '72', '\\dfrac{1}{2}'). Otherwise the last
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Any
 
 TAIL = 4000
 """Characters at the end of a text that are searched for a marked answer."""
@@ -65,12 +67,13 @@ def _sentence_end(hit: str) -> str:
     return re.split(r"\.(?:\s|$)", hit.strip(), maxsplit=1)[0].strip()
 
 
-def final_answer(text: str) -> str | None:
-    """The final answer written in `text`; None when it gives none."""
+def final_answer(text: str, thinking: bool = False) -> str | None:
+    """The final answer written in `text`; None when it gives none. `thinking`: the prompt opened <think> itself
+    (see prompt_opens_thinking), so a text with no </think> never stopped thinking."""
     text = str(text or "").strip()
     if "</think>" in text:  # a reasoning model's answer comes after its thinking, whatever the thinking tried
         text = text.rsplit("</think>", 1)[1].strip()
-    elif "<think>" in text:
+    elif "<think>" in text or thinking:
         return None  # still thinking when the length limit came: no answer given
     if not text:
         return None
@@ -144,6 +147,19 @@ def marks_answer(text: str) -> bool:
     return boxed(tail) is not None or any(p.search(tail) for p in _STRONG)
 
 
-def answer_matches(completion: str, reference: str) -> float:
-    """1.0 when the completion's final answer agrees with the reference's, else 0.0."""
-    return float(same_answer(final_answer(completion), final_answer(reference)))
+def answer_matches(completion: str, reference: str, thinking: bool = False) -> float:
+    """1.0 when the completion's final answer agrees with the reference's, else 0.0 (`thinking`: as final_answer)."""
+    return float(same_answer(final_answer(completion, thinking), final_answer(reference)))
+
+
+def prompt_opens_thinking(tokenizer: Any) -> bool:
+    """Whether the model's chat template ends the prompt with <think> itself (DeepSeek-R1's distills do): its
+    answers then carry no <think> of their own, and one without </think> was cut off while still thinking."""
+    if not getattr(tokenizer, "chat_template", None):
+        return False
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "What is 1 + 1?"}], tokenize=False,
+                                             add_generation_prompt=True)
+    except Exception:  # a template that cannot render this: its runs fail elsewhere, with their own sentence
+        return False
+    return str(text).rstrip().endswith("<think>")

@@ -284,7 +284,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> PpoTra
     precision = common.resolve_precision(cfg.train.precision)
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     train, evaluation = prompt_data(cfg, run_dir)
-    funcs = rl_common.reward_functions(cfg, run_dir)
+    funcs = rl_common.reward_functions(cfg, run_dir, tokenizer)
     model = common.load_causal_lm(cfg, precision, run_dir=run_dir)
     peft = common.lora_config(cfg)
     if peft is not None:

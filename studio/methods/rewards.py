@@ -92,8 +92,8 @@ def _json_valid(answer: str) -> float:
     return 1.0
 
 
-def rule(name: str, pattern: str = "", max_chars: int = 400) -> Callable[..., list[float]]:
-    """One built-in rule as a TRL reward function."""
+def rule(name: str, pattern: str = "", max_chars: int = 400, thinking: bool = False) -> Callable[..., list[float]]:
+    """One built-in rule as a TRL reward function (`thinking`: the prompt opens <think>, see answers.final_answer)."""
     if name == "exact_match":
         return _per_answer(name, lambda a, ref, row: float(bool(ref) and _norm(a) == _norm(ref)))
     if name == "overlap":
@@ -101,7 +101,7 @@ def rule(name: str, pattern: str = "", max_chars: int = 400) -> Callable[..., li
     if name == "contains":
         return _per_answer(name, lambda a, ref, row: float(bool(ref) and _norm(ref) in _norm(a)))
     if name == "final_answer":
-        return _per_answer(name, lambda a, ref, row: answer_matches(a, ref))
+        return _per_answer(name, lambda a, ref, row: answer_matches(a, ref, thinking))
     if name == "regex":
         if not pattern:
             raise StudioError("The regex reward needs a pattern: set rl.pattern.")

@@ -111,8 +111,12 @@ def model_reward(model: Any, tokenizer: Any, batch_size: int = 16) -> RewardFn:
     return score
 
 
-def reward_functions(cfg: RunConfig, run_dir: Path | None = None) -> list[RewardFn]:
-    """The rewards rl.rewards names, in order, as callables `f(prompts, completions, **columns)`."""
+def reward_functions(cfg: RunConfig, run_dir: Path | None = None, tokenizer: Any = None) -> list[RewardFn]:
+    """The rewards rl.rewards names, in order, as callables `f(prompts, completions, **columns)`; `tokenizer` (the
+    policy's) says whether its prompts open <think>, where an answer cut off while thinking has no final answer."""
+    from studio.methods.answers import prompt_opens_thinking
+
+    thinking = tokenizer is not None and prompt_opens_thinking(tokenizer)
     out = []
     for name in cfg.rl.rewards:
         if name == "model":
@@ -121,7 +125,7 @@ def reward_functions(cfg: RunConfig, run_dir: Path | None = None) -> list[Reward
         elif name == "code":
             out.append(rewards.code_reward(cfg.rl.reward_code))
         else:
-            out.append(rewards.rule(name, pattern=cfg.rl.pattern, max_chars=cfg.rl.max_chars))
+            out.append(rewards.rule(name, pattern=cfg.rl.pattern, max_chars=cfg.rl.max_chars, thinking=thinking))
     return out
 
 

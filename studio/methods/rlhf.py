@@ -51,7 +51,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Any]) -> Any:
     tokenizer = load_tokenizer(cfg.model.name, cfg.model.revision, cfg.model.trust_remote_code)
     train, evaluation = prompt_data(cfg, run_dir)
     log = rl_common.SampleLog(run_dir, every=max(1, cfg.train.logging_steps))
-    funcs = log.wrap(rl_common.reward_functions(cfg, run_dir))
+    funcs = log.wrap(rl_common.reward_functions(cfg, run_dir, tokenizer))
     config_class, trainer_class = (GRPOConfig, GRPOTrainer) if rl.algorithm == "grpo" else (RLOOConfig, RLOOTrainer)
     args = config_class(
         **{**common.training_arguments(cfg, run_dir, precision, has_eval=evaluation is not None),
