@@ -53,13 +53,11 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _saved_or_file(source: str, workspace: str | None) -> str:
-    """A dataset saved in the workspace ('support', 'support:eval') or a version folder of one as its file;
-    anything else as given. A workspace that does not exist yet is not made for this."""
+    """A dataset saved in the workspace ('support', 'support:eval') as its file; anything else (a version folder of
+    one too: its split is read by --split) as given. A workspace that does not exist yet is not made for this."""
     from studio.workspace import Workspace
 
     given = Path(source)
-    if given.is_dir() and (given / "train.jsonl").is_file() and not (given / "state.json").exists():
-        return str(given / "train.jsonl")  # a version folder the studio saved: its train split
     root = Workspace.chosen_root(workspace)
     if given.exists() or not root.is_dir():
         return source

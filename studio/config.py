@@ -64,7 +64,8 @@ class DataConfig:
     split: str = "train"
     """Split to train on from a hub dataset or a dataset folder ('train', 'train[:1000]')."""
     subset: str | None = None
-    """Subset (configuration) of a hub dataset or of a folder laid out as one (GSM8K's 'main')."""
+    """Subset (configuration) of a hub dataset or of a folder laid out as one (GSM8K's 'main'); eval data of
+    that kind is read with the same subset."""
     eval_split: str | None = None
     """Split to evaluate on ('test') from the eval data when it is a hub dataset or a dataset folder; with no
     eval data named, from the training data (same subset)."""

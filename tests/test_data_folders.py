@@ -40,10 +40,10 @@ def test_a_hub_clone_is_read_by_subset_and_split():
 
 
 @pytest.mark.parametrize(("split", "subset", "said"), [
-    ("train", None, "gsm8k_hub: it has subsets main, socratic: name one as the subset (data.subset)."),
+    ("train", None, "gsm8k_hub: it has subsets main, socratic: name the one to read."),
     ("train", "mian", "gsm8k_hub: no subset 'mian' (it has main, socratic)."),
-    ("validation", "main", "gsm8k_hub: no split 'validation' (it has train, test; the split to train on is "
-                           "data.split, to evaluate on data.eval_split)."),
+    ("validation", "main", "gsm8k_hub: no split 'validation' (it has train, test)."),
+    ("train[:2]+dev", "main", "gsm8k_hub: no split 'dev' (it has train, test)."),
 ])
 def test_a_missing_or_unknown_subset_or_split_names_those_there_are(split, subset, said):
     with pytest.raises(DataError) as caught:
@@ -58,9 +58,7 @@ def test_the_hub_loaders_own_words_on_subsets_and_splits_are_reworded(tmp_path):
         with pytest.raises(Exception) as caught:
             datasets.load_dataset(str(GSM8K), subset, split=split)
         said.append(hub_reason(caught.value))
-    assert said == ["it has subsets main, socratic: name one as the subset (data.subset)",
-                    "no split 'dev' (it has train, test; the split to train on is data.split, to evaluate on "
-                    "data.eval_split)"]
+    assert said == ["it has subsets main, socratic: name the one to read", "no split 'dev' (it has train, test)"]
 
 
 def test_a_folder_of_files_named_by_split(tmp_path):
@@ -90,9 +88,25 @@ def test_folders_that_are_no_dataset_or_reach_outside_are_refused(tmp_path):
     linked = tmp_path / "linked"
     linked.mkdir()
     (linked / "train.jsonl").symlink_to(secret)
-    for folder in (outside, linked):
-        with pytest.raises(DataError, match=f"{folder.name}: its README.md names a data file outside the folder"):
-            read_rows(folder)
+    with pytest.raises(DataError, match="outside: its README.md names data files outside the folder "
+                                        r"\('../secret.jsonl'\)"):
+        read_rows(outside)
+    with pytest.raises(DataError, match=r"linked: train.jsonl lies outside the folder \(a link\)"):
+        read_rows(linked)
+    for pattern in ("/tmp/*/*.jsonl", "data/../../*.jsonl", "hf://datasets/x/y/train.jsonl", "~/train.jsonl"):
+        (outside / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                                           f"    path: '{pattern}'\n---\n")
+        with pytest.raises(DataError, match="outside: its README.md names data files outside the folder"):
+            read_rows(outside)  # refused by its pattern, before any file is looked for
+    # a dataset_dict.json naming a split by a path: the saved dataset there would be read
+    elsewhere = tmp_path / "elsewhere"
+    datasets.Dataset.from_list([{"text": "secret"}]).save_to_disk(str(elsewhere))
+    tricked = tmp_path / "tricked"
+    tricked.mkdir()
+    (tricked / "dataset_dict.json").write_text(json.dumps({"splits": [str(elsewhere), "../elsewhere"]}))
+    for split in (str(elsewhere), "../elsewhere"):
+        with pytest.raises(DataError, match="tricked: dataset_dict.json names a split outside the folder"):
+            read_rows(tricked, split)
 
 
 def test_saved_folders_keep_their_own_splits(tmp_path):
@@ -100,13 +114,20 @@ def test_saved_folders_keep_their_own_splits(tmp_path):
     datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "a"}] * 2),
                           "test": datasets.Dataset.from_list([{"text": "b"}])}).save_to_disk(str(saved))
     assert read_rows(saved, "test").rows == [{"text": "b"}]
-    with pytest.raises(DataError, match="saved: a folder saved with datasets.save_to_disk has no subsets"):
+    assert read_rows(saved, "train[:1]+test").rows == [{"text": "a"}, {"text": "b"}]  # slices as for the hub
+    with pytest.raises(DataError, match="saved: a saved folder has no subsets; leave the subset empty."):
         read_rows(saved, "train", "main")
+    single = tmp_path / "single"
+    datasets.Dataset.from_list([{"text": "a"}] * 3).save_to_disk(str(single))
+    assert len(read_rows(single).rows) == 3
+    with pytest.raises(DataError, match=r"single: no split 'test' \(it has train\)."):
+        read_rows(single, "test")  # not the training rows in silence
     ws = Workspace.open(tmp_path / "ws")
     version = save_dataset(ws, "qa", [{"prompt": f"q{i}", "completion": "a"} for i in range(10)], "sft",
                            eval_fraction=0.2)
     assert len(read_rows(version, "eval").rows) == 2 and len(read_rows(version).rows) == 8
-    with pytest.raises(DataError, match="v1: no split 'test'"):
+    assert read_rows(version, "train[:3]").lines == [1, 2, 3]
+    with pytest.raises(DataError, match=r"v1: no split 'test' \(it has train, eval\)."):
         read_rows(version, "test")
 
 
@@ -121,23 +142,29 @@ def test_a_run_trains_on_one_split_and_evaluates_on_another(tmp_path):
     preflight(cfg)
     train, held = train_and_eval(cfg, ("sft",))
     assert len(train) == 6 and len(held) == 3
-    # a copy of the same dataset named as the eval data takes its split, not the training subset
+    # eval data of the same kind (a hub dataset or folder) is read with the same subset
     other = tmp_path / "copy"
     shutil.copytree(GSM8K, other)
-    cfg = config(ws, f"data.train={GSM8K}", "data.subset=main", f"data.eval={other}", "data.eval_split=test")
-    with pytest.raises(DataError, match="copy: it has subsets main, socratic"):
+    cfg = config(ws, f"data.train={GSM8K}", "data.subset=socratic", f"data.eval={other}", "data.eval_split=test")
+    preflight(cfg)
+    train, held = train_and_eval(cfg, ("sft",))
+    assert all(r["messages"][-1]["content"].startswith("How many in all? ** ") for r in held) and len(held) == 3
+    # and the folder is read before a run exists: data of the wrong kind for the stage is refused there
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-dpo.yaml", [f"data.train={GSM8K}", "data.subset=main",
+                                                                 "data.eval="]), ws)
+    with pytest.raises(DataError, match="gsm8k_hub holds instruction or chat data, but this stage needs preference"):
         preflight(cfg)
 
 
 @pytest.mark.parametrize(("overrides", "said"), [
-    (["data.subset=main"], r"gsm8k_hub: no split 'dev' \(it has train, test"),
+    (["data.subset=main", "data.split=dev"], r"gsm8k_hub: no split 'dev' \(it has train, test\)"),
+    (["data.subset=main", "data.split=train[100:]"], "gsm8k_hub: .* corresponds to no data\\.$"),
     (["data.eval_split=test"], "gsm8k_hub: it has subsets main, socratic"),
 ])
 def test_a_run_with_a_wrong_subset_or_split_is_refused_before_it_exists(tmp_path, overrides, said):
     ws = Workspace.open(tmp_path / "ws")
-    cfg = config(ws, f"data.train={GSM8K}", "data.split=dev" if "dev" in said else "data.split=train", *overrides)
     with pytest.raises(DataError, match=said):
-        preflight(cfg)
+        preflight(config(ws, f"data.train={GSM8K}", *overrides))
     assert not list(ws.runs.iterdir())
 
 
@@ -145,12 +172,16 @@ def test_an_eval_split_of_a_single_file_or_beside_a_held_out_share_is_refused(tm
     ws = Workspace.open(tmp_path / "ws")
     data = ROOT / "tests" / "assets" / "data" / "gsm8k.jsonl"
     with pytest.raises(StudioError, match=r"data.eval_split \(test\) picks a split of a hub dataset or a dataset "
-                                          r"folder, but the eval data is one file \(gsm8k.jsonl\)"):
+                                          r"folder, but the training data is one file \(gsm8k.jsonl\): leave "
+                                          r"data.eval_split empty, and hold out a share"):
         preflight(config(ws, f"data.train={data}", "data.eval_split=test"))
+    with pytest.raises(StudioError, match=r"but the eval data is one file \(gsm8k.jsonl\): leave data.eval_split "
+                                          "empty, or clear the eval data"):
+        preflight(config(ws, f"data.train={GSM8K}", "data.subset=main", f"data.eval={data}", "data.eval_split=test"))
     with pytest.raises(ValueError, match="data.eval_split .test. and data.eval_fraction .0.1. both choose"):
         config(ws, f"data.train={GSM8K}", "data.eval_split=test", "data.eval_fraction=0.1")
     saved = save_dataset(ws, "qa", [json.loads(line) for line in data.read_text().splitlines()], "sft")
-    with pytest.raises(StudioError, match="the saved dataset qa keeps its held-out rows as its eval split"):
+    with pytest.raises(StudioError, match="the training data is the saved dataset qa, whose held-out rows are its"):
         config(ws, "data.train=qa", "data.eval_split=test")
     assert saved.is_dir()
 
@@ -159,7 +190,7 @@ def test_the_data_commands_read_a_hub_clone_by_subset_and_split(tmp_path):
     run = [PYTHON, "-m", "studio", "data"]
     done = subprocess.run([*run, "inspect", str(GSM8K)], capture_output=True, text=True, env=subprocess_env())
     assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == (
-        "error: gsm8k_hub: it has subsets main, socratic: name one as the subset (data.subset).")
+        "error: gsm8k_hub: it has subsets main, socratic: name the one to read.")
     out = tmp_path / "prompts.jsonl"
     done = subprocess.run([*run, "convert", str(GSM8K), "--subset", "main", "--split", "test", "--to", "prompts",
                            "--out", str(out)], capture_output=True, text=True, env=subprocess_env())
@@ -185,3 +216,29 @@ def test_a_split_or_subset_named_for_one_file_is_refused_not_passed_over(tmp_pat
     save_dataset(ws, "qa", [json.loads(line) for line in data.read_text().splitlines()], "sft")
     with pytest.raises(DataError, match=r"The saved dataset qa \(v1, train split\) is one file, with no splits"):
         preflight(config(ws, "data.train=qa", "data.split=test"))
+
+
+def test_the_data_tabs_hub_box_reads_a_local_folder_as_a_folder(tmp_path):
+    """The datasets library reads a local path given as a hub id; the studio reads it as its own folder reader does,
+    so the same folders are refused."""
+    from studio.data.readers import read_hub
+
+    assert len(read_hub(str(GSM8K), "test", "main").rows) == 3
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"prompt": "secret", "completion": "x"}\n')
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    (folder / "README.md").write_text(f"---\nconfigs:\n- config_name: default\n  data_files: '{secret}'\n---\n")
+    with pytest.raises(DataError, match="upload: its README.md names data files outside the folder"):
+        read_hub(str(folder))
+
+
+def test_inspect_reads_the_split_of_a_saved_version_folder(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    version = save_dataset(ws, "qa", [{"prompt": f"q{i}", "completion": "a"} for i in range(10)], "sft",
+                           eval_fraction=0.2)
+    done = subprocess.run([PYTHON, "-m", "studio", "data", "inspect", str(version), "--split", "eval", "--json",
+                           "--model", ""], capture_output=True, text=True, env=subprocess_env())
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["file"] == "eval.jsonl" and report["rows"] == 2

@@ -163,11 +163,17 @@ def test_a_run_on_votes_from_a_real_model_gets_a_preference_learning_rate(tmp_pa
     from studio.prefs.handoff import votes_run_config
 
     ws = Workspace.open(tmp_path / "ws")
-    parent = load_config(PRESETS / f"{preset}.yaml", ["data.system=Answer as the shop."])
+    parent = load_config(PRESETS / f"{preset}.yaml", [  # trained on a hub dataset's subset, its columns named by hand
+        "data.system=Answer as the shop.", "data.train=openai/gsm8k", "data.subset=main", "data.split=train[:1000]",
+        "data.eval=", "data.eval_fraction=0", "data.eval_split=test", "data.format=prompt_completion",
+        "data.map={prompt: question, completion: answer}"])
     (ws.runs / "sft").mkdir()
     save_config(parent, ws.runs / "sft" / "config.yaml")
     cfg = votes_run_config(ws, stage, "sft", "votes", 100)
     assert cfg.data.system == "Answer as the shop."  # the pairs were written with it: the run trains with it
+    assert (cfg.data.train, cfg.data.subset, cfg.data.split, cfg.data.eval_split, cfg.data.format, cfg.data.map) == (
+        "votes", None, "train", None, None, {})  # the votes' own shape, not the parent data's
+    assert cfg.data.eval_fraction == 0.1
     assert parent.train.learning_rate > rate and parent.train.epochs == 3
     assert cfg.train.learning_rate == rate and cfg.train.epochs == 1 and cfg.method.stage == stage
     assert cfg.model.name == parent.model.name and cfg.method.name == parent.method.name

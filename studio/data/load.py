@@ -115,6 +115,12 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     return report.usable, report
 
 
+def subset_of(source: str | None, subset: str | None) -> str | None:
+    """data.subset as it applies to eval data: to a hub dataset or a dataset folder, not to a single file (a saved
+    dataset's eval split is one)."""
+    return None if not source or resolve_project_path(source).is_file() else subset
+
+
 def refuse_choice_in_a_file(path: Path, split: str, subset: str | None) -> None:
     """A split or subset named for one file would be passed over in silence: refuse it instead."""
     what = source_name(path, path.name)

@@ -13,7 +13,7 @@ import codecs
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +370,12 @@ def check_hub_dataset(dataset_id: str, subset: str | None = None, split: str = "
     found in the local cache (only its metadata is fetched)."""
     import datasets
 
+    if Path(dataset_id).exists():  # the datasets library would read a local path as it stands: read it as ours
+        from studio.data.folders import check_folder
+
+        if Path(dataset_id).is_dir():
+            check_folder(Path(dataset_id), split, subset)
+        return
     refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
     try:
@@ -380,14 +386,15 @@ def check_hub_dataset(dataset_id: str, subset: str | None = None, split: str = "
 
 
 def check_split(builder: Any, split: str, name: str) -> None:
-    """Refuse a split the dataset does not have (known from its data files; 'train[:100]' is checked as 'train')."""
+    """Refuse a split the dataset does not have (known from its data files; 'train[:100]+test' names train and
+    test)."""
     files = getattr(builder.config, "data_files", None) or {}
-    base = split.partition("[")[0].strip()
-    if files and base.isidentifier() and base not in files:
-        raise DataError(f"{name}: no split '{base}' (it has {', '.join(str(s) for s in files)}{SPLIT_HINT}).")
+    for part in split.split("+"):
+        base = part.partition("[")[0].strip()
+        if files and base.isidentifier() and base not in files:
+            raise DataError(f"{name}: no split '{base}' (it has {', '.join(str(s) for s in files)}).")
 
 
-SPLIT_HINT = "; the split to train on is data.split, to evaluate on data.eval_split"
 UNREACHABLE = "the hub cannot be reached and it is not in the local cache (is it a path that does not exist?)"
 
 
@@ -395,18 +402,18 @@ def hub_reason(err: Exception) -> str:
     """Why the datasets library could not load a dataset, in a few words: a missing or unknown subset or split
     says which there are and where to name one."""
     text = str(err)
-    first = text.splitlines()[0] if text else type(err).__name__
+    first = (text.splitlines()[0] if text else type(err).__name__).rstrip(".!")
     if any(w in first.lower() for w in ("connect", "offline", "resolve", "reach")):
         return UNREACHABLE
     names = _listed(text)
     if first.startswith("Config name is missing") and names:
-        return f"it has subsets {names}: name one as the subset (data.subset)"
+        return f"it has subsets {names}: name the one to read"
     unknown = re.match(r"BuilderConfig '(.*)' not found", first)
     if unknown and names:
         return f"no subset '{unknown.group(1)}' (it has {names})"
     unknown = re.match(r'Unknown split "(.*)"', first)
     if unknown and names:
-        return f"no split '{unknown.group(1)}' (it has {names}{SPLIT_HINT})"
+        return f"no split '{unknown.group(1)}' (it has {names})"
     return first
 
 
@@ -441,9 +448,13 @@ def _refuse_when_offline(dataset_id: str) -> None:
 
 
 def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, limit: int | None = None) -> ReadResult:
-    """Read a hub dataset (needs a network unless it is cached)."""
+    """Read a hub dataset (needs a network unless it is cached); a local path, as the datasets library would take
+    it, is read as a file or folder (read_rows)."""
     import datasets
 
+    if Path(dataset_id).exists():
+        read = read_rows(dataset_id, split, subset)
+        return read if limit is None else replace(read, rows=read.rows[:limit])
     refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
     try:

@@ -78,7 +78,8 @@ def votes_run_config(ws: Workspace, stage: str, parent_run: str, data: str, rows
             train["epochs"] = 1
     raw["name"] = f"{stage} on {data}"
     values = {"model.parent_run": parent.name, "data.train": data, "data.eval": None,
-              "data.eval_fraction": 0.1 if rows >= 20 else 0.0,
+              "data.eval_fraction": 0.1 if rows >= 20 else 0.0, "data.split": "train", "data.subset": None,
+              "data.eval_split": None, "data.format": None, "data.map": {},  # the parent data's shape is not the votes'
               "data.system": base.data.system}  # the votes' prompts were asked with the parent's system message
     cfg = config_with(raw, values)
     if overrides:

@@ -92,9 +92,8 @@ def resolve_inputs(cfg: RunConfig, ws: Workspace) -> RunConfig:
     train = saved_dataset(cfg.data.train, ws)
     if not cfg.data.eval and cfg.data.eval_split:
         if train is not None:
-            raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset "
-                              f"folder; the saved dataset {train[0]} keeps its held-out rows as its eval split, which "
-                              "a run takes by itself: leave data.eval_split empty.")
+            refuse_eval_split(cfg, f"the training data is the saved dataset {train[0]}, whose held-out rows are its "
+                                   "eval split", "leave data.eval_split empty (a run takes them by itself)")
         cfg.data.eval = cfg.data.train  # the training data's own split of that name ('test')
     if cfg.data.eval:
         named = saved_dataset(cfg.data.eval, ws)
@@ -163,29 +162,43 @@ def preflight(cfg: RunConfig) -> None:
 
 
 def check_source(cfg: RunConfig, label: str, source: str, split: str) -> None:
-    """One data source before a run: it exists, so do its subset and split, and a file of up to
+    """One data source before a run: it exists, so do its subset and split, and one of up to
     READ_BEFORE_START_BYTES has usable rows of the kind the stage trains on."""
     from studio.data.folders import check_folder
-    from studio.data.load import load_records, refuse_choice_in_a_file, source_name
+    from studio.data.load import load_records, refuse_choice_in_a_file, source_name, subset_of
     from studio.data.readers import check_hub_dataset
 
     path = Path(source)
-    subset = cfg.data.subset if source == cfg.data.train else None
+    subset = cfg.data.subset if label == "training data" else subset_of(source, cfg.data.subset)
     if (path.suffix or looks_like_path(source)) and not path.exists():
         raise StudioError(f"The {label} {source} does not exist.")
     if label == "eval data" and cfg.data.eval_split and path.is_file():
-        raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset "
-                          f"folder, but the eval data is one file ({source_name(path, path.name)}): clear the eval "
-                          "data (data.eval) to take that split of the training data, or leave data.eval_split empty.")
+        name = source_name(path, path.name)
+        if source == cfg.data.train:
+            refuse_eval_split(cfg, f"the training data is one file ({name})", "leave data.eval_split empty, and "
+                                   "hold out a share (data.eval_fraction) or name eval data")
+        refuse_eval_split(cfg, f"the eval data is one file ({name})", "leave data.eval_split empty, or clear the "
+                               "eval data to take that split of the training data")
     if not path.exists():  # neither a file nor a saved dataset (resolved before): a hub dataset id
         check_hub_dataset(source, subset, split)
-    elif path.is_dir():
+    elif path.is_dir() and _data_bytes(path) > READ_BEFORE_START_BYTES:
         check_folder(path, split, subset)
-    elif path.stat().st_size > READ_BEFORE_START_BYTES:
+    elif path.is_file() and path.stat().st_size > READ_BEFORE_START_BYTES:
         refuse_choice_in_a_file(path, split, subset)
     else:
         load_records(str(path), stage(cfg.method.stage).data_kinds, split, subset, fmt=cfg.data.format,
                      mapping=cfg.data.map or None)
+
+
+def refuse_eval_split(cfg: RunConfig, what: str, advice: str) -> None:
+    raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset folder, "
+                      f"but {what}: {advice}.")
+
+
+def _data_bytes(folder: Path) -> int:
+    """The size of the files in a dataset folder (a clone's .git left aside)."""
+    return sum(f.stat().st_size for f in folder.rglob("*")
+               if ".git" not in f.relative_to(folder).parts and f.is_file() and not f.is_symlink())
 
 
 def check_system_message(cfg: RunConfig) -> None:
