@@ -187,8 +187,12 @@ def final_answer_checks(rows: list[dict[str, Any]], answers: list[str], thinking
 
 def final_answer_share(rows: list[dict[str, Any]], answers: list[str], thinking: bool = False) -> float | None:
     """Share of answers whose final result agrees with the reference's (see final_answer_checks)."""
-    checks = final_answer_checks(rows, answers, thinking)
-    return None if checks is None else sum(right for _, right in checks) / len(rows)
+    return right_share(final_answer_checks(rows, answers, thinking))
+
+
+def right_share(checks: list[tuple[str, bool]] | None) -> float | None:
+    """The share of final answers checked right; None where there was nothing to check."""
+    return None if not checks else sum(right for _, right in checks) / len(checks)
 
 
 def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, Any]], judge: Any = None,
@@ -197,6 +201,7 @@ def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, A
     run's data.system) opens each conversation that has no system turn, as in the run's training."""
     from studio.chat import scores
     from studio.data.turns import with_default_system
+    from studio.methods.answers import prompt_opens_thinking
 
     if not rows:
         from studio.errors import StudioError
@@ -209,14 +214,12 @@ def evaluate_model(name: str, model: Any, tokenizer: Any, rows: list[dict[str, A
     loss = answer_loss(model, tokenizer, rows)
     table = [{"prompt": r["messages"][-2]["content"] if len(r["messages"]) > 1 else "", "reference": ref,
               "answer": a} for r, ref, a in zip(rows, refs, answers)]
-    from studio.methods.answers import prompt_opens_thinking
-
     checks = final_answer_checks(rows, answers, prompt_opens_thinking(tokenizer))
     for row, (final, right) in zip(table, checks or []):
         row.update(final=final, right="yes" if right else "no")
     result = EvalResult(name, len(rows), hits / len(rows), loss, math.exp(min(loss, 50)), table,
                         rouge_l=scores.rouge_l(answers, refs), bleu=scores.bleu(answers, refs),
-                        final_answer=None if checks is None else sum(r for _, r in checks) / len(rows))
+                        final_answer=right_share(checks))
     if judge is not None:
         grades = scores.judge_answers(judge, table, rubric or scores.RUBRIC)
         for row, grade in zip(table, grades):
