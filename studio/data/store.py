@@ -133,10 +133,7 @@ def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
         vs = versions(ws, folder.name)
         if not vs:
             continue
-        try:
-            meta = json.loads((folder / f"v{vs[-1]}" / "meta.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = {"name": folder.name, "version": vs[-1]}
+        meta = version_meta(folder / f"v{vs[-1]}") or {"name": folder.name, "version": vs[-1]}
         meta["versions"] = vs
         meta["path"] = str(folder / f"v{vs[-1]}")
         out.append(meta)
