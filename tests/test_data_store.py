@@ -103,3 +103,13 @@ def test_a_saved_dataset_of_the_wrong_kind_is_named_and_the_stages_for_it_listed
         "The saved dataset arena (v1, train split) holds preference (prompt, chosen, rejected) data, but this stage "
         "needs instruction or chat or plain text data; the stages that train on it: Reward model, DPO, KTO, RLHF, "
         "PPO (chosen in the Method tab, or method.stage in the run config).")
+
+
+@pytest.mark.parametrize("meta", ["[1, 2]", "{not json", ""])
+def test_a_damaged_meta_file_leaves_the_list_whole(tmp_path, meta):
+    ws = Workspace.open(tmp_path / "ws")
+    save_dataset(ws, "good", [{"text": "a"}], "text")
+    folder = save_dataset(ws, "damaged", [{"text": "b"}], "text")
+    (folder / "meta.json").write_text(meta)
+    listed = {d["name"]: d for d in list_datasets(ws)}
+    assert set(listed) == {"good", "damaged"} and listed["damaged"]["versions"] == [1]
