@@ -242,3 +242,82 @@ def test_inspect_reads_the_split_of_a_saved_version_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["file"] == "eval.jsonl" and report["rows"] == 2
+
+
+def card(folder, header):
+    folder.mkdir(exist_ok=True)
+    (folder / "README.md").write_text(header)
+    return folder
+
+
+@pytest.mark.parametrize("header", [
+    "\n---\nconfigs:\n- config_name: default\n  data_files: ../secret.jsonl\n---\n",  # the header after a blank line
+    "---\nconfigs:\n- config_name: default\n  data_files: 'file:/tmp/secret.jsonl'\n---\n",
+    "---\nconfigs:\n- config_name: default\n  data_files: 'simplecache::/tmp/secret.jsonl'\n---\n",
+    "---\nconfigs:\n- config_name: default\n  data_files: {train: 'C:\\\\data\\\\train.jsonl'}\n---\n",
+    "---\nconfigs:\n- config_name: default\n  data_dir: ..\n---\n",
+])
+def test_every_way_a_readme_names_files_elsewhere_is_refused_by_its_pattern(tmp_path, header):
+    folder = card(tmp_path / "card", header)
+    (folder / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    with pytest.raises(DataError, match="card: its README.md names data files outside the folder"):
+        read_rows(folder)
+
+
+@pytest.mark.parametrize("header", [
+    "---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    "configs:\n- config_name: default\n  data_files: *b\n---\n",  # references multiplying (a billion, grown)
+    "---\nconfigs:\n- config_name: default\n  data_files: &r [train.jsonl, *r]\n---\n",  # a list inside itself
+    "---\nconfigs: " + "[" * 3000 + "]" * 3000 + "\n---\n",  # nested past Python's recursion limit
+])
+def test_a_readme_header_that_would_blow_up_is_one_sentence(tmp_path, header):
+    folder = card(tmp_path / "card", header)
+    (folder / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    with pytest.raises(DataError, match="card: the YAML header of its README.md cannot be read"):
+        read_rows(folder)
+
+
+def test_a_long_readme_without_a_header_end_is_read_past(tmp_path):
+    folder = card(tmp_path / "card", "---" + "\n" * 80000 + "x")
+    (folder / "train.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    assert read_rows(folder).rows == [{"prompt": "a", "completion": "b"}]
+
+
+def test_folder_files_that_unpack_past_the_limit_are_refused(tmp_path, monkeypatch):
+    import gzip
+
+    from studio.data import folders
+
+    folder = tmp_path / "packed"
+    folder.mkdir()
+    with gzip.open(folder / "train.jsonl.gz", "wt") as f:
+        f.write('{"prompt": "a", "completion": "b"}\n' * 60000)  # 2 MB of rows in a few kB
+    assert (folder / "train.jsonl.gz").stat().st_size < 100_000
+    monkeypatch.setattr(folders, "MAX_BYTES", 1_000_000)
+    with pytest.raises(DataError, match="packed: its files for this split unpack to over the"):
+        read_rows(folder)
+
+
+@pytest.mark.parametrize("split", ["train[", "+", "train+" * 8 + "train", " "])
+def test_a_split_the_studio_cannot_read_is_one_sentence(tmp_path, split):
+    from studio.data.folders import check_folder
+
+    for folder in (GSM8K, tmp_path / "saved"):
+        if not folder.exists():
+            datasets.Dataset.from_list([{"text": "a"}]).save_to_disk(str(folder))
+        with pytest.raises(DataError, match="is not a split the studio reads"):
+            check_folder(folder, split, "main" if folder == GSM8K else None)
+
+
+def test_saved_folders_with_damaged_listings_or_empty_slices_are_one_sentence(tmp_path):
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "a"}] * 2)}).save_to_disk(str(saved))
+    with pytest.raises(DataError, match=r"saved: the split 'train\[:0\]' has no rows."):
+        read_rows(saved, "train[:0]")
+    state = saved / "train" / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "_data_files": 5}))
+    with pytest.raises(DataError, match="saved: train/state.json does not list its data files."):
+        read_rows(saved)
+    (saved / "dataset_dict.json").write_text('{"splits": 5}')
+    with pytest.raises(DataError, match="saved: dataset_dict.json does not list its splits."):
+        read_rows(saved)

@@ -16,11 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from studio.data.readers import COMPRESSED, SUFFIXES, DataError, ReadResult, hub_reason
-
-FOLDER_SUFFIXES = (frozenset(SUFFIXES) - {".txt"}) | {".arrow"}
-"""Data files a hub-layout folder may hold: the table kinds the studio reads as single files, and Arrow (plain
-text is read a line a row there, not a paragraph a row as the studio reads a .txt file)."""
+from studio.data.readers import COMPRESSED, MAX_BYTES, DataError, ReadResult, hub_reason
 
 
 def folder_kind(path: Path) -> str:
@@ -38,27 +34,27 @@ def read_folder(path: Path, split: str = "train", subset: str | None = None) -> 
     if kind != "hub" and subset:
         raise DataError(f"{path.name}: a saved folder has no subsets; leave the subset empty.")
     if kind == "version":
-        return _read_version(path, split)
-    if kind == "saved":
+        read = _read_version(path, split)
+    elif kind == "saved":
         parts = _saved_splits(path)
-        taken = [parts[name].select(range(start, end)) for name, start, end in _ranges(path, split, parts)]
-        return ReadResult([row for part in taken for row in part.to_list()], path.name, "saved")
-    dataset = _hub_builder(path, subset, split)
-    try:
-        dataset.download_and_prepare()
-        rows = dataset.as_dataset(split=split).to_list()
-    except Exception as err:
-        raise DataError(f"{path.name}: {hub_reason(err)}.") from None
-    if not rows:
+        ranges = _ranges(path, split, parts)
+        if sum(parts[n].data.nbytes * (end - start) / max(len(parts[n]), 1) for n, start, end in ranges) > MAX_BYTES:
+            raise DataError(f"{path.name}: the split '{split}' holds over the {MAX_BYTES / 2**30:.1f} GiB the studio "
+                            "reads at once; take a slice such as train[:100000].")
+        read = ReadResult([row for n, start, end in ranges for row in parts[n].select(range(start, end)).to_list()],
+                          path.name, "saved")
+    else:
+        read = _read_hub_layout(path, split, subset)
+    if not read.rows:
         raise DataError(f"{path.name}: the split '{split}' has no rows.")
-    return ReadResult(rows, path.name, "folder")
+    return read
 
 
 def check_folder(path: Path, split: str = "train", subset: str | None = None) -> None:
     """What read_folder would refuse about the folder, its subset and its split, reading as few rows as it can."""
     kind = folder_kind(path)
     if kind == "hub":
-        _hub_builder(path, subset, split)
+        _hub_files(path, split, subset)
     elif subset:
         raise DataError(f"{path.name}: a saved folder has no subsets; leave the subset empty.")
     elif kind == "saved":
@@ -71,6 +67,9 @@ def _ranges(path: Path, split: str, parts: dict[str, Any]) -> list[tuple[str, in
     """(split, first row, end) for each part of a split spec, checked against the splits there are."""
     import datasets
 
+    from studio.data.readers import split_names
+
+    split_names(split, path.name)
     try:
         absolute = datasets.ReadInstruction.from_spec(split).to_absolute({k: len(v) for k, v in parts.items()})
     except (ValueError, AssertionError, KeyError):
@@ -106,10 +105,16 @@ def _saved_splits(path: Path) -> dict[str, Any]:
 def _check_saved_files(path: Path) -> None:
     """A folder saved with save_to_disk names its splits in dataset_dict.json and its data files in state.json;
     refuse one that names them anywhere but inside it (datasets would open them wherever they are)."""
+    for name in ("dataset_dict.json", "state.json", "dataset_info.json", *(str(p.relative_to(path)) for p in
+                                                                            path.glob("*/state.json"))):
+        if (path / name).is_symlink():
+            raise DataError(f"{path.name}: its {name} is a link, which the studio does not follow.")
     try:
         splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits") or []
     except (OSError, ValueError, AttributeError):
         splits = []
+    if not isinstance(splits, list):
+        raise DataError(f"{path.name}: dataset_dict.json does not list its splits.")
     for name in map(str, splits):
         if not _plain(name) or (path / name).is_symlink():
             raise DataError(f"{path.name}: dataset_dict.json names a split outside the folder ({name!r}), which the "
@@ -119,6 +124,8 @@ def _check_saved_files(path: Path) -> None:
             files = json.loads(state.read_text(encoding="utf-8")).get("_data_files") or []
         except (OSError, ValueError, AttributeError):
             continue  # not a saved folder, or a damaged one: loading says so
+        if not isinstance(files, list):
+            raise DataError(f"{path.name}: {state.relative_to(path)} does not list its data files.")
         for entry in files:
             name = str(entry.get("filename", "")) if isinstance(entry, dict) else str(entry)
             if not _plain(name) or (state.parent / name).is_symlink():
@@ -133,69 +140,198 @@ def _plain(name: str) -> bool:
 
 NOT_A_DATASET = ("is not a dataset folder: neither saved with datasets.save_to_disk nor laid out as on the hub "
                  "(data files named by split, such as train.jsonl and test.jsonl, or a README.md naming them)")
+BUILDERS = {".json": "json", ".jsonl": "json", ".ndjson": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
+            ".arrow": "arrow"}
+"""The datasets library's reader for each kind of data file a hub-layout folder may hold (plain text is left out:
+it would be read a line a row there, not a paragraph a row as the studio reads a .txt file)."""
+CARD_BYTES = 256 * 1024
+"""How much of a README.md is searched for its YAML header."""
+MAX_PATTERNS = 200
+"""At most this many file patterns in a README.md's configs."""
 
 
-def _hub_builder(path: Path, subset: str | None, split: str) -> Any:
-    """The datasets library's builder for a hub-layout folder, once every data file it names is known to lie inside
-    the folder and to be of a kind the studio reads, and `split` to be one of its splits."""
+def _read_hub_layout(path: Path, split: str, subset: str | None) -> ReadResult:
     import datasets
 
-    from studio.data.readers import check_split
-
-    _check_card_patterns(path)
+    builder, files = _hub_files(path, split, subset)
+    extra = {"delimiter": "\t"} if all(_file_type(f.name) == ".tsv" for part in files.values() for f in part) else {}
     try:
-        builder = datasets.load_dataset_builder(str(path), subset)
-    except datasets.exceptions.DatasetNotFoundError:
-        raise DataError(f"{path.name} {NOT_A_DATASET}.") from None
+        loaded = datasets.load_dataset(builder, data_files={k: [str(f) for f in v] for k, v in files.items()},
+                                       split=split, **extra)
     except Exception as err:
-        if type(err).__name__ == "EmptyDatasetError":
-            raise DataError(f"{path.name} {NOT_A_DATASET}.") from None
         raise DataError(f"{path.name}: {hub_reason(err)}.") from None
-    root = path.resolve()
-    for name in [str(f) for found in (builder.config.data_files or {}).values() for f in found]:
-        if "://" in name or not Path(name).resolve().is_relative_to(root):
-            shown = Path(name).relative_to(path) if Path(name).is_relative_to(path) else Path(name).name
-            raise DataError(f"{path.name}: {shown} lies outside the folder (a link), which the studio does not read.")
-        if _file_type(name) not in FOLDER_SUFFIXES:
-            raise DataError(f"{path.name} {NOT_A_DATASET}: {Path(name).name} is not a data file the studio reads in a "
-                            "folder (name a .txt file itself).")
-    check_split(builder, split, path.name)
-    return builder
+    if loaded.data.nbytes > MAX_BYTES:
+        raise DataError(f"{path.name}: the split '{split}' holds {loaded.data.nbytes / 2**30:.1f} GiB, over the "
+                        f"{MAX_BYTES / 2**30:.1f} GiB the studio reads at once; take a slice such as train[:100000].")
+    return ReadResult(loaded.to_list(), path.name, "folder")
 
 
-def _check_card_patterns(path: Path) -> None:
-    """Refuse a README.md whose configs name data files outside the folder (an absolute path, '..', a URL or '~'),
-    before the datasets library looks for them."""
+def _hub_files(path: Path, split: str, subset: str | None) -> tuple[str, dict[str, list[Path]]]:
+    """The reader and the files of each split `split` names, found by the folder's README.md (its configs) or by
+    their names as the hub finds them; every file inside the folder, of one kind, and at most MAX_BYTES unpacked."""
+    from datasets.data_files import get_data_patterns
+
+    from studio.data.readers import split_names
+
+    configs = _card_configs(path)
+    if configs:
+        patterns = _split_patterns(path, _pick_config(path, configs, subset))
+    elif subset:
+        raise DataError(f"{path.name}: no subset '{subset}' (its README.md names none); leave the subset empty.")
+    else:
+        try:
+            patterns = {str(k): list(v) for k, v in get_data_patterns(str(path)).items()}
+        except Exception:  # EmptyDatasetError: no file named by split
+            raise DataError(f"{path.name} {NOT_A_DATASET}.") from None
+    wanted = split_names(split, path.name)
+    for name in wanted:
+        if name not in patterns:
+            raise DataError(f"{path.name}: no split '{name}' (it has {', '.join(patterns)}).")
+    files = {name: _glob(path, patterns[name]) for name in dict.fromkeys(wanted)}
+    kinds = {_file_type(f.name) for part in files.values() for f in part}
+    unread = sorted(k or "none" for k in kinds - set(BUILDERS))
+    if unread:
+        raise DataError(f"{path.name} {NOT_A_DATASET}: it holds files of type {', '.join(unread)} (the studio reads "
+                        f"{', '.join(BUILDERS)} in a folder; name a .txt file itself).")
+    builders = {BUILDERS[k] for k in kinds}
+    if len(builders) > 1 or {".csv", ".tsv"} <= kinds:
+        raise DataError(f"{path.name}: its split '{split}' mixes files of types {', '.join(sorted(kinds))}; a "
+                        "split is read from files of one type.")
+    _check_unpacked(path, [f for part in files.values() for f in part])
+    return builders.pop(), files
+
+
+def _card_configs(path: Path) -> list[dict[str, Any]]:
+    """The configs a README.md's YAML header lists (empty when it has none), read as the hub reads the header."""
     import yaml
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
     card = path / "README.md"
+    if card.is_symlink():
+        raise DataError(f"{path.name}: its README.md is a link, which the studio does not follow.")
     if not card.is_file():
-        return
-    found = re.match(r"---\s*\n(.*?)\n---\s*(\n|$)", card.read_text(encoding="utf-8", errors="replace"), re.S)
+        return []
+    with card.open(encoding="utf-8", errors="replace") as f:
+        found = REGEX_YAML_BLOCK.search(f.read(CARD_BYTES))
+    if not found:
+        return []
+    unreadable = DataError(f"{path.name}: the YAML header of its README.md cannot be read (the studio reads plain "
+                           "YAML, without &anchors and *references).")
     try:
-        header = yaml.safe_load(found.group(1)) if found else None
-    except yaml.YAMLError:
-        return  # the datasets library says what is wrong with it
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(found.group(2))):
+            raise unreadable
+        header = yaml.safe_load(found.group(2))
+    except (yaml.YAMLError, RecursionError):
+        raise unreadable from None
     configs = header.get("configs") if isinstance(header, dict) else None
-    for config in configs if isinstance(configs, list) else []:
-        if not isinstance(config, dict):
-            continue
-        for pattern in _patterns(config.get("data_files")) + _patterns(config.get("data_dir")):
-            if pattern.startswith(("/", "~", "\\")) or "://" in pattern or ".." in re.split(r"[/\\]", pattern) \
-                    or re.match(r"^[A-Za-z]:", pattern):
-                raise DataError(f"{path.name}: its README.md names data files outside the folder ({pattern!r}), "
-                                "which the studio does not read.")
+    if configs is None:
+        return []
+    if not isinstance(configs, list) or not all(isinstance(c, dict) and isinstance(c.get("config_name"), str)
+                                                for c in configs):
+        raise DataError(f"{path.name}: the configs in its README.md cannot be read (each needs a config_name and "
+                        "its data_files).")
+    return configs
 
 
-def _patterns(value: Any) -> list[str]:
-    """Every path pattern in a README config's data_files (text, a list, or {split, path} entries)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return _patterns(value.get("path"))
-    if isinstance(value, list):
-        return [p for item in value for p in _patterns(item)]
-    return []
+def _pick_config(path: Path, configs: list[dict[str, Any]], subset: str | None) -> dict[str, Any]:
+    names = [c["config_name"] for c in configs]
+    if subset:
+        if subset in names:
+            return configs[names.index(subset)]
+        raise DataError(f"{path.name}: no subset '{subset}' (it has {', '.join(names)}).")
+    defaults = [c for c in configs if c.get("default") is True]
+    if len(configs) == 1 or len(defaults) == 1:
+        return configs[0] if len(configs) == 1 else defaults[0]
+    raise DataError(f"{path.name}: it has subsets {', '.join(names)}: name the one to read.")
+
+
+def _split_patterns(path: Path, config: dict[str, Any]) -> dict[str, list[str]]:
+    """A README config's data_files by split ('train' where it names no split), under its data_dir; every pattern
+    a path inside the folder."""
+    from datasets.data_files import get_data_patterns
+
+    base = config.get("data_dir") or ""
+    given = config.get("data_files")
+    shapes = DataError(f"{path.name}: the data_files of its README.md's config '{config['config_name']}' cannot be "
+                       "read (a pattern, a list, or split and path entries).")
+    if not isinstance(base, str):
+        raise shapes
+    _check_pattern(path, base or ".")
+    if given is None:
+        try:
+            found = get_data_patterns(str(path / base)) if base else {}
+        except Exception:
+            found = {}
+        if not found:
+            raise DataError(f"{path.name} {NOT_A_DATASET}.")
+        return {str(k): [f"{base}/{p}" for p in v] for k, v in found.items()}
+    if isinstance(given, (str, list)) and all(isinstance(g, str) for g in ([given] if isinstance(given, str) else given)):
+        by_split: dict[str, Any] = {"train": given}
+    elif isinstance(given, list) and all(isinstance(g, dict) and "split" in g and "path" in g for g in given):
+        by_split = {str(g["split"]): g["path"] for g in given}
+    elif isinstance(given, dict):
+        by_split = {str(k): v for k, v in given.items()}
+    else:
+        raise shapes
+    out: dict[str, list[str]] = {}
+    for split, value in by_split.items():
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(p, str) for p in items):
+            raise shapes
+        out[split] = [f"{base}/{p}" if base else p for p in items]
+    if sum(len(v) for v in out.values()) > MAX_PATTERNS:
+        raise DataError(f"{path.name}: its README.md names over {MAX_PATTERNS} file patterns.")
+    for pattern in (p for v in out.values() for p in v):
+        _check_pattern(path, pattern)
+    return out
+
+
+def _check_pattern(path: Path, pattern: str) -> None:
+    """A pattern must name files inside the folder: relative, without '..', a scheme (file:, hf://) or a drive."""
+    parts = re.split(r"[/\\]", pattern)
+    if not pattern or len(pattern) > 300 or ":" in pattern or pattern.startswith(("/", "\\", "~")) or ".." in parts:
+        raise DataError(f"{path.name}: its README.md names data files outside the folder ({pattern[:80]!r}), "
+                        "which the studio does not read.")
+
+
+def _glob(path: Path, patterns: list[str]) -> list[Path]:
+    """The data files inside the folder that match the patterns (hidden ones left out, as the hub leaves them)."""
+    root, out = path.resolve(), []
+    for pattern in patterns:
+        if pattern.rstrip("/").endswith("**"):  # for the hub every file below; for Path.glob folders only
+            pattern = pattern.rstrip("/") + "/*"
+        for found in sorted(path.glob(pattern)):
+            inner = found.relative_to(path)
+            if not found.is_file() or any(p.startswith((".", "__")) for p in inner.parts):
+                continue
+            if found.is_symlink() or not found.resolve().is_relative_to(root):
+                raise DataError(f"{path.name}: {inner} lies outside the folder (a link), which the studio does not "
+                                "read.")
+            out.append(found)
+    if not out:
+        raise DataError(f"{path.name}: no file matches {', '.join(patterns)[:120]}.")
+    return list(dict.fromkeys(out))
+
+
+def _check_unpacked(path: Path, files: list[Path]) -> None:
+    """Refuse data files that unpack to more than MAX_BYTES together (a small .gz can hold gigabytes)."""
+    import pyarrow.parquet as pq
+
+    from studio.data.readers import unpacked_size
+
+    total = 0
+    for f in files:
+        if _file_type(f.name) == ".parquet" and f.suffix.lower() == ".parquet":
+            try:
+                meta = pq.ParquetFile(f).metadata
+                total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            except Exception:
+                raise DataError(f"{path.name}: {f.relative_to(path)} is not a readable Parquet file.") from None
+        else:
+            total += unpacked_size(f, MAX_BYTES - total)
+        if total > MAX_BYTES:
+            raise DataError(f"{path.name}: its files for this split unpack to over the {MAX_BYTES / 2**30:.1f} GiB the "
+                            "studio reads at once.")
 
 
 def _file_type(name: str) -> str:

@@ -13,6 +13,8 @@ import codecs
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -135,6 +137,32 @@ def _raw(path: Path, compression: str | None) -> bytes:
     """The file's bytes, decompressed; a decompressed size over MAX_BYTES is refused part way."""
     if compression is None:
         return path.read_bytes()
+    with _unpacking(path, compression) as stream:
+        raw = stream.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise DataError(f"{path.name}: unpacked, the file is over the {MAX_BYTES / 2**30:.1f} GiB the studio reads "
+                        "at once; split it.")
+    return raw
+
+
+def unpacked_size(path: Path, limit: int) -> int:
+    """The size of a file once decompressed (its own size if it is not compressed), counted up to `limit` + 1."""
+    compression = COMPRESSED.get(path.suffix.lower())
+    if compression is None:
+        return path.stat().st_size
+    total = 0
+    with _unpacking(path, compression) as stream:
+        while total <= limit:
+            chunk = stream.read(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+    return total
+
+
+@contextmanager
+def _unpacking(path: Path, compression: str) -> Iterator[Any]:
+    """A stream of the file's decompressed bytes; a damaged file is one sentence."""
     import bz2
     import gzip
     import lzma
@@ -147,15 +175,11 @@ def _raw(path: Path, compression: str | None) -> bytes:
         else:
             stream = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression](path, "rb")
         with stream:
-            raw = stream.read(MAX_BYTES + 1)
+            yield stream
     except (OSError, EOFError, lzma.LZMAError, ValueError) as err:
         what = "ends early (is it truncated?)" if isinstance(err, EOFError) or "end" in str(err).lower() \
             else f"cannot be read as {compression} ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
         raise DataError(f"{path.name}: the {compression} file {what}.") from None
-    if len(raw) > MAX_BYTES:
-        raise DataError(f"{path.name}: unpacked, the file is over the {MAX_BYTES / 2**30:.1f} GiB the studio reads "
-                        "at once; split it.")
-    return raw
 
 
 def _decode(path: Path, raw: bytes) -> str:
@@ -385,13 +409,34 @@ def check_hub_dataset(dataset_id: str, subset: str | None = None, split: str = "
     check_split(builder, split, f"Hub dataset '{dataset_id}'")
 
 
+MAX_SPLIT_PARTS = 8
+"""At most this many parts joined by '+' in a split ('train+test'): each part is its rows over again."""
+
+
+def split_names(split: str, name: str) -> list[str]:
+    """The split names in a split spec as the datasets library writes them ('train[:10%]+test' -> train, test);
+    a spec it cannot read, or of more than MAX_SPLIT_PARTS parts, is one sentence naming `name`."""
+    import datasets
+
+    refused = DataError(f"{name}: '{split[:60]}' is not a split the studio reads (a name, a slice such as "
+                        f"train[:1000] or train[:10%], or up to {MAX_SPLIT_PARTS} of them joined by +).")
+    parts = str(split).split("+")
+    found = [re.match(r"\s*([\w.-]+)\s*(\[[^\]]*\])?\s*$", part) for part in parts]
+    if len(split) > 200 or len(parts) > MAX_SPLIT_PARTS or not all(found):
+        raise refused
+    try:
+        datasets.ReadInstruction.from_spec(split)
+    except (ValueError, AssertionError):
+        raise refused from None
+    return [m.group(1) for m in found if m]
+
+
 def check_split(builder: Any, split: str, name: str) -> None:
     """Refuse a split the dataset does not have (known from its data files; 'train[:100]+test' names train and
     test)."""
     files = getattr(builder.config, "data_files", None) or {}
-    for part in split.split("+"):
-        base = part.partition("[")[0].strip()
-        if files and base.isidentifier() and base not in files:
+    for base in split_names(split, name):
+        if files and base not in files:
             raise DataError(f"{name}: no split '{base}' (it has {', '.join(str(s) for s in files)}).")
 
 
@@ -401,8 +446,9 @@ UNREACHABLE = "the hub cannot be reached and it is not in the local cache (is it
 def hub_reason(err: Exception) -> str:
     """Why the datasets library could not load a dataset, in a few words: a missing or unknown subset or split
     says which there are and where to name one."""
-    text = str(err)
-    first = (text.splitlines()[0] if text else type(err).__name__).rstrip(".!")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    first = (lines[0] if lines else type(err).__name__).rstrip(".!")
+    text = "\n".join(lines)
     if any(w in first.lower() for w in ("connect", "offline", "resolve", "reach")):
         return UNREACHABLE
     names = _listed(text)
