@@ -196,9 +196,15 @@ def refuse_eval_split(cfg: RunConfig, what: str, advice: str) -> None:
 
 
 def _data_bytes(folder: Path) -> int:
-    """The size of the files in a dataset folder (a clone's .git left aside)."""
-    return sum(f.stat().st_size for f in folder.rglob("*")
-               if ".git" not in f.relative_to(folder).parts and f.is_file() and not f.is_symlink())
+    """The size of the files in a dataset folder (a clone's .git left aside; a file gone meanwhile counts 0)."""
+    total = 0
+    for f in folder.rglob("*"):
+        if ".git" not in f.relative_to(folder).parts and not f.is_symlink():
+            try:
+                total += f.stat().st_size if f.is_file() else 0
+            except OSError:
+                continue
+    return total
 
 
 def check_system_message(cfg: RunConfig) -> None:
