@@ -51,9 +51,12 @@ def slider_changes(model: str, steps: int) -> tuple[list[float], list[float]]:
 
     shapes = model_shapes(model)
     target_sets = [["q_proj", "v_proj"], shapes.attention_targets, ["all-linear"]]
-    values = [model, model, "lora", "sft", 8, 16, 0.05, ["q_proj", "v_proj"], False, False, 4, "nf4", True,
-              "bfloat16", "bf16", 1, 512, False, "80 GB (H100, A100 80GB)"]
-    method.refresh(*values)
+    choices = {"model.name": model, "method.name": "lora", "method.stage": "sft", "lora.r": 8, "lora.alpha": 16,
+               "lora.dropout": 0.05, "lora.targets": ["q_proj", "v_proj"], "lora.dora": False, "lora.rslora": False,
+               "quant.bits": 4, "quant.quant_type": "nf4", "quant.double_quant": True,
+               "quant.compute_dtype": "bfloat16"}
+    estimate = {"precision": "bf16", "batch": 1, "seq": 512, "checkpointing": False, "gpu": "80 GB (H100, A100 80GB)"}
+    method.refresh(model, choices, estimate)
     rng = random.Random(0)
     core, handler = [], []
     for _ in range(steps):
@@ -64,10 +67,10 @@ def slider_changes(model: str, steps: int) -> tuple[list[float], list[float]]:
         est = estimate_memory(shapes, count, kind, TrainingSetup(batch_size=4, seq_len=1024), rank=r)
         fit_verdict(est, 80.0, "H100", kind)
         core.append(time.perf_counter() - started)
-        values[2], values[4], values[7], values[8] = kind, r, targets if targets != ["all-linear"] \
-            else shapes.target_names, dora
+        choices.update({"method.name": kind, "lora.r": r, "lora.dora": dora,
+                        "lora.targets": targets if targets != ["all-linear"] else shapes.target_names})
         started = time.perf_counter()
-        out = method.refresh(*values)
+        out = method.refresh(model, choices, estimate)
         out[10].to_json()  # what gr.Plot does with the figure before sending it
         handler.append(time.perf_counter() - started)
     return core, handler

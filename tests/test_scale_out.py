@@ -99,3 +99,19 @@ def test_qlora_weights_are_stored_as_bf16_bytes_when_sharded():
     sharded = quantization_config(RunConfig.from_dict({**raw, "train": {"num_processes": 2, "strategy": "fsdp"}}))
     assert alone.bnb_4bit_quant_storage == torch.uint8
     assert sharded.bnb_4bit_quant_storage == torch.bfloat16
+
+
+def test_an_accelerate_config_of_ones_own_that_needs_gpus_is_refused_on_a_machine_without(tmp_path):
+    shipped = PRESETS / "accelerate" / "multi-node.yaml"  # the documented two-machine file, as shipped
+    with pytest.raises(StudioError, match="multi-node.yaml runs on GPUs .use_cpu is not true in it., and this "
+                                          "machine has none"):
+        runner.check_strategy(config(num_processes=16, accelerate_config=str(shipped)), gpus=0)
+    runner.check_strategy(config(num_processes=16, accelerate_config=str(shipped)), gpus=8)
+    on_cpu = tmp_path / "cpu.yaml"
+    on_cpu.write_text("distributed_type: MULTI_CPU\nuse_cpu: true\nnum_machines: 2\n")
+    runner.check_strategy(config(num_processes=4, accelerate_config=str(on_cpu)), gpus=0)
+    for bad, said in ((tmp_path / "none.yaml", "cannot be read"), (on_cpu.with_name("list.yaml"), "is not an")):
+        if bad.name == "list.yaml":
+            bad.write_text("- a\n- b\n")
+        with pytest.raises(StudioError, match=said):
+            runner.check_strategy(config(num_processes=4, accelerate_config=str(bad)), gpus=0)

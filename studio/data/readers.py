@@ -440,7 +440,8 @@ def check_split(builder: Any, split: str, name: str) -> None:
             raise DataError(f"{name}: no split '{base}' (it has {', '.join(str(s) for s in files)}).")
 
 
-UNREACHABLE = "the hub cannot be reached and it is not in the local cache (is it a path that does not exist?)"
+UNREACHABLE = ("the hub cannot be reached and it is not in the local cache (is it a path that does not exist, or "
+               "a saved dataset under another name?)")
 
 
 def hub_reason(err: Exception) -> str:

@@ -62,6 +62,8 @@ def check_strategy(cfg: RunConfig, gpus: int) -> None:
     from studio.train.speed import installed
 
     t = cfg.train
+    if t.num_processes > 1 and t.accelerate_config:
+        check_accelerate_config(Path(t.accelerate_config), gpus)
     if t.num_processes <= 1 or t.accelerate_config:
         return
     if t.strategy == "fsdp" and gpus < 1:
@@ -74,6 +76,22 @@ def check_strategy(cfg: RunConfig, gpus: int) -> None:
         if gpus < 1:
             raise StudioError(f"train.strategy {t.strategy} (DeepSpeed) needs NVIDIA GPUs; on CPU processes "
                               "choose ddp or fsdp.")
+
+
+def check_accelerate_config(path: Path, gpus: int) -> None:
+    """A user's own accelerate config that asks for GPUs on a machine without one would wait on its peers for
+    15 minutes before failing: refuse it at once."""
+    import yaml
+
+    try:
+        given = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise StudioError(f"train.accelerate_config: {path} cannot be read as an accelerate config file.") from None
+    if not isinstance(given, dict):
+        raise StudioError(f"train.accelerate_config: {path} is not an accelerate config file (its settings by name).")
+    if gpus < 1 and not given.get("use_cpu"):
+        raise StudioError(f"train.accelerate_config: {path.name} runs on GPUs (use_cpu is not true in it), and this "
+                          "machine has none: start the run on the GPU machines, or set use_cpu: true.")
 
 
 def spawn(cmd: list[str], log_path: Path) -> int:
