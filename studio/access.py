@@ -222,8 +222,8 @@ def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | 
         return source
     path = _local(str(source))
     if path is None:
+        from studio.data.hub import refuse_loader_name
         from studio.data.load import saved_dataset
-        from studio.data.readers import refuse_loader_name
 
         if saved_dataset(str(source), ws) is None:  # 'json', 'text' ... would read files from the server's folder
             refuse_loader_name(str(source))

@@ -132,7 +132,8 @@ def test_reward_code_runs_only_where_the_studio_allows_it(tmp_path):
 def test_the_datasets_librarys_own_loader_names_are_not_hub_datasets(name, tmp_path, monkeypatch):
     """`load_dataset("json")` with no files reads every JSON file under the current folder: neither the web
     app nor the readers take such a name as a hub dataset."""
-    from studio.data.readers import DataError, check_hub_dataset, read_hub
+    from studio.data.hub import check_hub_dataset, read_hub
+    from studio.data.readers import DataError
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "deep").mkdir()

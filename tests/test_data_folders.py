@@ -15,7 +15,8 @@ import pytest
 from helpers import PYTHON, ROOT, subprocess_env
 
 from studio.config import load_config
-from studio.data.readers import DataError, hub_reason, read_rows
+from studio.data.hub import hub_reason
+from studio.data.readers import DataError, read_rows
 from studio.data.store import save_dataset
 from studio.errors import StudioError
 from studio.methods.common import train_and_eval
@@ -221,7 +222,7 @@ def test_a_split_or_subset_named_for_one_file_is_refused_not_passed_over(tmp_pat
 def test_the_data_tabs_hub_box_reads_a_local_folder_as_a_folder(tmp_path):
     """The datasets library reads a local path given as a hub id; the studio reads it as its own folder reader does,
     so the same folders are refused."""
-    from studio.data.readers import read_hub
+    from studio.data.hub import read_hub
 
     assert len(read_hub(str(GSM8K), "test", "main").rows) == 3
     secret = tmp_path / "secret.jsonl"

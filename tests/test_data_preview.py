@@ -62,7 +62,8 @@ def test_rows_longer_than_max_length_are_flagged():
 def test_hub_dataset_offline_is_one_sentence(tmp_path, monkeypatch):
     import pytest
 
-    from studio.data.readers import DataError, read_hub
+    from studio.data.hub import read_hub
+    from studio.data.readers import DataError
 
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(DataError, match="Hub dataset 'someone/nothing-here' could not be loaded") as info:

@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from studio.data.readers import COMPRESSED, MAX_BYTES, DataError, ReadResult, hub_reason
+from studio.data.hub import hub_reason, split_names
+from studio.data.readers import COMPRESSED, MAX_BYTES, DataError, ReadResult, read_rows, unpacked_size
 
 
 def folder_kind(path: Path) -> str:
@@ -67,8 +68,6 @@ def _ranges(path: Path, split: str, parts: dict[str, Any]) -> list[tuple[str, in
     """(split, first row, end) for each part of a split spec, checked against the splits there are."""
     import datasets
 
-    from studio.data.readers import split_names
-
     split_names(split, path.name)
     try:
         absolute = datasets.ReadInstruction.from_spec(split).to_absolute({k: len(v) for k, v in parts.items()})
@@ -78,8 +77,6 @@ def _ranges(path: Path, split: str, parts: dict[str, Any]) -> list[tuple[str, in
 
 
 def _read_version(path: Path, split: str) -> ReadResult:
-    from studio.data.readers import read_rows
-
     parts = {name: read_rows(path / f"{name}.jsonl") for name in ("train", "eval") if (path / f"{name}.jsonl").is_file()}
     ranges = _ranges(path, split, {k: v.rows for k, v in parts.items()})
     if len(ranges) == 1:  # one file: rows keep their line numbers
@@ -170,8 +167,6 @@ def _hub_files(path: Path, split: str, subset: str | None) -> tuple[str, dict[st
     """The reader and the files of each split `split` names, found by the folder's README.md (its configs) or by
     their names as the hub finds them; every file inside the folder, of one kind, and at most MAX_BYTES unpacked."""
     from datasets.data_files import get_data_patterns
-
-    from studio.data.readers import split_names
 
     configs = _card_configs(path)
     if configs:
@@ -316,8 +311,6 @@ def _glob(path: Path, patterns: list[str]) -> list[Path]:
 def _check_unpacked(path: Path, files: list[Path]) -> None:
     """Refuse data files that unpack to more than MAX_BYTES together (a small .gz can hold gigabytes)."""
     import pyarrow.parquet as pq
-
-    from studio.data.readers import unpacked_size
 
     total = 0
     for f in files:

@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from studio.data.readers import NO_DATA, DataError, read_hub, read_rows
+from studio.data.hub import read_hub
+from studio.data.readers import NO_DATA, DataError, read_rows
 from studio.data.turns import has_tools, with_default_system
 from studio.data.validate import build_report, category
 from studio.paths import resolve_project_path

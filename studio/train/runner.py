@@ -183,8 +183,8 @@ def check_source(cfg: RunConfig, label: str, source: str, split: str) -> None:
     """One data source before a run: it exists, so do its subset and split, and one of up to
     READ_BEFORE_START_BYTES has usable rows of the kind the stage trains on."""
     from studio.data.folders import check_folder
+    from studio.data.hub import check_hub_dataset
     from studio.data.load import load_records, refuse_choice_in_a_file, source_name, subset_of
-    from studio.data.readers import check_hub_dataset
 
     path = Path(source)
     subset = cfg.data.subset if label == "training data" else subset_of(source, cfg.data.subset)

@@ -16,8 +16,9 @@ from studio.access import readable_data, readable_model
 from studio.config import MAX_LENGTHS, RunConfig
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
+from studio.data.hub import read_hub
 from studio.data.preview import template_preview
-from studio.data.readers import UPLOAD_SUFFIXES, ReadResult, read_hub, read_rows
+from studio.data.readers import UPLOAD_SUFFIXES, ReadResult, read_rows
 from studio.data.validate import Report, build_report
 from studio.errors import StudioError
 from studio.models.loading import cached_tokenizer
