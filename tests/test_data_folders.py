@@ -225,6 +225,9 @@ def test_the_data_tabs_hub_box_reads_a_local_folder_as_a_folder(tmp_path):
     from studio.data.hub import read_hub
 
     assert len(read_hub(str(GSM8K), "test", "main").rows) == 3
+    one = ROOT / "tests" / "assets" / "data" / "gsm8k.jsonl"
+    with pytest.raises(DataError, match="gsm8k.jsonl is one file, with no splits"):
+        read_hub(str(one), "test")  # not every row in silence
     secret = tmp_path / "secret.jsonl"
     secret.write_text('{"prompt": "secret", "completion": "x"}\n')
     folder = tmp_path / "upload"

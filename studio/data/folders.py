@@ -31,17 +31,14 @@ def folder_kind(path: Path) -> str:
 
 def read_folder(path: Path, split: str = "train", subset: str | None = None) -> ReadResult:
     """The rows of `split` (a name or a slice, 'train[:100]', 'train+test') of `subset` in the folder at `path`."""
-    kind = folder_kind(path)
-    if kind != "hub" and subset:
-        raise DataError(f"{path.name}: a saved folder has no subsets; leave the subset empty.")
+    kind = _kind_for(path, subset)
     if kind == "version":
         read = _read_version(path, split)
     elif kind == "saved":
         parts = _saved_splits(path)
         ranges = _ranges(path, split, parts)
         if sum(parts[n].data.nbytes * (end - start) / max(len(parts[n]), 1) for n, start, end in ranges) > MAX_BYTES:
-            raise DataError(f"{path.name}: the split '{split}' holds over the {MAX_BYTES / 2**30:.1f} GiB the studio "
-                            "reads at once; take a slice such as train[:100000].")
+            raise _too_big(path, split)
         read = ReadResult([row for n, start, end in ranges for row in parts[n].select(range(start, end)).to_list()],
                           path.name, "saved")
     else:
@@ -53,15 +50,25 @@ def read_folder(path: Path, split: str = "train", subset: str | None = None) -> 
 
 def check_folder(path: Path, split: str = "train", subset: str | None = None) -> None:
     """What read_folder would refuse about the folder, its subset and its split, reading as few rows as it can."""
-    kind = folder_kind(path)
+    kind = _kind_for(path, subset)
     if kind == "hub":
         _hub_files(path, split, subset)
-    elif subset:
-        raise DataError(f"{path.name}: a saved folder has no subsets; leave the subset empty.")
     elif kind == "saved":
         _ranges(path, split, _saved_splits(path))
     else:
-        _read_version(path, split)
+        _version_splits(path, split)
+
+
+def _kind_for(path: Path, subset: str | None) -> str:
+    kind = folder_kind(path)
+    if kind != "hub" and subset:
+        raise DataError(f"{path.name}: a saved folder has no subsets; leave the subset empty.")
+    return kind
+
+
+def _too_big(path: Path, split: str) -> DataError:
+    return DataError(f"{path.name}: the split '{split}' holds over the {MAX_BYTES / 2**30:.1f} GiB the studio reads at "
+                     "once; take a slice such as train[:100000].")
 
 
 def _ranges(path: Path, split: str, parts: dict[str, Any]) -> list[tuple[str, int, int]]:
@@ -76,8 +83,18 @@ def _ranges(path: Path, split: str, parts: dict[str, Any]) -> list[tuple[str, in
     return [(a.splitname, a.from_, a.to) for a in absolute]
 
 
+def _version_splits(path: Path, split: str) -> list[str]:
+    """The splits of a saved version (train, and eval when it was saved with a share) that `split` names."""
+    present = [n for n in ("train", "eval") if (path / f"{n}.jsonl").is_file()]
+    wanted = list(dict.fromkeys(split_names(split, path.name)))
+    for name in wanted:
+        if name not in present:
+            raise DataError(f"{path.name}: no split '{name}' (it has {', '.join(present)}).")
+    return wanted
+
+
 def _read_version(path: Path, split: str) -> ReadResult:
-    parts = {name: read_rows(path / f"{name}.jsonl") for name in ("train", "eval") if (path / f"{name}.jsonl").is_file()}
+    parts = {name: read_rows(path / f"{name}.jsonl") for name in _version_splits(path, split)}
     ranges = _ranges(path, split, {k: v.rows for k, v in parts.items()})
     if len(ranges) == 1:  # one file: rows keep their line numbers
         name, start, end = ranges[0]
@@ -158,8 +175,7 @@ def _read_hub_layout(path: Path, split: str, subset: str | None) -> ReadResult:
     except Exception as err:
         raise DataError(f"{path.name}: {hub_reason(err)}.") from None
     if loaded.data.nbytes > MAX_BYTES:
-        raise DataError(f"{path.name}: the split '{split}' holds {loaded.data.nbytes / 2**30:.1f} GiB, over the "
-                        f"{MAX_BYTES / 2**30:.1f} GiB the studio reads at once; take a slice such as train[:100000].")
+        raise _too_big(path, split)
     return ReadResult(loaded.to_list(), path.name, "folder")
 
 

@@ -34,12 +34,6 @@ def check_hub_dataset(dataset_id: str, subset: str | None = None, split: str = "
     found in the local cache (only its metadata is fetched)."""
     import datasets
 
-    if Path(dataset_id).exists():  # the datasets library would read a local path as it stands: read it as ours
-        from studio.data.folders import check_folder
-
-        if Path(dataset_id).is_dir():
-            check_folder(Path(dataset_id), split, subset)
-        return
     refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.data.hub import read_hub
-from studio.data.readers import NO_DATA, DataError, read_rows
+from studio.data.readers import NO_DATA, DataError, read_rows, source_name
 from studio.data.turns import has_tools, with_default_system
 from studio.data.validate import build_report, category
 from studio.paths import resolve_project_path
@@ -91,8 +91,6 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     if not str(source or "").strip():
         raise DataError(NO_DATA)
     path = resolve_project_path(source)
-    if path.is_file():
-        refuse_choice_in_a_file(path, split, subset)
     if path.exists() or Path(source).suffix:
         read = read_rows(path, split=split, subset=subset)
     else:
@@ -116,30 +114,11 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     return report.usable, report
 
 
-def subset_of(source: str | None, subset: str | None) -> str | None:
-    """data.subset as it applies to eval data: to a hub dataset or a dataset folder, not to a single file (a saved
-    dataset's eval split is one)."""
-    return None if not source or resolve_project_path(source).is_file() else subset
-
-
-def refuse_choice_in_a_file(path: Path, split: str, subset: str | None) -> None:
-    """A split or subset named for one file would be passed over in silence: refuse it instead."""
-    what = source_name(path, path.name)
-    if subset:
-        raise DataError(f"{what} is one file, with no subsets: the subset '{subset}' is chosen in a hub dataset or "
-                        "a dataset folder (leave it empty).")
-    if split != "train":
-        raise DataError(f"{what} is one file, with no splits: the split '{split}' is chosen in a hub dataset or a "
-                        "dataset folder (leave it as train).")
-
-
-def source_name(path: Path, source: str) -> str:
-    """A saved dataset's file by the dataset's name ('The saved dataset arena (v2, train split)'), others as read."""
-    version = path.parent
-    if version.name[:1] == "v" and version.name[1:].isdigit() and version.parent.parent.name == "datasets" \
-            and path.stem in ("train", "eval") and (version / "meta.json").is_file():
-        return f"The saved dataset {version.parent.name} ({version.name}, {path.stem} split)"
-    return source
+def eval_choice(data: Any) -> tuple[str, str | None]:
+    """The split and subset a run's eval data (a DataConfig's) is read with: data.eval_split (else train), and
+    data.subset unless the eval data is a single file (a saved dataset's eval split is one)."""
+    single = not data.eval or resolve_project_path(data.eval).is_file()
+    return data.eval_split or "train", None if single else data.subset
 
 
 def _stages_for(kind: str) -> str:

@@ -102,6 +102,7 @@ def _read_path(path: Path, split: str, subset: str | None) -> ReadResult:
         return read_folder(path, split, subset)
     if not path.exists():
         raise DataError(f"{name}: no such file.")
+    refuse_choice_in_a_file(path, split, subset)
     suffix = path.suffix.lower()
     compression = COMPRESSED.get(suffix)
     if compression:
@@ -130,6 +131,26 @@ def _read_path(path: Path, split: str, subset: str | None) -> ReadResult:
     if suffix in (".csv", ".tsv"):
         return _read_csv(path, text, name, sep="\t" if suffix == ".tsv" else ",")
     return _read_txt(text, name)
+
+
+def refuse_choice_in_a_file(path: Path, split: str, subset: str | None) -> None:
+    """A split or subset named for one file would be passed over in silence: refuse it instead."""
+    what = source_name(path, path.name)
+    if subset:
+        raise DataError(f"{what} is one file, with no subsets: the subset '{subset}' is chosen in a hub dataset or "
+                        "a dataset folder (leave it empty).")
+    if split != "train":
+        raise DataError(f"{what} is one file, with no splits: the split '{split}' is chosen in a hub dataset or a "
+                        "dataset folder (leave it as train).")
+
+
+def source_name(path: Path, source: str) -> str:
+    """A saved dataset's file by the dataset's name ('The saved dataset arena (v2, train split)'), others as read."""
+    version = path.parent
+    if version.name[:1] == "v" and version.name[1:].isdigit() and version.parent.parent.name == "datasets" \
+            and path.stem in ("train", "eval") and (version / "meta.json").is_file():
+        return f"The saved dataset {version.parent.name} ({version.name}, {path.stem} split)"
+    return source
 
 
 def _raw(path: Path, compression: str | None) -> bytes:

@@ -336,10 +336,6 @@ def inspect_file(path: str | Path, fmt: str | None = None, mapping: dict[str, st
                  split: str = "train", subset: str | None = None) -> Report:
     """Read, detect, normalise and validate a file or a dataset folder (its `split` and `subset`); token lengths
     use `model`'s tokenizer. `pairs`: message trees are read as the preference pairs their ranked answers give."""
-    if Path(path).is_file():
-        from studio.data.load import refuse_choice_in_a_file
-
-        refuse_choice_in_a_file(Path(path), split, subset)
     read = read_rows(path, split, subset)
     if pairs:
         read = read.as_pairs()

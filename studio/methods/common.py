@@ -192,10 +192,9 @@ def train_and_eval(cfg: RunConfig, wanted: tuple[str, ...], run_dir: Path | None
         update_status(run_dir, system_rows=opened[0])
     evaluation = None
     if cfg.data.eval:  # a hub dataset or folder: its eval_split of the same subset
-        from studio.data.load import subset_of
+        from studio.data.load import eval_choice
 
-        evaluation = load_dataset_source(cfg.data.eval, wanted, cfg.data.eval_split or "train",
-                                         subset_of(cfg.data.eval, cfg.data.subset), notes=notes, **shape)
+        evaluation = load_dataset_source(cfg.data.eval, wanted, *eval_choice(cfg.data), notes=notes, **shape)
     notes = list(dict.fromkeys(notes))  # the eval data may be the same file, saying the same
     if notes and is_main_process():
         print("\n".join(f"note: {n}" for n in notes), flush=True)

@@ -116,7 +116,7 @@ def reward_functions(cfg: RunConfig, run_dir: Path | None = None, tokenizer: Any
     policy's) says whether its prompts open <think>, where an answer cut off while thinking has no final answer."""
     from studio.methods.answers import prompt_opens_thinking
 
-    thinking = tokenizer is not None and prompt_opens_thinking(tokenizer)
+    thinking = prompt_opens_thinking(tokenizer)
     out = []
     for name in cfg.rl.rewards:
         if name == "model":

@@ -62,9 +62,10 @@ def check_strategy(cfg: RunConfig, gpus: int) -> None:
     from studio.train.speed import installed
 
     t = cfg.train
-    if t.num_processes > 1 and t.accelerate_config:
+    if t.num_processes <= 1:
+        return
+    if t.accelerate_config:
         check_accelerate_config(Path(t.accelerate_config), gpus)
-    if t.num_processes <= 1 or t.accelerate_config:
         return
     if t.strategy == "fsdp" and gpus < 1:
         raise StudioError("train.strategy fsdp shards across GPUs (accelerate runs CPU processes as plain data "
@@ -173,21 +174,23 @@ def preflight(cfg: RunConfig) -> None:
     resolve_model(cfg.model.name, cfg.model.revision, weights=False)
     if cfg.data.system and cfg.data.system.strip():
         check_system_message(cfg)
-    for label, source, split in (("training data", cfg.data.train, cfg.data.split),
-                                 ("eval data", cfg.data.eval, cfg.data.eval_split or "train")):
+    from studio.data.load import eval_choice
+
+    for label, source, (split, subset) in (("training data", cfg.data.train, (cfg.data.split, cfg.data.subset)),
+                                           ("eval data", cfg.data.eval, eval_choice(cfg.data))):
         if source:
-            check_source(cfg, label, source, split)
+            check_source(cfg, label, source, split, subset)
 
 
-def check_source(cfg: RunConfig, label: str, source: str, split: str) -> None:
+def check_source(cfg: RunConfig, label: str, source: str, split: str, subset: str | None) -> None:
     """One data source before a run: it exists, so do its subset and split, and one of up to
     READ_BEFORE_START_BYTES has usable rows of the kind the stage trains on."""
     from studio.data.folders import check_folder
     from studio.data.hub import check_hub_dataset
-    from studio.data.load import load_records, refuse_choice_in_a_file, source_name, subset_of
+    from studio.data.load import load_records
+    from studio.data.readers import refuse_choice_in_a_file, source_name
 
     path = Path(source)
-    subset = cfg.data.subset if label == "training data" else subset_of(source, cfg.data.subset)
     if (path.suffix or looks_like_path(source)) and not path.exists():
         raise StudioError(f"The {label} {source} does not exist.")
     if label == "eval data" and cfg.data.eval_split and path.is_file():
@@ -199,7 +202,7 @@ def check_source(cfg: RunConfig, label: str, source: str, split: str) -> None:
                                "eval data to take that split of the training data")
     if not path.exists():  # neither a file nor a saved dataset (resolved before): a hub dataset id
         check_hub_dataset(source, subset, split)
-    elif path.is_dir() and _data_bytes(path) > READ_BEFORE_START_BYTES:
+    elif path.is_dir() and _data_bytes(path, READ_BEFORE_START_BYTES) > READ_BEFORE_START_BYTES:
         check_folder(path, split, subset)
     elif path.is_file() and path.stat().st_size > READ_BEFORE_START_BYTES:
         refuse_choice_in_a_file(path, split, subset)
@@ -213,15 +216,19 @@ def refuse_eval_split(cfg: RunConfig, what: str, advice: str) -> None:
                       f"but {what}: {advice}.")
 
 
-def _data_bytes(folder: Path) -> int:
-    """The size of the files in a dataset folder (a clone's .git left aside; a file gone meanwhile counts 0)."""
+def _data_bytes(folder: Path, limit: int) -> int:
+    """The size of the files in a dataset folder, counted until it passes `limit` (a clone's .git left aside; a file
+    gone meanwhile counts 0)."""
     total = 0
-    for f in folder.rglob("*"):
-        if ".git" not in f.relative_to(folder).parts and not f.is_symlink():
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
             try:
-                total += f.stat().st_size if f.is_file() else 0
+                total += os.lstat(os.path.join(top, name)).st_size
             except OSError:
                 continue
+            if total > limit:
+                return total
     return total
 
 
