@@ -24,7 +24,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
-    rows = eval_rows(eval_source(args.data, ws), args.limit, args.split or "train", args.subset)
+    source, split = eval_source(args.data, ws, args.split)
+    rows = eval_rows(source, args.limit, split, args.subset)
     targets = [args.target]
     if args.checkpoints:
         _, run_dir, _ = describe_target(args.target, ws)
@@ -91,7 +92,8 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="held-out metrics for a run or a model")
     p.add_argument("target", metavar="RUN_OR_MODEL")
     p.add_argument("--data", required=True, help="held-out conversations; the last turn is the reference")
-    p.add_argument("--split", help="the split of a hub dataset or dataset folder (default: train; GSM8K: test)")
+    p.add_argument("--split", help="the split of a hub dataset or dataset folder (default: a saved dataset's eval split if it has one, "
+                   "else train; GSM8K: test)")
     p.add_argument("--subset", help="the subset of a hub dataset or dataset folder (GSM8K: main)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=positive_int, help="only the first N rows")

@@ -67,6 +67,13 @@ def test_final_answers_agree_as_numbers_or_as_text(answer, reference, same):
     assert same_answer(answer, reference) is same
 
 
+def final_answer_share(rows, answers, thinking=False):
+    """The share of answers whose final result agrees with the reference's, as evaluation reports it."""
+    from studio.chat.evaluate import final_answer_checks, right_share
+
+    return right_share(final_answer_checks(rows, answers, thinking))
+
+
 def test_the_reward_scores_each_answer_against_its_rows_reference():
     reward = rewards.rule("final_answer")
     gsm = "She bakes 96 rolls.\n#### 81"
@@ -133,7 +140,7 @@ def test_converting_to_prompts_keeps_the_answer_to_check_against(tmp_path):
 
 
 def test_evaluation_counts_right_final_answers_where_the_data_says_what_they_are():
-    from studio.chat.evaluate import eval_rows, final_answer_share
+    from studio.chat.evaluate import eval_rows
 
     math = eval_rows(os.path.join(DATA, "math500.jsonl"))  # the answer column is what a final answer is checked by
     assert final_answer_share(math, ["so \\boxed{5/12}", "There are 7.", "x = 5"]) == pytest.approx(2 / 3)
@@ -182,8 +189,6 @@ def test_long_degenerate_answers_are_read_at_once(text):
 
 
 def test_evaluation_of_support_replies_is_not_switched_to_final_answers_by_a_heading():
-    from studio.chat.evaluate import final_answer_share
-
     rows = [{"messages": [{"role": "user", "content": "How do I install it?"},
                           {"role": "assistant", "content": "#### Installation\nRun the installer. The answer is yes."}]},
             {"messages": [{"role": "user", "content": "When?"},
@@ -198,7 +203,6 @@ R1_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}<｜User｜>{
 
 
 def test_an_answer_cut_off_while_thinking_scores_nothing_where_the_prompt_opened_the_thinking():
-    from studio.chat.evaluate import final_answer_share
     from studio.methods.answers import prompt_opens_thinking
     from studio.methods.rewards import rule
     from studio.models.loading import load_tokenizer

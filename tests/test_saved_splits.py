@@ -60,9 +60,18 @@ def cfg_eval_path(ws):
 
 
 def test_evaluation_reads_a_saved_dataset_by_name(ws):
-    assert eval_source("split", ws) == cfg_eval_path(ws)
-    assert eval_source("whole", ws).endswith("whole/v1/train.jsonl")
-    out = subprocess.run([PYTHON, "-m", "studio", "eval", "tiny", "--data", "split", "--workspace", str(ws.root),
+    from studio.chat.evaluate import eval_rows
+
+    folder = str(ws.datasets / "split" / "v1")
+    assert eval_source("split", ws) == (folder, "eval")  # its held-out share unless a split is named
+    assert eval_source("split:train", ws) == eval_source("split", ws, "train") == (folder, "train")
+    assert eval_source("whole", ws) == (str(ws.datasets / "whole" / "v1"), "train")  # no eval share: the rows it has
+    read = [eval_source("split", ws, s) for s in ("eval", "train", "train[:5]")]
+    assert [len(eval_rows(path, split=split)) for path, split in read] == [4, 16, 5]
+    with pytest.raises(StudioError, match="'split:eval' names the split eval, and the split train was asked"):
+        eval_source("split:eval", ws, "train")
+    # the version's folder given as a path is scored as its name is: on its eval split
+    out = subprocess.run([PYTHON, "-m", "studio", "eval", "tiny", "--data", folder, "--workspace", str(ws.root),
                           "--json"], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=180)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["rows"] == 4

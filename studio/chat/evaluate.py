@@ -185,11 +185,6 @@ def final_answer_checks(rows: list[dict[str, Any]], answers: list[str], thinking
     return [(final_answer(ref) or "", bool(answer_matches(a, ref, thinking))) for a, ref in zip(answers, refs)]
 
 
-def final_answer_share(rows: list[dict[str, Any]], answers: list[str], thinking: bool = False) -> float | None:
-    """Share of answers whose final result agrees with the reference's (see final_answer_checks)."""
-    return right_share(final_answer_checks(rows, answers, thinking))
-
-
 def right_share(checks: list[tuple[str, bool]] | None) -> float | None:
     """The share of final answers checked right; None where there was nothing to check."""
     return None if not checks else sum(right for _, right in checks) / len(checks)

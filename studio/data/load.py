@@ -54,13 +54,26 @@ def saved_dataset(source: str | None, workspace: Any) -> tuple[str, str] | None:
         return None
 
 
-def eval_source(source: str, workspace: Any) -> str:
-    """What to evaluate on: a saved dataset's eval split when it has one (its train split otherwise), any
-    other source as resolve_source gives it."""
+def eval_source(source: str, workspace: Any, split: str | None = None) -> tuple[str, str]:
+    """What to evaluate on, and its split. A dataset saved in the workspace ('qa', 'qa:eval') is read as its latest
+    version's folder; without a split named (there or in `split`), a saved version is scored on its eval split when
+    it has one and on train otherwise, as is any other source."""
     saved = saved_dataset(source, workspace)
-    if saved is not None and ":" not in source and has_eval_split(workspace, saved[0]):
-        source = f"{saved[0]}:eval"
-    return resolve_source(source, workspace)
+    if saved is not None:
+        name, named = saved
+        if ":" in source and split and split != named:
+            raise DataError(f"'{source}' names the split {named}, and the split {split} was asked for too: name one.")
+        split = split or (named if ":" in source else None)
+        source = str(Path(resolve_source(name, workspace)).parent)
+    path = resolve_project_path(source)
+    if not path.exists():
+        return source, split or "train"
+    if not split:
+        from studio.data.folders import folder_kind
+
+        version = path.is_dir() and folder_kind(path) == "version"
+        split = "eval" if version and (path / "eval.jsonl").is_file() else "train"
+    return str(path.resolve()), split
 
 
 def has_eval_split(workspace: Any, name: str) -> bool:

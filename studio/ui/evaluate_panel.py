@@ -84,7 +84,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             each = gr.Checkbox(False, label="Each saved checkpoint too", scale=1)
         with gr.Row():
             split = gr.Textbox("", label="Split", placeholder="train", scale=1,
-                               info="of a hub dataset or a dataset folder (GSM8K: test)")
+                               info="GSM8K: test; a saved dataset: its eval split if it has one")
             subset = gr.Textbox("", label="Subset", placeholder="optional", scale=1, info="GSM8K: main")
         scores = gr.Dataframe(pd.DataFrame(columns=SCORE_COLUMNS), label="Scores", interactive=False)
         answers = gr.Dataframe(pd.DataFrame(columns=["reference", "prompt"]), label="Answers (✗: not an exact match)",
@@ -95,9 +95,9 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
         if not source or not names:
             return message_frame("Choose eval data and at least one model."), gr.skip()
         try:
-            rows = eval_rows(eval_source(readable_data(ctx.workspace, source, "The eval data"), ctx.workspace),
-                             int(n) or None, str(split_name or "").strip() or "train",
-                             str(subset_name or "").strip() or None)
+            path, split_read = eval_source(readable_data(ctx.workspace, source, "The eval data"), ctx.workspace,
+                                           str(split_name or "").strip() or None)
+            rows = eval_rows(path, int(n) or None, split_read, str(subset_name or "").strip() or None)
             for name in names:
                 readable_model(ctx.workspace, name)
             grader = None
