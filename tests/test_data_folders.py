@@ -222,19 +222,19 @@ def test_a_split_or_subset_named_for_one_file_is_refused_not_passed_over(tmp_pat
 def test_the_data_tabs_hub_box_reads_a_local_folder_as_a_folder(tmp_path):
     """The datasets library reads a local path given as a hub id; the studio reads it as its own folder reader does,
     so the same folders are refused."""
-    from studio.data.hub import read_hub
+    from studio.data.load import read_source
 
-    assert len(read_hub(str(GSM8K), "test", "main").rows) == 3
+    assert len(read_source(str(GSM8K), "test", "main").rows) == 3
     one = ROOT / "tests" / "assets" / "data" / "gsm8k.jsonl"
     with pytest.raises(DataError, match="gsm8k.jsonl is one file, with no splits"):
-        read_hub(str(one), "test")  # not every row in silence
+        read_source(str(one), "test")  # not every row in silence
     secret = tmp_path / "secret.jsonl"
     secret.write_text('{"prompt": "secret", "completion": "x"}\n')
     folder = tmp_path / "upload"
     folder.mkdir()
     (folder / "README.md").write_text(f"---\nconfigs:\n- config_name: default\n  data_files: '{secret}'\n---\n")
     with pytest.raises(DataError, match="upload: its README.md names data files outside the folder"):
-        read_hub(str(folder))
+        read_source(str(folder))
 
 
 def test_inspect_reads_the_split_of_a_saved_version_folder(tmp_path):

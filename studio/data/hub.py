@@ -8,11 +8,10 @@ datasets library could not load it.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from studio.data.readers import DataError, ReadResult, joined, read_rows
+from studio.data.readers import DataError, ReadResult, joined
 
 FILE_LOADERS = frozenset({
     "arrow", "audiofolder", "cache", "conll", "csv", "eval", "fasta", "fastq", "genbank", "generator", "harbor",
@@ -128,20 +127,14 @@ def _refuse_when_offline(dataset_id: str) -> None:
             raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {UNREACHABLE}.") from None
 
 
-def read_hub(dataset_id: str, split: str = "train", subset: str | None = None, limit: int | None = None) -> ReadResult:
-    """Read a hub dataset (needs a network unless it is cached); a local path, as the datasets library would take
-    it, is read as a file or folder (read_rows)."""
+def read_hub(dataset_id: str, split: str = "train", subset: str | None = None) -> ReadResult:
+    """Read a hub dataset (needs a network unless it is cached). A local path goes to load.read_source."""
     import datasets
 
-    if Path(dataset_id).exists():
-        read = read_rows(dataset_id, split, subset)
-        return read if limit is None else replace(read, rows=read.rows[:limit])
     refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
     try:
         ds = datasets.load_dataset(dataset_id, subset, split=split)
     except Exception as err:
         raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {hub_reason(err)}.") from None
-    if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
     return joined(ReadResult(ds.to_list(), dataset_id, "hub"))

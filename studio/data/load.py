@@ -101,13 +101,7 @@ def load_records(source: str, wanted: tuple[str, ...], split: str = "train", sub
 def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", subset: str | None = None,
                  fmt: str | None = None, mapping: dict[str, str] | None = None, purpose: str = "this stage"
                  ) -> tuple[list[dict[str, Any]], Any]:
-    if not str(source or "").strip():
-        raise DataError(NO_DATA)
-    path = resolve_project_path(source)
-    if path.exists() or Path(source).suffix:
-        read = read_rows(path, split=split, subset=subset)
-    else:
-        read = read_hub(source, split=split, subset=subset)
+    read = read_source(source, split, subset)
     if "preference" in wanted and "sft" not in wanted:  # message trees: their ranked answers, not the threads
         read = read.as_pairs()
     report = build_report(read, fmt, mapping)
@@ -118,13 +112,24 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
                         "or with data.format and data.map in the run config, e.g. format: prompt_completion and "
                         "map: {prompt: question, completion: reply}.")
     if report.kind not in wanted:
-        need = " or ".join(KIND_NAMES[k] for k in wanted)
-        raise DataError(f"{source_name(path, read.source)} holds {KIND_NAMES[report.kind]} data, but {purpose} needs "
-                        f"{need} data{_stages_for(report.kind) if purpose == 'this stage' else ''}.")
+        need, name = " or ".join(KIND_NAMES[k] for k in wanted), source_name(resolve_project_path(source), read.source)
+        raise DataError(f"{name} holds {KIND_NAMES[report.kind]} data, but {purpose} needs {need} "
+                        f"data{_stages_for(report.kind) if purpose == 'this stage' else ''}.")
     if not report.usable:
         first = report.problem_rows(1)[0]
         raise DataError(f"{read.source}: no usable row; {first['where']}, {first['field']}: {first['problem']}.")
     return report.usable, report
+
+
+def read_source(source: str, split: str = "train", subset: str | None = None) -> Any:
+    """The rows of a file or folder (a path from here or the project, or any name with a file suffix, which is
+    refused as missing rather than looked for on the hub), else of a hub dataset id."""
+    if not str(source or "").strip():
+        raise DataError(NO_DATA)
+    path = resolve_project_path(source)
+    if path.exists() or Path(source).suffix:
+        return read_rows(path, split=split, subset=subset)
+    return read_hub(source, split=split, subset=subset)
 
 
 def eval_choice(data: Any) -> tuple[str, str | None]:

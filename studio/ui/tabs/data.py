@@ -16,7 +16,7 @@ from studio.access import readable_data, readable_model
 from studio.config import MAX_LENGTHS, RunConfig
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
-from studio.data.hub import read_hub
+from studio.data.load import read_source
 from studio.data.preview import template_preview
 from studio.data.readers import UPLOAD_SUFFIXES, ReadResult, read_rows
 from studio.data.validate import Report, build_report
@@ -206,7 +206,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return [None, None, *_outputs(None, "Name a hub dataset, e.g. org/dataset.", mx)]
         try:
             readable_data(ctx.workspace, ds_id.strip(), "The hub dataset")
-            src = _source_from(read_hub(ds_id.strip(), split.strip() or "train", subset.strip() or None))
+            src = _source_from(read_source(ds_id.strip(), split.strip() or "train", subset.strip() or None))
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
         report, msg = analyse_here(src, AUTO, {}, mdl, mx)
