@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from studio import __version__
@@ -75,6 +76,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         preflight(cfg)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
+        from studio.train.status import RunState, process_start, update_status
+
+        # this process launches the run: killed before training writes a word, the run reads as dead, not unknown
+        update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
+                      method=cfg.method.name, model=cfg.model.name, created=time.time(),
+                      launcher_pid=os.getpid(), launcher_start=process_start(os.getpid()))
     from studio import spin_for_training
     from studio.train.worker import is_main_process
 

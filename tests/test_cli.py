@@ -156,6 +156,30 @@ def test_a_run_in_the_foreground_says_it_is_queued_and_a_stop_is_not_called_save
         f"stopped before the end; continue with: studio train {run_dir.name} --resume --workspace {ws.root}"
 
 
+def test_a_foreground_run_killed_before_it_trains_reads_as_dead(tmp_path):
+    """The command records itself as the run's launcher before it loads anything, so a run killed in that time
+    is listed as dead with the reason, not as a folder of unknown state."""
+    import signal
+
+    from studio.train.runner import observe
+    from studio.train.runs import run_summary
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    proc = subprocess.Popen([PYTHON, "-m", "studio", "train", str(ROOT / "presets" / "tiny-sft-lora.yaml"), "--quiet",
+                             "--workspace", str(ws.root)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, cwd=ROOT, env=subprocess_env())
+    run_dir = ws.runs / proc.stdout.readline().strip().removeprefix("run ")
+    status = observe(run_dir)
+    assert status.launcher_pid == proc.pid and status.created and status.stage == "sft"  # written before the line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    status = observe(run_dir, grace=0)
+    assert status.shown_state == "dead" and "ended without" in status.shown_error, status
+    wait_for(lambda: run_summary(run_dir)["status"] == "dead", limit=30)  # the list too, once its grace is over
+
+
 def test_a_reader_that_stops_early_gets_no_error(tmp_path):
     """`studio data inspect FILE | head -1`: the pipe closes before the report is written; the command ends
     quietly with the code a shell gives a process stopped by a closed pipe, not with an error line."""
