@@ -315,3 +315,20 @@ def test_a_pair_with_a_system_column_and_no_prompt_is_a_problem_row_not_a_crash(
     records, issues = normalise([row], "preference_messages", {"chosen": "chosen", "rejected": "rejected",
                                                                "system": "system"})
     assert records == [None] and issues[0].message.startswith("no prompt: chosen and rejected share no opening")
+
+
+def test_hh_answers_whose_own_lines_start_with_h_or_a_stay_one_answer(tmp_path):
+    """HH-RLHF speaks as 'Human:' / 'Assistant:'; an answer's lines such as 'H: hydrogen' or a quiz's 'A: 4' are
+    its text, not new turns. Transcripts written only with the short names still read."""
+    rows = [{"chosen": "\n\nHuman: Which elements are in water?\n\nAssistant: Two elements:\n\nH: hydrogen, two atoms"
+                       "\n\nO: oxygen, one atom", "rejected": "\n\nHuman: Which elements are in water?\n\nAssistant: Water."},
+            {"chosen": "\n\nHuman: Quiz me.\n\nAssistant: Q: What is 2+2?\n\nA: 4", "rejected": "\n\nHuman: Quiz me.\n\nAssistant: No."},
+            {"chosen": "\n\nH: Hi there.\n\nA: Hello!", "rejected": "\n\nH: Hi there.\n\nA: Go away."}]
+    path = tmp_path / "hh.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = report(str(path))
+    assert got.format == "hh" and not got.problem_rows()
+    assert said(got.usable) == [
+        (["Which elements are in water?"], ["Two elements:\n\nH: hydrogen, two atoms\n\nO: oxygen, one atom"], ["Water."]),
+        (["Quiz me."], ["Q: What is 2+2?\n\nA: 4"], ["No."]),
+        (["Hi there."], ["Hello!"], ["Go away."])]

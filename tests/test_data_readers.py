@@ -222,3 +222,72 @@ def test_broken_compressed_files_are_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "MAX_BYTES", 1_000_000)
     with pytest.raises(DataError, match="bomb.jsonl.gz: unpacked, the file is over"):
         read_rows(bomb)
+
+
+TOOLS = os.path.join(DATA, "written_by_tools")
+ALPACA_ROWS = [("Translate 'cat' to German.", "", "Katze"), ("Give the capital of France.", "Answer in one word.", "Paris"),
+               ("Quote the sign.", "", 'It said "Closed"; we left, sadly.')]
+
+
+@pytest.mark.parametrize("name, note", [
+    ("excel_semicolon.csv", "read with semicolons between columns (its header line has no commas)"),
+    ("excel_sep_hint.csv", "read with semicolons between columns, as its first line (sep=) says"),
+    ("pandas_columns.json", None), ("pandas_index.json", None), ("pandas_split.json", None),
+])
+def test_files_as_excel_and_pandas_write_them_read_as_their_rows(name, note):
+    """Excel in much of Europe separates columns with ';' (and may say so on a first 'sep=;' line); pandas'
+    DataFrame.to_json writes columns of {index: value} unless told otherwise."""
+    read = read_rows(os.path.join(TOOLS, name))
+    assert [(r["instruction"], r["input"], r["output"]) for r in read.rows] == ALPACA_ROWS
+    assert read.notes == ([note] if note else [])
+    assert build_report(read).format == "alpaca"
+
+
+def test_a_header_spaced_after_its_commas_names_the_columns():
+    read = read_rows(os.path.join(TOOLS, "spaced_header.csv"))
+    assert read.rows[0] == {"prompt": "Where is my parcel?", "completion": "On its way."}
+    assert build_report(read).format == "prompt_completion"
+
+
+def test_nan_and_infinity_in_json_are_missing_values_not_words(tmp_path):
+    """json.dump writes NaN for a pandas frame's empty cells: an empty input is no input, and an answer that is
+    NaN leaves its row out rather than teaching the model to say 'nan'."""
+    report = build_report(read_rows(os.path.join(TOOLS, "pandas_nan.json")))
+    assert report.format == "alpaca" and len(report.usable) == 2
+    assert [m["content"] for m in report.usable[0]["messages"]] == ["Name a colour.", "Blue"]
+    assert report.problem_rows(1)[0]["where"] == "row 2"
+    lines = tmp_path / "inf.jsonl"
+    lines.write_text('{"prompt": "How big?", "completion": Infinity}\n{"prompt": "And this?", "completion": "Small."}\n')
+    report = build_report(read_rows(lines))
+    assert [r["messages"][-1]["content"] for r in report.usable] == ["Small."]
+    assert "nan" not in json.dumps(report.usable).lower() and "inf" not in json.dumps(report.usable)
+
+
+def test_tab_separated_files_keep_their_quotes_as_written_unless_quoted_as_csv():
+    """GLUE's and most TSV files hold quotes as plain characters, one row a line; pandas quotes a field that
+    holds a tab or a quote, as CSV does. Each reads as written."""
+    glue = read_rows(os.path.join(TOOLS, "glue_style.tsv"))
+    assert [r["prompt"] for r in glue.rows] == ['"Hello" he said, what next?', 'She wrote "see you', "A plain question"]
+    assert glue.notes == ["quotes read as written (the file does not quote its fields as CSV does)"]
+    quoted = read_rows(os.path.join(TOOLS, "pandas_quoted.tsv"))
+    assert [r["prompt"] for r in quoted.rows] == ['He said "hi"\tthen left', "Plain"] and not quoted.notes
+
+
+def test_json_lines_printed_over_several_lines_or_as_one_list_are_read():
+    pretty = read_rows(os.path.join(TOOLS, "jq_pretty.jsonl"))
+    assert [r["completion"] for r in pretty.rows] == ["Katze", "Paris", 'It said "Closed"; we left, sadly.']
+    assert pretty.notes == ["read as JSON objects one after another, each over several lines"]
+    listed = read_rows(os.path.join(DATA, "alpaca.json")).rows
+    as_lines = Path(TOOLS).parent.parent / "tmp_list.jsonl"
+    try:
+        as_lines.write_text(json.dumps(listed, indent=2))
+        read = read_rows(as_lines)
+        assert read.rows == listed and read.notes == ["read as one JSON list (the file is named as JSON Lines)"]
+    finally:
+        as_lines.unlink()
+
+
+def test_line_separators_inside_json_strings_do_not_split_rows():
+    read = read_rows(os.path.join(TOOLS, "line_separator_inside.jsonl"))
+    assert [r["prompt"] for r in read.rows] == ["First line\u2028second line", "Next\x85one"]
+    assert read.where(1) == "line 2"

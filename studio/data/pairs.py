@@ -128,9 +128,11 @@ def split_shared_prefix(chosen: list[dict[str, str]], rejected: list[dict[str, s
 
 
 def parse_hh(text: str, col: str, short_names: bool = True) -> list[dict[str, str]]:
-    """'\\n\\nHuman: hi\\n\\nAssistant: hello' -> user/assistant turns ('H:' and 'A:' too, unless not
-    `short_names`)."""
-    parts = (_HH_TURN if short_names else _HH_TURN_LONG).split(text)
+    """'\\n\\nHuman: hi\\n\\nAssistant: hello' -> user/assistant turns. 'H:' and 'A:' name speakers only in
+    transcripts that never write 'Human:' or 'Assistant:' (and with `short_names`): in HH-RLHF an answer's own
+    lines may start so ('H: hydrogen', 'A: 4')."""
+    short = short_names and not _HH_TURN_LONG.search(text)
+    parts = (_HH_TURN if short else _HH_TURN_LONG).split(text)
     if len(parts) < 3:
         raise RowProblem(col, f"'{col}' has no 'Human:' / 'Assistant:' turns")
     if parts[0].strip():

@@ -1,0 +1,289 @@
+"""Text data files parsed into rows: JSON Lines, JSON, CSV / TSV and plain text, as people and other tools write
+them (pandas' layouts, Excel's separators, objects printed over several lines, NaN for empty cells)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from studio.data.rows import BROKEN, DataError, ReadResult
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _decoder() -> json.JSONDecoder:
+    """Python's reader takes NaN and Infinity (pandas writes them for empty cells): read as null, a missing value,
+    never as the words 'nan' or 'inf'."""
+    return json.JSONDecoder(parse_constant=lambda name: None)
+
+
+TOO_DEEP = "the JSON is nested too deeply to read (lists or objects inside each other hundreds of levels down)"
+
+
+def read_jsonl(text: str, name: str) -> ReadResult:
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    broken = 0
+    decoder = _decoder()
+    numbered = _LINE_END.split(text.rstrip())  # not str.splitlines: U+2028 and the like may sit inside strings
+    last = len(numbered)
+    for number, line in enumerate(numbered, start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            value = decoder.decode(line)
+            problem = None if isinstance(value, dict) else \
+                f"each line must be a JSON object with named fields, not {_kind(value)}"
+        except json.JSONDecodeError as err:
+            hint = " (the file may be cut short)" if number >= last else ""
+            problem = f"not valid JSON ({_msg(err)} at column {err.colno}){hint}"
+        except RecursionError:
+            problem = TOO_DEEP
+        if problem is not None:  # one bad line is a row problem; the other rows stay usable
+            broken += 1
+            value = {BROKEN: problem}
+        rows.append(value)
+        lines.append(number)
+    if broken == len(rows):
+        if not rows:
+            raise DataError(f"{name}: no rows found.")
+        whole = _whole_json(text, name)  # a JSON list, or objects printed over several lines (jq's way)
+        if whole is not None:
+            return whole
+        first = next(r[BROKEN] for r in rows)
+        raise DataError(f"{name} line {lines[0]}: {first}" + ("." if broken == 1 else
+                                                                f"; none of its {broken} lines is usable."))
+    return ReadResult(rows, name, "jsonl", lines=lines)
+
+
+def read_json(text: str, name: str) -> ReadResult:
+    try:
+        value = _decoder().decode(text)
+    except RecursionError:
+        raise DataError(f"{name}: {TOO_DEEP}.") from None
+    except json.JSONDecodeError as err:
+        if _unbalanced(text):
+            raise DataError(f"{name} line {err.lineno}: the JSON ends early (is the file truncated?).") from None
+        if text.lstrip().startswith("{") and "\n{" in text:
+            try:  # JSON Lines saved with a .json name
+                result = read_jsonl(text, name)
+                result.notes.append("read as JSON Lines (one object per line)")
+                return result
+            except DataError:
+                pass
+        objects = _objects(text)
+        if objects is not None:
+            return ReadResult(objects, name, "json", notes=[SPREAD])
+        raise DataError(f"{name} line {err.lineno}: not valid JSON ({_msg(err)} at column {err.colno}).") from None
+    if isinstance(value, dict):
+        value = _unwrap(value, name)
+    if not isinstance(value, list):
+        raise DataError(f"{name}: expected a list of objects, found {_kind(value)}.")
+    if not value:
+        raise DataError(f"{name}: the list is empty.")
+    for i, row in enumerate(value):
+        if not isinstance(row, dict):
+            raise DataError(f"{name} row {i + 1}: expected an object with named fields, found {_kind(row)}.")
+    return ReadResult(value, name, "json")
+
+
+SPREAD = "read as JSON objects one after another, each over several lines"
+
+
+def _whole_json(text: str, name: str) -> ReadResult | None:
+    """A .jsonl file none of whose lines is an object on its own: one JSON list, or objects spread over lines."""
+    start = text.lstrip()[:1]
+    if start == "[":
+        try:
+            read = read_json(text, name)
+        except DataError:
+            return None
+        read.notes.append("read as one JSON list (the file is named as JSON Lines)")
+        return read
+    objects = _objects(text) if start == "{" else None
+    return None if objects is None else ReadResult(objects, name, "json", notes=[SPREAD])
+
+
+def _objects(text: str) -> list[dict[str, Any]] | None:
+    """JSON objects written one after another (pretty-printed JSON Lines), or None where the text is not that."""
+    decoder, at, out = _decoder(), 0, []
+    space = re.compile(r"\s*")
+    try:
+        while (at := space.match(text, at).end()) < len(text):
+            value, at = decoder.raw_decode(text, at)
+            if not isinstance(value, dict):
+                return None
+            out.append(value)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return out if len(out) > 1 else None
+
+
+def _msg(err: json.JSONDecodeError) -> str:
+    return err.msg.removesuffix(" at").removesuffix(" starting at")
+
+
+def _unbalanced(text: str) -> bool:
+    """True when brackets or a string are still open at the end: the file was cut short."""
+    depth, in_string, escape = 0, False, False
+    for ch in text:
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+    return in_string or depth > 0
+
+
+def _one_conversation(value: dict[str, Any]) -> bool:
+    """{"messages": [{"role": ..., "content": ...}, ...], ...}: one example, not columns of many."""
+    for key in ("messages", "conversations", "conversation", "chat"):
+        turns = value.get(key)
+        if isinstance(turns, list) and turns and all(isinstance(t, dict) for t in turns) and \
+                any(k in turns[0] for k in ("role", "from")):
+            return True
+    return False
+
+
+def _unwrap(value: dict[str, Any], name: str) -> Any:
+    """Accept {"data": [...]}, {"train": [...]}, column-oriented {"col": [..], "col2": [..]}, and what pandas'
+    DataFrame.to_json writes: by columns ({"col": {"0": ..}}, its default), by index ({"0": {"col": ..}}) and
+    split ({"columns": [..], "data": [[..]]})."""
+    frame = _pandas_layout(value)
+    if frame is not None:
+        return frame
+    lists = {k: v for k, v in value.items() if isinstance(v, list)}
+    for key in ("data", "train", "rows", "examples", "records"):
+        if isinstance(value.get(key), list):
+            return value[key]
+    if _one_conversation(value):
+        return [value]
+    if lists and len(lists) == len(value):
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) == 1:
+            n = lengths.pop()
+            return [{k: v[i] for k, v in lists.items()} for i in range(n)]
+        raise DataError(f"{name}: the columns have different lengths ({', '.join(f'{k}: {len(v)}' for k, v in lists.items())}).")
+    if len(lists) == 1:
+        return next(iter(lists.values()))
+    return [value]  # a single example
+
+
+def _pandas_layout(value: dict[str, Any]) -> list[dict[str, Any]] | None:
+    columns, data = value.get("columns"), value.get("data")
+    if isinstance(columns, list) and isinstance(data, list) and data and \
+            all(isinstance(r, list) and len(r) == len(columns) for r in data):
+        return [dict(zip(map(str, columns), r)) for r in data]
+    inner = list(value.values())
+    if not inner or not all(isinstance(v, dict) and v for v in inner):
+        return None
+    if all(str(k).isdigit() for k in value):  # by index: each value is a row
+        return inner
+    keys = list(inner[0])
+    if all(str(k).isdigit() for k in keys) and all(list(v) == keys for v in inner):  # by columns
+        return [{col: v[k] for col, v in value.items()} for k in keys]
+    return None
+
+
+def read_csv(text: str, name: str, sep: str) -> ReadResult:
+    import io
+
+    import pandas as pd
+
+    notes: list[str] = []
+    text, sep = _separator(text, sep, notes)
+    header = text.partition("\n")[0]
+    spaced = sep != "\t" and header.count(sep) == header.count(sep + " ") > 0  # 'prompt, completion'
+    options = dict(sep=sep, dtype=str, keep_default_na=False, engine="c", skipinitialspace=spaced)
+    try:
+        frame = _literal_quotes(text, options, notes) if sep == "\t" else pd.read_csv(io.StringIO(text), **options)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name}: no columns found.") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{name}: {_csv_problem(str(err))}.") from None
+    if frame.empty:
+        raise DataError(f"{name}: a header but no rows.")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    unnamed = [c for c in frame.columns if c.startswith("Unnamed:")]
+    if len(unnamed) == len(frame.columns):
+        raise DataError(f"{name}: the first line must name the columns.")
+    rows = frame.drop(columns=unnamed).to_dict(orient="records")
+    return ReadResult(rows, name, "tsv" if sep == "\t" else "csv", notes=notes)
+
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars", ",": "commas"}
+
+
+def _separator(text: str, sep: str, notes: list[str]) -> tuple[str, str]:
+    """The separator a CSV file uses: Excel's 'sep=;' first line when there is one (it is not a row), else a
+    header line that holds no commas but semicolons, tabs or bars (Excel in much of Europe writes ';')."""
+    first, _, rest = text.partition("\n")
+    hint = re.fullmatch(r"\s*sep=(.)\s*", first)
+    if hint and hint.group(1) in SEPARATORS:
+        notes.append(f"read with {SEPARATORS[hint.group(1)]} between columns, as its first line (sep=) says")
+        return rest, hint.group(1)
+    if sep == "," and "," not in first:
+        found = max((c for c in SEPARATORS if c != ","), key=first.count)
+        if first.count(found):
+            notes.append(f"read with {SEPARATORS[found]} between columns (its header line has no commas)")
+            return text, found
+    return text, sep
+
+
+def _literal_quotes(text: str, options: dict[str, Any], notes: list[str]) -> Any:
+    """A tab-separated file, read without quoting when its quotes are plain characters (GLUE's files and most
+    other TSV: a line per row with as many tabs as the header, '"Hello" he said' as written), and as CSV quotes
+    its fields otherwise (fields wrapped in quotes and doubled inside, or holding tabs or line ends)."""
+    import csv
+    import io
+
+    import pandas as pd
+
+    lines = [line for line in _LINE_END.split(text) if line.strip()]
+    if '"' not in text or any(line.count("\t") != lines[0].count("\t") for line in lines):
+        return pd.read_csv(io.StringIO(text), **options)  # no quotes, or tabs inside quoted fields
+    plain = pd.read_csv(io.StringIO(text), quoting=csv.QUOTE_NONE, index_col=False, **options)
+    try:
+        quoted = pd.read_csv(io.StringIO(text), **options)
+    except pd.errors.ParserError:
+        quoted = None  # a quote opened and never closed: a plain character
+    cells = [str(v) for v in plain.to_numpy().ravel()]
+    if quoted is not None and len(plain) == len(quoted) and \
+            any(len(v) > 1 and v[0] == v[-1] == '"' or '""' in v for v in cells):
+        return quoted
+    if quoted is None or not plain.equals(quoted):
+        notes.append("quotes read as written (the file does not quote its fields as CSV does)")
+    return plain
+
+
+def _csv_problem(message: str) -> str:
+
+    text = message.splitlines()[0]
+    if m := re.search(r"EOF inside string starting at row (\d+)", text):
+        return f"row {int(m.group(1))}: a quote is opened and never closed"
+    if m := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text):
+        return f"line {m.group(2)}: expected {m.group(1)} fields, found {m.group(3)} (an unquoted separator?)"
+    return f"cannot be parsed as CSV ({text})"
+
+
+def read_txt(text: str, name: str) -> ReadResult:
+    """Blank-line separated paragraphs become rows; without blank lines, each line is a row."""
+    normal = text.replace("\r\n", "\n")
+    parts = [p.strip() for p in normal.split("\n\n")] if "\n\n" in normal.strip() else normal.split("\n")
+    rows = [{"text": p.strip()} for p in parts if p.strip()]
+    return ReadResult(rows, name, "txt")
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false",
+            type(None): "null", dict: "an object"}.get(type(value), type(value).__name__)
