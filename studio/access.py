@@ -185,6 +185,11 @@ REWARD_CODE_OFF = ("A reward written as code runs as Python on this server, so a
                    "when launched with --allow-reward-code; choose another reward, or train from the command line.")
 
 
+REMOTE_CODE_OFF = ("model.trust_remote_code runs Python from the model's repository on this server, so a studio with "
+                   "logins allows it only when launched with --allow-reward-code; train from the command line "
+                   "instead.")
+
+
 def looks_like_path(text: str) -> bool:
     """Whether a name is meant as a path on this machine rather than a hub id (org/name) or a dataset name."""
     text = str(text).strip()
@@ -268,8 +273,8 @@ def run_id_only(ws: Any, run: str | None) -> Path:
 
 def readable_config(ws: Any, cfg: Any, reward_code: bool = True) -> Any:
     """Every file or model a run config names, checked as the web app must before it starts a run.
-    `reward_code`: whether this studio runs reward functions written in the run config (Python, run on the
-    server)."""
+    `reward_code`: whether this studio runs Python its users name: reward functions written in the run config,
+    and a model repository's own code (model.trust_remote_code)."""
     readable_data(ws, cfg.data.train, "The training data")
     readable_data(ws, cfg.data.eval, "The eval data")
     readable_model(ws, cfg.model.name)
@@ -281,6 +286,8 @@ def readable_config(ws: Any, cfg: Any, reward_code: bool = True) -> Any:
 
     if not reward_code and "rl" in cfg.sections() and "code" in cfg.rl.rewards:
         raise StudioError(REWARD_CODE_OFF)
+    if not reward_code and cfg.model.trust_remote_code:
+        raise StudioError(REMOTE_CODE_OFF)
     if "rl" in cfg.sections() and names_a_file(cfg.rl.reward_code):
         raise StudioError("A reward code file can be named from the command line only; in the studio, write "
                           "the function in the reward code box.")

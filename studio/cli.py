@@ -35,8 +35,9 @@ def add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotator-file", metavar="FILE", help="annotator logins, one USER:PASS per line")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--allow-reward-code", action="store_true",
-                   help="with logins, still let runs score answers with Python written in the Train tab (it runs "
-                        "on this machine; without logins it is always allowed)")
+                   help="with logins, still let runs score answers with Python written in the Train tab, and load "
+                        "models that bring their own code (model.trust_remote_code); it runs on this machine "
+                        "(without logins it is always allowed)")
 
 
 def cmd_launch(args: argparse.Namespace) -> int:

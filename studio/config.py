@@ -20,7 +20,7 @@ import yaml
 
 from studio.config_rl import RlSettings
 from studio.config_speed import SWITCHES, SpeedSettings
-from studio.config_values import build_section, suggest
+from studio.config_values import build_section, shown, suggest
 from studio.paths import read_text
 from studio.stages import STAGES, stage
 
@@ -372,7 +372,7 @@ def _asdict(section: Any) -> dict[str, Any]:
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{key} must be one of {', '.join(allowed)} (got {value!r}).")
+        raise ValueError(f"{key} must be one of {', '.join(allowed)} (got {shown(value)}).")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -391,10 +391,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if len(parts) != 2 and parts != ["name"] or not all(parts):
             raise ValueError(f"--set sets one setting, as section.key=value (got {item!r}); a whole section "
                              "cannot be replaced.")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
+        value = _override_value(path, text)
         node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -402,6 +399,27 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ValueError(f"--set {path}: '{part}' is not a section.")
         node[parts[-1]] = value
     return raw
+
+
+MAX_OVERRIDE_CHARS = 50_000
+
+
+def _override_value(path: str, text: str) -> Any:
+    """One --set value read as YAML (text that is not YAML stays text). References (&a / *a) are refused: a few
+    hundred characters of them stand for lists of billions of items."""
+    if not text.strip():
+        return None
+    if len(text) > MAX_OVERRIDE_CHARS:
+        raise ValueError(f"--set {path}: the value is {len(text):,} characters long; a setting takes at most "
+                         f"{MAX_OVERRIDE_CHARS:,}.")
+    try:
+        value = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return text  # '*bold* first' and the like: text
+    if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text)):
+        raise ValueError(f"--set {path}: YAML references (*name) are not read in a setting's value; write the "
+                         "value out.")
+    return value
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -425,7 +443,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     except ValueError as err:
         if overrides and _problem(given) != str(err):  # not the file's own first problem: --set brought it
             named = [o for o in overrides if o.partition("=")[0].strip() and o.partition("=")[0].strip() in str(err)]
-            raise ValueError(f"--set {' '.join(named or overrides)}: {err}") from None
+            said = " ".join(o if len(o) <= 80 else o[:79] + "…" for o in named or overrides)
+            raise ValueError(f"--set {said}: {err}") from None
         raise ValueError(f"{path}: {err}") from None
 
 

@@ -30,6 +30,12 @@ def build_section(name: str, factory: Any, value: Any) -> Any:
     return section
 
 
+def shown(value: Any, most: int = 80) -> str:
+    """A value as an error message quotes it: its repr, cut short."""
+    text = repr(value) if not isinstance(value, (list, dict)) or len(value) < 100 else f"a {type(value).__name__}"
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 def _coerce(key: str, value: Any, type_text: str) -> Any:
     """Turn YAML/CLI values into the field's type, or say which setting is wrong."""
     optional = "None" in str(type_text)
@@ -73,7 +79,7 @@ def _coerce(key: str, value: Any, type_text: str) -> Any:
                 return "on" if value else "off"
             return str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{key} must be {_kind_name(kind)} (got {value!r}).") from None
+        raise ValueError(f"{key} must be {_kind_name(kind)} (got {shown(value)}).") from None
     return value
 
 

@@ -200,12 +200,17 @@ def test_failed_logins_from_one_address_do_not_lock_the_owner_out_from_another(s
 
 
 def test_an_admin_login_neither_runs_reward_code_nor_names_a_loader_as_data(server):
-    """On a studio with logins (launched without --allow-reward-code), Python in a run config is refused, and
-    so are the datasets library's loader names, which would read files from the server's own folder."""
+    """On a studio with logins (launched without --allow-reward-code), Python in a run config is refused (reward
+    code, a model repository's own code), and so are the datasets library's loader names, which would read files
+    from the server's own folder, and settings written as YAML references."""
     url, ws = server
     c = client(url, "adm", "admin-pw")
     code = "rl.reward_code='def reward(prompt, completion, **row): return 1.0'"
+    bomb = "[&a0 [x,x,x,x,x,x,x,x,x,x]" + "".join(f",&a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]"
+                                                    for i in range(1, 9)) + "]"  # 10**9 items in 400 characters
     for changes, sentence in ((["rl.rewards=code,length", code], "launched with --allow-reward-code"),
+                              (["model.trust_remote_code=true"], "runs Python from the model's repository"),
+                              ([f"train.max_steps={bomb}"], "YAML references (*name) are not read"),
                               (["data.train=json"], "own file loaders"), (["data.eval=text"], "own file loaders")):
         outcome, said = call(c, "/train_start_preset", ["tiny-grpo.yaml", changes])
         assert outcome == "error" and sentence in said, (changes, said)

@@ -153,3 +153,26 @@ def test_set_changes_one_setting_never_a_whole_section(item):
 def test_set_can_name_one_field_of_the_column_map():
     raw = apply_overrides({"data": {"map": {"prompt": "ask"}}}, ["data.map.completion=reply"])
     assert RunConfig.from_dict(raw).validate().data.map == {"prompt": "ask", "completion": "reply"}
+
+
+def test_a_setting_given_by_yaml_references_is_refused_before_it_is_written_out():
+    """A few hundred characters of YAML references stand for a list of billions of items: refused in one
+    sentence, where quoting it in the type error once took minutes and gigabytes."""
+    import time
+
+    bomb = "[&a0 [x,x,x,x,x,x,x,x,x,x]" + "".join(f",&a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]"
+                                                    for i in range(1, 9)) + "]"
+    started = time.monotonic()
+    for key in ("train.max_steps", "data.system", "rl.rewards"):
+        with pytest.raises(ValueError, match=r"YAML references \(\*name\) are not read in a setting's value"):
+            load_config(PRESETS / "tiny-sft-lora.yaml", [f"{key}={bomb}"])
+    assert time.monotonic() - started < 5  # refused, not expanded
+    with pytest.raises(ValueError, match="the value is 60,000 characters long; a setting takes at most 50,000"):
+        load_config(PRESETS / "tiny-sft-lora.yaml", ["data.system=" + "x" * 60_000])
+    long_list = "[" + ",".join(["[1, 2]"] * 500) + "]"
+    with pytest.raises(ValueError) as err:
+        load_config(PRESETS / "tiny-sft-lora.yaml", [f"train.max_steps={long_list}"])
+    assert "must be a whole number (got a list)" in str(err.value) and len(str(err.value)) < 300
+    # text that only looks like a reference stays text
+    assert load_config(PRESETS / "tiny-sft-lora.yaml", ["data.system=*Bold* answers & short ones"]).data.system == \
+        "*Bold* answers & short ones"
