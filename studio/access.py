@@ -238,6 +238,26 @@ def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | 
     return source
 
 
+WEB_READ_BYTES = int(float(os.environ.get("STUDIO_WEB_READ_MB", "128")) * 2**20)
+"""The most a data file may unpack to where the web app reads it in its own process (Data tab, Preferences,
+evaluation): rows in memory take several times their bytes, and one server serves everyone."""
+
+
+def read_here(ws: Any, source: str | None, what: str = "The data") -> str | None:
+    """readable_data, for data the web app reads itself: a file over WEB_READ_BYTES unpacked is refused before
+    it is read (a compressed file of a few kilobytes can unpack to gigabytes)."""
+    source = readable_data(ws, source, what)
+    path = _local(str(source)) if source else None
+    if path is not None and path.is_file():
+        from studio.data.readers import unpacked_size
+
+        if unpacked_size(path, WEB_READ_BYTES) > WEB_READ_BYTES:
+            raise StudioError(f"{what} {path.name} holds over the {WEB_READ_BYTES / 2**20:.0f} MiB of data the web "
+                              "page reads at once (unpacked); inspect, convert or train on it from the command line "
+                              "(studio data inspect, studio train), or upload a part of it.")
+    return source
+
+
 def readable_model(ws: Any, name: str | None) -> str | None:
     """`name` if the web app may load it as a model (or read its config and tokenizer); StudioError
     otherwise. Run ids of the workspace count as models."""

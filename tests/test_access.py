@@ -236,3 +236,27 @@ def test_many_addresses_together_get_no_more_than_the_hours_tries(monkeypatch):
         assert not logins.check("owner", f"guess{n}", now=100.0 + n, source=f"2001:db8::{n:x}")
     assert not logins.check("owner", "right", now=300.0, source="127.0.0.1")  # refused everywhere for now
     assert logins.check("owner", "right", now=100.0 + 3600.0 + access.NAME_FAILURES_PER_HOUR, source="127.0.0.1")
+
+
+def test_the_web_app_reads_no_data_file_that_unpacks_past_its_limit(tmp_path, monkeypatch):
+    """A few kilobytes of gzip can unpack to gigabytes, whose rows take several times that in memory: the
+    pages refuse such a file before reading it; the command line still reads it."""
+    import gzip
+
+    from studio.data.readers import read_rows
+
+    monkeypatch.setattr(access, "WEB_READ_BYTES", 1 << 20)
+    ws = Workspace.open(tmp_path / "ws")
+    (ws.root / "uploads" / "abc").mkdir(parents=True)
+    bomb = ws.root / "uploads" / "abc" / "tiny.jsonl.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as fh:
+        fh.write(b'{"prompt": "hi", "completion": "ok"}\n' * 60_000)  # 2.2 MB, 7 KB packed
+    assert bomb.stat().st_size < 20_000
+    with pytest.raises(StudioError, match=r"The upload tiny.jsonl.gz holds over the 1 MiB of data the web page reads"):
+        access.read_here(ws, str(bomb), "The upload")
+    assert len(read_rows(bomb).rows) == 60_000  # the command line reads it
+    small = ws.root / "uploads" / "abc" / "small.jsonl"
+    small.write_text('{"prompt": "hi", "completion": "ok"}\n')
+    assert access.read_here(ws, str(small), "The upload") == str(small)
+    with pytest.raises(StudioError, match="is not something the studio may read for you here"):  # readable_data first
+        access.read_here(ws, "/etc/passwd", "The upload")

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.access import readable_data, readable_model
+from studio.access import read_here, readable_model
 from studio.chat.engine import describe_target
 from studio.chat.engine import with_checkpoints as with_run_checkpoints
 from studio.chat.evaluate import eval_rows, evaluate_model, save_result
@@ -95,7 +95,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
         if not source or not names:
             return message_frame("Choose eval data and at least one model."), gr.skip()
         try:
-            path, split_read = eval_source(readable_data(ctx.workspace, source, "The eval data"), ctx.workspace,
+            path, split_read = eval_source(read_here(ctx.workspace, source, "The eval data"), ctx.workspace,
                                            str(split_name or "").strip() or None)
             rows = eval_rows(path, int(n) or None, split_read, str(subset_name or "").strip() or None)
             for name in names:

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.access import readable_data, readable_model
+from studio.access import read_here, readable_model
 from studio.config import MAX_LENGTHS, RunConfig
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
@@ -189,7 +189,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         if not path:
             return [None, None, *_outputs(None, "No file chosen.", mx)]
         try:
-            src = _source_from(read_rows(readable_data(ctx.workspace, path, "The upload")))
+            src = _source_from(read_rows(read_here(ctx.workspace, path, "The upload")))
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
         report, msg = analyse_here(src, AUTO, {}, mdl, mx)
@@ -205,7 +205,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         if not ds_id.strip():
             return [None, None, *_outputs(None, "Name a hub dataset, e.g. org/dataset.", mx)]
         try:
-            readable_data(ctx.workspace, ds_id.strip(), "The hub dataset")
+            read_here(ctx.workspace, ds_id.strip(), "The hub dataset")
             src = _source_from(read_source(ds_id.strip(), split.strip() or "train", subset.strip() or None))
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]

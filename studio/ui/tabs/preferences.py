@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.access import readable_data, readable_model, run_id_only
+from studio.access import read_here, readable_model, run_id_only
 from studio.data.load import resolve_source
 from studio.data.store import list_datasets, save_dataset
 from studio.errors import StudioError
@@ -191,7 +191,7 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
             if (text or "").strip():
                 chosen = typed_prompts(text)[: int(n)]
             else:
-                chosen = prompts_from(resolve_source(readable_data(ctx.workspace, source), ctx.workspace),
+                chosen = prompts_from(resolve_source(read_here(ctx.workspace, source), ctx.workspace),
                                       limit=int(n))
             start_generation(ctx.workspace, chosen, a, b, temperature=float(temp), needed=int(k),
                              created_by=ctx.user(request))
@@ -214,7 +214,7 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
 
     def import_file(path, k, request: gr.Request):
         try:
-            source = resolve_source(readable_data(ctx.workspace, path), ctx.workspace)
+            source = resolve_source(read_here(ctx.workspace, path), ctx.workspace)
             added, left_out, stored = import_pairs(PreferenceStore(ctx.workspace.prefs_db), source, needed=int(k),
                                                    created_by=ctx.user(request))
         except (StudioError, ValueError, OSError) as err:
