@@ -30,7 +30,7 @@ def server(tmp_path_factory):
     ws = tmp_path_factory.mktemp("access-ws")
     PreferenceStore(Workspace.open(ws).prefs_db).add_pair("Where is my parcel?", "On its way.", "No idea.")
     proc, url = start_app(ws, "--auth", "adm:admin-pw", "--auth", "adm2:admin2-pw", "--annotator", "ann:annot-pw",
-                          STUDIO_UPLOAD_QUOTA_MB="1")
+                          "--auth", "target:target-pw", STUDIO_UPLOAD_QUOTA_MB="1")
     url += "/"
     yield url, ws
     for run_dir in (ws / "runs").iterdir():  # runs an admin's calls started train on after a failed test
@@ -197,6 +197,42 @@ def test_failed_logins_from_one_address_do_not_lock_the_owner_out_from_another(s
     assert stranger.post(url + "login", data={"username": "adm", "password": "admin-pw"}).status_code == 400
     owner = httpx.post(url + "login", data={"username": "adm", "password": "admin-pw"}, timeout=30)
     assert owner.status_code == 200 and owner.json() == {"success": True}
+    # a header naming another address does not make another address, even from this machine (a share link's
+    # tunnel and any local process connect from it): the guesses count against the address they came from
+    local = httpx.Client(timeout=30)
+    for n in range(8):
+        fake = f"10.0.0.{n + 1}"
+        guess = local.post(url + "login", data={"username": "target", "password": f"guess{n}"},
+                           headers={"X-Forwarded-For": fake, "X-Real-IP": fake})
+        assert guess.status_code == 400
+    assert local.post(url + "login", data={"username": "target", "password": "target-pw"}).status_code == 400
+    elsewhere = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.4"), timeout=30)
+    assert elsewhere.post(url + "login", data={"username": "target", "password": "target-pw"}).status_code == 200
+
+
+def test_a_large_request_body_is_refused_before_it_is_read_whole(server):
+    """Gradio reads a request's body whole before it checks the login: the studio bounds it first (64 KiB
+    without a login, 32 MiB with one; uploads go through the file routes)."""
+    import httpx
+
+    url, _ = server
+    big = b'{"data": [' + b"0," * 200_000 + b'0], "fn_index": 0, "session_hash": "x"}'
+    refused = httpx.post(url + "gradio_api/queue/join", content=big, timeout=30)
+    assert refused.status_code == 413 and "larger than the studio reads" in refused.json()["detail"]
+
+    def chunks():  # no length said beforehand
+        yield b'{"data": ['
+        for _ in range(100):
+            yield b"0," * 1_000
+        yield b'0]}'
+
+    assert httpx.post(url + "gradio_api/queue/join", content=chunks(), timeout=30).status_code == 413
+    small = httpx.post(url + "gradio_api/queue/join", content=b'{"data": [], "fn_index": 0, "session_hash": "x"}',
+                       timeout=30)
+    assert small.status_code in (401, 403)  # read, and refused for want of a login, as before
+    c = client(url, "adm", "admin-pw")
+    logged_in = httpx.post(url + "gradio_api/queue/join", content=big, cookies=c.cookies, timeout=30)
+    assert logged_in.status_code != 413  # a login reads up to 32 MiB
 
 
 def test_an_admin_login_neither_runs_reward_code_nor_names_a_loader_as_data(server):

@@ -177,6 +177,10 @@ def launch(logins: Logins, host: str = "127.0.0.1", port: int = 7860, workspace:
     ws = Workspace.open(workspace)
     # uploads land inside the workspace, not in a system-wide temporary folder
     os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
+    # the address a request came from is its connection's: an X-Forwarded-For header is believed only from the
+    # proxies named in FORWARDED_ALLOW_IPS (uvicorn would believe any local process, the share tunnel included,
+    # and a failed login's lockout is kept per address)
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     app = build_app(AppContext(workspace=ws, shared=share, logins=logins,
                                reward_code=allow_reward_code or not logins.enabled))
     css_file = ASSETS / "css" / "studio.css"
