@@ -116,6 +116,8 @@ def test_export_folder_defaults_to_the_run_and_kind(tmp_path):
     ws = Workspace.open(tmp_path)
     assert export_folder(ws, "run-1", "", merged=True) == ws.exports / "run-1-merged"
     assert export_folder(ws, "run-1", " mine ", merged=False) == ws.exports / "mine"
+    with pytest.raises(StudioError, match="The folder name is 300 bytes long; use at most 200"):
+        export_folder(ws, "run-1", "x" * 300, merged=True)  # the file system's limit is 255: one sentence before it
 
 
 def test_product_rules_live_outside_the_ui():

@@ -85,6 +85,8 @@ def export_folder(ws: Workspace, run_id: str, name: str | None, merged: bool) ->
     out = ws.exports / name
     if "/" in name or "\\" in name or name.startswith(".") or not ws.contains(out):
         raise StudioError("The folder name must be a plain name inside exports/ (no slashes, not starting with a dot).")
+    if len(name.encode()) > 200:
+        raise StudioError(f"The folder name is {len(name.encode())} bytes long; use at most 200.")
     return out
 
 
