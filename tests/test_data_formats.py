@@ -497,3 +497,26 @@ def test_a_pair_whose_own_scores_do_not_prefer_the_chosen_answer_is_a_problem_ro
     assert len(r.usable) == 1 and "'score_chosen' (3) is not above 'score_rejected' (9)" in r.problem_rows()[0]["problem"]
     swapped = build_report(read_rows(as_text), mapping={"chosen": "rejected", "rejected": "chosen"})
     assert len(swapped.usable) == 2  # mapped the other way round on purpose: the scores are not checked
+
+
+@pytest.mark.parametrize("row, left_out", [
+    ({"document": "The council met on Monday ...", "summary": "The council met.", "id": "3412"}, "'summary'"),  # XSum
+    ({"title": "Printer", "body": "It will not print.", "answer": "Update the driver."}, "'answer'"),
+    ({"text": "Translate: cat", "target": "Katze"}, "'target'"),
+    ({"conversation_id": "c1", "turn": 1, "role": "user", "content": "Hello"}, "'conversation_id', 'role'"),
+])
+def test_a_text_column_beside_more_text_is_not_taken_for_plain_text(row, left_out):
+    """Summaries, answers and targets beside a document would be dropped in silence if the file were read as
+    plain text: it is left to be mapped, naming what would be left out."""
+    found = detect([row])
+    assert found.name is None and f"then {left_out} would not be trained on" in found.reason
+
+
+@pytest.mark.parametrize("row", [
+    {"id": "12", "url": "https://en.wikipedia.org/wiki/Oak", "title": "Oak", "text": "An oak is a tree ..."},  # Wikipedia
+    {"text": "A web page ...", "timestamp": "2019-04-25T12:57:54Z", "url": "https://example.com"},  # C4
+    {"content": "def f(): pass", "repo_name": "me/tools", "path": "f.py", "license": "mit", "size": 13},  # code
+    {"text": "great film", "label": 1}, {"text": "A document.", "tags": ["a", "b"]},
+])
+def test_a_text_column_beside_what_describes_it_is_plain_text(row):
+    assert detect([row]).name == "text"

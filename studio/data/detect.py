@@ -136,8 +136,15 @@ def _detect(rows: list[dict[str, Any]]) -> Detection:
     others = [c for c in cols if c not in prompts.values() and c.lower() not in NOT_ANSWERS]
     if prompts.get("prompt") and not others:
         return pick("prompt_only", f"a '{prompts['prompt']}' column with no answers: prompts to answer")
-    if default_mapping("text", cols):
-        return pick("text", "a text column")
+    text = default_mapping("text", cols).get("text")
+    if text:
+        others = [c for c in cols if c != text and c.lower() not in NOT_ANSWERS + BESIDE_TEXT
+                  and isinstance(first.get(c), str) and first[c].strip()]  # more text: a summary, an answer ...
+        if not others:
+            return pick("text", "a text column")
+        return Detection(None, {}, f"'{text}' could be plain text, but then {_listing(others)} would not be "
+                         f"trained on; map the columns by hand (or choose plain text to train on '{text}' alone)",
+                         cols)
     for col in ("data", "dialog", "dialogue"):  # UltraChat's, DailyDialog's: texts taking turns
         found = _conversation_value(value(col)) if col in low else None
         if found and len(found) >= 2 and all(isinstance(t, str) for t in found):
@@ -155,6 +162,16 @@ ANSWER_COLUMNS = ("completion", "output", "response", "answer", "chosen", "messa
 NOT_ANSWERS = ("id", "idx", "source", "category", "split", "intent", "task", "lang", "language", "dataset",
                "images", "image", "metadata", "meta", "system", "tools")
 """Columns that sit beside prompts without being answers: a file of a prompt and these is prompt-only."""
+
+
+BESIDE_TEXT = ("url", "title", "timestamp", "date", "created", "created_at", "author", "license", "path",
+               "file", "filename", "repo", "repo_name", "subset", "score", "length", "token_count", "n_tokens")
+"""Columns that describe a document rather than hold more to learn: a text column beside these (or beside
+columns that hold no text: a label, a rating, tags) is plain text."""
+
+
+def _listing(columns: list[str]) -> str:
+    return ", ".join(f"'{c}'" for c in columns[:4]) + (f" and {len(columns) - 4} more" if len(columns) > 4 else "")
 
 
 def _index_entries(rows: list[dict[str, Any]]) -> list[str] | None:
