@@ -291,3 +291,15 @@ def test_line_separators_inside_json_strings_do_not_split_rows():
     read = read_rows(os.path.join(TOOLS, "line_separator_inside.jsonl"))
     assert [r["prompt"] for r in read.rows] == ["First line\u2028second line", "Next\x85one"]
     assert read.where(1) == "line 2"
+
+
+def test_openai_developer_messages_and_alpaca_history_saved_as_csv_are_read():
+    """OpenAI's chat files now open with a 'developer' message (the system message by another name); a CSV
+    export keeps Alpaca's history as JSON text."""
+    chat = build_report(read_rows(os.path.join(TOOLS, "openai_developer_role.jsonl")))
+    assert chat.format == "messages" and len(chat.usable) == 2
+    assert [m["role"] for m in chat.usable[0]["messages"]] == ["system", "user", "assistant"]
+    alpaca = build_report(read_rows(os.path.join(TOOLS, "alpaca_history.csv")))
+    assert alpaca.format == "alpaca" and len(alpaca.usable) == 2
+    assert [m["content"] for m in alpaca.usable[0]["messages"]] == ["Translate 'cat' to German.", "Katze.",
+                                                                    "And in French?", "Chat."]

@@ -20,7 +20,10 @@ from typing import Any
 
 ROLE_ALIASES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
                 "bot": "assistant", "model": "assistant", "tool": "tool", "function": "tool", "observation": "tool",
-                "function_call": "assistant", "chatgpt": "assistant", "prompter": "user", "ipython": "tool"}
+                "function_call": "assistant", "chatgpt": "assistant", "prompter": "user", "ipython": "tool",
+                "developer": "system", "ai": "assistant"}
+"""Roles as projects write them; 'developer' is OpenAI's newer name for the system message, 'ai' LangChain's
+for the assistant."""
 CALL_ROLES = ("function_call",)
 """Raw roles whose turn is a tool call written as JSON text (ShareGPT)."""
 
@@ -379,7 +382,7 @@ def alpaca_prompt(row: dict[str, Any], mapping: dict[str, str], field: str) -> l
     extra = text_of(row.get(mapping.get("input", "")), mapping.get("input", "input")) if mapping.get("input") else ""
     system = text_of(row.get(mapping["system"]), mapping["system"]) if mapping.get("system") else ""
     history: list[dict[str, str]] = []
-    raw_history = row.get(mapping["history"]) if mapping.get("history") else None
+    raw_history = decoded(row.get(mapping["history"]), mapping["history"]) if mapping.get("history") else None
     if raw_history:
         if not isinstance(raw_history, list):
             raise RowProblem(mapping["history"], f"'{mapping['history']}' must be a list of [question, answer] pairs")
