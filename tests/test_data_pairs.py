@@ -332,3 +332,14 @@ def test_hh_answers_whose_own_lines_start_with_h_or_a_stay_one_answer(tmp_path):
         (["Which elements are in water?"], ["Two elements:\n\nH: hydrogen, two atoms\n\nO: oxygen, one atom"], ["Water."]),
         (["Quiz me."], ["Q: What is 2+2?\n\nA: 4"], ["No."]),
         (["Hi there."], ["Hello!"], ["Go away."])]
+
+
+def test_whole_chats_as_answers_keep_their_shared_turns_in_the_prompt():
+    """argilla's Capybara DPO names the first question as the prompt and gives both answers as the whole chat:
+    the turns both share belong to the prompt, and each answer is its last turn alone."""
+    got = report("argilla_capybara_dpo.jsonl")
+    assert got.format == "preference_messages" and not got.problem_rows()
+    assert said(got.usable) == [
+        (["Plan a day in Rome.", "Morning: the Colosseum; afternoon: the Forum.", "Make it cheaper."],
+         ["Walk between the sights; the churches are free."], ["Stay at home."]),
+        (["Name a prime number."], ["7"], ["9"])]

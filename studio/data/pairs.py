@@ -41,7 +41,8 @@ def answer_turns(value: Any, col: str) -> list[dict[str, str]]:
 
 
 def preference_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    """Strings or message lists; prompt turns repeated at the start of chosen/rejected are split off."""
+    """Strings or message lists; prompt turns repeated at the start of chosen/rejected are split off, and so are
+    the turns both share after them (argilla's Capybara DPO: the first question as prompt, whole chats as answers)."""
     ccol, rcol = mapping["chosen"], mapping["rejected"]
     chosen = answer_turns(field_value(row, mapping, "chosen"), ccol)
     rejected = answer_turns(field_value(row, mapping, "rejected"), rcol)
@@ -67,7 +68,8 @@ def preference_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, A
         chosen = chosen[n:]
     if rejected[:n] == prompt:
         rejected = rejected[n:]
-    return finish_pair(prompt, chosen, rejected, ccol, rcol)
+    shared, chosen, rejected = split_shared_prefix(chosen, rejected, ccol)  # whole chats past a first question
+    return finish_pair(prompt + shared, chosen, rejected, ccol, rcol)
 
 
 SCORE_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_score"),
