@@ -520,3 +520,20 @@ def test_a_text_column_beside_more_text_is_not_taken_for_plain_text(row, left_ou
 ])
 def test_a_text_column_beside_what_describes_it_is_plain_text(row):
     assert detect([row]).name == "text"
+
+
+def test_instruction_data_with_a_label_column_says_how_to_read_it_for_sft(tmp_path):
+    """A 0/1 label beside instruction and output reads as rated answers (KTO's data); a stage that needs
+    instruction data says which format reads the same file for it, and reads it so when told."""
+    from studio.data.load import load_records
+    from studio.data.readers import DataError
+
+    path = tmp_path / "sentiment.jsonl"
+    path.write_text("".join(json.dumps({"instruction": "Classify the sentiment.", "input": text, "output": label,
+                                        "label": n}) + "\n" for text, label, n in
+                            (("A gripping film.", "positive", 1), ("Dull.", "negative", 0))))
+    with pytest.raises(DataError, match=r"holds rated answers .* the stages that train on it: KTO .*; or read it as "
+                                        r"alpaca \(data.format: alpaca\), leaving label aside\.$"):
+        load_records(str(path), ("sft",))
+    records, _ = load_records(str(path), ("sft",), fmt="alpaca")
+    assert [r["messages"][-1]["content"] for r in records] == ["positive", "negative"]

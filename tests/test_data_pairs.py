@@ -343,3 +343,13 @@ def test_whole_chats_as_answers_keep_their_shared_turns_in_the_prompt():
         (["Plan a day in Rome.", "Morning: the Colosseum; afternoon: the Forum.", "Make it cheaper."],
          ["Walk between the sights; the churches are free."], ["Stay at home."]),
         (["Name a prime number."], ["7"], ["9"])]
+
+
+def test_a_prompt_column_with_a_trailing_newline_still_matches_the_chats_first_turn(tmp_path):
+    row = {"prompt": "Name a prime number.\n", "chosen": [{"role": "user", "content": "Name a prime number."},
+                                                          {"role": "assistant", "content": "7"}],
+           "rejected": [{"role": "user", "content": "Name a prime number."}, {"role": "assistant", "content": "9"}]}
+    path = tmp_path / "uf.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    got = report(str(path))
+    assert not got.problem_rows() and said(got.usable) == [(["Name a prime number.\n"], ["7"], ["9"])]

@@ -114,7 +114,7 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     if report.kind not in wanted:
         need, name = " or ".join(KIND_NAMES[k] for k in wanted), source_name(resolve_project_path(source), read.source)
         raise DataError(f"{name} holds {KIND_NAMES[report.kind]} data, but {purpose} needs {need} "
-                        f"data{_stages_for(report.kind) if purpose == 'this stage' else ''}.")
+                        f"data{_stages_for(report.kind) if purpose == 'this stage' else ''}{_read_as(report, wanted)}.")
     if not report.usable:
         first = report.problem_rows(1)[0]
         raise DataError(f"{read.source}: no usable row; {first['where']}, {first['field']}: {first['problem']}.")
@@ -137,6 +137,20 @@ def eval_choice(data: Any) -> tuple[str, str | None]:
     data.subset unless the eval data is a single file (a saved dataset's eval split is one)."""
     single = not data.eval or resolve_project_path(data.eval).is_file()
     return data.eval_split or "train", None if single else data.subset
+
+
+def _read_as(report: Any, wanted: tuple[str, ...]) -> str:
+    """'; or read it as alpaca (data.format: alpaca), leaving label aside' where another format gives the kind
+    wanted from the same columns (instruction data with a 0/1 label column reads as rated answers first)."""
+    from studio.data.formats import SPECS, default_mapping, missing_fields
+
+    for spec in SPECS.values():
+        mapping = default_mapping(spec.name, report.columns)
+        if spec.kind in wanted and spec.name != report.format and mapping and not missing_fields(spec.name, mapping):
+            aside = [c for c in report.columns if c not in mapping.values()]
+            return (f"; or read it as {spec.name} (data.format: {spec.name})"
+                    + (f", leaving {', '.join(aside)} aside" if aside else ""))
+    return ""
 
 
 def _stages_for(kind: str) -> str:

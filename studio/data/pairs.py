@@ -64,12 +64,19 @@ def preference_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, A
         prompt = [{"role": "user", "content": text_of(prompt_value, mapping["prompt"])}]
     prompt = system_first(row, mapping, prompt)
     n = len(prompt)
-    if chosen[:n] == prompt:
+    if _same_turns(chosen[:n], prompt):
         chosen = chosen[n:]
-    if rejected[:n] == prompt:
+    if _same_turns(rejected[:n], prompt):
         rejected = rejected[n:]
     shared, chosen, rejected = split_shared_prefix(chosen, rejected, ccol)  # whole chats past a first question
     return finish_pair(prompt + shared, chosen, rejected, ccol, rcol)
+
+
+def _same_turns(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    """The same turns, whitespace around each text aside (a prompt column often keeps a trailing newline that
+    the chat's copy of it lacks)."""
+    strip = lambda turns: [t | {"content": str(t.get("content") or "").strip()} for t in turns]  # noqa: E731
+    return len(a) == len(b) and strip(a) == strip(b)
 
 
 SCORE_COLUMNS = (("score_chosen", "score_rejected"), ("chosen_score", "rejected_score"),
