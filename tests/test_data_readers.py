@@ -303,3 +303,27 @@ def test_openai_developer_messages_and_alpaca_history_saved_as_csv_are_read():
     assert alpaca.format == "alpaca" and len(alpaca.usable) == 2
     assert [m["content"] for m in alpaca.usable[0]["messages"]] == ["Translate 'cat' to German.", "Katze.",
                                                                     "And in French?", "Chat."]
+
+
+def test_json_holding_lists_of_rows_under_other_names_is_read_or_refused_by_name(tmp_path):
+    row = {"prompt": "Q?", "completion": "A."}
+    named = tmp_path / "named.json"
+    named.write_text(json.dumps({"training": [row, row], "testing": [row]}))
+    assert len(read_rows(named).rows) == 2
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"easy": [row, row], "hard": [row]}))
+    with pytest.raises(DataError, match=r"other.json: it holds several lists of rows \(easy: 2, hard: 1\); name the one"):
+        read_rows(other)
+
+
+def test_excels_unicode_text_and_utf16_without_a_mark_are_read():
+    """Excel's 'Unicode Text' export is a UTF-16 table with tabs, named .txt; some Windows tools write UTF-16
+    with no byte-order mark."""
+    table = read_rows(os.path.join(TOOLS, "excel_unicode_text.txt"))
+    assert table.rows == [{"instruction": "Translate cat", "output": "Katze"},
+                          {"instruction": "Translate dog", "output": "Hund"}]
+    assert table.notes == ["read as tab-separated columns: every line holds the same number of tabs"]
+    assert build_report(table).format == "alpaca"
+    assert read_rows(os.path.join(TOOLS, "utf16_no_mark.jsonl")).rows == [{"prompt": "Q?", "completion": "A."}]
+    prose = read_rows(os.path.join(DATA, "corpus.txt"))  # plain text stays plain text
+    assert prose.kind == "txt" and set(prose.rows[0]) == {"text"}

@@ -161,9 +161,10 @@ def _unpacking(path: Path, compression: str) -> Iterator[Any]:
 
 
 def _decode(path: Path, raw: bytes) -> str:
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    bare = _utf16_without_mark(raw)
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or bare:
         try:
-            return raw.decode("utf-16")
+            return raw.decode(bare or "utf-16")
         except UnicodeDecodeError:
             raise DataError(f"{path.name}: the file starts as UTF-16 text but does not read as UTF-16 (is it cut "
                             "short?); save it as UTF-8.") from None
@@ -181,6 +182,18 @@ def _decode(path: Path, raw: bytes) -> str:
             hint = "); save the file as UTF-8."
         raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{byte[0]:02x} at offset {at}"
                         + hint) from None
+
+
+def _utf16_without_mark(raw: bytes) -> str | None:
+    """'utf-16-le' or '-be' for text written so without a byte-order mark (every other byte of mostly-ASCII
+    text is zero), else None."""
+    head = raw[:4096] if len(raw) % 2 == 0 else b""
+    if len(head) < 8:
+        return None
+    for odd, even, codec in ((head[1::2], head[0::2], "utf-16-le"), (head[0::2], head[1::2], "utf-16-be")):
+        if odd.count(0) >= 0.9 * len(odd) and even.count(0) == 0:
+            return codec
+    return None
 
 
 def _read_parquet(path: Path) -> ReadResult:

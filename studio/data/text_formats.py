@@ -163,7 +163,7 @@ def _unwrap(value: dict[str, Any], name: str) -> Any:
     if frame is not None:
         return frame
     lists = {k: v for k, v in value.items() if isinstance(v, list)}
-    for key in ("data", "train", "rows", "examples", "records"):
+    for key in ("data", "train", "training", "rows", "examples", "records"):
         if isinstance(value.get(key), list):
             return value[key]
     if _one_conversation(value):
@@ -173,7 +173,11 @@ def _unwrap(value: dict[str, Any], name: str) -> Any:
         if len(lengths) == 1:
             n = lengths.pop()
             return [{k: v[i] for k, v in lists.items()} for i in range(n)]
-        raise DataError(f"{name}: the columns have different lengths ({', '.join(f'{k}: {len(v)}' for k, v in lists.items())}).")
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in lists.items())
+        if all(v and all(isinstance(r, dict) for r in v) for v in lists.values()):  # lists of rows, not columns
+            raise DataError(f"{name}: it holds several lists of rows ({sizes}); name the one to train on 'train', "
+                            "or save each list in a file of its own.")
+        raise DataError(f"{name}: the columns have different lengths ({sizes}).")
     if len(lists) == 1:
         return next(iter(lists.values()))
     return [value]  # a single example
@@ -277,8 +281,14 @@ def _csv_problem(message: str) -> str:
 
 
 def read_txt(text: str, name: str) -> ReadResult:
-    """Blank-line separated paragraphs become rows; without blank lines, each line is a row."""
+    """Blank-line separated paragraphs become rows; without blank lines, each line is a row. A table saved as text
+    (Excel's 'Unicode Text': every line holding the same number of tabs) is read as tab-separated columns."""
     normal = text.replace("\r\n", "\n")
+    lines = [line for line in normal.split("\n") if line.strip()]
+    if len(lines) > 1 and lines[0].count("\t") and all(line.count("\t") == lines[0].count("\t") for line in lines):
+        table = read_csv(text, name, "\t")
+        table.notes.append("read as tab-separated columns: every line holds the same number of tabs")
+        return table
     parts = [p.strip() for p in normal.split("\n\n")] if "\n\n" in normal.strip() else normal.split("\n")
     rows = [{"text": p.strip()} for p in parts if p.strip()]
     return ReadResult(rows, name, "txt")
