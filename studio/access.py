@@ -198,13 +198,14 @@ def looks_like_path(text: str) -> bool:
 
 def _local(source: str) -> Path | None:
     """The local file or folder `source` names, if any (links and '..' resolved)."""
+    from studio.data.readers import names_a_file
     from studio.paths import resolve_project_path
 
     text = str(source).strip()
     if not text:
         return None
     path = resolve_project_path(text)
-    if path.exists() or looks_like_path(text) or Path(text).suffix:
+    if path.exists() or looks_like_path(text) or names_a_file(text):
         return path.resolve()
     return None
 
@@ -244,18 +245,37 @@ evaluation): rows in memory take several times their bytes, and one server serve
 
 
 def read_here(ws: Any, source: str | None, what: str = "The data") -> str | None:
-    """readable_data, for data the web app reads itself: a file over WEB_READ_BYTES unpacked is refused before
-    it is read (a compressed file of a few kilobytes can unpack to gigabytes)."""
+    """readable_data, for data the web app reads itself: a file or folder (a saved dataset's version too) holding
+    over WEB_READ_BYTES unpacked is refused before it is read (a few kilobytes of gzip can unpack to gigabytes)."""
     source = readable_data(ws, source, what)
-    path = _local(str(source)) if source else None
-    if path is not None and path.is_file():
-        from studio.data.readers import unpacked_size
+    if not source:
+        return source
+    from studio.data.load import resolve_source, saved_dataset
 
-        if unpacked_size(path, WEB_READ_BYTES) > WEB_READ_BYTES:
-            raise StudioError(f"{what} {path.name} holds over the {WEB_READ_BYTES / 2**20:.0f} MiB of data the web "
-                              "page reads at once (unpacked); inspect, convert or train on it from the command line "
-                              "(studio data inspect, studio train), or upload a part of it.")
+    path = _local(resolve_source(str(source), ws))
+    if path is not None and saved_dataset(str(source), ws) is not None:
+        path = path.parent  # the saved version's folder: its train and eval files
+    if path is not None and path.exists() and _unpacked(path, WEB_READ_BYTES) > WEB_READ_BYTES:
+        raise StudioError(f"{what} {path.name} holds over the {WEB_READ_BYTES / 2**20:.0f} MiB of data the web page "
+                          "reads at once (unpacked); inspect, convert or train on it from the command line (studio "
+                          "data inspect, studio train), or upload a part of it.")
     return source
+
+
+def _unpacked(path: Path, limit: int) -> int:
+    """The bytes a file or a folder's files unpack to, counted up to `limit` + 1."""
+    from studio.data.readers import unpacked_size
+
+    if path.is_file():
+        return unpacked_size(path, limit)
+    total = 0
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            total += unpacked_size(Path(folder) / name, limit - total)
+            if total > limit:
+                return total
+    return total
 
 
 def readable_model(ws: Any, name: str | None) -> str | None:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from studio import __version__
@@ -57,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from studio.config import load_config, save_config
-    from studio.train.runner import preflight, prepare_resume, resolve_inputs
+    from studio.train.runner import preflight, prepare_resume, record_queued, resolve_inputs
     from studio.train.worker import leave_out_bitsandbytes, run_training
     from studio.workspace import Workspace
 
@@ -77,12 +76,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         preflight(cfg)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
-        from studio.train.status import RunState, process_start, update_status
+        from studio.train.status import process_start
 
         # this process launches the run: killed before training writes a word, the run reads as dead, not unknown
-        update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
-                      method=cfg.method.name, model=cfg.model.name, created=time.time(),
-                      launcher_pid=os.getpid(), launcher_start=process_start(os.getpid()))
+        record_queued(run_dir, cfg, launcher_pid=os.getpid(), launcher_start=process_start(os.getpid()))
     from studio import spin_for_training
     from studio.train.worker import is_main_process
 

@@ -260,3 +260,17 @@ def test_the_web_app_reads_no_data_file_that_unpacks_past_its_limit(tmp_path, mo
     assert access.read_here(ws, str(small), "The upload") == str(small)
     with pytest.raises(StudioError, match="is not something the studio may read for you here"):  # readable_data first
         access.read_here(ws, "/etc/passwd", "The upload")
+
+
+def test_the_web_bound_covers_saved_datasets_and_folders(tmp_path, monkeypatch):
+    from studio.data.store import save_dataset
+
+    monkeypatch.setattr(access, "WEB_READ_BYTES", 50_000)
+    ws = Workspace.open(tmp_path / "ws")
+    rows = [{"prompt": f"question {n} " + "x" * 100, "completion": "answer"} for n in range(600)]  # about 80 KB
+    save_dataset(ws, "big", rows, "sft", eval_fraction=0.5)
+    for name in ("big", "big:eval", str(ws.datasets / "big" / "v1")):
+        with pytest.raises(StudioError, match="holds over the 0 MiB of data the web page reads"):
+            access.read_here(ws, name, "The data")
+    save_dataset(ws, "small", rows[:5], "sft")
+    assert access.read_here(ws, "small", "The data") == "small"

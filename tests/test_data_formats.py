@@ -502,8 +502,8 @@ def test_a_pair_whose_own_scores_do_not_prefer_the_chosen_answer_is_a_problem_ro
 @pytest.mark.parametrize("row, left_out", [
     ({"document": "The council met on Monday ...", "summary": "The council met.", "id": "3412"}, "'summary'"),  # XSum
     ({"title": "Printer", "body": "It will not print.", "answer": "Update the driver."}, "'answer'"),
-    ({"text": "Translate: cat", "target": "Katze"}, "'target'"),
-    ({"conversation_id": "c1", "turn": 1, "role": "user", "content": "Hello"}, "'conversation_id', 'role'"),
+    ({"text": "Translate: the cat sleeps", "target": "Die Katze schläft."}, "'target'"),
+    ({"conversation_id": "c1", "turn": 1, "role": "user", "content": "Hello"}, "'role'"),
 ])
 def test_a_text_column_beside_more_text_is_not_taken_for_plain_text(row, left_out):
     """Summaries, answers and targets beside a document would be dropped in silence if the file were read as
@@ -517,6 +517,9 @@ def test_a_text_column_beside_more_text_is_not_taken_for_plain_text(row, left_ou
     {"text": "A web page ...", "timestamp": "2019-04-25T12:57:54Z", "url": "https://example.com"},  # C4
     {"content": "def f(): pass", "repo_name": "me/tools", "path": "f.py", "license": "mit", "size": 13},  # code
     {"text": "great film", "label": 1}, {"text": "A document.", "tags": ["a", "b"]},
+    {"text": "great film", "label": "1"}, {"text": "great film", "sentiment": "positive"},  # a CSV's labels are text
+    {"text": "A page ...", "id": "<urn:uuid:1>", "dump": "CC-MAIN-2013-20", "url": "https://example.com",  # FineWeb
+     "file_path": "s3://commoncrawl/a.warc.gz", "language": "en", "language_score": 0.9, "token_count": 5},
 ])
 def test_a_text_column_beside_what_describes_it_is_plain_text(row):
     assert detect([row]).name == "text"

@@ -353,3 +353,23 @@ def test_a_prompt_column_with_a_trailing_newline_still_matches_the_chats_first_t
     path.write_text(json.dumps(row) + "\n")
     got = report(str(path))
     assert not got.problem_rows() and said(got.usable) == [(["Name a prime number.\n"], ["7"], ["9"])]
+
+
+def test_a_prompt_column_unlike_the_chats_first_question_is_named_not_moved(tmp_path):
+    """Only answers that go on past the prompt share turns to move; a chat whose first question differs from the
+    prompt column is refused with the column and what it found."""
+    row = {"prompt": "What is 2+2? Answer briefly.",
+           "chosen": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
+           "rejected": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "5"}]}
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    got = report(str(path))
+    assert not got.usable and "'chosen' should continue with an assistant answer, found user" in \
+        got.problem_rows(1)[0]["problem"]
+
+
+def test_a_short_name_transcript_is_not_read_with_long_names_found_inside_a_turn():
+    from studio.data.pairs import parse_hh
+
+    turns = parse_hh("H: Write a dialogue\n\nA: Sure:\nHuman: hello\nRobot: hi", "chosen")
+    assert turns[:2] == [{"role": "user", "content": "Write a dialogue"}, {"role": "assistant", "content": "Sure:"}]

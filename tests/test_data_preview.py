@@ -71,6 +71,25 @@ def test_hub_dataset_offline_is_one_sentence(tmp_path, monkeypatch):
     assert "\n" not in str(info.value)
 
 
+def test_a_hub_id_with_a_dot_is_a_hub_id_not_a_missing_file(tmp_path, monkeypatch):
+    """'teknium/OpenHermes-2.5' ends in '.5', which is no data file's suffix: the hub is asked for it (offline
+    here), in runs, in the web app and in the Data tab's hub box, where it used to be 'no such file'."""
+    import pytest
+
+    from studio import access
+    from studio.data.load import read_source
+    from studio.data.readers import DataError
+    from studio.workspace import Workspace
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(DataError, match="Hub dataset 'teknium/OpenHermes-2.5' could not be loaded"):
+        read_source("teknium/OpenHermes-2.5")
+    ws = Workspace.open(tmp_path / "ws")
+    assert access.readable_data(ws, "teknium/OpenHermes-2.5") == "teknium/OpenHermes-2.5"
+    with pytest.raises(DataError, match="missing.jsonl: no such file"):
+        read_source("missing.jsonl")
+
+
 def test_sft_data_without_template_marks_trains_on_the_final_answer():
     import datasets
 

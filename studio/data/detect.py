@@ -138,8 +138,8 @@ def _detect(rows: list[dict[str, Any]]) -> Detection:
         return pick("prompt_only", f"a '{prompts['prompt']}' column with no answers: prompts to answer")
     text = default_mapping("text", cols).get("text")
     if text:
-        others = [c for c in cols if c != text and c.lower() not in NOT_ANSWERS + BESIDE_TEXT
-                  and isinstance(first.get(c), str) and first[c].strip()]  # more text: a summary, an answer ...
+        others = [c for c in cols if c != text and c.lower() not in NOT_ANSWERS + BESIDE_TEXT and
+                  (_prose(rows, c) or c.lower() in ("role", "speaker", "sender"))]  # one turn a row: a chat log
         if not others:
             return pick("text", "a text column")
         return Detection(None, {}, f"'{text}' could be plain text, but then {_listing(others)} would not be "
@@ -164,10 +164,20 @@ NOT_ANSWERS = ("id", "idx", "source", "category", "split", "intent", "task", "la
 """Columns that sit beside prompts without being answers: a file of a prompt and these is prompt-only."""
 
 
-BESIDE_TEXT = ("url", "title", "timestamp", "date", "created", "created_at", "author", "license", "path",
-               "file", "filename", "repo", "repo_name", "subset", "score", "length", "token_count", "n_tokens")
+BESIDE_TEXT = ("url", "title", "timestamp", "date", "created", "created_at", "added", "author", "license", "path",
+               "file", "filename", "file_path", "repo", "repo_name", "subset", "score", "length", "token_count",
+               "n_tokens", "label", "labels", "rating", "tags", "dump", "language_score")
 """Columns that describe a document rather than hold more to learn: a text column beside these (or beside
 columns that hold no text: a label, a rating, tags) is plain text."""
+
+
+def _prose(rows: list[dict[str, Any]], col: str) -> bool:
+    """Whether a column holds more text to learn from (a summary, an answer): most of its first values are words
+    with spaces between them, not numbers, labels or tags (a CSV gives every value as text)."""
+    values = [r.get(col) for r in rows[:20] if isinstance(r, dict) and BROKEN not in r]
+    texts = [v.strip() for v in values if isinstance(v, str) and v.strip()]
+    words = [v for v in texts if " " in v and not v.replace(".", "", 1).replace("-", "", 1).isdigit()]
+    return bool(values) and len(words) * 2 >= len(values)
 
 
 def _listing(columns: list[str]) -> str:

@@ -11,8 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from studio.access import looks_like_path
 from studio.data.hub import read_hub
-from studio.data.readers import NO_DATA, DataError, read_rows, source_name
+from studio.data.readers import NO_DATA, DataError, names_a_file, read_rows, source_name
 from studio.data.turns import has_tools, with_default_system
 from studio.data.validate import build_report, category
 from studio.paths import resolve_project_path
@@ -122,12 +123,12 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
 
 
 def read_source(source: str, split: str = "train", subset: str | None = None) -> Any:
-    """The rows of a file or folder (a path from here or the project, or any name with a file suffix, which is
-    refused as missing rather than looked for on the hub), else of a hub dataset id."""
+    """The rows of a file or folder (a path from here or the project, or a name that looks like a path or a data
+    file, which is refused as missing rather than looked for on the hub), else of a hub dataset id."""
     if not str(source or "").strip():
         raise DataError(NO_DATA)
     path = resolve_project_path(source)
-    if path.exists() or Path(source).suffix:
+    if path.exists() or names_a_file(source) or looks_like_path(source):
         return read_rows(path, split=split, subset=subset)
     return read_hub(source, split=split, subset=subset)
 

@@ -28,6 +28,8 @@ from studio.data.turns import (
 _HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|H|A):\s?", re.MULTILINE)
 _HH_TURN_LONG = re.compile(r"(?:^|\n\n)(Human|Assistant):\s?", re.MULTILINE)
 """Only the long speaker names: for prompts whose text may hold lines such as 'A: Paris' (Nectar's)."""
+_HH_SPEAKS_LONG = re.compile(r"(?:\A|\n\n)\s*(Human|Assistant):")
+"""A transcript written with the long names: one at the start or after a blank line, not inside a turn's text."""
 
 
 def answer_turns(value: Any, col: str) -> list[dict[str, str]]:
@@ -68,7 +70,9 @@ def preference_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, A
         chosen = chosen[n:]
     if _same_turns(rejected[:n], prompt):
         rejected = rejected[n:]
-    shared, chosen, rejected = split_shared_prefix(chosen, rejected, ccol)  # whole chats past a first question
+    shared = []
+    if chosen[:1] and rejected[:1] and chosen[0]["role"] == rejected[0]["role"] == "assistant":
+        shared, chosen, rejected = split_shared_prefix(chosen, rejected, ccol)  # whole chats past a first question
     return finish_pair(prompt + shared, chosen, rejected, ccol, rcol)
 
 
@@ -140,7 +144,7 @@ def parse_hh(text: str, col: str, short_names: bool = True) -> list[dict[str, st
     """'\\n\\nHuman: hi\\n\\nAssistant: hello' -> user/assistant turns. 'H:' and 'A:' name speakers only in
     transcripts that never write 'Human:' or 'Assistant:' (and with `short_names`): in HH-RLHF an answer's own
     lines may start so ('H: hydrogen', 'A: 4')."""
-    short = short_names and not _HH_TURN_LONG.search(text)
+    short = short_names and not _HH_SPEAKS_LONG.search(text)
     parts = (_HH_TURN if short else _HH_TURN_LONG).split(text)
     if len(parts) < 3:
         raise RowProblem(col, f"'{col}' has no 'Human:' / 'Assistant:' turns")

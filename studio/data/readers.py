@@ -79,7 +79,8 @@ def _read_path(path: Path, split: str, subset: str | None) -> ReadResult:
                         "studio reads at once; split it, or save it with datasets.save_to_disk and load the folder.")
     if suffix == ".parquet":
         return _read_parquet(path)
-    text = _decode(path, _raw(path, compression))
+    raw = _raw(path, compression)
+    text = _decode(path, raw)
     if not text.strip():
         raise DataError(f"{name}: the file holds only whitespace.")
     if suffix in (".jsonl", ".ndjson"):
@@ -88,7 +89,15 @@ def _read_path(path: Path, split: str, subset: str | None) -> ReadResult:
         return read_json(text, name)
     if suffix in (".csv", ".tsv"):
         return read_csv(text, name, sep="\t" if suffix == ".tsv" else ",")
-    return read_txt(text, name)
+    return read_txt(text, name, table=raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or
+                    _utf16_without_mark(raw) is not None)
+
+
+def names_a_file(source: str) -> bool:
+    """Whether a name that is not on disk was meant as a data file ('train.jsonl', 'data/x.csv.gz') rather than a
+    hub id, whose names may hold dots too ('teknium/OpenHermes-2.5')."""
+    suffixes = [x.lower() for x in Path(str(source).strip()).suffixes[-2:]]
+    return bool(suffixes) and (suffixes[-1] in SUFFIXES or suffixes[-1] in COMPRESSED)
 
 
 def refuse_choice_in_a_file(path: Path, split: str, subset: str | None) -> None:
@@ -169,7 +178,7 @@ def _decode(path: Path, raw: bytes) -> str:
             raise DataError(f"{path.name}: the file starts as UTF-16 text but does not read as UTF-16 (is it cut "
                             "short?); save it as UTF-8.") from None
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         at = err.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)  # counted after a BOM
         line = raw.count(b"\n", 0, at) + 1
@@ -182,6 +191,11 @@ def _decode(path: Path, raw: bytes) -> str:
             hint = "); save the file as UTF-8."
         raise DataError(f"{path.name} line {line}: not UTF-8 text (byte 0x{byte[0]:02x} at offset {at}"
                         + hint) from None
+    if "\x00" in text.rstrip("\x00"):  # NUL is UTF-8 too, but no text format holds one
+        raise DataError(f"{path.name} line {text.count(chr(10), 0, text.index(chr(0))) + 1}: holds NUL bytes, as "
+                        "UTF-16 or UTF-32 text without a byte-order mark does, or a file that is not text; save it "
+                        "as UTF-8.")
+    return text
 
 
 def _utf16_without_mark(raw: bytes) -> str | None:
@@ -191,7 +205,7 @@ def _utf16_without_mark(raw: bytes) -> str | None:
     if len(head) < 8:
         return None
     for odd, even, codec in ((head[1::2], head[0::2], "utf-16-le"), (head[0::2], head[1::2], "utf-16-be")):
-        if odd.count(0) >= 0.9 * len(odd) and even.count(0) == 0:
+        if odd.count(0) >= 0.9 * len(odd) and even.count(0) <= 0.02 * len(even):
             return codec
     return None
 

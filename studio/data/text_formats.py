@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from studio.data.rows import BROKEN, DataError, ReadResult
+from studio.data.turns import kind_of
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -35,7 +36,7 @@ def read_jsonl(text: str, name: str) -> ReadResult:
         try:
             value = decoder.decode(line)
             problem = None if isinstance(value, dict) else \
-                f"each line must be a JSON object with named fields, not {_kind(value)}"
+                f"each line must be a JSON object with named fields, not {kind_of(value)}"
         except json.JSONDecodeError as err:
             hint = " (the file may be cut short)" if number >= last else ""
             problem = f"not valid JSON ({_msg(err)} at column {err.colno}){hint}"
@@ -69,23 +70,24 @@ def read_json(text: str, name: str) -> ReadResult:
         if text.lstrip().startswith("{") and "\n{" in text:
             try:  # JSON Lines saved with a .json name
                 result = read_jsonl(text, name)
-                result.notes.append("read as JSON Lines (one object per line)")
+                if result.kind == "jsonl":
+                    result.notes.append("read as JSON Lines (one object per line)")
                 return result
             except DataError:
                 pass
         objects = _objects(text)
-        if objects is not None:
+        if objects is not None and len(objects) > 1:
             return ReadResult(objects, name, "json", notes=[SPREAD])
         raise DataError(f"{name} line {err.lineno}: not valid JSON ({_msg(err)} at column {err.colno}).") from None
     if isinstance(value, dict):
         value = _unwrap(value, name)
     if not isinstance(value, list):
-        raise DataError(f"{name}: expected a list of objects, found {_kind(value)}.")
+        raise DataError(f"{name}: expected a list of objects, found {kind_of(value)}.")
     if not value:
         raise DataError(f"{name}: the list is empty.")
     for i, row in enumerate(value):
         if not isinstance(row, dict):
-            raise DataError(f"{name} row {i + 1}: expected an object with named fields, found {_kind(row)}.")
+            raise DataError(f"{name} row {i + 1}: expected an object with named fields, found {kind_of(row)}.")
     return ReadResult(value, name, "json")
 
 
@@ -93,7 +95,8 @@ SPREAD = "read as JSON objects one after another, each over several lines"
 
 
 def _whole_json(text: str, name: str) -> ReadResult | None:
-    """A .jsonl file none of whose lines is an object on its own: one JSON list, or objects spread over lines."""
+    """A .jsonl file none of whose lines is an object on its own: one JSON list, or one or more objects each
+    printed over several lines (jq's way); None otherwise."""
     start = text.lstrip()[:1]
     if start == "[":
         try:
@@ -102,8 +105,17 @@ def _whole_json(text: str, name: str) -> ReadResult | None:
             return None
         read.notes.append("read as one JSON list (the file is named as JSON Lines)")
         return read
-    objects = _objects(text) if start == "{" else None
-    return None if objects is None else ReadResult(objects, name, "json", notes=[SPREAD])
+    if start != "{":
+        return None
+    if _unbalanced(text):
+        raise DataError(f"{name}: the JSON ends early (is the file truncated?).")
+    objects = _objects(text)
+    if objects is None or len(objects) > 1:
+        return None if objects is None else ReadResult(objects, name, "json", notes=[SPREAD])
+    rows = _unwrap(objects[0], name)  # one object: {"data": [...]} and the like, or one example
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        return None
+    return ReadResult(rows, name, "json", notes=["read as one JSON object over several lines"])
 
 
 def _objects(text: str) -> list[dict[str, Any]] | None:
@@ -118,7 +130,7 @@ def _objects(text: str) -> list[dict[str, Any]] | None:
             out.append(value)
     except (json.JSONDecodeError, RecursionError):
         return None
-    return out if len(out) > 1 else None
+    return out or None
 
 
 def _msg(err: json.JSONDecodeError) -> str:
@@ -169,14 +181,16 @@ def _unwrap(value: dict[str, Any], name: str) -> Any:
     if _one_conversation(value):
         return [value]
     if lists and len(lists) == len(value):
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in lists.items())
+        if all(v and all(isinstance(r, dict) for r in v) for v in lists.values()):
+            if all("role" in r or "from" in r for v in lists.values() for r in v):
+                return [value]  # one example: its chosen and rejected turns
+            raise DataError(f"{name}: it holds several lists of rows ({sizes}); name the one to train on 'train', "
+                            "or save each list in a file of its own.")
         lengths = {len(v) for v in lists.values()}
         if len(lengths) == 1:
             n = lengths.pop()
             return [{k: v[i] for k, v in lists.items()} for i in range(n)]
-        sizes = ", ".join(f"{k}: {len(v)}" for k, v in lists.items())
-        if all(v and all(isinstance(r, dict) for r in v) for v in lists.values()):  # lists of rows, not columns
-            raise DataError(f"{name}: it holds several lists of rows ({sizes}); name the one to train on 'train', "
-                            "or save each list in a file of its own.")
         raise DataError(f"{name}: the columns have different lengths ({sizes}).")
     if len(lists) == 1:
         return next(iter(lists.values()))
@@ -191,10 +205,10 @@ def _pandas_layout(value: dict[str, Any]) -> list[dict[str, Any]] | None:
     inner = list(value.values())
     if not inner or not all(isinstance(v, dict) and v for v in inner):
         return None
-    if all(str(k).isdigit() for k in value):  # by index: each value is a row
+    if list(value) == [str(i) for i in range(len(value))]:  # by index: each value is a row
         return inner
     keys = list(inner[0])
-    if all(str(k).isdigit() for k in keys) and all(list(v) == keys for v in inner):  # by columns
+    if keys == [str(i) for i in range(len(keys))] and all(list(v) == keys for v in inner):  # by columns
         return [{col: v[k] for col, v in value.items()} for k in keys]
     return None
 
@@ -238,7 +252,8 @@ def _separator(text: str, sep: str, notes: list[str]) -> tuple[str, str]:
         return rest, hint.group(1)
     if sep == "," and "," not in first:
         found = max((c for c in SEPARATORS if c != ","), key=first.count)
-        if first.count(found):
+        second = next((line for line in _LINE_END.split(rest) if line.strip()), "")
+        if first.count(found) and second.count(found) >= first.count(found):  # one column named 'a; b' stays one
             notes.append(f"read with {SEPARATORS[found]} between columns (its header line has no commas)")
             return text, found
     return text, sep
@@ -261,13 +276,17 @@ def _literal_quotes(text: str, options: dict[str, Any], notes: list[str]) -> Any
         quoted = pd.read_csv(io.StringIO(text), **options)
     except pd.errors.ParserError:
         quoted = None  # a quote opened and never closed: a plain character
-    cells = [str(v) for v in plain.to_numpy().ravel()]
-    if quoted is not None and len(plain) == len(quoted) and \
-            any(len(v) > 1 and v[0] == v[-1] == '"' or '""' in v for v in cells):
+    cells = [str(v) for v in plain.to_numpy().ravel() if '"' in str(v)]
+    if quoted is not None and len(plain) == len(quoted) and all(_csv_quoted(v) for v in cells):
         return quoted
     if quoted is None or not plain.equals(quoted):
         notes.append("quotes read as written (the file does not quote its fields as CSV does)")
     return plain
+
+
+def _csv_quoted(cell: str) -> bool:
+    """'"a ""b"" c"': a cell quoted as CSV quotes one (wrapped in quotes, any inside doubled)."""
+    return len(cell) > 1 and cell[0] == cell[-1] == '"' and '"' not in cell[1:-1].replace('""', "")
 
 
 def _csv_problem(message: str) -> str:
@@ -280,20 +299,17 @@ def _csv_problem(message: str) -> str:
     return f"cannot be parsed as CSV ({text})"
 
 
-def read_txt(text: str, name: str) -> ReadResult:
-    """Blank-line separated paragraphs become rows; without blank lines, each line is a row. A table saved as text
-    (Excel's 'Unicode Text': every line holding the same number of tabs) is read as tab-separated columns."""
-    normal = text.replace("\r\n", "\n")
-    lines = [line for line in normal.split("\n") if line.strip()]
-    if len(lines) > 1 and lines[0].count("\t") and all(line.count("\t") == lines[0].count("\t") for line in lines):
-        table = read_csv(text, name, "\t")
-        table.notes.append("read as tab-separated columns: every line holds the same number of tabs")
-        return table
+def read_txt(text: str, name: str, table: bool = False) -> ReadResult:
+    """Blank-line separated paragraphs become rows; without blank lines, each line is a row. With `table` (the text
+    came as UTF-16, as Excel's 'Unicode Text' export does), lines that all hold the same number of tabs, none
+    blank, are read as tab-separated columns."""
+    lines = _LINE_END.split(text.strip("\r\n"))
+    if table and len(lines) > 1 and lines[0].count("\t") and all(line.strip() for line in lines) and \
+            all(line.count("\t") == lines[0].count("\t") for line in lines):
+        read = read_csv(text, name, "\t")
+        read.notes.append("read as tab-separated columns: every line holds the same number of tabs")
+        return read
+    normal = "\n".join(_LINE_END.split(text))
     parts = [p.strip() for p in normal.split("\n\n")] if "\n\n" in normal.strip() else normal.split("\n")
     rows = [{"text": p.strip()} for p in parts if p.strip()]
     return ReadResult(rows, name, "txt")
-
-
-def _kind(value: Any) -> str:
-    return {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false",
-            type(None): "null", dict: "an object"}.get(type(value), type(value).__name__)

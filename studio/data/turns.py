@@ -64,7 +64,7 @@ def decoded(value: Any, col: str) -> Any:
     """A list or object stored as JSON text (CSV and Parquet exports do this) is decoded; others pass."""
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
-            return json.loads(value)
+            return json.loads(value, parse_constant=lambda name: None)  # NaN: missing, as the readers read it
         except json.JSONDecodeError as err:
             raise RowProblem(col, f"'{col}' looks like JSON but does not parse ({err.msg} at character "
                                   f"{err.pos})") from None

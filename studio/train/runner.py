@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from studio import child_environment
 from studio.access import looks_like_path
@@ -188,10 +189,10 @@ def check_source(cfg: RunConfig, label: str, source: str, split: str, subset: st
     from studio.data.folders import check_folder
     from studio.data.hub import check_hub_dataset
     from studio.data.load import load_records
-    from studio.data.readers import refuse_choice_in_a_file, source_name
+    from studio.data.readers import names_a_file, refuse_choice_in_a_file, source_name
 
     path = Path(source)
-    if (path.suffix or looks_like_path(source)) and not path.exists():
+    if (names_a_file(source) or looks_like_path(source)) and not path.exists():
         raise StudioError(f"The {label} {source} does not exist.")
     if label == "eval data" and cfg.data.eval_split and path.is_file():
         name = source_name(path, path.name)
@@ -260,12 +261,17 @@ def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_b
     preflight(cfg)
     run_dir = ws.new_run_dir(label or cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
     config_path = save_config(cfg, run_dir / "config.yaml")
-    update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
-                  method=cfg.method.name, model=cfg.model.name, created=time.time(), started_by=started_by)
+    record_queued(run_dir, cfg, started_by=started_by)
     cmd = worker_command(config_path, run_dir, ws, num_processes=cfg.train.num_processes,
                          accelerate_config=launch_config(cfg))
     _record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
     return run_dir
+
+
+def record_queued(run_dir: Path, cfg: RunConfig, **fields: Any) -> None:
+    """A new run's first status: queued, with what it trains (and who started it, or which process launches it)."""
+    update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
+                  method=cfg.method.name, model=cfg.model.name, created=time.time(), **fields)
 
 
 def _record_launcher(run_dir: Path, pid: int) -> None:

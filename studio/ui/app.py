@@ -177,10 +177,10 @@ def launch(logins: Logins, host: str = "127.0.0.1", port: int = 7860, workspace:
     ws = Workspace.open(workspace)
     # uploads land inside the workspace, not in a system-wide temporary folder
     os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
-    # the address a request came from is its connection's: an X-Forwarded-For header is believed only from the
-    # proxies named in FORWARDED_ALLOW_IPS (uvicorn would believe any local process, the share tunnel included,
-    # and a failed login's lockout is kept per address)
-    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
+    # a failed login's lockout is kept per address: an X-Forwarded-For header names it only when it comes from a
+    # proxy in FORWARDED_ALLOW_IPS. Without a share link, none (any local process could name any address); with
+    # one, this machine, where the tunnel that adds each visitor's address connects from
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "127.0.0.1,::1" if share else "")
     app = build_app(AppContext(workspace=ws, shared=share, logins=logins,
                                reward_code=allow_reward_code or not logins.enabled))
     css_file = ASSETS / "css" / "studio.css"
