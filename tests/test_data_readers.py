@@ -327,3 +327,26 @@ def test_excels_unicode_text_and_utf16_without_a_mark_are_read():
     assert read_rows(os.path.join(TOOLS, "utf16_no_mark.jsonl")).rows == [{"prompt": "Q?", "completion": "A."}]
     prose = read_rows(os.path.join(DATA, "corpus.txt"))  # plain text stays plain text
     assert prose.kind == "txt" and set(prose.rows[0]) == {"text"}
+
+
+def test_shapes_that_look_like_others_are_read_as_what_they_are(tmp_path):
+    """Prose indented with tabs is no table; a TSV of MNLI's kind keeps its quotes though one cell is wholly
+    quoted; a one-column CSV whose name holds ';' stays one column; equal lists of rows are not zipped together."""
+    book = tmp_path / "book.txt"
+    book.write_text("\tIt was the best of times.\n\n\tIt was the worst of times.\n")
+    assert read_rows(book).rows == [{"text": "It was the best of times."}, {"text": "It was the worst of times."}]
+    nli = tmp_path / "dev.tsv"
+    nli.write_text('premise\thypothesis\tlabel\n"I\'m not sure," she said.\tShe was unsure.\tentailment\n'
+                   '"Yes."\tHe agreed.\tentailment\n')
+    assert [r["premise"] for r in read_rows(nli).rows] == ['"I\'m not sure," she said.', '"Yes."']
+    one = tmp_path / "notes.csv"
+    one.write_text("my text; notes\nhello\nworld\n")
+    assert read_rows(one).rows == [{"my text; notes": "hello"}, {"my text; notes": "world"}]
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"dev": [{"prompt": "a", "completion": "b"}], "test": [{"prompt": "c", "completion": "d"}]}))
+    with pytest.raises(DataError, match=r"it holds several lists of rows \(dev: 1, test: 1\)"):
+        read_rows(splits)
+    wide = tmp_path / "wide.jsonl"  # UTF-16 whose length is odd (cut by one byte): NUL bytes, not text
+    wide.write_bytes('{"prompt": "hi", "completion": "yo"}\n'.encode("utf-16-le")[:-1])
+    with pytest.raises(DataError, match="wide.jsonl line 1: holds NUL bytes, as UTF-16 or UTF-32 text"):
+        read_rows(wide)
