@@ -56,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from studio.config import load_config, save_config
-    from studio.train.runner import preflight, prepare_resume, record_queued, resolve_inputs
+    from studio.train.runner import preflight, prepare_resume, record_launcher, record_queued, resolve_inputs
     from studio.train.worker import leave_out_bitsandbytes, run_training
     from studio.workspace import Workspace
 
@@ -67,6 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.run_dir:
         run_dir = ws.run_dir(args.config)
         cfg = prepare_resume(run_dir)
+        record_launcher(run_dir, os.getpid())  # this process, not the one that started the run
     elif args.run_dir:  # the runner made the folder and wrote the config already
         run_dir = Path(args.run_dir)
         cfg = load_config(args.config, args.set)
@@ -76,10 +77,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         preflight(cfg)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
-        from studio.train.status import process_start
-
+        record_queued(run_dir, cfg)
         # this process launches the run: killed before training writes a word, the run reads as dead, not unknown
-        record_queued(run_dir, cfg, launcher_pid=os.getpid(), launcher_start=process_start(os.getpid()))
+        record_launcher(run_dir, os.getpid())
     from studio import spin_for_training
     from studio.train.worker import is_main_process
 

@@ -178,6 +178,16 @@ def test_a_foreground_run_killed_before_it_trains_reads_as_dead(tmp_path):
     status = observe(run_dir, grace=0)
     assert status.shown_state == "dead" and "ended without" in status.shown_error, status
     wait_for(lambda: run_summary(run_dir)["status"] == "dead", limit=30)  # the list too, once its grace is over
+    (run_dir / "checkpoints" / "checkpoint-2").mkdir(parents=True)  # resumed in the foreground: this process launches
+    proc = subprocess.Popen([PYTHON, "-m", "studio", "train", run_dir.name, "--resume", "--quiet", "--workspace",
+                             str(ws.root)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                            env=subprocess_env())
+    assert proc.stdout.readline().strip() == f"run {run_dir.name}"
+    status = observe(run_dir)
+    assert status.launcher_pid == proc.pid and status.state.value == "queued", status
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
 
 
 def test_a_reader_that_stops_early_gets_no_error(tmp_path):

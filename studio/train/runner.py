@@ -264,7 +264,7 @@ def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_b
     record_queued(run_dir, cfg, started_by=started_by)
     cmd = worker_command(config_path, run_dir, ws, num_processes=cfg.train.num_processes,
                          accelerate_config=launch_config(cfg))
-    _record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
+    record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
     return run_dir
 
 
@@ -274,7 +274,7 @@ def record_queued(run_dir: Path, cfg: RunConfig, **fields: Any) -> None:
                   method=cfg.method.name, model=cfg.model.name, created=time.time(), **fields)
 
 
-def _record_launcher(run_dir: Path, pid: int) -> None:
+def record_launcher(run_dir: Path, pid: int) -> None:
     update_status(run_dir, launcher_pid=pid, launcher_start=process_start(pid))
 
 
@@ -309,7 +309,7 @@ def resume_run(ws: Workspace, run_dir: Path) -> Path:
     cfg = prepare_resume(run_dir)
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=True, num_processes=cfg.train.num_processes,
                          accelerate_config=launch_config(cfg))
-    _record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
+    record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
     return run_dir
 
 
