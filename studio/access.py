@@ -251,31 +251,16 @@ def read_here(ws: Any, source: str | None, what: str = "The data") -> str | None
     if not source:
         return source
     from studio.data.load import resolve_source, saved_dataset
+    from studio.data.readers import data_bytes
 
     path = _local(resolve_source(str(source), ws))
     if path is not None and saved_dataset(str(source), ws) is not None:
         path = path.parent  # the saved version's folder: its train and eval files
-    if path is not None and path.exists() and _unpacked(path, WEB_READ_BYTES) > WEB_READ_BYTES:
+    if path is not None and path.exists() and data_bytes(path, WEB_READ_BYTES) > WEB_READ_BYTES:
         raise StudioError(f"{what} {path.name} holds over the {WEB_READ_BYTES / 2**20:.0f} MiB of data the web page "
                           "reads at once (unpacked); inspect, convert or train on it from the command line (studio "
                           "data inspect, studio train), or upload a part of it.")
     return source
-
-
-def _unpacked(path: Path, limit: int) -> int:
-    """The bytes a file or a folder's files unpack to, counted up to `limit` + 1."""
-    from studio.data.readers import unpacked_size
-
-    if path.is_file():
-        return unpacked_size(path, limit)
-    total = 0
-    for folder, dirs, files in os.walk(path):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in files:
-            total += unpacked_size(Path(folder) / name, limit - total)
-            if total > limit:
-                return total
-    return total
 
 
 def readable_model(ws: Any, name: str | None) -> str | None:
@@ -311,6 +296,17 @@ def run_id_only(ws: Any, run: str | None) -> Path:
     return ws.runs / text
 
 
+def refuse_code(cfg: Any, allowed: bool) -> None:
+    """Refuse, unless `allowed`, a run config that would run Python on this server at a user's word: a reward
+    written as code, or a model repository's own code (model.trust_remote_code)."""
+    if allowed:
+        return
+    if "rl" in cfg.sections() and "code" in cfg.rl.rewards:
+        raise StudioError(REWARD_CODE_OFF)
+    if cfg.model.trust_remote_code:
+        raise StudioError(REMOTE_CODE_OFF)
+
+
 def readable_config(ws: Any, cfg: Any, reward_code: bool = True) -> Any:
     """Every file or model a run config names, checked as the web app must before it starts a run.
     `reward_code`: whether this studio runs Python its users name: reward functions written in the run config,
@@ -321,13 +317,14 @@ def readable_config(ws: Any, cfg: Any, reward_code: bool = True) -> Any:
     if cfg.model.parent_run:
         run_id_only(ws, cfg.model.parent_run)
     if "rl" in cfg.sections() and "model" in cfg.rl.rewards and cfg.rl.reward_model not in (None, "latest"):
-        run_id_only(ws, cfg.rl.reward_model)
+        scorer = run_id_only(ws, cfg.rl.reward_model)
+        if not reward_code:
+            from studio.config import load_config
+
+            refuse_code(load_config(scorer / "config.yaml"), reward_code)  # it is loaded as its own config says
     from studio.methods.rewards import names_a_file
 
-    if not reward_code and "rl" in cfg.sections() and "code" in cfg.rl.rewards:
-        raise StudioError(REWARD_CODE_OFF)
-    if not reward_code and cfg.model.trust_remote_code:
-        raise StudioError(REMOTE_CODE_OFF)
+    refuse_code(cfg, reward_code)
     if "rl" in cfg.sections() and names_a_file(cfg.rl.reward_code):
         raise StudioError("A reward code file can be named from the command line only; in the studio, write "
                           "the function in the reward code box.")

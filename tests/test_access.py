@@ -274,3 +274,59 @@ def test_the_web_bound_covers_saved_datasets_and_folders(tmp_path, monkeypatch):
             access.read_here(ws, name, "The data")
     save_dataset(ws, "small", rows[:5], "sft")
     assert access.read_here(ws, "small", "The data") == "small"
+
+
+def test_the_web_bound_reads_parquet_by_its_footer_and_a_run_checks_compressed_data_unpacked(tmp_path, monkeypatch):
+    """Parquet compresses its columns: 100 rows of a megabyte each take a few hundred bytes on disk. Its footer says
+    what they unpack to. Before a run, data is read in the server's process only when small unpacked."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from studio.config import load_config
+    from studio.paths import PRESETS
+    from studio.train import runner
+
+    monkeypatch.setattr(access, "WEB_READ_BYTES", 1 << 20)
+    ws = Workspace.open(tmp_path / "ws")
+    (ws.root / "uploads" / "abc").mkdir(parents=True)
+    packed = ws.root / "uploads" / "abc" / "big.parquet"
+    pq.write_table(pa.table({"text": ["a" * 100_000] * 50}), packed, compression="zstd")
+    assert packed.stat().st_size < 10_000
+    with pytest.raises(StudioError, match="The upload big.parquet holds over the 1 MiB of data the web page reads"):
+        access.read_here(ws, str(packed), "The upload")
+    monkeypatch.setattr(runner, "READ_BEFORE_START_BYTES", 100_000)
+    wrong = tmp_path / "pairs.jsonl.gz"  # preference pairs, under the bound packed and over it unpacked
+    with gzip.open(wrong, "wb") as fh:
+        fh.write(b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n' * 5_000)
+    assert wrong.stat().st_size < 100_000
+    runner.preflight(load_config(PRESETS / "tiny-sft-lora.yaml", [f"data.train={wrong}", "data.eval="]))  # not read here
+    small = tmp_path / "pairs_small.jsonl"
+    small.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+    with pytest.raises(StudioError, match="holds preference"):  # small data is read, and refused at once
+        runner.preflight(load_config(PRESETS / "tiny-sft-lora.yaml", [f"data.train={small}", "data.eval="]))
+
+
+def test_code_a_run_would_inherit_or_load_is_refused_where_code_is_off(tmp_path):
+    """A run on votes takes its parent's model settings, and a reward-model run is loaded as its own config says:
+    a web studio without --allow-reward-code refuses either when it would run a model repository's code."""
+    from studio.config import load_config, save_config
+    from studio.paths import PRESETS
+    from studio.prefs.handoff import train_on_votes
+    from studio.prefs.store import PreferenceStore
+
+    ws = Workspace.open(tmp_path / "ws")
+    parent = ws.runs / "20261130-000000-sft"
+    save_config(load_config(PRESETS / "tiny-sft-lora.yaml", ["model.name=org/custom-model",
+                                                             "model.trust_remote_code=true"]), parent / "config.yaml")
+    store = PreferenceStore(ws.prefs_db)
+    pair = store.add_pair("Where is my parcel?", "On its way.", "No idea.")
+    store.vote(pair, "a", voter="ann")
+    with pytest.raises(StudioError, match="model.trust_remote_code runs Python from the model's repository"):
+        train_on_votes(ws, "dpo", parent.name, check=lambda cfg: access.refuse_code(cfg, False))
+    assert [p.name for p in ws.runs.iterdir()] == [parent.name]  # nothing started
+    grpo = load_config(PRESETS / "tiny-grpo.yaml", ["rl.rewards=model", f"rl.reward_model={parent.name}"])
+    with pytest.raises(StudioError, match="model.trust_remote_code runs Python"):
+        access.readable_config(ws, grpo, reward_code=False)
+    assert access.readable_config(ws, grpo, reward_code=True) is grpo

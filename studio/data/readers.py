@@ -133,8 +133,11 @@ def _raw(path: Path, compression: str | None) -> bytes:
 
 
 def unpacked_size(path: Path, limit: int) -> int:
-    """The size of a file once decompressed (its own size if it is not compressed), counted up to `limit` + 1."""
+    """The size of a file once decompressed (a Parquet file's columns uncompressed, by its footer; its own size if
+    it is not compressed), counted up to `limit` + 1."""
     compression = COMPRESSED.get(path.suffix.lower())
+    if path.suffix.lower() == ".parquet":
+        return _parquet_size(path, limit)
     if compression is None:
         return path.stat().st_size
     total = 0
@@ -144,6 +147,49 @@ def unpacked_size(path: Path, limit: int) -> int:
             if not chunk:
                 break
             total += len(chunk)
+    return total
+
+
+def _parquet_size(path: Path, limit: int) -> int:
+    """What a Parquet file's rows take once read, up to `limit` + 1. Its footer gives the columns' size before
+    compression but not before dictionary encoding (a megabyte repeated in 100 rows is stored once), so the rows
+    are then counted in batches small enough that none can pass `limit` on its own."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        meta = parquet.metadata
+        stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if stored > limit:
+            return stored
+        total = 0  # no single value is larger than `stored`: batches of limit // stored rows stay under `limit`
+        for batch in parquet.iter_batches(batch_size=max(1, min(1024, limit // max(stored, 1)))):
+            total += batch.nbytes
+            if total > limit:
+                break
+        return total
+    except Exception:  # pyarrow raises several types for damaged files
+        raise DataError(f"{path.name}: not a readable Parquet file.") from None
+
+
+def data_bytes(path: Path, limit: int) -> int:
+    """What a data file, or the files of a folder (a clone's .git left aside), unpack to, counted until the count
+    passes `limit`; a file gone meanwhile counts 0."""
+    if not path.is_dir():
+        return unpacked_size(path, limit)
+    total = 0
+    for top, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            file = Path(top) / name
+            if file.is_symlink():
+                continue
+            try:
+                total += unpacked_size(file, limit - total)
+            except OSError:
+                continue
+            if total > limit:
+                return total
     return total
 
 

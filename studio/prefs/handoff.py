@@ -11,6 +11,7 @@ train on the votes (pairs); KTO trains on the votes and, where there are any, th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,13 @@ def votes_run_config(ws: Workspace, stage: str, parent_run: str, data: str, rows
 
 
 def train_on_votes(ws: Workspace, stage: str, parent_run: str, started_by: str = "",
-                   overrides: list[str] | None = None) -> Path:
-    """Save the votes as a dataset and start the run; returns its folder at once."""
+                   overrides: list[str] | None = None, check: Callable[[RunConfig], None] | None = None) -> Path:
+    """Save the votes as a dataset and start the run; returns its folder at once. `check` (the web app's) may
+    refuse the run config first: it inherits the parent run's model settings."""
     from studio.train import runner
 
     data, rows = votes_dataset(ws, stage, created_by=started_by)
     cfg = votes_run_config(ws, stage, parent_run, data, rows, overrides)
+    if check is not None:
+        check(cfg)
     return runner.start_run(ws, cfg, started_by=started_by)

@@ -149,10 +149,10 @@ def device_count() -> tuple[int, str]:
     return cores, "CPU core and no GPU" if cores == 1 else "CPU cores and no GPU"
 
 
-READ_BEFORE_START_BYTES = 64 * 2**20
-"""Data files up to this size are read and checked before a run folder exists (a few hundredths of a second
-for the demo's 1,200 rows): a file with no usable row, or of the wrong kind for the stage, is refused at once
-rather than failing a queued run. Larger files are checked by the run itself."""
+READ_BEFORE_START_BYTES = 16 * 2**20
+"""Data up to this size unpacked is read and checked in this process before a run folder exists (a few hundredths
+of a second for the demo's 1,200 rows): a file with no usable row, or of the wrong kind for the stage, is refused
+at once rather than failing a queued run. Larger data is checked by the run itself, in its own process."""
 
 
 def preflight(cfg: RunConfig) -> None:
@@ -189,7 +189,7 @@ def check_source(cfg: RunConfig, label: str, source: str, split: str, subset: st
     from studio.data.folders import check_folder
     from studio.data.hub import check_hub_dataset
     from studio.data.load import load_records
-    from studio.data.readers import names_a_file, refuse_choice_in_a_file, source_name
+    from studio.data.readers import data_bytes, names_a_file, refuse_choice_in_a_file, source_name
 
     path = Path(source)
     if (names_a_file(source) or looks_like_path(source)) and not path.exists():
@@ -203,10 +203,11 @@ def check_source(cfg: RunConfig, label: str, source: str, split: str, subset: st
                                "eval data to take that split of the training data")
     if not path.exists():  # neither a file nor a saved dataset (resolved before): a hub dataset id
         check_hub_dataset(source, subset, split)
-    elif path.is_dir() and _data_bytes(path, READ_BEFORE_START_BYTES) > READ_BEFORE_START_BYTES:
-        check_folder(path, split, subset)
-    elif path.is_file() and path.stat().st_size > READ_BEFORE_START_BYTES:
-        refuse_choice_in_a_file(path, split, subset)
+    elif data_bytes(path, READ_BEFORE_START_BYTES) > READ_BEFORE_START_BYTES:  # unpacked: a small .gz can be huge
+        if path.is_dir():
+            check_folder(path, split, subset)
+        else:
+            refuse_choice_in_a_file(path, split, subset)
     else:
         load_records(str(path), stage(cfg.method.stage).data_kinds, split, subset, fmt=cfg.data.format,
                      mapping=cfg.data.map or None)
@@ -215,22 +216,6 @@ def check_source(cfg: RunConfig, label: str, source: str, split: str, subset: st
 def refuse_eval_split(cfg: RunConfig, what: str, advice: str) -> None:
     raise StudioError(f"data.eval_split ({cfg.data.eval_split}) picks a split of a hub dataset or a dataset folder, "
                       f"but {what}: {advice}.")
-
-
-def _data_bytes(folder: Path, limit: int) -> int:
-    """The size of the files in a dataset folder, counted until it passes `limit` (a clone's .git left aside; a file
-    gone meanwhile counts 0)."""
-    total = 0
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(top, name)).st_size
-            except OSError:
-                continue
-            if total > limit:
-                return total
-    return total
 
 
 def check_system_message(cfg: RunConfig) -> None:

@@ -17,8 +17,10 @@ from typing import Any
 from studio.access import ADMIN, LOGIN_SOURCE, Logins
 from studio.ui.uploads import login_of
 
-FILE_ROUTES = ("/upload", "/upload_progress", "/process_recording", "/file=", "/file/", "/proxy=", "/stream/")
-"""Gradio routes that store or serve files (after its /gradio_api prefix, or without it)."""
+FILE_ROUTES = ("/upload", "/upload_progress", "/process_recording", "/file=", "/file/", "/proxy=", "/stream/",
+               "/monitoring", "/monitoring/")
+"""Gradio routes that store or serve files (after its /gradio_api prefix, or without it), and its monitoring
+page (which turns monitoring on and writes its link to the server's console): for admins only."""
 ANNOTATORS_REFUSED = "Annotators vote on pairs; files are for admins."
 BODY_LIMIT = 32 * 2**20
 """The largest request body outside the file routes (events carry form values, never files)."""

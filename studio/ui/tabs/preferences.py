@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.access import read_here, readable_model, run_id_only
+from studio.access import read_here, readable_model, refuse_code, run_id_only
 from studio.data.load import resolve_source
 from studio.data.store import list_datasets, save_dataset
 from studio.errors import StudioError
@@ -243,7 +243,8 @@ def _train_panel(ctx: AppContext) -> Any:
         try:
             overrides = [f"train.max_steps={int(max_steps)}"] if max_steps else None
             run_dir = train_on_votes(ctx.workspace, which, run_id_only(ctx.workspace, run).name,
-                                     started_by=ctx.user(request), overrides=overrides)
+                                     started_by=ctx.user(request), overrides=overrides,
+                                     check=lambda cfg: refuse_code(cfg, ctx.reward_code))
         except (StudioError, ValueError) as err:
             return f"⚠️ {err}"
         return f"Started run **{run_dir.name}**: follow it in the Train tab."
