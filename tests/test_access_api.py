@@ -185,6 +185,8 @@ def test_uploads_stay_inside_each_logins_daily_allowance(server, tmp_path):
     for route in (f"gradio_api/file={kept}", f"file={kept}", f"gradio_api/file/{kept}"):
         seen = httpx.get(url + route, cookies=annotator.cookies)
         assert seen.status_code == 403 and "question 0" not in seen.text, route
+    for route in ("gradio_api/monitoring", "monitoring", "gradio_api/monitoring/any-key"):  # it prints its link
+        assert httpx.get(url + route, cookies=annotator.cookies).status_code == 403, route
 
 
 def test_failed_logins_from_one_address_do_not_lock_the_owner_out_from_another(server):
