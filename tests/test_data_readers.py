@@ -232,7 +232,9 @@ ALPACA_ROWS = [("Translate 'cat' to German.", "", "Katze"), ("Give the capital o
 @pytest.mark.parametrize("name, note", [
     ("excel_semicolon.csv", "read with semicolons between columns (its header line has no commas)"),
     ("excel_sep_hint.csv", "read with semicolons between columns, as its first line (sep=) says"),
-    ("pandas_columns.json", None), ("pandas_index.json", None), ("pandas_split.json", None),
+    ("pandas_columns.json", "read as a table pandas wrote (DataFrame.to_json)"),
+    ("pandas_index.json", "read as a table pandas wrote (DataFrame.to_json)"),
+    ("pandas_split.json", "read as a table pandas wrote (DataFrame.to_json)"),
 ])
 def test_files_as_excel_and_pandas_write_them_read_as_their_rows(name, note):
     """Excel in much of Europe separates columns with ';' (and may say so on a first 'sep=;' line); pandas'
@@ -252,7 +254,9 @@ def test_a_header_spaced_after_its_commas_names_the_columns():
 def test_nan_and_infinity_in_json_are_missing_values_not_words(tmp_path):
     """json.dump writes NaN for a pandas frame's empty cells: an empty input is no input, and an answer that is
     NaN leaves its row out rather than teaching the model to say 'nan'."""
-    report = build_report(read_rows(os.path.join(TOOLS, "pandas_nan.json")))
+    read = read_rows(os.path.join(TOOLS, "pandas_nan.json"))
+    assert read.notes == ["3 NaN or Infinity values read as missing"]
+    report = build_report(read)
     assert report.format == "alpaca" and len(report.usable) == 2
     assert [m["content"] for m in report.usable[0]["messages"]] == ["Name a colour.", "Blue"]
     assert report.problem_rows(1)[0]["where"] == "row 2"

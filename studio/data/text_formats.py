@@ -13,10 +13,17 @@ from studio.data.turns import kind_of
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-def _decoder() -> json.JSONDecoder:
+def _decoder(seen: list[str] | None = None) -> json.JSONDecoder:
     """Python's reader takes NaN and Infinity (pandas writes them for empty cells): read as null, a missing value,
-    never as the words 'nan' or 'inf'."""
-    return json.JSONDecoder(parse_constant=lambda name: None)
+    never as the words 'nan' or 'inf'; each one met is added to `seen`."""
+    def missing(name: str) -> None:
+        if seen is not None:
+            seen.append(name)
+    return json.JSONDecoder(parse_constant=missing)
+
+
+def _constants_note(seen: list[str]) -> list[str]:
+    return [f"{len(seen)} NaN or Infinity value{'s' if len(seen) > 1 else ''} read as missing"] if seen else []
 
 
 TOO_DEEP = "the JSON is nested too deeply to read (lists or objects inside each other hundreds of levels down)"
@@ -26,7 +33,8 @@ def read_jsonl(text: str, name: str) -> ReadResult:
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
     broken = 0
-    decoder = _decoder()
+    seen: list[str] = []
+    decoder = _decoder(seen)
     numbered = _LINE_END.split(text.rstrip())  # not str.splitlines: U+2028 and the like may sit inside strings
     last = len(numbered)
     for number, line in enumerate(numbered, start=1):
@@ -56,12 +64,13 @@ def read_jsonl(text: str, name: str) -> ReadResult:
         first = next(r[BROKEN] for r in rows)
         raise DataError(f"{name} line {lines[0]}: {first}" + ("." if broken == 1 else
                                                                 f"; none of its {broken} lines is usable."))
-    return ReadResult(rows, name, "jsonl", lines=lines)
+    return ReadResult(rows, name, "jsonl", lines=lines, notes=_constants_note(seen))
 
 
 def read_json(text: str, name: str) -> ReadResult:
+    seen: list[str] = []
     try:
-        value = _decoder().decode(text)
+        value = _decoder(seen).decode(text)
     except RecursionError:
         raise DataError(f"{name}: {TOO_DEEP}.") from None
     except json.JSONDecodeError as err:
@@ -79,7 +88,10 @@ def read_json(text: str, name: str) -> ReadResult:
         if objects is not None and len(objects) > 1:
             return ReadResult(objects, name, "json", notes=[SPREAD])
         raise DataError(f"{name} line {err.lineno}: not valid JSON ({_msg(err)} at column {err.colno}).") from None
+    notes = _constants_note(seen)
     if isinstance(value, dict):
+        if _pandas_layout(value) is not None:
+            notes.append("read as a table pandas wrote (DataFrame.to_json)")
         value = _unwrap(value, name)
     if not isinstance(value, list):
         raise DataError(f"{name}: expected a list of objects, found {kind_of(value)}.")
@@ -88,7 +100,7 @@ def read_json(text: str, name: str) -> ReadResult:
     for i, row in enumerate(value):
         if not isinstance(row, dict):
             raise DataError(f"{name} row {i + 1}: expected an object with named fields, found {kind_of(row)}.")
-    return ReadResult(value, name, "json")
+    return ReadResult(value, name, "json", notes=notes)
 
 
 SPREAD = "read as JSON objects one after another, each over several lines"

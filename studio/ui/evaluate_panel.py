@@ -83,7 +83,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             rubric = gr.Textbox(label="The judge's rubric", placeholder=RUBRIC, scale=3)
             each = gr.Checkbox(False, label="Each saved checkpoint too", scale=1)
         with gr.Row():
-            split = gr.Textbox("", label="Split", placeholder="train", scale=1,
+            split = gr.Textbox("", label="Split", placeholder="saved data: eval; else train", scale=1,
                                info="GSM8K: test; a saved dataset: its eval split if it has one")
             subset = gr.Textbox("", label="Subset", placeholder="optional", scale=1, info="GSM8K: main")
         scores = gr.Dataframe(pd.DataFrame(columns=SCORE_COLUMNS), label="Scores", interactive=False)
