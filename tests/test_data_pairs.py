@@ -373,3 +373,17 @@ def test_a_short_name_transcript_is_not_read_with_long_names_found_inside_a_turn
 
     turns = parse_hh("H: Write a dialogue\n\nA: Sure:\nHuman: hello\nRobot: hi", "chosen")
     assert turns[:2] == [{"role": "user", "content": "Write a dialogue"}, {"role": "assistant", "content": "Sure:"}]
+
+
+def test_an_hh_row_without_an_answer_says_so(tmp_path):
+    rows = [{"chosen": "\n\nHuman: hi", "rejected": "\n\nHuman: hi"},
+            {"chosen": "\n\nHuman: Hi.\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi.\n\nAssistant: Go away."}]
+    path = tmp_path / "hh.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = report(str(path))
+    first = got.problem_rows(1)[0]
+    assert len(got.usable) == 1 and (first["where"], first["field"]) == ("line 1", "chosen")
+    assert first["problem"] == "'chosen' has no assistant answer (no 'Assistant:' turn)"
+    from studio.data.validate import category
+
+    assert [category(i) for i in got.errors] == ["no assistant turn"]  # counted as what it is, not "missing"

@@ -41,3 +41,15 @@ def test_a_constant_learning_rate_is_drawn_from_zero_and_step_is_said_on_the_bot
     rows = {name: fig.layout[fig.layout[name].anchor.replace("y", "yaxis")].domain for name in fig.layout
             if name.startswith("xaxis")}
     assert titled and titled == {name for name, (low, _) in rows.items() if low < 0.5}  # the lower row's axes
+
+
+def test_a_run_of_one_logged_step_draws_its_points():
+    """A line needs two points: a run shorter than two logs shows its one point as a marker in every panel."""
+    one = curves([{"step": 1, "loss": 10.5, "learning_rate": 0.0, "entropy": 3.2, "mean_token_accuracy": 0.1}])
+    fig = training_curves({"20261130-004325-sft": one}, stages={"20261130-004325-sft": "sft"})
+    drawn = {t.name: t.mode for t in fig.data}
+    assert drawn["sft 00:43:25 lr"] == "markers" and drawn["sft 00:43:25 entropy"] == "markers"
+    assert "markers" in drawn["sft 00:43:25 loss"]
+    two = curves([{"step": s, "loss": 1.0, "learning_rate": 1e-3, "entropy": 3.0} for s in (1, 2)])
+    assert {t.mode for t in training_curves({"20261130-004325-sft": two}).data if t.name.endswith(("lr", "entropy"))} \
+        == {"lines"}

@@ -161,6 +161,9 @@ def hh_pair(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     ccol, rcol = mapping["chosen"], mapping["rejected"]
     chosen = parse_hh(text_of(field_value(row, mapping, "chosen"), ccol), ccol)
     rejected = parse_hh(text_of(field_value(row, mapping, "rejected"), rcol), rcol)
+    for col, said in ((ccol, chosen), (rcol, rejected)):
+        if not any(t["role"] == "assistant" for t in said):
+            raise RowProblem(col, f"'{col}' has no assistant answer (no 'Assistant:' turn)")
     prompt, chosen, rejected = split_shared_prefix(chosen, rejected, ccol)
     return finish_pair(prompt, chosen, rejected, ccol, rcol)
 

@@ -9,6 +9,11 @@ from studio.stages import STAGES
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "height": 300}
 
 
+
+def _lines(xs: list) -> str:
+    """A series of one point has no line to draw: it is drawn as a marker (a run shorter than two logs)."""
+    return "lines" if len(xs) > 1 else "markers"
+
 def token_length_histogram(lengths: list[int], max_length: int | None = None) -> go.Figure:
     """Token counts per row, with the max length drawn as a line: bars right of it get truncated."""
     fig = go.Figure(go.Histogram(x=lengths, nbinsx=40, marker_color="#4f7cac", name="rows"))
@@ -45,7 +50,7 @@ def _reward_panel(fig: go.Figure, series: dict, short: str, run: str, color: str
         fig.add_scatter(x=xs + xs[::-1], y=upper + lower[::-1], fill="toself", line={"width": 0},
                         fillcolor=color, opacity=0.15, hoverinfo="skip", name=f"{short} reward ± spread",
                         legendgroup=run, showlegend=False, row=row, col=col)
-    fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 2}, name=f"{short} reward",
+    fig.add_scatter(x=xs, y=ys, mode=_lines(xs), line={"color": color, "width": 2}, name=f"{short} reward",
                     legendgroup=run, row=row, col=col)
     for key, (kx, ky) in series.items():
         if key.startswith("rewards/") and key.endswith("/mean"):
@@ -100,11 +105,11 @@ def training_curves(runs: dict[str, dict[str, tuple[list[float], list[float]]]],
                             name=f"{short} eval loss", legendgroup=run, row=1, col=1, **right)
         if "learning_rate" in series:
             xs, ys = series["learning_rate"]
-            fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color}, name=f"{short} lr",
+            fig.add_scatter(x=xs, y=ys, mode=_lines(xs), line={"color": color}, name=f"{short} lr",
                             legendgroup=run, showlegend=False, row=1, col=2)
         for key, (xs, ys) in series.items():
             if key in _STAGE_METRICS:
-                fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{short} {key}", legendgroup=run,
+                fig.add_scatter(x=xs, y=ys, mode=_lines(xs), name=f"{short} {key}", legendgroup=run,
                                 line={"width": 1.5}, row=2, col=1)
         if "reward" in series:
             _reward_panel(fig, series, short, run, color, *place[4])
