@@ -51,3 +51,14 @@ def test_the_example_runs_as_written(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_enter_in_the_evaluation_fields_starts_the_one_evaluate_endpoint():
+    """Rows, Split and Subset start an evaluation on Enter, as the button does, through the one `/evaluate`."""
+    app = build_app(AppContext(workspace=Workspace.open(tempfile.mkdtemp())))
+    config = app.get_config_file()
+    labels = {c["id"]: c.get("props", {}).get("label") for c in config["components"]}
+    evaluate = [d for d in config["dependencies"] if d.get("api_name") == "evaluate"]
+    assert len(evaluate) == 1
+    submits = {labels[target] for target, event in evaluate[0]["targets"] if event == "submit"}
+    assert submits == {"Rows (0 = all)", "Split", "Subset"}

@@ -117,8 +117,8 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             return message_frame(f"⚠️ {err}"), gr.skip()
         return scores_frame(results, saved), answers_frame(results)
 
-    go.click(run_eval, [data, models, limit, judge, rubric, each, split, subset], [scores, answers],
-             **action("evaluate"))
+    gr.on([go.click, limit.submit, split.submit, subset.submit], run_eval,  # Enter in a field starts it too
+          [data, models, limit, judge, rubric, each, split, subset], [scores, answers], **action("evaluate"))
     ctx.picker(data, eval_choices)
     ctx.picker(models, model_choices)
     ctx.picker(judge, lambda: [NO_JUDGE, *model_choices()])
