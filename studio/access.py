@@ -250,12 +250,12 @@ def read_here(ws: Any, source: str | None, what: str = "The data") -> str | None
     source = readable_data(ws, source, what)
     if not source:
         return source
-    from studio.data.load import resolve_source, saved_dataset
+    from studio.data.load import saved_dataset
     from studio.data.readers import data_bytes
+    from studio.data.store import dataset_path
 
-    path = _local(resolve_source(str(source), ws))
-    if path is not None and saved_dataset(str(source), ws) is not None:
-        path = path.parent  # the saved version's folder: its train and eval files
+    saved = saved_dataset(str(source), ws)  # its latest version's folder: the train and eval files
+    path = dataset_path(ws, saved[0]).parent if saved is not None else _local(str(source))
     if path is not None and path.exists() and data_bytes(path, WEB_READ_BYTES) > WEB_READ_BYTES:
         raise StudioError(f"{what} {path.name} holds over the {WEB_READ_BYTES / 2**20:.0f} MiB of data the web page "
                           "reads at once (unpacked); inspect, convert or train on it from the command line (studio "

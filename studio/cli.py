@@ -77,9 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         preflight(cfg)
         run_dir = ws.new_run_dir(cfg.name or f"{cfg.method.stage}-{cfg.method.name}")
         save_config(cfg, run_dir / "config.yaml")
-        record_queued(run_dir, cfg)
         # this process launches the run: killed before training writes a word, the run reads as dead, not unknown
-        record_launcher(run_dir, os.getpid())
+        record_queued(run_dir, cfg, launcher=os.getpid())
     from studio import spin_for_training
     from studio.train.worker import is_main_process
 

@@ -8,7 +8,6 @@ studio.data.formats; unusable rows are left out and counted.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from studio.access import looks_like_path
@@ -65,7 +64,9 @@ def eval_source(source: str, workspace: Any, split: str | None = None) -> tuple[
         if ":" in source and split and split != named:
             raise DataError(f"'{source}' names the split {named}, and the split {split} was asked for too: name one.")
         split = split or (named if ":" in source else None)
-        source = str(Path(resolve_source(name, workspace)).parent)
+        from studio.data.store import dataset_path
+
+        source = str(dataset_path(workspace, name).parent)
     path = resolve_project_path(source)
     if not path.exists():
         return source, split or "train"

@@ -89,8 +89,7 @@ def _read_path(path: Path, split: str, subset: str | None) -> ReadResult:
         return read_json(text, name)
     if suffix in (".csv", ".tsv"):
         return read_csv(text, name, sep="\t" if suffix == ".tsv" else ",")
-    return read_txt(text, name, table=raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or
-                    _utf16_without_mark(raw) is not None)
+    return read_txt(text, name, table=_utf16(raw) is not None)
 
 
 def names_a_file(source: str) -> bool:
@@ -216,10 +215,10 @@ def _unpacking(path: Path, compression: str) -> Iterator[Any]:
 
 
 def _decode(path: Path, raw: bytes) -> str:
-    bare = _utf16_without_mark(raw)
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or bare:
+    codec = _utf16(raw)
+    if codec is not None:
         try:
-            return raw.decode(bare or "utf-16")
+            return raw.decode(codec)
         except UnicodeDecodeError:
             raise DataError(f"{path.name}: the file starts as UTF-16 text but does not read as UTF-16 (is it cut "
                             "short?); save it as UTF-8.") from None
@@ -242,6 +241,13 @@ def _decode(path: Path, raw: bytes) -> str:
                         "UTF-16 or UTF-32 text without a byte-order mark does, or a file that is not text; save it "
                         "as UTF-8.")
     return text
+
+
+def _utf16(raw: bytes) -> str | None:
+    """The codec of UTF-16 text, with a byte-order mark or without one; None for other bytes."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return _utf16_without_mark(raw)
 
 
 def _utf16_without_mark(raw: bytes) -> str | None:

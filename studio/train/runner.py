@@ -253,8 +253,11 @@ def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_b
     return run_dir
 
 
-def record_queued(run_dir: Path, cfg: RunConfig, **fields: Any) -> None:
-    """A new run's first status: queued, with what it trains (and who started it, or which process launches it)."""
+def record_queued(run_dir: Path, cfg: RunConfig, launcher: int | None = None, **fields: Any) -> None:
+    """A new run's first status: queued, with what it trains (and who started it, or `launcher`, the process that
+    launches it when it is known already)."""
+    if launcher is not None:
+        fields |= {"launcher_pid": launcher, "launcher_start": process_start(launcher)}
     update_status(run_dir, state=RunState.QUEUED, run_id=run_dir.name, stage=cfg.method.stage,
                   method=cfg.method.name, model=cfg.model.name, created=time.time(), **fields)
 
