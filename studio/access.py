@@ -276,7 +276,8 @@ def readable_model(ws: Any, name: str | None) -> str | None:
         return name
     if "@" in text:  # one checkpoint of a run of this workspace: RUN@checkpoint-N, nothing else
         run, _, checkpoint = text.partition("@")
-        if RUN_ID.match(run) and (ws.runs / run).is_dir() and re.fullmatch(r"checkpoint-\d+", checkpoint):
+        if re.fullmatch(r"checkpoint-\d+", checkpoint) and \
+                ((RUN_ID.match(run) and (ws.runs / run).is_dir()) or ws.named_run(run) is not None):
             return name
         raise StudioError(f"{text!r} is not a checkpoint of a run in this workspace (RUN@checkpoint-N).")
     path = _local(text)
@@ -288,11 +289,14 @@ def readable_model(ws: Any, name: str | None) -> str | None:
 
 
 def run_id_only(ws: Any, run: str | None) -> Path:
-    """A run of this workspace named by its id (never a path), as the web app accepts runs."""
+    """A run of this workspace named by its id or its name (never a path), as the web app accepts runs."""
     text = str(run or "").strip()
     if not RUN_ID.match(text) or not (ws.runs / text / "config.yaml").exists() or \
             not (ws.runs / text).resolve().is_relative_to(ws.runs.resolve()):  # not a link to elsewhere
-        raise StudioError(f"No run {text!r} in this workspace.")
+        named = ws.named_run(text)  # only runs list_runs finds: under runs/, with a config
+        if named is None:
+            raise StudioError(f"No run {text!r} in this workspace.")
+        return named
     return ws.runs / text
 
 

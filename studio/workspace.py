@@ -24,6 +24,9 @@ ENV_VAR = "STUDIO_WORKSPACE"
 DEFAULT_DIR = "workspace"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 """What a run id looks like: a plain folder name under runs/, never a path."""
+DETAILS = "details.json"
+"""A run's name and notes as given after it started (the Train tab's run details)."""
+_STAMP = re.compile(r"^\d{8}-\d{6}-")
 
 
 def run_result(run_dir: Path) -> tuple[str, Path] | None:
@@ -34,6 +37,31 @@ def run_result(run_dir: Path) -> tuple[str, Path] | None:
     if (run_dir / "adapter" / "adapter_config.json").exists():
         return "adapter", run_dir / "adapter"
     return None
+
+
+class AmbiguousRun(StudioError):
+    """Several runs answer to the name given."""
+
+
+def run_names(run_dir: Path) -> set[str]:
+    """What a run may be called besides its id: the name given in its details, its config's `name:` and its id
+    without the time it started (read from its files, never raising)."""
+    import json
+
+    import yaml
+
+    names = {_STAMP.sub("", run_dir.name)}
+    try:
+        details = json.loads((run_dir / DETAILS).read_text(encoding="utf-8"))
+        names.add(str(details.get("title") or "") if isinstance(details, dict) else "")
+    except (OSError, ValueError):
+        pass
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        names.add(str(cfg.get("name") or "") if isinstance(cfg, dict) else "")
+    except (OSError, ValueError, yaml.YAMLError):
+        pass
+    return {" ".join(n.split()) for n in names} - {""}
 
 
 @dataclass(frozen=True)
@@ -90,7 +118,7 @@ class Workspace:
         raise StudioError(f"Could not create a new run folder under {self.runs}.")
 
     def run_dir(self, run: str | os.PathLike) -> Path:
-        """Find a run by id (a folder under runs/) or by its folder path."""
+        """Find a run by id (a folder under runs/), by its folder path or by its name."""
         text = str(run)
         found = self.runs / text
         if RUN_ID.match(text) and found.is_dir() and found.resolve().is_relative_to(self.runs.resolve()):
@@ -98,7 +126,22 @@ class Workspace:
         path = Path(text).expanduser()
         if path.is_dir() and (path / "config.yaml").exists():
             return path.resolve()
-        raise StudioError(f"No run '{text}' in {self.runs}, and it is not a run folder either.")
+        named = self.named_run(text)
+        if named is not None:
+            return named
+        raise StudioError(f"No run '{text}' in {self.runs}, and it is not a run folder or a run's name either.")
+
+    def named_run(self, name: str) -> Path | None:
+        """The one run called `name`: its name in the run details, the `name:` of its config, or its id without
+        the time it started. None when no run is; StudioError when several are."""
+        wanted = " ".join(str(name).split())
+        if not wanted:
+            return None
+        found = [run_dir for run_dir in self.list_runs() if wanted in run_names(run_dir)]
+        if len(found) > 1:
+            raise AmbiguousRun(f"{len(found)} runs are called '{wanted}' ({', '.join(p.name for p in found[:5])}"
+                              f"{' ...' if len(found) > 5 else ''}): name one by its id.")
+        return found[0] if found else None
 
     def list_runs(self) -> list[Path]:
         """Run folders, newest first."""

@@ -119,13 +119,18 @@ def test_evaluate_reports_exact_match_and_loss(trained):
 
 
 def test_cli_eval_json(trained):
+    """A run is named by its id or by the name it was started with; either way the run keeps the evaluation."""
     ws, run_dir = trained
-    out = subprocess.run([PYTHON, "-m", "studio", "eval", run_dir.name, "--data", str(EVAL), "--limit", "4",
-                          "--json", "--workspace", str(ws.root)], capture_output=True, text=True, cwd=ROOT,
-                         env=subprocess_env(), timeout=300)
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout)
-    assert set(got) >= {"exact_match", "loss", "perplexity", "rows"} and got["rows"] == 4
+    for target in (run_dir.name, "chat-test"):
+        out = subprocess.run([PYTHON, "-m", "studio", "eval", target, "--data", str(EVAL), "--limit", "4",
+                              "--json", "--workspace", str(ws.root)], capture_output=True, text=True, cwd=ROOT,
+                             env=subprocess_env(), timeout=300)
+        assert out.returncode == 0, out.stderr
+        got = json.loads(out.stdout)
+        assert set(got) >= {"exact_match", "loss", "perplexity", "rows"} and got["rows"] == 4
+        assert got["model"] == run_dir.name
+    kept = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    assert [e["model"] for e in kept] == [run_dir.name, run_dir.name] and kept[0]["loss"] == kept[1]["loss"]
 
 
 def test_cache_holds_and_unloads():

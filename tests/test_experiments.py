@@ -9,7 +9,7 @@ import pytest
 from studio.config import RunConfig, save_config
 from studio.errors import StudioError
 from studio.train import experiments
-from studio.train.runs import list_runs
+from studio.train.runs import labelled_runs, list_runs
 from studio.train.status import RunState, update_status
 from studio.workspace import Workspace
 
@@ -31,6 +31,10 @@ def test_name_notes_diff_metrics_and_log(tmp_path):
     experiments.set_details(a, notes="")  # the name stays when only the notes change
     assert experiments.details(a)["title"] == "lr 3e-4"
     assert next(r for r in list_runs(ws) if r["run"] == a.name)["name"] == "lr 3e-4"
+    # pickers show the name given after the start; a name the id holds already is not said twice
+    assert labelled_runs(ws, [a.name, b.name]) == [(f"lr 3e-4 · {a.name}", a.name), (b.name, b.name)]
+    experiments.set_details(b, title="sft")
+    assert labelled_runs(ws, [b.name]) == [(b.name, b.name)] and ws.run_dir("lr 3e-4") == a
     with pytest.raises(StudioError, match="at most 120 characters"):
         experiments.set_details(a, title="x" * 121)
     assert experiments.config_diff(a, b) == [("train.batch_size", 8, 4), ("train.learning_rate", 3e-4, 1e-3)]

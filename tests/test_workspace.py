@@ -39,6 +39,39 @@ def test_run_dirs_are_unique_and_found_by_id_or_path(tmp_path):
         ws.run_dir("nope")
 
 
+def test_runs_are_found_by_name_once_and_not_past_the_workspace(tmp_path):
+    """A run answers to the name it was started with, the name given it later and its id without the time;
+    a name two runs share is refused with their ids; the built-in model's name is never a run's."""
+    from studio.access import readable_model, run_id_only
+    from studio.chat.engine import describe_target
+
+    ws = Workspace.open(tmp_path / "w")
+    a, b = ws.new_run_dir("walk-sft"), ws.new_run_dir("other")
+    (a / "config.yaml").write_text("name: walk-sft\nmodel: {name: tiny}\n")
+    (b / "config.yaml").write_text("model: {name: tiny}\n")
+    (b / "details.json").write_text('{"title": "  lr   3e-4 ", "notes": ""}')
+    assert ws.run_dir("walk-sft") == a and ws.run_dir("other") == b and ws.run_dir("lr 3e-4") == b
+    assert run_id_only(ws, " walk-sft ") == a and readable_model(ws, "walk-sft@checkpoint-2") == "walk-sft@checkpoint-2"
+    assert describe_target("lr 3e-4", ws)[1] == b and describe_target("tiny", ws)[1] is None
+    (b / "details.json").write_text('{"title": "walk-sft"}')
+    with pytest.raises(StudioError, match="2 runs are called 'walk-sft' .*: name one by its id") as refused:
+        run_id_only(ws, "walk-sft")
+    assert a.name in str(refused.value) and b.name in str(refused.value)
+    with pytest.raises(StudioError, match="2 runs are called"):
+        describe_target("walk-sft", ws)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "config.yaml").write_text("name: away\n")
+    (ws.runs / "link").symlink_to(tmp_path / "outside")
+    (b / "config.yaml").write_text("name: [unclosed\n")  # a broken config hides no other run
+    for wanted in ("away", "", "nope"):
+        with pytest.raises(StudioError, match="No run"):
+            run_id_only(ws, wanted)
+    with pytest.raises(StudioError, match="is not a checkpoint of a run"):
+        readable_model(ws, "away@checkpoint-2")
+    (a / "config.yaml").write_text("name: tiny\nmodel: {name: tiny}\n")
+    assert describe_target("tiny", ws)[1] is None  # the built-in model, not the run called tiny
+
+
 def test_contains_resolves_dotdot(tmp_path):
     ws = Workspace.open(tmp_path / "w")
     assert ws.contains(ws.datasets / "x.jsonl")

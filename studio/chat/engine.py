@@ -21,7 +21,7 @@ from typing import Any
 
 from studio.errors import StudioError
 from studio.stages import STAGES, chat_stage
-from studio.workspace import Workspace, run_result
+from studio.workspace import AmbiguousRun, Workspace, run_result
 
 
 @dataclass
@@ -59,9 +59,13 @@ def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None
     """(base model name, run folder or None, run config mapping) for a run id/folder or a model name."""
     import yaml
 
-    if ws is not None:
+    from studio.models import registry
+
+    if ws is not None and target != registry.TINY and registry.find_preset(target) is None:
         try:
             run_dir = ws.run_dir(target)
+        except AmbiguousRun:
+            raise
         except StudioError:
             run_dir = None
         if run_dir is not None:

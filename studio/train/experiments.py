@@ -22,8 +22,8 @@ import yaml
 from studio.errors import StudioError
 from studio.train.metrics import read_all
 from studio.train.runner import observe
+from studio.workspace import DETAILS
 
-DETAILS = "details.json"
 LOG = "stdout.log"
 
 

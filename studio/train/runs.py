@@ -97,6 +97,18 @@ def finished_runs(ws: Workspace, chat_models: bool = False) -> list[str]:
     return out
 
 
+def run_label(run_id: str, name: str) -> str:
+    """What a picker shows for a run: its id, after the name given it where the id does not say it already."""
+    return f"{name} · {run_id}" if name and name not in run_id else run_id
+
+
+def labelled_runs(ws: Workspace, run_ids: list[str]) -> list[tuple[str, str]]:
+    """(label, run id) for a picker: a run renamed after it started is found by the name it was given."""
+    from studio.train.experiments import details
+
+    return [(run_label(run_id, details(ws.runs / run_id)["title"]), run_id) for run_id in run_ids]
+
+
 def reward_model_runs(ws: Workspace) -> list[str]:
     """Completed reward-model runs, newest first."""
     return [run_dir.name for run_dir in ws.list_runs()

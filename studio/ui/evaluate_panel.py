@@ -121,4 +121,4 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
           [data, models, limit, judge, rubric, each, split, subset], [scores, answers], **action("evaluate"))
     ctx.picker(data, eval_choices)
     ctx.picker(models, model_choices)
-    ctx.picker(judge, lambda: [NO_JUDGE, *model_choices()])
+    ctx.picker(judge, lambda: [(NO_JUDGE, NO_JUDGE), *model_choices()])

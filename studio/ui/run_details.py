@@ -12,6 +12,7 @@ import pandas as pd
 from studio.access import run_id_only
 from studio.errors import StudioError
 from studio.train import experiments
+from studio.train.runs import labelled_runs
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 
@@ -43,7 +44,7 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
             log = gr.Textbox(label="Log (the end of stdout.log)", lines=10, max_lines=20, interactive=False,
                              scale=6, elem_id="run-log")
             refresh = gr.Button("↻ Refresh", scale=0, min_width=80)
-    ctx.picker(other, lambda: [p.name for p in ctx.workspace.list_runs()])
+    ctx.picker(other, lambda: labelled_runs(ctx.workspace, [p.name for p in ctx.workspace.list_runs()]))
 
     def show(run_id):
         """Everything the panel shows for the watched run."""
@@ -70,12 +71,16 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
 
     def save_details(run_id, new_title, new_notes):
         try:
-            experiments.set_details(run_id_only(ctx.workspace, run_id or ""), new_title or "", new_notes or "")
+            run_dir = run_id_only(ctx.workspace, run_id or "")
+            experiments.set_details(run_dir, new_title or "", new_notes or "")
         except StudioError as err:
-            return f"⚠️ {err}"
-        return f"Saved the name and notes of {run_id}."
+            return f"⚠️ {err}", gr.skip()
+        # the picker says the new name now (and holds the id: a name typed into it may have changed)
+        ids = [p.name for p in ctx.workspace.list_runs()]
+        return f"Saved the name and notes of {run_dir.name}.", gr.update(choices=labelled_runs(ctx.workspace, ids),
+                                                                         value=run_dir.name)
 
-    save.click(save_details, [watch, title, notes], said, **action("run_rename")).then(
+    save.click(save_details, [watch, title, notes], [said, watch], **action("run_rename")).then(
         runs_now, None, runs, show_progress="hidden", **glue("run_rename_table"))
 
     def compare(run_id, with_id):
@@ -111,7 +116,8 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
         except StudioError as err:
             return [f"⚠️ {err}", *hide, gr.skip()]
         ids = [p.name for p in ctx.workspace.list_runs()]
-        return [f"Deleted run {run_id}.", *hide, gr.update(choices=ids, value=ids[0] if ids else None)]
+        return [f"Deleted run {run_id}.", *hide,
+                gr.update(choices=labelled_runs(ctx.workspace, ids), value=ids[0] if ids else None)]
 
     confirm.click(do_delete, watch, [said, confirm, cancel, watch], **action("run_delete")).then(
         runs_now, None, runs, show_progress="hidden", **glue("run_delete_table"))

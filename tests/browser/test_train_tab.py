@@ -166,6 +166,8 @@ def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url,
     page.get_by_role("button", name="Save name and notes").click()
     expect(page.locator("#run-details-message")).to_contain_text(f"Saved the name and notes of {second}")
     expect(page.locator("#train-runs")).to_contain_text("lower lr", timeout=5_000)  # redrawn at once, not at the next tick
+    # the picker says the new name beside the id
+    expect(page.get_by_label("Watching run", exact=True)).to_have_value(f"lower lr · {second}", timeout=5_000)
 
     pick(page, "Compare its config with", first, exact=False)
     expect(page.locator("#run-details-message")).to_contain_text("settings differ")

@@ -20,19 +20,18 @@ from studio.errors import StudioError
 from studio.paths import DEMO_DATA
 from studio.prefs.session import rated_answer
 from studio.prefs.store import PreferenceStore
-from studio.train.runs import finished_runs
+from studio.train.runs import finished_runs, labelled_runs
 from studio.ui import evaluate_panel
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 
 
-def model_choices(ctx: AppContext) -> list[str]:
-    runs = finished_runs(ctx.workspace, chat_models=True)
-    return ["tiny", *runs]
+def model_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    return [("tiny", "tiny"), *labelled_runs(ctx.workspace, finished_runs(ctx.workspace, chat_models=True))]
 
 
-def run_choices(ctx: AppContext) -> list[str]:
-    return finished_runs(ctx.workspace)
+def run_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    return labelled_runs(ctx.workspace, finished_runs(ctx.workspace))
 
 
 def demo_eval_choices() -> list[str]:

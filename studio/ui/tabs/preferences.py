@@ -22,7 +22,7 @@ from studio.prefs.jobs import latest_job, read_job, start_generation, stop_job
 from studio.prefs.session import ShownPair, cast_vote, show_pair
 from studio.prefs.stats import preference_stats, stats_text
 from studio.prefs.store import AlreadyVoted, PreferenceStore
-from studio.train.runs import finished_runs
+from studio.train.runs import finished_runs, labelled_runs
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
 from studio.ui.roles import for_annotators
@@ -172,7 +172,8 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
         made = gr.Markdown(elem_id="prefs-made")
         timer = gr.Timer(1.0, active=False)  # follows a pair job while it runs
     for box_ in (source_a, source_b):
-        ctx.picker(box_, lambda: ["tiny", *finished_runs(ctx.workspace, chat_models=True)])
+        ctx.picker(box_, lambda: [("tiny", "tiny"),
+                                  *labelled_runs(ctx.workspace, finished_runs(ctx.workspace, chat_models=True))])
     ctx.picker(prompts, lambda: ["assets/data/support_eval.jsonl",
                                  *[d["name"] for d in list_datasets(ctx.workspace)]])
 
@@ -237,7 +238,7 @@ def _train_panel(ctx: AppContext) -> Any:
             steps = gr.Number(None, label="Max steps (blank: the stage's own)", minimum=1, precision=0)
             start = gr.Button("Start the run", variant="primary")
         started = gr.Markdown(elem_id="prefs-started")
-    ctx.picker(parent, lambda: finished_runs(ctx.workspace, chat_models=True))
+    ctx.picker(parent, lambda: labelled_runs(ctx.workspace, finished_runs(ctx.workspace, chat_models=True)))
 
     def go(which, run, max_steps, request: gr.Request):
         try:

@@ -27,7 +27,7 @@ from studio.errors import StudioError
 from studio.paths import DEMO_DATA, resolve_project_path
 from studio.train import runner
 from studio.train.metrics import MetricsReader
-from studio.train.runs import curves, finished_runs, list_runs, progress
+from studio.train.runs import curves, finished_runs, labelled_runs, list_runs, progress, run_label
 from studio.train.status import RunStatus, read_status
 from studio.ui import rewards_panel, run_details
 from studio.ui.api import action, glue
@@ -261,7 +261,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     ctx.picker(f["data.eval"], lambda: eval_choices(ctx))
     f["data.train"].input(lambda t, e: eval_for(ctx, t, e), [f["data.train"], f["data.eval"]], f["data.eval"],
                           show_progress="hidden", **glue("train_eval_follows_data"))
-    ctx.picker(f["model.parent_run"], lambda: finished_runs(ctx.workspace))
+    ctx.picker(f["model.parent_run"], lambda: labelled_runs(ctx.workspace, finished_runs(ctx.workspace)))
     fields = [f[p] for p in ALL_PATHS]
 
     def preview(b, *values):
@@ -295,7 +295,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
         except (ValueError, StudioError) as err:
             return f"⚠️ {err}", gr.update()
         ids = [p.name for p in ctx.workspace.list_runs()]
-        return f"Started run **{run_dir.name}**.", gr.update(choices=ids, value=run_dir.name)
+        return f"Started run **{run_dir.name}**.", gr.update(choices=labelled_runs(ctx.workspace, ids),
+                                                             value=run_dir.name)
 
     # quick answers: no progress timer beside the message (it would sit beside the sentence it waits for)
     start.click(on_start, [base, *fields], [message, watch], show_progress="hidden", **action("train_start")).then(
@@ -341,7 +342,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
     def first_watch(current):
         """At page load an empty picker watches the newest run; after that only Start and the user set it."""
         ids = [p.name for p in ctx.workspace.list_runs()]
-        return gr.update(choices=ids, value=current or (ids[0] if ids else None))
+        return gr.update(choices=labelled_runs(ctx.workspace, ids), value=current or (ids[0] if ids else None))
 
     ctx.on_load.append((first_watch, [watch], [watch], "train_first_watch"))
 
@@ -350,6 +351,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         run is watched: its input may be a second old, and writing it back would undo a Start or a pick."""
         table = runs_frame(ctx)
         ids = list(table["run"])
+        labels = {r.run: run_label(r.run, r.name) for r in table.itertuples()}
         status, run_dir = None, None
         if run_id:
             try:
@@ -381,13 +383,13 @@ def build(ctx: AppContext) -> dict[str, Any]:
                    "interval": interval}
         return (shown if shown != last.get("shown") else keep, figure, rds, new_sig, table if changed else keep,
                 rewards_panel.samples_frame(run_dir) if changed else keep,
-                gr.update(choices=ids) if changed else keep,
-                gr.update(choices=completed) if changed else keep,
+                gr.update(choices=[(labels[r], r) for r in ids]) if changed else keep,
+                gr.update(choices=[(labels[r], r) for r in completed]) if changed else keep,
                 gr.Timer(value=interval) if interval != last.get("interval", FAST_TICK) else keep)
 
     # the tick writes neither the watched run nor the message: its inputs may be a second old, and an
     # answer from it landing after Start's would undo what Start just said (the picker refreshes on focus)
-    ctx.picker(watch, lambda: [p.name for p in ctx.workspace.list_runs()])
+    ctx.picker(watch, lambda: labelled_runs(ctx.workspace, [p.name for p in ctx.workspace.list_runs()]))
     timer.tick(tick, [watch, overlay, readers, signature], [bar, plot, readers, signature, runs, samples, overlay,
                                                             f["model.parent_run"], timer],
                show_progress="hidden", **glue("train_tick"))
