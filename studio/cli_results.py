@@ -19,13 +19,14 @@ from studio.errors import StudioError
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from studio.chat.engine import describe_target, leave_out_bitsandbytes, load_for_chat, with_checkpoints
-    from studio.chat.evaluate import eval_rows, evaluate_model, save_result
+    from studio.chat.evaluate import eval_rows, evaluate_model, save_result, scored_split
     from studio.data.load import eval_source
     from studio.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
     source, split = eval_source(args.data, ws, args.split)
     rows = eval_rows(source, args.limit, split, args.subset)
+    split_kept = scored_split(source, split, args.subset)
     targets = [args.target]
     if args.checkpoints:
         _, run_dir, _ = describe_target(args.target, ws)
@@ -39,11 +40,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         loaded = load_for_chat(target, ws)
         result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=judge, rubric=args.rubric,
                                 system=loaded.system)
-        save_result(ws, result, args.data)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
+        save_result(ws, result, args.data, split_kept)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
         results.append(result)
     final = results[-1]
     if args.json:
-        out = final.to_dict(with_answers=args.answers)
+        out = {**final.to_dict(with_answers=args.answers), "data": args.data, **({"split": split_kept} if split_kept
+                                                                                  else {})}
         if args.checkpoints:
             out["checkpoints"] = [r.to_dict(with_answers=args.answers) for r in results[:-1]]
         print_json(out)
@@ -52,7 +54,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             grade = "" if not r.judged_by else f"\njudge {r.judge:.2f} (by {r.judged_by})" if r.judge is not None \
                 else f"\njudge none: {r.judged_by} wrote no readable grade (1-5) for any answer"
             right = "" if r.final_answer is None else f"\nfinal_answer {r.final_answer:.3f}"
-            print(f"model {r.model}\nrows {r.rows}\nexact_match {r.exact_match:.3f}{right}\nloss {r.loss:.4f}\n"
+            print(f"model {r.model}\nrows {r.rows}\ndata {args.data}{f' ({split_kept})' if split_kept else ''}\nexact_match {r.exact_match:.3f}{right}\nloss {r.loss:.4f}\n"
                   f"perplexity {r.perplexity:.2f}\nrouge_l {r.rouge_l:.3f}\nbleu {r.bleu:.1f}{grade}")
     return 0
 

@@ -74,7 +74,18 @@ def test_evaluation_reads_a_saved_dataset_by_name(ws):
     out = subprocess.run([PYTHON, "-m", "studio", "eval", "tiny", "--data", folder, "--workspace", str(ws.root),
                           "--json"], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=180)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1])["rows"] == 4
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["rows"] == 4 and got["data"] == folder and got["split"] == "eval"  # the result says what it scored
+
+
+def test_results_say_which_split_of_a_folder_was_scored(ws, tmp_path):
+    from studio.chat.evaluate import scored_split
+
+    folder = str(ws.datasets / "split" / "v1")
+    assert scored_split(folder, "eval") == "eval" and scored_split(folder, None) == "train"
+    assert scored_split(folder, "test", "main") == "main/test"  # a hub clone's subset and split
+    assert scored_split(str(ws.datasets / "split" / "v1" / "eval.jsonl"), "train") == ""  # a file has no splits
+    assert scored_split("openai/gsm8k", "test", "main") == "main/test"  # a hub id
 
 
 def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
@@ -90,12 +101,14 @@ def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
     answers = [{"prompt": "Where is my parcel? " * 20, "reference": "On its way.", "answer": "On its way."},
                {"prompt": "Refund?", "reference": "Sent.", "answer": "No idea."}]
     result = EvalResult(run_dir.name, 2, 0.5, 7.679259236653646, 2161.5467, answers)
-    assert save_result(ws, result, "split") == run_dir / "evaluations.jsonl"
+    assert save_result(ws, result, "split", "eval") == run_dir / "evaluations.jsonl"
     assert save_result(ws, EvalResult("tiny", 2, 0.0, 9.0, 8103.0), "split") is None  # not a run: nothing kept
     assert evaluations(run_dir)[-1]["exact_match"] == 0.5 and evaluations(run_dir)[-1]["data"] == "split"
+    assert evaluations(run_dir)[-1]["split"] == "eval"
     assert run_summary(run_dir)["exact match"] == "50.0% of 2"
-    scores = scores_frame([result], {run_dir.name})
-    assert scores.iloc[0].to_dict() == {"model": run_dir.name, "rows": 2, "exact match": "50.0%", "final answer": "",
+    scores = scores_frame([result], {run_dir.name}, "split · eval")
+    assert scores.iloc[0].to_dict() == {"model": run_dir.name, "rows": 2, "data": "split · eval",
+                                        "exact match": "50.0%", "final answer": "",
                                         "ROUGE-L": "0.000",
                                         "BLEU": "0.0", "judge (1-5)": "", "loss": "7.679", "perplexity": "2161.55",
                                         "saved": "with the run"}

@@ -54,16 +54,25 @@ class EvalResult:
 EVALUATIONS = "evaluations.jsonl"
 
 
-def save_result(ws: Any, result: EvalResult, data: str) -> Path | None:
+def scored_split(path: str, split: str | None, subset: str | None = None) -> str:
+    """Which part of the eval data was scored, as results say it: the subset and split of a folder or a hub
+    dataset ('main/test', 'eval'); '' for a file, which has no splits."""
+    if Path(path).is_file():
+        return ""
+    return "/".join(part for part in (subset, split or "train") if part)
+
+
+def save_result(ws: Any, result: EvalResult, data: str, split: str = "") -> Path | None:
     """Keep an evaluation of a run (or of one of its checkpoints, RUN@checkpoint-N) with the run: one JSON
-    line in runs/<id>/evaluations.jsonl; None when the model evaluated is not a run of this workspace."""
+    line in runs/<id>/evaluations.jsonl, with the data and the split scored; None when the model evaluated is
+    not a run of this workspace."""
     from studio.workspace import RUN_ID
 
     run_id, _, checkpoint = result.model.partition("@")
     run_dir = ws.runs / run_id
     if not RUN_ID.match(run_id) or not (run_dir / "config.yaml").exists():
         return None
-    line = {"time": round(time.time(), 1), "data": data, **result.to_dict()}
+    line = {"time": round(time.time(), 1), "data": data, **({"split": split} if split else {}), **result.to_dict()}
     if checkpoint:
         line["checkpoint"] = checkpoint
     with open(run_dir / EVALUATIONS, "a", encoding="utf-8") as fh:

@@ -12,14 +12,14 @@ import pandas as pd
 from studio.access import read_here, readable_model
 from studio.chat.engine import describe_target
 from studio.chat.engine import with_checkpoints as with_run_checkpoints
-from studio.chat.evaluate import eval_rows, evaluate_model, save_result
+from studio.chat.evaluate import eval_rows, evaluate_model, save_result, scored_split
 from studio.chat.scores import RUBRIC
 from studio.data.load import eval_source
 from studio.errors import StudioError
 from studio.ui.api import action
 from studio.ui.context import AppContext
 
-SCORE_COLUMNS = ["model", "rows", "exact match", "final answer", "ROUGE-L", "BLEU", "judge (1-5)", "loss",
+SCORE_COLUMNS = ["model", "rows", "data", "exact match", "final answer", "ROUGE-L", "BLEU", "judge (1-5)", "loss",
                  "perplexity", "saved"]
 NO_JUDGE = "(no judge)"
 
@@ -28,9 +28,11 @@ def message_frame(text: str) -> pd.DataFrame:
     return pd.DataFrame([{"model": text}], columns=SCORE_COLUMNS).fillna("")
 
 
-def scores_frame(results: list[Any], saved: set[str] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
-    """One row per model, figures rounded for reading; 'saved' says whether the run keeps the result."""
-    return pd.DataFrame([{"model": r.model, "rows": r.rows, "exact match": f"{r.exact_match:.1%}",
+def scores_frame(results: list[Any], saved: set[str] = frozenset(),  # type: ignore[assignment]
+                 data: str = "") -> pd.DataFrame:
+    """One row per model, figures rounded for reading; 'data' says what was scored (and which split); 'saved'
+    whether the run keeps the result."""
+    return pd.DataFrame([{"model": r.model, "rows": r.rows, "data": data, "exact match": f"{r.exact_match:.1%}",
                           "final answer": f"{r.final_answer:.1%}" if r.final_answer is not None else "",
                           "ROUGE-L": f"{r.rouge_l:.3f}", "BLEU": f"{r.bleu:.1f}",
                           "judge (1-5)": f"{r.judge:.2f}" if r.judge is not None else "",
@@ -97,7 +99,9 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
         try:
             path, split_read = eval_source(read_here(ctx.workspace, source, "The eval data"), ctx.workspace,
                                            str(split_name or "").strip() or None)
-            rows = eval_rows(path, int(n) or None, split_read, str(subset_name or "").strip() or None)
+            subset_read = str(subset_name or "").strip() or None
+            rows = eval_rows(path, int(n) or None, split_read, subset_read)
+            split_kept = scored_split(path, split_read, subset_read)
             for name in names:
                 readable_model(ctx.workspace, name)
             grader = None
@@ -111,11 +115,12 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
                 loaded = ctx.models.get(name, ctx.workspace)
                 results.append(evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=grader,
                                               rubric=str(rubric_text or ""), system=loaded.system))
-                if save_result(ctx.workspace, results[-1], str(source)) is not None:
+                if save_result(ctx.workspace, results[-1], str(source), split_kept) is not None:
                     saved.add(results[-1].model)
         except (StudioError, ValueError, OSError) as err:
             return message_frame(f"⚠️ {err}"), gr.skip()
-        return scores_frame(results, saved), answers_frame(results)
+        return scores_frame(results, saved, f"{source}" + (f" · {split_kept}" if split_kept else "")), \
+            answers_frame(results)
 
     gr.on([go.click, limit.submit, split.submit, subset.submit], run_eval,  # Enter in a field starts it too
           [data, models, limit, judge, rubric, each, split, subset], [scores, answers], **action("evaluate"))

@@ -225,11 +225,12 @@ def test_data_to_a_merged_export_with_an_annotator_voting(browser, studio, tmp_p
     page.get_by_role("button", name="Evaluate", exact=True).click()
     expect(scores).to_contain_text(dpo, timeout=WAIT)
     expect(scores).not_to_contain_text("⚠️")
+    expect(scores).to_contain_text("helpdesk · eval")  # which split was scored
     answers = page.locator(".table-container").filter(has=page.get_by_text("Answers (✗: not an exact match)",
                                                                            exact=True))
     expect(answers).to_contain_text("reference")
     kept = [json.loads(line) for line in (dpo_dir / "evaluations.jsonl").read_text().splitlines()]
-    assert kept[-1]["data"] == "helpdesk" and kept[-1]["rows"] == 8, kept
+    assert kept[-1]["data"] == "helpdesk" and kept[-1]["split"] == "eval" and kept[-1]["rows"] == 8, kept
 
     # export it, merged, as a folder plain transformers loads
     page.get_by_role("button", name=re.compile(r"^Export\W*▼")).click()
