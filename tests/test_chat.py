@@ -226,3 +226,34 @@ def test_a_mistyped_run_id_says_there_is_no_such_run(tmp_path):
                              text=True, cwd=ROOT, env=subprocess_env(HF_HUB_OFFLINE="1"), timeout=120)
         assert out.returncode == 1 and "Traceback" not in out.stderr
         assert out.stderr.startswith(f"error: No run 'nope-run' in {ws.runs}, nor a model by that name:"), out.stderr
+
+
+def test_an_adapter_trained_on_a_full_fine_tune_is_used_on_top_of_it(tmp_path):
+    """A LoRA run whose parent is a full fine-tune answers with the parent's weights under its adapter (it was
+    put on the base model); with the parent gone it says so rather than answer from the base."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from studio.train.runner import resolve_inputs
+
+    ws = Workspace.open(tmp_path / "ws")
+    full = ws.new_run_dir("full")
+    run_training(load_config(PRESETS / "tiny-sft-full.yaml", ["train.max_steps=2", "train.save_steps=0",
+                                                              "train.learning_rate=0.01"]), full)
+    child = ws.new_run_dir("child")
+    cfg = resolve_inputs(load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=2", "train.save_steps=0",
+                                                                      f"model.parent_run={full.name}"]), ws)
+    run_training(cfg, child)
+    ids = torch.tensor([[1, 5, 9, 14, 20]])
+    loaded = load_for_chat(child.name, ws)
+    expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(full / "model"),
+                                         str(child / "adapter")).merge_and_unload()
+    on_base = PeftModel.from_pretrained(load_for_chat("tiny").model, str(child / "adapter")).merge_and_unload()
+    with torch.no_grad():
+        got, want, wrong = (m(ids).logits for m in (loaded.model, expected, on_base))
+    assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, wrong, atol=1e-3)
+    shutil.rmtree(full)
+    with pytest.raises(StudioError, match=f"Run {child.name} was trained on top of run {full.name}, which has no "
+                                          "weights any more"):
+        load_for_chat(child.name, ws)

@@ -62,6 +62,35 @@ def test_delete_spares_a_running_run_and_removes_a_finished_one(tmp_path):
     assert not run_dir.exists() and list_runs(ws) == [] and not list(ws.runs.iterdir())
 
 
+def test_a_run_another_still_needs_is_not_deleted(tmp_path):
+    """A parent is kept while a run that starts from it waits or trains, and while a run's adapter sits on its full
+    model; once its child keeps the merged parent beside it, it may go."""
+    import os
+
+    ws = Workspace.open(tmp_path / "ws")
+    parent = make_run(ws, "20261127-100000-sft-full")
+    (parent / "model").mkdir()
+    (parent / "model" / "config.json").write_text("{}")
+    update_status(parent, state=RunState.COMPLETED)
+    child = ws.runs / "20261127-110000-lora"
+    child.mkdir()
+    save_config(RunConfig.from_dict({"model": {"parent_run": str(parent)}}).validate(), child / "config.yaml")
+    update_status(child, state=RunState.QUEUED, pid=os.getpid())  # waiting in this (live) process
+    with pytest.raises(StudioError, match=f"Run {child.name} is queued and starts from run {parent.name}: "
+                                          "delete it first, or keep this one"):
+        experiments.delete_run(parent)
+    update_status(child, state=RunState.COMPLETED)
+    (child / "adapter").mkdir()
+    with pytest.raises(StudioError, match=f"Run {child.name} holds an adapter trained on the model of run"):
+        experiments.delete_run(parent)
+    (parent / "model" / "config.json").unlink()  # a LoRA parent: its merge is kept beside the child
+    (parent / "model").rmdir()
+    (child / "parent-merged").mkdir()
+    (child / "parent-merged" / "config.json").write_text("{}")
+    experiments.delete_run(parent)
+    assert not parent.exists() and child.exists()
+
+
 def test_the_status_bar_names_the_device_the_running_job_and_the_queue(tmp_path):
     import os
 

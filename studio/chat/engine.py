@@ -144,8 +144,7 @@ def _load(target: str, ws: Workspace | None, progress: Any) -> LoadedModel:
             weights_from, adapter = folder, None
         else:
             parent = (cfg.get("model") or {}).get("parent_run")
-            weights_from = (run_dir / "parent-merged") if parent and (run_dir / "parent-merged").exists() \
-                else resolve_model(base_name)
+            weights_from = parent_model(run_dir, parent, ws) if parent else resolve_model(base_name)
             adapter = folder
         if (cfg.get("method") or {}).get("name") == "qlora":
             notes.append("The run trained on a 4-bit base; its adapter is merged into a 16-bit copy of the base "
@@ -186,6 +185,23 @@ def run_checkpoints(run_dir: Path) -> list[str]:
     """A run's saved checkpoints (checkpoint-N), oldest first."""
     steps = [p.name.removeprefix("checkpoint-") for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*")]
     return [f"checkpoint-{n}" for n in sorted((s for s in steps if s.isdigit()), key=int)]
+
+
+def parent_model(run_dir: Path, parent: str, ws: Workspace | None) -> Path:
+    """The weights an adapter trained on top of another run goes with: the parent's adapter merged into its base
+    (kept beside the run), or the parent's own full model."""
+    if (run_dir / "parent-merged" / "config.json").exists():
+        return run_dir / "parent-merged"
+    parent_dir = Path(parent) if Path(parent).is_absolute() or ws is None else ws.runs / parent
+    result = run_result(parent_dir)
+    if result is not None and result[0] == "model":
+        return result[1]
+    if result is None:
+        raise StudioError(f"Run {run_dir.name} was trained on top of run {parent_dir.name}, which has no weights "
+                          f"any more ({parent_dir}): its adapter means nothing without them.")
+    raise StudioError(f"Run {run_dir.name} was trained on top of run {parent_dir.name}'s adapter merged into its "
+                      f"base, and that merge ({run_dir / 'parent-merged'}) is gone: its adapter means nothing "
+                      "without it.")
 
 
 def with_checkpoints(run_dir: Path) -> list[str]:

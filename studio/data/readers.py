@@ -59,7 +59,7 @@ def _read_path(path: Path, split: str, subset: str | None) -> ReadResult:
 
         return read_folder(path, split, subset)
     if not path.exists():
-        raise DataError(f"{name}: no such file.")
+        raise DataError(f"{path}: no such file.")
     refuse_choice_in_a_file(path, split, subset)
     suffix = path.suffix.lower()
     compression = COMPRESSED.get(suffix)

@@ -118,6 +118,35 @@ def delete_run(run_dir: Path) -> None:
         raise StudioError(f"Run {run_dir.name} is {status.shown_state}: stop it before deleting it.")
     if not (run_dir / "config.yaml").exists():
         raise StudioError(f"{run_dir} is not a run folder.")
+    needed = runs_needing(run_dir)
+    if needed:
+        child, why = needed[0]
+        raise StudioError(f"Run {child} {why} run {run_dir.name}: delete it first"
+                          f"{f' (and {len(needed) - 1} more)' if len(needed) > 1 else ''}, or keep this one.")
     trash = run_dir.with_name(f".deleting-{run_dir.name}")
     os.replace(run_dir, trash)  # gone from every list at once, even if removing the files takes a while
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def runs_needing(run_dir: Path) -> list[tuple[str, str]]:
+    """(run id, why) for each run of the same workspace that still needs `run_dir`: one yet to start or still
+    training from it, and one whose adapter sits on its full model (a parent's adapter is merged and kept beside
+    the run that starts from it, so that one needs it no more once it has started)."""
+    found = []
+    for other in sorted(run_dir.parent.iterdir()):
+        if other == run_dir or other.name.startswith(".") or not (other / "config.yaml").is_file():
+            continue
+        try:
+            cfg = yaml.safe_load((other / "config.yaml").read_text(encoding="utf-8")) or {}
+            parent = str((cfg.get("model") or {}).get("parent_run") or "")
+        except (OSError, ValueError, yaml.YAMLError, AttributeError):
+            continue
+        if not parent or Path(parent).name != run_dir.name:
+            continue
+        status = observe(other)
+        if status.active:
+            found.append((other.name, f"is {status.shown_state} and starts from"))
+        elif not (other / "parent-merged" / "config.json").exists() and (run_dir / "model").is_dir() \
+                and (other / "adapter").is_dir():
+            found.append((other.name, "holds an adapter trained on the model of"))
+    return found

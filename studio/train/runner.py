@@ -170,8 +170,9 @@ def preflight(cfg: RunConfig) -> None:
     check_strategy(cfg, gpu.count if gpu is not None else 0)
     speed.refuse(cfg, cuda=gpu is not None)
     if cfg.model.parent_run and run_result(Path(cfg.model.parent_run)) is None:
-        raise StudioError(f"The parent run {Path(cfg.model.parent_run).name} has no finished adapter or model "
-                          "to start from.")
+        parent = Path(cfg.model.parent_run)
+        raise StudioError(f"The parent run {parent.name} has no finished adapter or model to start from"
+                          f"{'' if parent.is_dir() else f' (its folder {parent} is gone)'}.")
     resolve_model(cfg.model.name, cfg.model.revision, weights=False)
     if cfg.data.system and cfg.data.system.strip():
         check_system_message(cfg)
