@@ -57,9 +57,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from studio.config import load_config, save_config
     from studio.train.runner import preflight, prepare_resume, record_launcher, record_queued, resolve_inputs
-    from studio.train.worker import leave_out_bitsandbytes, run_training
+    from studio.train.worker import hold_stop_signals, leave_out_bitsandbytes, run_training
     from studio.workspace import Workspace
 
+    hold_stop_signals()  # a Stop (or Ctrl+C) while the libraries load ends the run as stopped, not half-way
     ws = Workspace.open(args.workspace)
     if args.resume and args.set and not args.run_dir:
         raise StudioError("--set cannot change a run being resumed (it continues with its own config.yaml); "

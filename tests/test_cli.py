@@ -156,6 +156,34 @@ def test_a_run_in_the_foreground_says_it_is_queued_and_a_stop_is_not_called_save
         f"stopped before the end; continue with: studio train {run_dir.name} --resume --workspace {ws.root}"
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGHUP"])
+def test_ctrl_c_or_a_closed_terminal_stops_a_foreground_run_as_stop_does(tmp_path, sig):
+    """Ctrl+C (or the terminal closing) while `studio train` trains: the step ends, a checkpoint is saved, the
+    run is stopped and can be resumed; it used to fail with nothing saved."""
+    import signal
+
+    from studio.train.status import RunState, read_status
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    proc = subprocess.Popen([PYTHON, "-m", "studio", "train", str(ROOT / "presets" / "tiny-sft-lora.yaml"), "--quiet",
+                             "--workspace", str(ws.root), "--set", "train.max_steps=400", "--set",
+                             "train.save_steps=1000", "--set", "train.logging_steps=1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=subprocess_env())
+    run_dir = ws.runs / proc.stdout.readline().strip().removeprefix("run ")
+    wait_for(lambda: (run_dir / "metrics.jsonl").exists() and '"loss"' in (run_dir / "metrics.jsonl").read_text(),
+             limit=120, every=0.2)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=120)
+    status = read_status(run_dir)
+    assert proc.returncode == 0 and status.state is RunState.STOPPED, (err, status)
+    assert list((run_dir / "checkpoints").glob("checkpoint-*")) and 0 < status.step < 400
+    if sig == "SIGINT":  # a terminal still there is told what happened and what to do
+        assert "stopping: the current step ends and a checkpoint is saved" in err
+        assert out.strip().splitlines()[-1].startswith(f"stopped before the end; continue with: studio train "
+                                                        f"{run_dir.name} --resume")
+
+
 def test_a_foreground_run_killed_before_it_trains_reads_as_dead(tmp_path):
     """The command records itself as the run's launcher before it loads anything, so a run killed in that time
     is listed as dead with the reason, not as a folder of unknown state."""

@@ -95,8 +95,14 @@ def test_two_process_cpu_run_with_gloo(tmp_path):
 
 
 def test_a_stop_right_after_start_is_never_lost(tmp_path):
+    """Stopped while its process still loads, a queued run is stopped at once, in status.json too (the signal
+    could end the process before it says a word), and its process leaves without training."""
     ws = Workspace.open(tmp_path)
     run_dir = runner.start_run(ws, cfg("train.max_steps=400"))
-    assert runner.stop_run(run_dir).state is RunState.STOPPING  # before the worker has said anything
-    wait_for(lambda: runner.observe(run_dir).shown_state == "stopped", limit=120)
-    assert read_status(run_dir).step < 400 and not (run_dir / "adapter").exists()
+    launcher = read_status(run_dir).launcher_pid
+    stopped = runner.stop_run(run_dir)  # before the worker has said anything
+    assert stopped.state is RunState.STOPPED and stopped.finished and read_status(run_dir).state is RunState.STOPPED
+    wait_for(lambda: not runner.pid_alive(launcher), limit=120)
+    status = read_status(run_dir)
+    assert status.state is RunState.STOPPED and status.step == 0 and not (run_dir / "adapter").exists()
+    assert not (run_dir / "checkpoints").exists()

@@ -312,12 +312,20 @@ def stop_run(run_dir: Path) -> RunStatus:
     if not status.active:
         raise StudioError(f"Run {run_dir.name} is not running ({status.shown_state}); there is nothing to stop.")
     (run_dir / STOP_FILE).touch()
+    # a queued run has trained nothing since it was queued: it is stopped now, whatever its process is doing
+    # (loading, or waiting for the device; one ended by the signal while it loads leaves the truth behind)
+    after = update_status(run_dir, expect={RunState.QUEUED}, state=RunState.STOPPED) \
+        if status.state is RunState.QUEUED else status
+    if after.state is RunState.STOPPED and status.state is RunState.QUEUED:
+        after = update_status(run_dir, finished=after.finished or time.time(), waiting_for=None)
     for pid, started in ((status.pid, status.pid_start), (status.launcher_pid, status.launcher_start)):
         if is_process(pid, started):
             try:
                 os.kill(int(pid), signal.SIGTERM)
             except OSError:
                 pass
+    if after.state is RunState.STOPPED:
+        return after
     return update_status(run_dir, expect={RunState.QUEUED, RunState.STARTING, RunState.RUNNING},
                          state=RunState.STOPPING)
 

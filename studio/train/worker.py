@@ -144,6 +144,41 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
+"""What asks a training to stop as the Stop button does: the runner's SIGTERM, Ctrl+C, a closed terminal."""
+EARLY_STOP: dict[str, bool] = {}
+"""Set when a stop signal came while the process was still loading (see hold_stop_signals)."""
+
+
+def stop_signals(handler: Any) -> Any:
+    """Give every stop signal `handler` (one callable, or what an earlier call returned); returns what they had."""
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, (handler.get(sig) or signal.SIG_DFL) if isinstance(handler, dict) else handler)
+    return before
+
+
+def quiet_output() -> None:
+    """Send this process's output nowhere (its terminal was closed): writing to it would fail."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def hold_stop_signals() -> None:
+    """Before a training process loads its libraries: a stop asked for then is kept for run_training, which marks
+    the run stopped before it begins (the default action would end the process with the run still 'stopping')."""
+    def early(signum: int, frame: Any) -> None:
+        EARLY_STOP["flag"] = True
+        if signum == getattr(signal, "SIGHUP", None):
+            quiet_output()
+        if signum == signal.SIGINT:  # a second Ctrl+C quits at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    stop_signals(early)
+
+
 def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any = None) -> Any:
     """Hold the device lock (one training at a time); while another run holds it, show 'queued', and
     tell `say` (a print, in the foreground) once for each run it waits behind.
@@ -190,23 +225,28 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         # resumed without the runner, which would have marked it queued: the old stop request is spent
         update_status(run_dir, expect=FINAL, state=RunState.QUEUED, error=None, finished=None)
         (run_dir / STOP_FILE).unlink(missing_ok=True)
-    stop_asked = {"flag": (run_dir / STOP_FILE).exists()}
+    stop_asked = {"flag": (run_dir / STOP_FILE).exists() or EARLY_STOP.pop("flag", False)}
 
-    def on_sigterm(signum, frame):  # finish the current step, save, leave
+    def on_stop_signal(signum, frame):  # finish the current step, save, leave
         stop_asked["flag"] = True
         if callback is not None:
             callback.stop_requested = True
+        if signum == getattr(signal, "SIGHUP", None):
+            quiet_output()  # the terminal is gone: the progress bar must not fail the run as it saves
+        if signum == signal.SIGINT:  # Ctrl+C once stops as Stop does; twice, at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            print("\nstopping: the current step ends and a checkpoint is saved (Ctrl+C again to quit at once)",
+                  file=sys.stderr, flush=True)
 
     callback = None
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, on_sigterm)
+    previous = stop_signals(on_stop_signal)
     lock = None
     stop_seen = lambda: stop_asked["flag"] or (run_dir / STOP_FILE).exists()  # noqa: E731
     if lock_path is not None and main:
         lock = wait_for_device(lock_path, run_dir, stop_seen, say=(lambda text: print(text, flush=True))
                                if show_progress else None)
     if main and ((lock is None and lock_path is not None) or stop_seen()):  # stopped before it began
-        signal.signal(signal.SIGTERM, previous)
+        stop_signals(previous)
         if lock is not None:
             lock.close()
         report(run_dir, state=RunState.STOPPED, finished=time.time(), waiting_for=None)
@@ -255,7 +295,7 @@ def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progr
         _log_traceback(run_dir)
         raise StudioError(reason) from err
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stop_signals(previous)
         writer.close()
         if lock is not None:
             lock.close()

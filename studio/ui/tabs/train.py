@@ -28,7 +28,7 @@ from studio.paths import DEMO_DATA, resolve_project_path
 from studio.train import runner
 from studio.train.metrics import MetricsReader
 from studio.train.runs import curves, finished_runs, labelled_runs, list_runs, progress, run_label
-from studio.train.status import RunStatus, read_status
+from studio.train.status import RunState, RunStatus, read_status
 from studio.ui import rewards_panel, run_details
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
@@ -318,10 +318,13 @@ def build(ctx: AppContext) -> dict[str, Any]:
         if not run_id:
             return "Pick the run to stop."
         try:
-            runner.stop_run(run_id_only(ctx.workspace, run_id))
+            run_dir = run_id_only(ctx.workspace, run_id)
+            after = runner.stop_run(run_dir)
         except StudioError as err:
             return f"⚠️ {err}"
-        return f"Asked {run_id} to stop at {time.strftime('%H:%M:%S')}: it saves a checkpoint first."
+        if after.state is RunState.STOPPED:
+            return f"Stopped {run_dir.name} before it began training, at {time.strftime('%H:%M:%S')}: nothing to save."
+        return f"Asked {run_dir.name} to stop at {time.strftime('%H:%M:%S')}: it saves a checkpoint first."
 
     def on_resume(run_id):
         if not run_id:
