@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from studio.cli import port_number, positive_int, print_json
@@ -40,7 +41,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         loaded = load_for_chat(target, ws)
         result = evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=judge, rubric=args.rubric,
                                 system=loaded.system)
-        save_result(ws, result, args.data, split_kept)  # a run keeps its evaluations (runs/<id>/evaluations.jsonl)
+        try:  # a run keeps its evaluations (runs/<id>/evaluations.jsonl); the figures are printed regardless
+            save_result(ws, result, args.data, split_kept)
+        except OSError as err:
+            print(f"warning: the result of {result.model} could not be kept with the run ({err.strerror or err}); "
+                  "it is printed below only", file=sys.stderr, flush=True)
         results.append(result)
     final = results[-1]
     if args.json:

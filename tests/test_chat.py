@@ -257,3 +257,44 @@ def test_an_adapter_trained_on_a_full_fine_tune_is_used_on_top_of_it(tmp_path):
     with pytest.raises(StudioError, match=f"Run {child.name} was trained on top of run {full.name}, which has no "
                                           "weights any more"):
         load_for_chat(child.name, ws)
+
+
+def test_a_stopped_runs_checkpoints_are_scored_and_a_result_that_cannot_be_kept_is_still_printed(tmp_path):
+    """`--checkpoints` on a run stopped before its end scores the checkpoints it saved (it scored them and then
+    failed on the unfinished run, printing nothing); a workspace that cannot be written still prints the figures."""
+    ws = Workspace.open(tmp_path / "ws")
+    run_dir = ws.new_run_dir("stopped")
+    run_training(load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=2", "train.save_steps=1"]), run_dir)
+    shutil.rmtree(run_dir / "adapter")  # as a run stopped after its second checkpoint leaves it
+    argv = [PYTHON, "-m", "studio", "eval", run_dir.name, "--data", str(EVAL), "--limit", "2", "--checkpoints",
+            "--json", "--workspace", str(ws.root)]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["model"] == f"{run_dir.name}@checkpoint-2" and [c["model"] for c in got["checkpoints"]] == \
+        [f"{run_dir.name}@checkpoint-1"]
+    # a stopped run exports one of its checkpoints: merged it answers as the checkpoint does; the adapter alone
+    # leaves the optimizer's state behind
+    with pytest.raises(StudioError, match=f"no finished adapter or model to export \\(it stopped early: export a "
+                                          f"checkpoint, e.g. {run_dir.name}@checkpoint-2\\)"):
+        export_run(ws, run_dir.name, tmp_path / "nothing", merged=True)
+    merged = export_run(ws, f"{run_dir.name}@checkpoint-1", tmp_path / "merged", merged=True)
+    adapter = export_run(ws, f"{run_dir.name}@checkpoint-1", tmp_path / "adapter", merged=False)
+    assert (adapter / "adapter_config.json").exists() and not list(adapter.glob("optimizer*"))
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.tensor([[1, 5, 9, 14]])
+    with torch.no_grad():
+        want = load_for_chat(f"{run_dir.name}@checkpoint-1", ws).model(ids).logits
+        assert torch.allclose(AutoModelForCausalLM.from_pretrained(merged)(ids).logits, want, atol=1e-5)
+    (run_dir / "evaluations.jsonl").unlink()
+    (run_dir / "evaluations.jsonl").mkdir()  # cannot be appended to, even by root
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=300)
+    assert out.returncode == 0 and json.loads(out.stdout)["rows"] == 2, out.stderr
+    assert out.stderr.count("could not be kept with the run") == 2 and "Traceback" not in out.stderr
+    for part in ("checkpoints", "evaluations.jsonl"):
+        shutil.rmtree(run_dir / part)
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=300)
+    assert out.returncode == 1 and out.stderr.strip() == \
+        f"error: Run {run_dir.name} has no saved checkpoints and no finished adapter or model to evaluate."

@@ -205,8 +205,13 @@ def parent_model(run_dir: Path, parent: str, ws: Workspace | None) -> Path:
 
 
 def with_checkpoints(run_dir: Path) -> list[str]:
-    """What evaluating a run at each checkpoint loads: RUN@checkpoint-N oldest first, then the run itself."""
-    return [f"{run_dir.name}@{c}" for c in run_checkpoints(run_dir)] + [run_dir.name]
+    """What evaluating a run at each checkpoint loads: RUN@checkpoint-N oldest first, then the run itself when it
+    finished (a stopped run's checkpoints are all there is)."""
+    found = [f"{run_dir.name}@{c}" for c in run_checkpoints(run_dir)] + \
+        ([run_dir.name] if run_result(run_dir) is not None else [])
+    if not found:
+        raise StudioError(f"Run {run_dir.name} has no saved checkpoints and no finished adapter or model to evaluate.")
+    return found
 
 
 def checkpoint_result(run_dir: Path, checkpoint: str) -> tuple[str, Path]:

@@ -105,11 +105,32 @@ def studio_export(path: Path) -> bool:
     return holds_export(path) and card.is_file() and "fine-tuning-studio" in card.read_text(errors="replace")[:2000]
 
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "tokenizer.json",
+                 "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
+"""What an adapter export holds from a checkpoint (not its optimizer, scheduler or trainer state)."""
+
+
+def exported_result(ws: Workspace, run: str) -> tuple[Path, str, tuple[str, Path]]:
+    """(run folder, checkpoint or '', ('model' | 'adapter', folder)) of what `run` names: a run or RUN@checkpoint-N."""
+    from studio.chat.engine import checkpoint_result
+
+    name, _, checkpoint = str(run).partition("@")
+    run_dir = ws.run_dir(name)
+    result = checkpoint_result(run_dir, checkpoint) if checkpoint else run_result(run_dir)
+    if result is None:
+        from studio.chat.engine import run_checkpoints
+
+        found = run_checkpoints(run_dir)
+        hint = f" (it stopped early: export a checkpoint, e.g. {run_dir.name}@{found[-1]})" if found else ""
+        raise StudioError(f"Run {run_dir.name} has no finished adapter or model to export{hint}.")
+    return run_dir, checkpoint, result
+
+
 def export_run(ws: Workspace, run: str, out: str | Path, merged: bool, replace: bool = False) -> Path:
-    """The adapter, or the model with it merged, as a folder. It is written beside `out` and moved into
-    place when whole, so a failed export leaves nothing half-written; `replace` swaps out an earlier
-    export (only one this studio wrote)."""
-    run_dir = ws.run_dir(run)
+    """The adapter, or the model with it merged, as a folder (of a run, or of one of its checkpoints:
+    RUN@checkpoint-N). It is written beside `out` and moved into place when whole, so a failed export leaves
+    nothing half-written; `replace` swaps out an earlier export (only one this studio wrote)."""
+    run_dir, checkpoint, result = exported_result(ws, run)
     out = Path(out).expanduser().resolve()  # a link is followed: the export it names is the one replaced
     taken = out.exists() and (not out.is_dir() or any(out.iterdir()))
     if taken and not replace:
@@ -117,10 +138,8 @@ def export_run(ws: Workspace, run: str, out: str | Path, merged: bool, replace: 
     if taken and not studio_export(out):
         raise StudioError(f"{out} does not hold an earlier export of this studio (its model card), so it is not "
                           "replaced; choose a new folder.")
-    result = run_result(run_dir)
-    if not merged and (result is None or result[0] != "adapter"):
-        what = "a full model; export it with --merged" if result else "no finished adapter"
-        raise StudioError(f"Run {run_dir.name} has {what}.")
+    if not merged and result[0] != "adapter":
+        raise StudioError(f"Run {run_dir.name} has a full model; export it with --merged.")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.partial")
     shutil.rmtree(partial, ignore_errors=True)  # left by a crashed export that had the same process id
@@ -128,12 +147,17 @@ def export_run(ws: Workspace, run: str, out: str | Path, merged: bool, replace: 
         if merged:
             from studio.chat.engine import load_for_chat
 
-            loaded = load_for_chat(str(run_dir), ws)
+            loaded = load_for_chat(str(run_dir) + (f"@{checkpoint}" if checkpoint else ""), ws)
             partial.mkdir()
             loaded.model.save_pretrained(str(partial), safe_serialization=True)
             loaded.tokenizer.save_pretrained(str(partial))
             if getattr(loaded.model, "generation_config", None) is not None:
                 loaded.model.generation_config.save_pretrained(str(partial))
+        elif checkpoint:
+            partial.mkdir()
+            for name in ADAPTER_FILES:
+                if (result[1] / name).is_file():
+                    shutil.copy2(result[1] / name, partial / name)
         else:
             shutil.copytree(result[1], partial)
         (partial / "README.md").write_text(model_card(run_dir, "merged" if merged else "adapter"), encoding="utf-8")
@@ -180,10 +204,8 @@ def export_gguf(ws: Workspace, run: str, out: str | Path, quant: str = "f16", re
     if out.exists() and not (replace and studio_export(out)):
         raise StudioError(f"{out} already exists" + (" and is not a GGUF file, so it is not replaced" if replace
                                                      else "") + "; choose a new file name.")
-    run_dir = ws.run_dir(run)
-    if run_result(run_dir) is None:
-        raise StudioError(f"Run {run_dir.name} has no finished model to export.")
-    loaded = load_for_chat(str(run_dir), ws)
+    run_dir, checkpoint, _ = exported_result(ws, run)
+    loaded = load_for_chat(str(run_dir) + (f"@{checkpoint}" if checkpoint else ""), ws)
     partial = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.partial")  # one per export
     try:
         write_gguf(loaded.model, loaded.tokenizer, partial, quant=quant, name=run_dir.name)

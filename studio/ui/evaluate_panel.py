@@ -28,16 +28,16 @@ def message_frame(text: str) -> pd.DataFrame:
     return pd.DataFrame([{"model": text}], columns=SCORE_COLUMNS).fillna("")
 
 
-def scores_frame(results: list[Any], saved: set[str] = frozenset(),  # type: ignore[assignment]
-                 data: str = "") -> pd.DataFrame:
+def scores_frame(results: list[Any], saved: Any = (), data: str = "") -> pd.DataFrame:
     """One row per model, figures rounded for reading; 'data' says what was scored (and which split); 'saved'
-    whether the run keeps the result."""
+    whether the run keeps the result (the models kept, or a mapping of model to what to say)."""
+    saved = saved if isinstance(saved, dict) else dict.fromkeys(saved, "with the run")
     return pd.DataFrame([{"model": r.model, "rows": r.rows, "data": data, "exact match": f"{r.exact_match:.1%}",
                           "final answer": f"{r.final_answer:.1%}" if r.final_answer is not None else "",
                           "ROUGE-L": f"{r.rouge_l:.3f}", "BLEU": f"{r.bleu:.1f}",
                           "judge (1-5)": f"{r.judge:.2f}" if r.judge is not None else "",
                           "loss": f"{r.loss:.3f}", "perplexity": f"{r.perplexity:.2f}",
-                          "saved": "with the run" if r.model in saved else ""} for r in results],
+                          "saved": saved.get(r.model, "")} for r in results],
                         columns=SCORE_COLUMNS)
 
 
@@ -109,14 +109,18 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
                 readable_model(ctx.workspace, judge_name)
                 grader = ctx.models.get(judge_name, ctx.workspace)
             targets = with_checkpoints(ctx, list(names)) if checkpoints else list(names)
-            results, saved = [], set()
+            results: list[Any] = []
+            saved: dict[str, str] = {}
             for i, name in enumerate(targets):
                 progress(i / len(targets), desc=f"evaluating {name}")
                 loaded = ctx.models.get(name, ctx.workspace)
                 results.append(evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=grader,
                                               rubric=str(rubric_text or ""), system=loaded.system))
-                if save_result(ctx.workspace, results[-1], str(source), split_kept) is not None:
-                    saved.add(results[-1].model)
+                try:
+                    if save_result(ctx.workspace, results[-1], str(source), split_kept) is not None:
+                        saved[results[-1].model] = "with the run"
+                except OSError as err:  # the figures are shown regardless
+                    saved[results[-1].model] = f"not kept: {err.strerror or err}"
         except (StudioError, ValueError, OSError) as err:
             return message_frame(f"⚠️ {err}"), gr.skip()
         return scores_frame(results, saved, f"{source}" + (f" · {split_kept}" if split_kept else "")), \

@@ -237,7 +237,10 @@ def _export_panel(ctx: AppContext) -> None:
         if what not in EXPORT_KINDS:
             return f"⚠️ Export as one of: {', '.join(EXPORT_KINDS)}.", gr.skip()
         try:
-            run_id_only(ctx.workspace, run_id)
+            run_part, at, checkpoint = str(run_id).strip().partition("@")
+            run_id = run_id_only(ctx.workspace, run_part).name + (f"@{checkpoint}" if at else "")  # by id from here
+            if at:
+                readable_model(ctx.workspace, run_id)  # RUN@checkpoint-N, nothing else
             if what.startswith("GGUF"):
                 quant = what.split()[-1]
                 out = export_folder(ctx.workspace, run_id, name or f"{run_id}-{quant}.gguf", merged=True)
