@@ -87,6 +87,17 @@ class Workspace:
             raise StudioError(f"Cannot create the workspace at {chosen}: {err.strerror}.") from None
         return ws
 
+    def check_writable(self) -> None:
+        """StudioError when nothing can be written here (a read-only disk or folder, a full disk)."""
+        probe = self.root / f".write-check-{os.getpid()}"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as err:
+            raise StudioError(f"The workspace {self.root} cannot be written ({err.strerror or err}): runs, datasets "
+                              "and votes are kept there; make it writable or choose another with --workspace.") \
+                from None
+
     @property
     def datasets(self) -> Path:
         return self.root / "datasets"

@@ -25,12 +25,16 @@ VOTING = {"/vote_left", "/vote_right", "/vote_tie", "/vote_both_bad", "/vote_ski
 """The endpoints an annotator's page uses: show a pair, the four vote buttons, and the page's role view."""
 
 
+SERVER_PID: dict[str, int] = {}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     ws = tmp_path_factory.mktemp("access-ws")
     PreferenceStore(Workspace.open(ws).prefs_db).add_pair("Where is my parcel?", "On its way.", "No idea.")
     proc, url = start_app(ws, "--auth", "adm:admin-pw", "--auth", "adm2:admin2-pw", "--annotator", "ann:annot-pw",
                           "--auth", "target:target-pw", STUDIO_UPLOAD_QUOTA_MB="1")
+    SERVER_PID["pid"] = proc.pid
     url += "/"
     yield url, ws
     for run_dir in (ws / "runs").iterdir():  # runs an admin's calls started train on after a failed test
@@ -316,3 +320,18 @@ def test_no_spelling_of_the_login_cookie_lets_an_annotator_reach_a_file(server, 
         assert sent.status_code in (401, 403), (cookie, sent.status_code)
     twice = httpx.get(f"{url}gradio_api/file={kept}", headers=[("cookie", f"{name}={token}"), ("cookie", "x=1")])
     assert twice.status_code in (401, 403)
+
+
+def test_a_file_the_server_cannot_write_is_named_as_the_machines_fault(server):
+    """A write that fails (a full or read-only disk) is said as such, with the file, not as input the form would
+    not send; a sentence from deeper in the studio reaches the caller as written."""
+    from gradio_client.exceptions import AppError
+
+    url, ws = server
+    run_dir = Workspace.open(ws).new_run_dir("unwritable")
+    (run_dir / "config.yaml").write_text("model: {name: tiny}\n", encoding="utf-8")
+    (run_dir / f"details.tmp{SERVER_PID['pid']}").mkdir()  # where the server writes the new name first
+    c = client(url, "adm", "admin-pw")
+    with pytest.raises(AppError, match="The server could not read or write a file .*details.tmp.*Check that the "
+                                       "workspace is writable"):
+        c.predict(run_dir.name, "new name", "", api_name="/run_rename")

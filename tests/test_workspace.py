@@ -77,3 +77,14 @@ def test_contains_resolves_dotdot(tmp_path):
     assert ws.contains(ws.datasets / "x.jsonl")
     assert not ws.contains(ws.datasets / ".." / ".." / "etc")
     assert not ws.contains("/etc/passwd")
+
+
+def test_a_workspace_that_cannot_be_written_is_one_sentence(tmp_path):
+    import os
+
+    ws = Workspace.open(tmp_path / "w")
+    ws.check_writable()
+    (ws.root / f".write-check-{os.getpid()}").mkdir()  # the probe cannot be written (root ignores permissions)
+    with pytest.raises(StudioError, match=f"The workspace {ws.root} cannot be written \\(Is a directory\\): runs, "
+                                          "datasets and votes are kept there"):
+        ws.check_writable()

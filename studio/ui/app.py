@@ -175,6 +175,7 @@ def launch(logins: Logins, host: str = "127.0.0.1", port: int = 7860, workspace:
     """Serve the studio; `ports.check_listening` has passed (it is called before gradio is imported, so a refusal
     comes at once)."""
     ws = Workspace.open(workspace)
+    ws.check_writable()  # else every action would fail one by one
     # uploads land inside the workspace, not in a system-wide temporary folder
     os.environ["GRADIO_TEMP_DIR"] = str(ws.root / "uploads")
     # a failed login's lockout is kept per address: an X-Forwarded-For header names it only when it comes from a

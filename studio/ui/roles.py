@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from studio.access import ADMIN, ANNOTATOR, Logins, allowed
+from studio.errors import StudioError
 from studio.ui.context import AppContext
 
 REFUSED = "Annotators can read pairs and vote; this part of the studio is for admins."
@@ -54,6 +55,14 @@ class GatedBlocks(gr.Blocks):
             return await super().process_api(block_fn, inputs, state, request, *args, **kwargs)
         except gr.Error:
             raise
+        except StudioError as err:  # a sentence written for the user, from deeper than the handler caught
+            raise gr.Error(str(err), print_exception=False) from None
+        except OSError as err:  # the machine, not the input: a full or read-only disk, a file gone
+            print(f"{getattr(handler, '__name__', 'this action')} failed:\n{traceback.format_exc()}", file=sys.stderr,
+                  flush=True)
+            where = f" ({err.filename})" if err.filename else ""
+            raise gr.Error(f"The server could not read or write a file{where}: {err.strerror or err}. Check that the "
+                           "workspace is writable and its disk has room.", print_exception=False) from None
         except Exception as err:  # a bug, or input no form would send: one sentence, the detail in the log
             name = getattr(handler, "__name__", "this action")
             print(f"{name} failed on input it could not use:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
