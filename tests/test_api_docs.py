@@ -48,6 +48,13 @@ def test_the_example_runs_as_written(tmp_path):
         assert (tmp_path / "ws" / "datasets" / "support").is_dir()
         runs = list((tmp_path / "ws" / "runs").iterdir())
         assert [r.name for r in runs] == [namespace["run_id"]]
+        from studio.train.status import RunState, read_status
+
+        assert read_status(runs[0]).state is RunState.STOPPED  # stopped while queued: at once, in status.json too
+        # /evaluate with the three values the page calls its own; the judge, rubric and the rest have defaults
+        scores, _ = namespace["client"].predict(str(ROOT / "assets/data/support_eval.jsonl"), ["tiny"], 2,
+                                                api_name="/evaluate")
+        assert scores["headers"][:3] == ["model", "rows", "data"] and scores["data"][0][:2] == ["tiny", 2], scores
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -82,7 +82,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             go = gr.Button("Evaluate", variant="primary", scale=1)
         with gr.Row():
             judge = gr.Dropdown([NO_JUDGE], value=NO_JUDGE, label="Judge (grades each answer 1-5)", scale=2)
-            rubric = gr.Textbox(label="The judge's rubric", placeholder=RUBRIC, scale=3)
+            rubric = gr.Textbox("", label="The judge's rubric", placeholder=RUBRIC, scale=3)
             each = gr.Checkbox(False, label="Each saved checkpoint too", scale=1)
         with gr.Row():
             split = gr.Textbox("", label="Split", placeholder="saved data: eval; else train", scale=1,
@@ -92,7 +92,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
         answers = gr.Dataframe(pd.DataFrame(columns=["reference", "prompt"]), label="Answers (✗: not an exact match)",
                                interactive=False, wrap=True, max_height=400)
 
-    def run_eval(source, names, n, judge_name, rubric_text, checkpoints, split_name="", subset_name="",
+    def run_eval(source, names, n, judge_name=NO_JUDGE, rubric_text="", checkpoints=False, split_name="", subset_name="",
                  progress=gr.Progress()):
         if not source or not names:
             return message_frame("Choose eval data and at least one model."), gr.skip()

@@ -116,7 +116,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         store = PreferenceStore(ctx.workspace.prefs_db)
         rows, ratings = store.export_rows(), store.rating_rows()
         if not rows and not ratings:
-            return ("No decisive votes (A or B) and no thumbs up or down from Chat yet, so there is nothing to "
+            return ("⚠️ No decisive votes (A or B) and no thumbs up or down from Chat yet, so there is nothing to "
                     "export.")
         said = []
         try:
