@@ -39,6 +39,25 @@ def run_result(run_dir: Path) -> tuple[str, Path] | None:
     return None
 
 
+def read_run_config(run_dir: Path) -> dict:
+    """A run's config.yaml as a mapping; StudioError naming the file when it is missing or cannot be read."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudioError(f"Run {Path(run_dir).name} has no config.yaml ({path} is gone).") from None
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        why = getattr(err, "strerror", None) or (str(err).splitlines() or [type(err).__name__])[0]
+        raise StudioError(f"{path} cannot be read ({why}).") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise StudioError(f"{path} holds a {type(raw).__name__}, not a run's settings.")
+    return raw
+
+
 class AmbiguousRun(StudioError):
     """Several runs answer to the name given."""
 

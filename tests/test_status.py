@@ -44,7 +44,9 @@ def test_a_damaged_or_foreign_file_reads_as_defaults(tmp_path):
     s = read_status(tmp_path)
     assert s.state is None and s.step == 0 and s.pid is None
     (tmp_path / "status.json").write_text("[1, 2")
-    assert read_status(tmp_path) == RunStatus()
+    assert read_status(tmp_path) == RunStatus(unreadable=f"{tmp_path / 'status.json'} cannot be read (it is not "
+                                                         "JSON); the run's adapter, checkpoints and metrics are as "
+                                                         "they were.")
 
 
 def test_states_move_only_forward_and_a_final_state_only_to_a_resume(tmp_path):
@@ -160,3 +162,30 @@ def test_a_completed_run_is_not_resumed_and_keeps_its_result(tmp_path):
     with pytest.raises(StudioError, match="is not running"):
         runner.stop_run(run_dir)
     assert read_status(run_dir).state is RunState.COMPLETED and finished_runs(ws) == [run_dir.name]
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"state": "runn', b"\xff\xfe garbage", b"[1, 2]"])
+def test_a_damaged_status_file_is_named_and_hides_no_finished_run(tmp_path, damage):
+    """status.json cut short by a crash (or holding anything else): the run is listed with a sentence naming the
+    file, a finished run stays in the pickers, it is not resumed over its result, and the next write is whole."""
+    from studio.config import RunConfig, save_config
+    from studio.errors import StudioError
+    from studio.train.runs import finished_runs, list_runs
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    run_dir = ws.runs / "20261127-120000-sft"
+    (run_dir / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
+    save_config(RunConfig().validate(), run_dir / "config.yaml")
+    (run_dir / "status.json").write_bytes(damage)
+    row = list_runs(ws)[0]
+    assert row["status"] == "unknown" and row["error"].startswith(f"{run_dir / 'status.json'} cannot be read (")
+    assert finished_runs(ws) == finished_runs(ws, chat_models=True) == [run_dir.name]
+    with pytest.raises(StudioError, match="has completed: there is nothing to resume"):
+        runner.resume_run(ws, run_dir)
+    update_status(run_dir, step=4)
+    written = json.loads((run_dir / "status.json").read_text())
+    assert written["step"] == 4 and "unreadable" not in written and "dead" not in written
+    assert read_status(run_dir).unreadable == ""

@@ -88,3 +88,28 @@ def test_a_workspace_that_cannot_be_written_is_one_sentence(tmp_path):
     with pytest.raises(StudioError, match=f"The workspace {ws.root} cannot be written \\(Is a directory\\): runs, "
                                           "datasets and votes are kept there"):
         ws.check_writable()
+
+
+def test_a_runs_broken_config_is_named_wherever_the_run_is_loaded(tmp_path):
+    """A config.yaml cut short, holding no model, or gone: one sentence naming the file (it was a parser's
+    traceback name, a silent load of the built-in model, or a bare 'No such file')."""
+    from studio.chat.engine import describe_target
+    from studio.train.experiments import config_diff
+    from studio.workspace import read_run_config
+
+    ws = Workspace.open(tmp_path / "w")
+    run_dir = ws.new_run_dir("broken")
+    path = run_dir / "config.yaml"
+    path.write_text("model: {name: [tiny\n")
+    for load in (lambda: describe_target(run_dir.name, ws), lambda: config_diff(run_dir, run_dir)):
+        with pytest.raises(StudioError, match=f"^{path} cannot be read \\(while parsing a flow"):
+            load()
+    path.write_text("")
+    with pytest.raises(StudioError, match=f"^{path} names no model \\(model.name\\), so run {run_dir.name} cannot"):
+        describe_target(run_dir.name, ws)
+    path.write_text("- a list\n")
+    with pytest.raises(StudioError, match="holds a list, not a run's settings"):
+        read_run_config(run_dir)
+    path.unlink()
+    with pytest.raises(StudioError, match=f"Run {run_dir.name} has no config.yaml"):
+        read_run_config(run_dir)

@@ -21,7 +21,7 @@ from typing import Any
 
 from studio.errors import StudioError
 from studio.stages import STAGES, chat_stage
-from studio.workspace import AmbiguousRun, Workspace, run_result
+from studio.workspace import AmbiguousRun, Workspace, read_run_config, run_result
 
 
 @dataclass
@@ -57,7 +57,6 @@ class LoadedModel:
 
 def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None, dict[str, Any]]:
     """(base model name, run folder or None, run config mapping) for a run id/folder or a model name."""
-    import yaml
 
     from studio.models import registry
 
@@ -69,8 +68,12 @@ def describe_target(target: str, ws: Workspace | None) -> tuple[str, Path | None
         except StudioError:
             run_dir = None
         if run_dir is not None:
-            cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-            return (cfg.get("model") or {}).get("name", "tiny"), run_dir, cfg
+            cfg = read_run_config(run_dir)
+            name = (cfg.get("model") or {}).get("name") if isinstance(cfg.get("model"), dict) else None
+            if not name:
+                raise StudioError(f"{run_dir / 'config.yaml'} names no model (model.name), so run {run_dir.name} "
+                                  "cannot be loaded.")
+            return str(name), run_dir, cfg
     return target, None, {}
 
 

@@ -18,7 +18,7 @@ import yaml
 from studio.chat.evaluate import final_evaluations
 from studio.errors import StudioError
 from studio.train.metrics import read_all
-from studio.workspace import Workspace, run_result
+from studio.workspace import Workspace, read_run_config, run_result
 
 
 def _data_name(path: str) -> str:
@@ -30,7 +30,7 @@ def _data_name(path: str) -> str:
 
 
 def model_card(run_dir: Path, kind: str) -> str:
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    cfg = read_run_config(run_dir)
     model, method, data = cfg.get("model", {}), cfg.get("method", {}), cfg.get("data", {})
     records = read_all(run_dir)
     losses = [r["loss"] for r in records if isinstance(r.get("loss"), (int, float))]

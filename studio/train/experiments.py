@@ -22,7 +22,7 @@ import yaml
 from studio.errors import StudioError
 from studio.train.metrics import read_all
 from studio.train.runner import observe
-from studio.workspace import DETAILS
+from studio.workspace import DETAILS, read_run_config
 
 LOG = "stdout.log"
 
@@ -66,11 +66,7 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def run_config_dict(run_dir: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise StudioError(f"Run {Path(run_dir).name} has no readable config.yaml ({err}).") from None
-    return raw if isinstance(raw, dict) else {}
+    return read_run_config(run_dir)
 
 
 def config_diff(run_a: Path, run_b: Path) -> list[tuple[str, Any, Any]]:

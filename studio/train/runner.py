@@ -275,7 +275,7 @@ def prepare_resume(run_dir: Path) -> RunConfig:
     status = observe(run_dir)
     if status.active:
         raise StudioError(f"Run {run_dir.name} is still {status.shown_state}; stop it before resuming.")
-    if status.state is RunState.COMPLETED:
+    if status.state is RunState.COMPLETED or run_result(run_dir) is not None:  # its final weights say so too
         raise StudioError(f"Run {run_dir.name} has completed: there is nothing to resume. To train it further, "
                           "start a new run from it (Start from an earlier run, or model.parent_run).")
     if not any((run_dir / "checkpoints").glob("checkpoint-*")):

@@ -22,7 +22,7 @@ from studio.stages import chat_stage
 from studio.train.metrics import FILE, read_all
 from studio.train.runner import observe
 from studio.train.status import RunState, RunStatus, read_status
-from studio.workspace import Workspace
+from studio.workspace import Workspace, run_result
 
 # Keys the trainer logs that are not curves worth drawing.
 _NOT_CURVES = {"step", "epoch", "time", "total_flos", "train_runtime", "train_samples_per_second",
@@ -92,9 +92,19 @@ def finished_runs(ws: Workspace, chat_models: bool = False) -> list[str]:
     out = []
     for run_dir in ws.list_runs():
         status = read_status(run_dir)
+        if status.unreadable and run_result(run_dir) is not None:  # a damaged status.json; the weights are whole
+            status.state, status.stage = RunState.COMPLETED, _config_stage(run_dir)
         if status.state is RunState.COMPLETED and not (chat_models and not chat_stage(status.stage)):
             out.append(run_dir.name)
     return out
+
+
+def _config_stage(run_dir: Path) -> str:
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        return str((cfg.get("method") or {}).get("stage") or "sft")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return ""
 
 
 def run_label(run_id: str, name: str) -> str:

@@ -105,6 +105,8 @@ class RunStatus:
     as unusable, and why ('' when every row was used as it was)."""
     dead: bool = False
     """Derived by readers, never stored: the state is active but its processes are gone."""
+    unreadable: str = ""
+    """Derived by readers, never stored: why status.json could not be read ('' when it could, or is not there)."""
 
     @property
     def active(self) -> bool:
@@ -120,12 +122,14 @@ class RunStatus:
 
     @property
     def shown_error(self) -> str:
+        if self.unreadable:
+            return self.unreadable
         if self.dead and self.state is not RunState.STOPPING:
             return DEAD_ERROR
         return self.error or ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "dead"}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in DERIVED}
         out["state"] = self.state.value if self.state else None
         return out
 
@@ -140,7 +144,7 @@ class RunStatus:
                     out.state = RunState(value)
                 except ValueError:
                     out.state = None
-            elif key in known and key != "dead" and _fits(value, known[key].type):
+            elif key in known and key not in DERIVED and _fits(value, known[key].type):
                 setattr(out, key, value)
         return out
 
@@ -157,13 +161,26 @@ def _fits(value: Any, type_text: str) -> bool:
     return isinstance(value, str)
 
 
+DERIVED = {"dead", "unreadable"}
+"""RunStatus fields that readers work out and status.json never holds."""
+
+
 def read_status(run_dir: str | os.PathLike) -> RunStatus:
+    """The run's status.json; an empty status when there is none, and one saying why when it cannot be read (a
+    crash or a full disk can leave it cut short): the run's other files are as they were."""
     path = Path(run_dir) / FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return RunStatus()
-    return RunStatus.from_dict(raw) if isinstance(raw, dict) else RunStatus()
+    except (OSError, ValueError) as err:
+        why = "it is not JSON" if isinstance(err, ValueError) else (getattr(err, "strerror", None) or str(err))
+        return RunStatus(unreadable=f"{path} cannot be read ({why}); the run's adapter, checkpoints and metrics are "
+                                    "as they were.")
+    if not isinstance(raw, dict):
+        return RunStatus(unreadable=f"{path} cannot be read (it holds a {type(raw).__name__}, not a status); the "
+                                    "run's adapter, checkpoints and metrics are as they were.")
+    return RunStatus.from_dict(raw)
 
 
 def update_status(run_dir: str | os.PathLike, *, expect: Collection[RunState] | None = None,
@@ -186,7 +203,7 @@ def update_status(run_dir: str | os.PathLike, *, expect: Collection[RunState] | 
                 allowed = current is None or wanted in NEXT[current]
             if allowed:
                 status.state = wanted
-        unknown = set(fields) - {f.name for f in dataclasses.fields(RunStatus)} | ({"dead"} & set(fields))
+        unknown = set(fields) - {f.name for f in dataclasses.fields(RunStatus)} | (DERIVED & set(fields))
         if unknown:
             raise TypeError(f"status.json has no field {sorted(unknown)[0]!r}")
         for key, value in fields.items():
