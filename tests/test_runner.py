@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 from helpers import wait_for
@@ -80,6 +81,25 @@ def test_stopping_a_queued_run_removes_it_from_the_queue(tmp_path):
     assert not (second / "adapter").exists() and read_status(second).step == 0
     runner.stop_run(first)
     wait_for(lambda: runner.observe(first).shown_state == "stopped", limit=120)
+
+
+def test_queued_runs_take_the_device_in_the_order_they_were_queued(tmp_path):
+    """Two runs wait while the device is held; once it is free, the one queued first trains first (both poll the
+    lock every second, so it used to be whichever asked first)."""
+    import fcntl
+
+    ws = Workspace.open(tmp_path)
+    with open(ws.root / "train.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        first = runner.start_run(ws, cfg("train.max_steps=2"))
+        second = runner.start_run(ws, cfg("train.max_steps=2"))
+        for run_dir in (first, second):
+            wait_for(lambda r=run_dir: read_status(r).state is RunState.QUEUED and read_status(r).pid)
+        time.sleep(1.5)  # both are in their waiting loop, asking once a second
+    for run_dir in (first, second):
+        wait_for(lambda r=run_dir: runner.observe(r).state in FINAL, limit=300)
+    a, b = read_status(first), read_status(second)
+    assert a.state is b.state is RunState.COMPLETED and a.started < b.started and a.finished <= b.started
 
 
 def test_two_process_cpu_run_with_gloo(tmp_path):

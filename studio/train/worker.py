@@ -192,6 +192,8 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any =
     owner = lock_path.with_suffix(".owner")
     while True:
         try:
+            if queued_before(run_dir):  # first come, first served: a run queued earlier takes the device first
+                raise BlockingIOError
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             owner.write_text(run_dir.name, encoding="utf-8")
             return fh
@@ -206,6 +208,24 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any =
                 fh.close()
                 return None
             time.sleep(1.0)
+
+
+def queued_before(run_dir: Path) -> bool:
+    """Whether another run of the same workspace was queued before this one and still waits (its process alive)."""
+    from studio.train.runner import observe
+
+    def queued_at(status: Any) -> float:
+        return float(status.resumed or status.created or 0.0)
+
+    mine = queued_at(read_status(run_dir))
+    for other in run_dir.parent.iterdir():
+        if other == run_dir or other.name.startswith(".") or not (other / "status.json").is_file():
+            continue
+        status = observe(other)
+        if status.state is RunState.QUEUED and not status.dead and \
+                (queued_at(status), other.name) < (mine, run_dir.name):
+            return True
+    return False
 
 
 def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progress: bool = False,
