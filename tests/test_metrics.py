@@ -46,6 +46,8 @@ def test_progress_after_a_resume_keeps_the_clock_and_paces_from_the_restart():
     assert progress(RunStatus(state=RunState.QUEUED))["eta"] is None
     status.dead = True
     assert progress(status, now=110.0)["eta"] is None and progress(status)["state"] == "dead"
+    # a dead run's clock stopped at its last word: asking later does not add the time since
+    assert progress(status, now=500.0)["elapsed"] == progress(status, now=900.0)["elapsed"] == 310.0
 
 
 def test_resuming_carries_the_time_already_spent(tmp_path):

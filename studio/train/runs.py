@@ -177,7 +177,9 @@ def progress(status: RunStatus, now: float | None = None) -> dict[str, Any]:
     now = now or time.time()
     step, total = status.step, status.total_steps
     started = status.started
-    elapsed = status.earlier + ((status.finished or now) - started if started else 0.0)
+    # a dead run's clock stops at its last word (as the runs table's duration does), not at the time of asking
+    ended = status.finished or (status.updated if status.dead and status.updated else now)
+    elapsed = status.earlier + (max(0.0, ended - started) if started else 0.0)
     # the pace of this attempt up to its last logged step (loading excluded), less the time since that log:
     # the ETA counts down between logs instead of climbing until the next one
     done = step - status.start_step
