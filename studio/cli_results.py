@@ -3,6 +3,7 @@
     studio eval RUN --data FILE [--checkpoints] [--judge MODEL] [--json]
     studio export RUN --merged|--adapter|--gguf [--quant f16|q8_0] --out PATH [--force]
     studio serve RUN [--port N]
+    studio runs [--json]
 
 Registered by studio/cli.py, whose error handling they share.
 """
@@ -95,7 +96,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_COLUMNS = ("run", "name", "stage", "method", "status", "steps", "final loss", "exact match", "error")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The workspace's runs, newest first, as the Train tab's table lists them."""
+    from studio.train.runs import list_runs
+    from studio.workspace import Workspace
+
+    rows = list_runs(Workspace.open(args.workspace))
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no runs yet: start one with studio train PRESET")
+        return 0
+    shown = [{c: _cell(row.get(c)) for c in RUN_COLUMNS} for row in rows]
+    columns = [c for c in RUN_COLUMNS if c in ("run", "status") or any(r[c] for r in shown)]
+    widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in columns}
+    for line in [dict(zip(columns, columns)), *shown]:
+        print("  ".join(line[c].ljust(widths[c]) for c in columns).rstrip())
+    return 0
+
+
+def _cell(value: object, most: int = 70) -> str:
+    text = "" if value is None else " ".join(str(value).split())
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def add_result_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="the workspace's runs, newest first: state, steps, loss and why one failed")
+    p.add_argument("--json", action="store_true", help="every field of every run, one JSON list")
+    p.add_argument("--workspace")
+    p.set_defaults(func=cmd_runs)
+
     p = sub.add_parser("eval", help="held-out metrics for a run or a model")
     p.add_argument("target", metavar="RUN_OR_MODEL")
     p.add_argument("--data", required=True, help="held-out conversations; the last turn is the reference")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -231,3 +232,29 @@ def test_a_reader_that_stops_early_gets_no_error(tmp_path):
     finally:
         os.close(write_end)
     assert done.returncode == 141 and done.stderr == "", done.stderr
+
+
+def test_runs_are_listed_on_the_command_line_as_the_train_tab_lists_them(tmp_path):
+    """`studio runs`: newest first, with each run's state, steps and why it failed; `--json` every field."""
+    from studio.config import RunConfig, save_config
+    from studio.train.status import RunState, update_status
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    argv = [PYTHON, "-m", "studio", "runs", "--workspace", str(ws.root)]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "no runs yet: start one with studio train PRESET"
+    for run_id, state, error in (("20261127-100000-sft", RunState.COMPLETED, None),
+                                 ("20261127-110000-dpo", RunState.FAILED, "The parent run x has no finished adapter")):
+        (ws.runs / run_id).mkdir()
+        save_config(RunConfig().validate(), ws.runs / run_id / "config.yaml")
+        update_status(ws.runs / run_id, state=RunState.QUEUED)
+        update_status(ws.runs / run_id, state=state, step=4, total_steps=4, error=error)
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=60)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and lines[0].split()[:2] == ["run", "stage"] and len(lines) == 3, out.stdout  # no names: no column
+    assert lines[1].startswith("20261127-110000-dpo") and "failed" in lines[1] and "The parent run x" in lines[1]
+    assert lines[2].startswith("20261127-100000-sft") and "completed" in lines[2] and "4/4" in lines[2]
+    out = subprocess.run([*argv, "--json"], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=60)
+    got = json.loads(out.stdout)
+    assert [r["run"] for r in got] == ["20261127-110000-dpo", "20261127-100000-sft"] and got[0]["status"] == "failed"
