@@ -62,7 +62,7 @@ def test_second_run_waits_in_the_queue_and_a_killed_run_reads_as_dead(tmp_path):
     assert read_status(second).waiting_for == first.name
     os.kill(read_status(first).pid, signal.SIGKILL)
     status = wait_for(lambda: (s := runner.observe(first, grace=0)).dead and s, limit=60)
-    assert "ended without saying why" in status.shown_error
+    assert "ended without saying why" in status.shown_error and "see stdout.log" in status.shown_error
     assert read_status(first).state is RunState.RUNNING  # what the worker last wrote; nobody else writes
     wait_for(lambda: runner.observe(second).state is RunState.COMPLETED, limit=300)
     table = {r["run"]: r for r in list_runs(ws)}

@@ -189,3 +189,17 @@ def test_a_damaged_status_file_is_named_and_hides_no_finished_run(tmp_path, dama
     written = json.loads((run_dir / "status.json").read_text())
     assert written["step"] == 4 and "unreadable" not in written and "dead" not in written
     assert read_status(run_dir).unreadable == ""
+
+
+def test_a_dead_run_says_what_it_left_and_what_to_do(tmp_path):
+    from studio.train.runner import dead_note
+
+    queued = RunStatus(state=RunState.QUEUED)
+    assert dead_note(tmp_path, queued) == ("Its process ended before it began training (the machine restarted, or it "
+                                           "was killed). It saved no checkpoint to resume from: start it again "
+                                           "(Clone into the form, or the same command).")
+    (tmp_path / "stdout.log").write_text("step 3\n")
+    (tmp_path / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    running = RunStatus(state=RunState.RUNNING, started=1.0, step=3)
+    assert dead_note(tmp_path, running) == ("The training process ended without saying why (killed, or out of "
+                                            "memory); see stdout.log. Resume continues from the latest checkpoint.")

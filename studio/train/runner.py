@@ -362,4 +362,19 @@ def observe(run_dir: Path, grace: float = 5.0) -> RunStatus:
         return status  # the worker may be writing its final state right now
     again = read_status(run_dir)
     again.dead = again.state in ACTIVE
+    if again.dead:
+        again.dead_note = dead_note(run_dir, again)
     return again
+
+
+def dead_note(run_dir: Path, status: RunStatus) -> str:
+    """Why a dead run is dead, as far as its folder tells, and what can be done: resume from a checkpoint if it
+    saved one, else start again."""
+    log = "; see stdout.log" if (run_dir / "stdout.log").is_file() else ""
+    if status.state is RunState.QUEUED and not status.started:
+        said = f"Its process ended before it began training (the machine restarted, or it was killed){log}."
+    else:
+        said = f"The training process ended without saying why (killed, or out of memory){log}."
+    if any((run_dir / "checkpoints").glob("checkpoint-*")):
+        return f"{said} Resume continues from the latest checkpoint."
+    return f"{said} It saved no checkpoint to resume from: start it again (Clone into the form, or the same command)."

@@ -107,6 +107,8 @@ class RunStatus:
     """Derived by readers, never stored: the state is active but its processes are gone."""
     unreadable: str = ""
     """Derived by readers, never stored: why status.json could not be read ('' when it could, or is not there)."""
+    dead_note: str = ""
+    """Derived by readers, never stored: what a dead run left and what to do (DEAD_ERROR when not worked out)."""
 
     @property
     def active(self) -> bool:
@@ -125,7 +127,7 @@ class RunStatus:
         if self.unreadable:
             return self.unreadable
         if self.dead and self.state is not RunState.STOPPING:
-            return DEAD_ERROR
+            return self.dead_note or DEAD_ERROR
         return self.error or ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,7 +163,7 @@ def _fits(value: Any, type_text: str) -> bool:
     return isinstance(value, str)
 
 
-DERIVED = {"dead", "unreadable"}
+DERIVED = {"dead", "unreadable", "dead_note"}
 """RunStatus fields that readers work out and status.json never holds."""
 
 
