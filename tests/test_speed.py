@@ -76,7 +76,7 @@ def test_switches_read_yaml_booleans_and_refuse_nonsense(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batching", ["by_length", "padding_free"])
-def test_a_run_trains_with_its_batching_and_records_the_picks(tmp_path, batching):
+def test_a_run_trains_with_its_batching_and_records_the_picks(tmp_path, batching, capsys):
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     from studio.methods import sft
@@ -84,7 +84,8 @@ def test_a_run_trains_with_its_batching_and_records_the_picks(tmp_path, batching
     ws = Workspace.open(tmp_path / "ws")
     cfg = load_config(PRESETS / "tiny-sft-lora.yaml", ["train.max_steps=2", "train.logging_steps=1",
                                                        "train.batch_size=4", f"speed.batching={batching}",
-                                                       "speed.fused_optimizer=on", "data.eval=null"])
+                                                       "speed.fused_optimizer=on", "data.eval=null",
+                                                       "train.precision=auto"])
     run_dir = ws.new_run_dir("speed")
     trainer = sft.build_trainer(cfg, run_dir, [])
     if batching == "by_length":
@@ -93,10 +94,16 @@ def test_a_run_trains_with_its_batching_and_records_the_picks(tmp_path, batching
         batch = next(iter(trainer.get_train_dataloader()))
         assert batch["input_ids"].shape[0] == 1 and (batch["position_ids"] == 0).sum() > 1
     del trainer
+    capsys.readouterr()
     run_training(cfg, run_dir)
+    said = capsys.readouterr().out
+    assert f"speed: precision fp32, attention sdpa, batching {batching}" in said
+    # padding-free asked for on a CPU is said to be slower there (measured: about half the tokens/s of padded)
+    assert ("about half as fast as padded ones on a CPU" in said) == (batching == "padding_free")
     recorded = load_config(run_dir / "config.yaml")
     assert recorded.speed.batching == batching and recorded.speed.fused_optimizer == "on"
     assert recorded.speed.attention == "sdpa" and recorded.train.gradient_checkpointing == "off"
+    assert cfg.train.precision == "auto" and recorded.train.precision == "fp32"  # as this CPU machine resolved it
     losses = [json.loads(x)["loss"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()
               if "loss" in json.loads(x)]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)

@@ -72,12 +72,12 @@ def check_strategy(cfg: RunConfig, gpus: int) -> None:
         raise StudioError("train.strategy fsdp shards across GPUs (accelerate runs CPU processes as plain data "
                           "parallel): on this machine choose ddp.")
     if t.strategy in ("zero2", "zero3"):
+        if gpus < 1:
+            raise StudioError(f"train.strategy {t.strategy} (DeepSpeed) needs NVIDIA GPUs: on this machine choose "
+                              "ddp.")
         if not installed("deepspeed"):
             raise StudioError(f"train.strategy {t.strategy} runs on DeepSpeed, which is not installed: "
                               "pip install deepspeed, or choose fsdp.")
-        if gpus < 1:
-            raise StudioError(f"train.strategy {t.strategy} (DeepSpeed) needs NVIDIA GPUs; on CPU processes "
-                              "choose ddp or fsdp.")
 
 
 def check_accelerate_config(path: Path, gpus: int) -> None:

@@ -326,17 +326,22 @@ def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> None:
     from studio.methods.common import resolve_precision
     from studio.train import speed
 
-    chosen = speed.resolve(cfg, resolve_precision(cfg.train.precision))
+    precision = resolve_precision(cfg.train.precision)
+    chosen = speed.resolve(cfg, precision)
     speed.apply_threads(chosen)
     if main:
         import torch
 
-        save_config(speed.record(cfg, chosen), run_dir / "config.yaml")
+        recorded = speed.record(cfg, chosen)
+        recorded.train.precision = precision  # 'auto' as this machine resolved it
+        save_config(recorded, run_dir / "config.yaml")
         from studio import openmp_spin
 
         pad = f", batches padded to a multiple of {chosen.pad_to_multiple}" if chosen.pad_to_multiple else ""
+        if chosen.batching == "padding_free" and not torch.cuda.is_available():  # asked for: said, not refused
+            pad += " (padding-free batches train about half as fast as padded ones on a CPU; auto picks padded)"
         cpu = "" if torch.cuda.is_available() else f", {torch.get_num_threads()} CPU threads (OpenMP spin {openmp_spin()})"
-        print(f"speed: attention {chosen.attention}, batching {chosen.batching}, liger "
+        print(f"speed: precision {precision}, attention {chosen.attention}, batching {chosen.batching}, liger "
               f"{'on' if chosen.liger else 'off'}, fused AdamW {'on' if chosen.fused_optimizer else 'off'}, "
               f"{chosen.workers} loader workers, gradient checkpointing {chosen.why_checkpointing}{pad}{cpu}",
               flush=True)
