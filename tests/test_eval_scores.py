@@ -108,12 +108,21 @@ def test_a_checkpoint_that_does_not_exist_is_one_sentence(tmp_path):
         load_for_chat("tiny@checkpoint-7", ws)
     from studio.train.status import RunState, update_status
 
-    for state, why in ((RunState.FAILED, r"\(it failed; its log says why\)"), (RunState.STOPPED, r"\(it was stopped"),
-                       (RunState.RUNNING, "yet")):
+    for state, error, why in (
+            (RunState.FAILED, None, r"\(it failed: its log says why\)"),
+            (RunState.FAILED, "Out of memory on the GPU.", r"\(it failed: Out of memory on the GPU\)"),
+            (RunState.STOPPED, None, r"\(it was stopped before it saved a checkpoint: start it again\)"),
+            (RunState.RUNNING, None, "yet")):
         (run_dir / "status.json").unlink(missing_ok=True)  # a final state is not overwritten by another
-        update_status(run_dir, state=state)
+        update_status(run_dir, state=state, error=error)
         with pytest.raises(StudioError, match=f"Run {run_dir.name} has no finished adapter or model ?{why}"):
             load_for_chat(run_dir.name, ws)
+    (run_dir / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    (run_dir / "status.json").unlink()
+    update_status(run_dir, state=RunState.STOPPED)
+    with pytest.raises(StudioError, match=f"\\(it was stopped: resume it to finish, or pick one of its checkpoints, "
+                                          f"e.g. {run_dir.name}@checkpoint-3\\)"):
+        load_for_chat(run_dir.name, ws)
 
 
 def test_evaluating_on_pairs_says_evaluation_needs_conversations():

@@ -138,9 +138,12 @@ def _load(target: str, ws: Workspace | None, progress: Any) -> LoadedModel:
         if result is None:
             from studio.train.status import RunState, read_status
 
-            state = read_status(run_dir).state
-            why = {RunState.FAILED: " (it failed; its log says why)", RunState.STOPPED: " (it was stopped: resume "
-                   "it to finish, or pick one of its checkpoints)"}.get(state, " yet")
+            status = read_status(run_dir)
+            saved = run_checkpoints(run_dir)
+            pick = f"pick one of its checkpoints, e.g. {run_dir.name}@{saved[-1]}" if saved else ""
+            why = {RunState.FAILED: f" (it failed: {(status.error or 'its log says why').rstrip('.')})",
+                   RunState.STOPPED: f" (it was stopped: resume it to finish, or {pick})" if saved else
+                   " (it was stopped before it saved a checkpoint: start it again)"}.get(status.state, " yet")
             raise StudioError(f"Run {run_dir.name} has no finished adapter or model{why}.")
         kind, folder = result
         if kind == "model":
