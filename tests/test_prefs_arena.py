@@ -12,7 +12,15 @@ from helpers import PYTHON, ROOT, copy_run, subprocess_env
 from studio.errors import StudioError
 from studio.prefs.imports import import_pairs
 from studio.prefs.session import prompt_text, show_pair
-from studio.prefs.stats import agreement, leaderboard, length_bias, preference_stats, sources, wilson
+from studio.prefs.stats import (
+    agreement,
+    leaderboard,
+    length_bias,
+    preference_stats,
+    sources,
+    stats_text,
+    wilson,
+)
 from studio.prefs.store import PreferenceStore
 from studio.workspace import Workspace
 
@@ -91,6 +99,11 @@ def test_sources_length_bias_and_leaderboard():
     assert (lb["votes"], lb["longer_won"]) == (13, 4)
     stats = preference_stats(votes)
     assert stats["annotators"]["ann"]["votes"] == len(votes)
+    # an annotator's A and B are the sides pressed: a pair shown the other way round counts on the other side
+    pressed = preference_stats([{**_vote(1, "a", "bob"), "flipped": 1}, {**_vote(2, "a", "bob"), "flipped": 0},
+                                {**_vote(3, "tie", "bob"), "flipped": 1}])["annotators"]["bob"]
+    assert (pressed["a"], pressed["b"], pressed["tie"]) == (1, 1, 1)
+    assert "| annotator | votes | A (left) | B (right) |" in stats_text(stats)
 
 
 def test_a_preference_file_is_imported_for_relabelling(tmp_path):

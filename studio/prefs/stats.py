@@ -30,10 +30,14 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
 
 
 def annotators(votes: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per voter: how many votes, and how many of each choice."""
+    """Per voter: how many votes, and how many of each choice, A and B as the voter saw them (the answer on the
+    left is A on screen, whichever the pair stores first): a voter who mostly presses one side shows here."""
     out: dict[str, Counter[str]] = defaultdict(Counter)
     for v in votes:
-        out[v["voter"] or "(anonymous)"][v["choice"]] += 1
+        choice = v["choice"]
+        if v.get("flipped") and choice in ("a", "b"):
+            choice = "b" if choice == "a" else "a"
+        out[v["voter"] or "(anonymous)"][choice] += 1
     return {voter: {"votes": sum(c.values()), **{k: c.get(k, 0) for k in ("a", "b", "tie", "both_bad")}}
             for voter, c in sorted(out.items())}
 
@@ -135,7 +139,7 @@ def stats_text(stats: dict[str, Any]) -> str:
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.0%}"
 
-    lines = [f"{stats['votes']} votes", "", "| annotator | votes | A | B | tie | both bad |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"{stats['votes']} votes", "", "| annotator | votes | A (left) | B (right) | tie | both bad |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {n} | {a['votes']} | {a['a']} | {a['b']} | {a['tie']} | {a['both_bad']} |"
               for n, a in stats["annotators"].items()]
     lines += ["", "| source | votes | wins | losses | ties | win rate (95% interval) | score |",
