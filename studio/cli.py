@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     spin_for_training(cfg.train.num_processes)  # before torch loads
     leave_out_bitsandbytes(cfg)
     main = is_main_process()  # under accelerate launch, one process speaks for all
-    if main:
+    if main and not os.environ.get("STUDIO_SAID_RUN"):  # under a foreground multi-process run the parent said it
         print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
     if cfg.train.num_processes > 1 and "LOCAL_RANK" not in os.environ:
         return _train_in_processes(cfg, run_dir, ws, args.resume)
@@ -121,7 +121,7 @@ def _train_in_processes(cfg, run_dir, ws, resume: bool) -> int:
 
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=resume,
                          num_processes=cfg.train.num_processes, accelerate_config=launch_config(cfg))
-    code = subprocess.run(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1")).returncode
+    code = subprocess.run(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1", STUDIO_SAID_RUN="1")).returncode
     status = read_status(run_dir)
     if code == 0 and status.state == RunState.COMPLETED:
         return 0  # the first process said where it saved
@@ -185,8 +185,11 @@ def cmd_prefs_generate(args: argparse.Namespace) -> int:
     from studio.prefs.jobs import DONE, FAILED, reporter, write_status
     from studio.workspace import Workspace
 
+    shown = {"line": False}
+
     def say(fraction: float, text: str) -> None:
         print(f"\r{fraction:4.0%} {text:<60}", end="", file=sys.stderr, flush=True)
+        shown["line"] = True
 
     job = Path(args.job_dir) if args.job_dir else None
     try:
@@ -200,6 +203,8 @@ def cmd_prefs_generate(args: argparse.Namespace) -> int:
         if job:  # the page reads this sentence; the log keeps the rest
             text = str(err) if isinstance(err, (StudioError, ValueError)) else f"{type(err).__name__}: {err}"
             write_status(job, state=FAILED, error=text.splitlines()[0] if text else type(err).__name__)
+        if shown["line"]:
+            print(file=sys.stderr)  # the error goes on a line of its own, not after the progress text
         raise
     if job:
         write_status(job, state=DONE, fraction=1.0, text="done", **done)

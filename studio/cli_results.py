@@ -76,10 +76,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise StudioError(f"{target} holds an earlier export; choose another --out, or add --force to replace it.")
     leave_out_bitsandbytes([args.run], ws)
     if args.gguf:
-        out = export_gguf(ws, args.run, args.out, quant=args.quant, replace=args.force)
-    else:
-        out = export_run(ws, args.run, args.out, merged=args.merged, replace=args.force)
-    print(out)
+        out = export_gguf(ws, args.run, args.out, quant=args.quant, replace=args.force).resolve()
+        print(out)
+        modelfile = out.with_suffix(".Modelfile")
+        print(f"Ollama: ollama create {out.stem} -f {modelfile}", file=sys.stderr)  # stdout stays the one path
+        return 0
+    print(export_run(ws, args.run, args.out, merged=args.merged, replace=args.force))
     return 0
 
 

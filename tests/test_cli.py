@@ -261,3 +261,19 @@ def test_runs_are_listed_on_the_command_line_as_the_train_tab_lists_them(tmp_pat
     out = subprocess.run([*argv, "--json"], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=60)
     got = json.loads(out.stdout)
     assert [r["run"] for r in got] == ["20261127-110000-dpo", "20261127-100000-sft"] and got[0]["status"] == "failed"
+
+
+def test_a_foreground_run_in_two_processes_says_its_run_once(tmp_path):
+    """`studio train` with two processes relaunches itself under accelerate: the run and its folder are said
+    once (the parent's), and one thread per process is one thread."""
+    from studio.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    out = subprocess.run([PYTHON, "-m", "studio", "train", str(ROOT / "presets" / "tiny-sft-lora.yaml"), "--quiet",
+                          "--workspace", str(ws.root), "--set", "train.max_steps=2", "--set", "train.num_processes=2",
+                          "--set", "train.batch_size=2"], capture_output=True, text=True, cwd=ROOT,
+                         env=subprocess_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert sum(line.startswith("run ") for line in lines) == 1 and sum(line.startswith("folder ") for line in lines) == 1
+    assert "1 CPU thread (OpenMP" in out.stdout and lines[-2].startswith("done: 2/2 steps"), out.stdout

@@ -326,6 +326,7 @@ def test_openassistant_message_rows_join_into_the_best_ranked_thread_of_each_tre
     assert len(tree.usable) == 3 and "Tell me a secret." not in threads  # its only answer failed review
     notes = " ".join(tree.notes)
     assert f"{name}: 15 message rows joined into 3 conversations" in notes
+    assert f". {name}: 15 message rows joined" in tree.summary()  # the file's name keeps its spelling
     assert "replies whose parent is not in the file: 1" in notes and "trees with no answer that passed review: 1" in notes
     assert "replies deleted, failed in review or empty (with the replies under them): 2" in notes
     assert "2 languages (en 2, es 1)" in notes

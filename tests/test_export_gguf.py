@@ -52,6 +52,7 @@ def test_the_cli_writes_f16_that_transformers_reads_back_with_the_same_answers(r
                           env=subprocess_env(), timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(out)
+    assert f"Ollama: ollama create support -f {tmp_path / 'support.Modelfile'}" in done.stderr
     studio = load_for_chat(run_dir.name, ws)
     back = read_back(out)
     conversations = questions(6)

@@ -95,7 +95,7 @@ class Report:
         if self.token_lengths:
             lens = sorted(self.token_lengths)
             parts.append(f"tokens: median {lens[len(lens) // 2]}, max {lens[-1]}")
-        parts += [note[0].upper() + note[1:] for note in self.notes if note]
+        parts += [_capitalised(note) for note in self.notes if note]
         return ". ".join(parts) + "."
 
     def to_dict(self, issue_limit: int = 1000) -> dict[str, Any]:
@@ -356,3 +356,9 @@ def histogram(lengths: list[int], bins: int = 30) -> list[tuple[int, int, int]]:
     counts = Counter((n - lo) // width for n in lengths)
     return [(lo + b * width, lo + (b + 1) * width - 1, counts.get(b, 0)) for b in range((hi - lo) // width + 1)]
 
+
+def _capitalised(note: str) -> str:
+    """A note as a sentence: its first word capitalised, unless that word is a name (a file, a column) that must
+    keep its spelling."""
+    first = note.split(" ", 1)[0]
+    return note[0].upper() + note[1:] if first.isalpha() else note

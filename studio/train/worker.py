@@ -340,7 +340,9 @@ def _speed_settings(cfg: RunConfig, run_dir: Path, main: bool) -> None:
         pad = f", batches padded to a multiple of {chosen.pad_to_multiple}" if chosen.pad_to_multiple else ""
         if chosen.batching == "padding_free" and not torch.cuda.is_available():  # asked for: said, not refused
             pad += " (padding-free batches train about half as fast as padded ones on a CPU; auto picks padded)"
-        cpu = "" if torch.cuda.is_available() else f", {torch.get_num_threads()} CPU threads (OpenMP spin {openmp_spin()})"
+        threads = torch.get_num_threads()
+        cpu = "" if torch.cuda.is_available() else \
+            f", {threads} CPU thread{'' if threads == 1 else 's'} (OpenMP spin {openmp_spin()})"
         print(f"speed: precision {precision}, attention {chosen.attention}, batching {chosen.batching}, liger "
               f"{'on' if chosen.liger else 'off'}, fused AdamW {'on' if chosen.fused_optimizer else 'off'}, "
               f"{chosen.workers} loader workers, gradient checkpointing {chosen.why_checkpointing}{pad}{cpu}",
