@@ -163,9 +163,10 @@ class Workspace:
 
     def named_run(self, name: str) -> Path | None:
         """The one run called `name`: its name in the run details, the `name:` of its config, or its id without
-        the time it started. None when no run is; StudioError when several are."""
+        the time it started. None when no run is (or `name` has a slash, as hub ids and paths do); StudioError when
+        several are."""
         wanted = " ".join(str(name).split())
-        if not wanted:
+        if not wanted or "/" in wanted:  # a hub id or a path is never taken for a run's name
             return None
         found = [run_dir for run_dir in self.list_runs() if wanted in run_names(run_dir)]
         if len(found) > 1:

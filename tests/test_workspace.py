@@ -53,6 +53,8 @@ def test_runs_are_found_by_name_once_and_not_past_the_workspace(tmp_path):
     assert ws.run_dir("walk-sft") == a and ws.run_dir("other") == b and ws.run_dir("lr 3e-4") == b
     assert run_id_only(ws, " walk-sft ") == a and readable_model(ws, "walk-sft@checkpoint-2") == "walk-sft@checkpoint-2"
     assert describe_target("lr 3e-4", ws)[1] == b and describe_target("tiny", ws)[1] is None
+    (b / "details.json").write_text('{"title": "Qwen/Qwen2.5-0.5B"}')  # a hub id is never taken for a run
+    assert describe_target("Qwen/Qwen2.5-0.5B", ws)[1] is None
     (b / "details.json").write_text('{"title": "walk-sft"}')
     with pytest.raises(StudioError, match="2 runs are called 'walk-sft' .*: name one by its id") as refused:
         run_id_only(ws, "walk-sft")
