@@ -239,7 +239,25 @@ def readable_data(ws: Any, source: str | None, what: str = "The data") -> str | 
     return source
 
 
-WEB_READ_BYTES = int(float(os.environ.get("STUDIO_WEB_READ_MB", "128")) * 2**20)
+ENV_PROBLEMS: list[str] = []
+"""Settings from the environment that could not be read (app.launch refuses to start with them)."""
+
+
+def env_megabytes(name: str, default: float) -> int:
+    """Bytes from a setting in megabytes ($NAME); a value that is not a positive number is noted in ENV_PROBLEMS
+    (said when the studio launches) and the default is used."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else float(default)
+        if not 0 < value < 2**40:
+            raise ValueError
+    except ValueError:
+        ENV_PROBLEMS.append(f"{name}={raw[:40]!r} is not a positive number of megabytes (the default is {default})")
+        value = float(default)
+    return int(value * 2**20)
+
+
+WEB_READ_BYTES = env_megabytes("STUDIO_WEB_READ_MB", 128)
 """The most a data file may unpack to where the web app reads it in its own process (Data tab, Preferences,
 evaluation): rows in memory take several times their bytes, and one server serves everyone."""
 
@@ -338,7 +356,7 @@ def readable_config(ws: Any, cfg: Any, reward_code: bool = True) -> Any:
     return cfg
 
 
-UPLOAD_QUOTA_BYTES = int(float(os.environ.get("STUDIO_UPLOAD_QUOTA_MB", "2048")) * 2**20)
+UPLOAD_QUOTA_BYTES = env_megabytes("STUDIO_UPLOAD_QUOTA_MB", 2048)
 """Bytes one login may upload per day ($STUDIO_UPLOAD_QUOTA_MB, default 2048)."""
 UPLOAD_WINDOW_SECONDS = 86_400.0
 

@@ -118,3 +118,14 @@ def test_auth_protects_the_page(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_size_setting_that_is_not_a_number_is_one_sentence_at_launch(tmp_path):
+    """STUDIO_WEB_READ_MB=abc stopped the app at import with a traceback; now the launch says which setting."""
+    out = subprocess.run([PYTHON, "launch.py", "--port", str(free_port()), "--workspace", str(tmp_path / "ws"),
+                          "--no-browser"], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env=subprocess_env(STUDIO_WEB_READ_MB="abc", STUDIO_UPLOAD_QUOTA_MB="-5"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == ("error: STUDIO_WEB_READ_MB='abc' is not a positive number of megabytes (the default "
+                                  "is 128); STUDIO_UPLOAD_QUOTA_MB='-5' is not a positive number of megabytes (the "
+                                  "default is 2048).")

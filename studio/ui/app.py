@@ -174,6 +174,10 @@ def launch(logins: Logins, host: str = "127.0.0.1", port: int = 7860, workspace:
            share: bool = False, open_browser: bool = False, allow_reward_code: bool = False) -> None:
     """Serve the studio; `ports.check_listening` has passed (it is called before gradio is imported, so a refusal
     comes at once)."""
+    from studio.access import ENV_PROBLEMS
+
+    if ENV_PROBLEMS:
+        raise StudioError("; ".join(ENV_PROBLEMS) + ".")
     ws = Workspace.open(workspace)
     ws.check_writable()  # else every action would fail one by one
     # uploads land inside the workspace, not in a system-wide temporary folder
