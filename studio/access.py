@@ -258,6 +258,9 @@ def env_megabytes(name: str, default: float) -> int:
 
 
 WEB_READ_BYTES = env_megabytes("STUDIO_WEB_READ_MB", 128)
+WEB_HUB_ROWS = 50_000
+"""The most rows the web app streams from the start of a hub dataset's split (and no more than WEB_READ_BYTES of
+their text): a split can be terabytes, and runs read it whole in their own process."""
 """The most a data file may unpack to where the web app reads it in its own process (Data tab, Preferences,
 evaluation): rows in memory take several times their bytes, and one server serves everyone."""
 

@@ -325,3 +325,29 @@ def test_saved_folders_with_damaged_listings_or_empty_slices_are_one_sentence(tm
     (saved / "dataset_dict.json").write_text('{"splits": 5}')
     with pytest.raises(DataError, match="saved: dataset_dict.json does not list its splits."):
         read_rows(saved)
+
+
+def test_the_web_page_streams_only_the_first_rows_of_a_hub_split(tmp_path):
+    """The Data tab's hub box read a whole split into the server (terabytes for some); it streams the first rows,
+    says when there was more, and refuses a split it cannot stream in one sentence. A local dataset folder stands in
+    for the hub here (no network): the datasets library streams both the same way."""
+    import json
+
+    from studio.data.hub import read_hub
+
+    folder = tmp_path / "org-data"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"prompt": f"q{i}", "completion": f"a{i}"}) + "\n"
+                                                for i in range(30)))
+    cut = read_hub(str(folder), "train", first=(10, 10**6))
+    assert [r["prompt"] for r in cut.rows] == [f"q{i}" for i in range(10)]
+    assert cut.notes == [f"the first 10 rows of {folder} (train) were read: the web page reads no more of a hub "
+                         "dataset; a run reads the whole split"]
+    assert len(read_hub(str(folder), "train", first=(30, 10**6)).rows) == 30  # all of it: nothing to say
+    assert read_hub(str(folder), "train", first=(30, 10**6)).notes == []
+    asked = read_hub(str(folder), "train[:5]", first=(10, 10**6))
+    assert len(asked.rows) == 5 and asked.notes == []
+    small = read_hub(str(folder), "train", first=(100, 200))  # the text's bound
+    assert 3 <= len(small.rows) < 30 and small.notes[0].startswith(f"the first {len(small.rows)} rows")
+    with pytest.raises(DataError, match="the web page reads a split by its name or its first rows .* not 'train\\+test'"):
+        read_hub(str(folder), "train+test", first=(10, 10**6))

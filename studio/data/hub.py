@@ -127,14 +127,50 @@ def _refuse_when_offline(dataset_id: str) -> None:
             raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {UNREACHABLE}.") from None
 
 
-def read_hub(dataset_id: str, split: str = "train", subset: str | None = None) -> ReadResult:
-    """Read a hub dataset (needs a network unless it is cached). A local path goes to load.read_source."""
+def read_hub(dataset_id: str, split: str = "train", subset: str | None = None,
+             first: tuple[int, int] | None = None) -> ReadResult:
+    """Read a hub dataset (needs a network unless it is cached). A local path goes to load.read_source.
+    `first` = (rows, bytes): stream no more than that from the start of the split instead of downloading it whole
+    (the web app's own reads: a hub split can be terabytes)."""
     import datasets
 
     refuse_loader_name(dataset_id)
     _refuse_when_offline(dataset_id)
+    if first is not None:
+        return _first_rows(dataset_id, split, subset, *first)
     try:
         ds = datasets.load_dataset(dataset_id, subset, split=split)
     except Exception as err:
         raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {hub_reason(err)}.") from None
     return joined(ReadResult(ds.to_list(), dataset_id, "hub"))
+
+
+def _first_rows(dataset_id: str, split: str, subset: str | None, most_rows: int, most_bytes: int) -> ReadResult:
+    """The first rows of a split, streamed: at most `most_rows`, and no more once their text passes `most_bytes`.
+    A split is named plainly or as its first N rows (train[:1000])."""
+    import json
+
+    import datasets
+
+    found = re.fullmatch(r"\s*([\w.-]+)\s*(?:\[\s*:\s*(\d+)\s*\])?\s*", str(split))
+    if not found:
+        raise DataError(f"Hub dataset '{dataset_id}': the web page reads a split by its name or its first rows "
+                        f"(train, train[:1000]), not '{str(split)[:60]}'; a run reads any split (data.split).")
+    name, asked = found.group(1), int(found.group(2)) if found.group(2) else None
+    limit = min(most_rows, asked) if asked is not None else most_rows
+    try:
+        stream = datasets.load_dataset(dataset_id, subset, split=name, streaming=True)
+        rows, size, more = [], 0, False
+        for row in stream:  # a row past the bound says there was more than was read
+            if len(rows) >= limit or size > most_bytes:
+                more = size > most_bytes or asked is None or asked > limit
+                break
+            rows.append(row)
+            size += len(json.dumps(row, default=str, ensure_ascii=False))
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {hub_reason(err)}.") from None
+    notes = [f"the first {len(rows):,} rows of {dataset_id} ({name}) were read: the web page reads no more of a hub "
+             "dataset; a run reads the whole split"] if more else []
+    return joined(ReadResult(rows, dataset_id, "hub", notes=notes))

@@ -123,15 +123,17 @@ def _load_report(source: str, wanted: tuple[str, ...], split: str = "train", sub
     return report.usable, report
 
 
-def read_source(source: str, split: str = "train", subset: str | None = None) -> Any:
+def read_source(source: str, split: str = "train", subset: str | None = None,
+                first: tuple[int, int] | None = None) -> Any:
     """The rows of a file or folder (a path from here or the project, or a name that looks like a path or a data
-    file, which is refused as missing rather than looked for on the hub), else of a hub dataset id."""
+    file, which is refused as missing rather than looked for on the hub), else of a hub dataset id (with `first`,
+    (rows, bytes): only its first rows, streamed)."""
     if not str(source or "").strip():
         raise DataError(NO_DATA)
     path = resolve_project_path(source)
     if path.exists() or names_a_file(source) or looks_like_path(source):
         return read_rows(path, split=split, subset=subset)
-    return read_hub(source, split=split, subset=subset)
+    return read_hub(source, split=split, subset=subset, first=first)
 
 
 def eval_choice(data: Any) -> tuple[str, str | None]:

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.access import read_here, readable_model
+from studio.access import WEB_HUB_ROWS, WEB_READ_BYTES, read_here, readable_model
 from studio.config import MAX_LENGTHS, RunConfig
 from studio.data import store
 from studio.data.formats import SPECS, columns_of, default_mapping
@@ -206,7 +206,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
             return [None, None, *_outputs(None, "Name a hub dataset, e.g. org/dataset.", mx)]
         try:
             read_here(ctx.workspace, ds_id.strip(), "The hub dataset")
-            src = _source_from(read_source(ds_id.strip(), split.strip() or "train", subset.strip() or None))
+            src = _source_from(read_source(ds_id.strip(), split.strip() or "train", subset.strip() or None,
+                                           first=(WEB_HUB_ROWS, WEB_READ_BYTES)))
         except StudioError as err:
             return [None, None, *_outputs(None, f"⚠️ {err}", mx)]
         report, msg = analyse_here(src, AUTO, {}, mdl, mx)
