@@ -142,10 +142,9 @@ def test_a_run_asked_to_stop_whose_process_is_gone_has_stopped(tmp_path):
     assert read_status(tmp_path).state is RunState.STOPPING  # on disk, what was last written
 
 
-def test_a_completed_run_is_not_resumed_and_keeps_its_result(tmp_path):
+def finished_run_folder(tmp_path):
+    """(workspace, run folder) of an SFT run with a checkpoint and its final adapter, as training leaves them."""
     from studio.config import RunConfig, save_config
-    from studio.errors import StudioError
-    from studio.train.runs import finished_runs
     from studio.workspace import Workspace
 
     ws = Workspace.open(tmp_path / "ws")
@@ -154,6 +153,14 @@ def test_a_completed_run_is_not_resumed_and_keeps_its_result(tmp_path):
     (run_dir / "adapter").mkdir()
     (run_dir / "adapter" / "adapter_config.json").write_text("{}")
     save_config(RunConfig().validate(), run_dir / "config.yaml")
+    return ws, run_dir
+
+
+def test_a_completed_run_is_not_resumed_and_keeps_its_result(tmp_path):
+    from studio.errors import StudioError
+    from studio.train.runs import finished_runs
+
+    ws, run_dir = finished_run_folder(tmp_path)
     for state in (RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.COMPLETED):
         update_status(run_dir, state=state, stage="sft")
     with pytest.raises(StudioError, match="has completed: there is nothing to resume"):
@@ -168,17 +175,10 @@ def test_a_completed_run_is_not_resumed_and_keeps_its_result(tmp_path):
 def test_a_damaged_status_file_is_named_and_hides_no_finished_run(tmp_path, damage):
     """status.json cut short by a crash (or holding anything else): the run is listed with a sentence naming the
     file, a finished run stays in the pickers, it is not resumed over its result, and the next write is whole."""
-    from studio.config import RunConfig, save_config
     from studio.errors import StudioError
     from studio.train.runs import finished_runs, list_runs
-    from studio.workspace import Workspace
 
-    ws = Workspace.open(tmp_path / "ws")
-    run_dir = ws.runs / "20261127-120000-sft"
-    (run_dir / "checkpoints" / "checkpoint-4").mkdir(parents=True)
-    (run_dir / "adapter").mkdir()
-    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
-    save_config(RunConfig().validate(), run_dir / "config.yaml")
+    ws, run_dir = finished_run_folder(tmp_path)
     (run_dir / "status.json").write_bytes(damage)
     row = list_runs(ws)[0]
     assert row["status"] == "unknown" and row["error"].startswith(f"{run_dir / 'status.json'} cannot be read (")
