@@ -58,13 +58,43 @@ def read_run_config(run_dir: Path) -> dict:
     return raw
 
 
+def nameable(name: str) -> bool:
+    """Whether `name` may stand for a run: not shaped like a run's id (an id always means that run, even deleted),
+    a path ('.', '..', '~', slashes), a hub id, a checkpoint (@), and without control or direction characters
+    that would make a picker show something else than it holds."""
+    import unicodedata
+
+    return bool(name) and not _STAMP.match(name) and not name.startswith((".", "~")) and \
+        not any(c in name for c in "/\\@") and not any(unicodedata.category(c) in ("Cc", "Cf") for c in name)
+
+
 class AmbiguousRun(StudioError):
     """Several runs answer to the name given."""
+
+
+_NAMES: dict[tuple[str, int, int], set[str]] = {}
+"""run_names by run folder and its two files' change times: a name looked up reads only runs changed since."""
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def run_names(run_dir: Path) -> set[str]:
     """What a run may be called besides its id: the name given in its details, its config's `name:` and its id
     without the time it started (read from its files, never raising)."""
+    key = (str(run_dir), _mtime(run_dir / "config.yaml"), _mtime(run_dir / DETAILS))
+    if key not in _NAMES:
+        if len(_NAMES) > 10_000:
+            _NAMES.clear()
+        _NAMES[key] = _read_names(run_dir)
+    return _NAMES[key]
+
+
+def _read_names(run_dir: Path) -> set[str]:
     import json
 
     import yaml
@@ -163,10 +193,10 @@ class Workspace:
 
     def named_run(self, name: str) -> Path | None:
         """The one run called `name`: its name in the run details, the `name:` of its config, or its id without
-        the time it started. None when no run is (or `name` has a slash, as hub ids and paths do); StudioError when
-        several are."""
+        the time it started. None when no run is (or `name` could be read as something else: see nameable);
+        StudioError when several are."""
         wanted = " ".join(str(name).split())
-        if not wanted or "/" in wanted:  # a hub id or a path is never taken for a run's name
+        if not nameable(wanted):  # a hub id, a path or a run's id is never taken for a run's name
             return None
         found = [run_dir for run_dir in self.list_runs() if wanted in run_names(run_dir)]
         if len(found) > 1:

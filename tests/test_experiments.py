@@ -37,6 +37,12 @@ def test_name_notes_diff_metrics_and_log(tmp_path):
     assert labelled_runs(ws, [b.name]) == [(b.name, b.name)] and ws.run_dir("lr 3e-4") == a
     with pytest.raises(StudioError, match="at most 120 characters"):
         experiments.set_details(a, title="x" * 121)
+    # a name that could be read as another run's id, a path, a checkpoint, or show as something else, is refused:
+    # a run renamed to a deleted run's id was deleted in its place by a retried delete
+    for shifty in (b.name, "20200101-000000-old", "..", ".", "~root", "a/b", "x@checkpoint-1", "ab\u202ecd", "a\tb\x00"):
+        with pytest.raises(StudioError, match="cannot look like a run's id or a path"):
+            experiments.set_details(a, title=shifty)
+    assert experiments.details(a)["title"] == "lr 3e-4"
     assert experiments.config_diff(a, b) == [("train.batch_size", 8, 4), ("train.learning_rate", 3e-4, 1e-3)]
     assert experiments.config_diff(a, a) == []
     with open(a / "metrics.jsonl", "w") as fh:
@@ -89,6 +95,15 @@ def test_a_run_another_still_needs_is_not_deleted(tmp_path):
     (child / "parent-merged" / "config.json").write_text("{}")
     experiments.delete_run(parent)
     assert not parent.exists() and child.exists()
+    # a reward model a queued PPO run scores with is kept too
+    scorer = make_run(ws, "20261127-120000-reward")
+    ppo = ws.runs / "20261127-130000-ppo"
+    ppo.mkdir()
+    save_config(RunConfig.from_dict({"method": {"stage": "ppo"}, "rl": {"reward_model": str(scorer)}}).validate(),
+                ppo / "config.yaml")
+    update_status(ppo, state=RunState.QUEUED, pid=os.getpid())
+    with pytest.raises(StudioError, match=f"Run {ppo.name} is queued and is scored by run {scorer.name}"):
+        experiments.delete_run(scorer)
 
 
 def test_the_status_bar_names_the_device_the_running_job_and_the_queue(tmp_path):
@@ -107,3 +122,32 @@ def test_the_status_bar_names_the_device_the_running_job_and_the_queue(tmp_path)
     assert s["job"] == "20261127-100000-sft: running, step 3 of 10" and s["queue"] == "1 waiting"
     assert s["device"].startswith("CPU (") or "GiB" in s["device"]
     assert "GiB in use" in s["memory"] and s["job"] in status_line(ws)
+
+
+def test_damaged_run_files_never_take_the_runs_table_down(tmp_path):
+    """Each of these once broke the whole table (and `studio runs`) on every tick: every run gets its row, and the
+    one whose config cannot be read says which file."""
+    from studio.train.runner import observe
+
+    ws = Workspace.open(tmp_path / "ws")
+    damaged = {
+        "20261127-100001-cut": ("config.yaml", "name: caf\xc3".encode("latin-1")),  # cut inside a character
+        "20261127-100002-list": ("config.yaml", b"- a\n- b\n"),
+        "20261127-100003-shapes": ("config.yaml", b"model: [1]\nmethod: 5\nname: [x]\n"),
+        "20261127-100004-evals": ("evaluations.jsonl", b'{"exact_match": "all", "rows": 2}\n[1, 2]\n'),
+        "20261127-100005-huge": ("status.json", b'{"state": "completed", "created": 1e308, "finished": 1e308}'),
+        "20261127-100006-deep": ("status.json", b"[" * 100_000 + b"]" * 100_000),
+        "20261127-100007-state": ("status.json", b'{"state": ["running"], "step": 99999999999999999999}'),
+    }
+    for run_id, (name, content) in damaged.items():
+        make_run(ws, run_id)
+        (ws.runs / run_id / name).write_bytes(content)
+    rows = {r["run"]: r for r in list_runs(ws)}
+    assert set(rows) == set(damaged)
+    assert rows["20261127-100001-cut"]["error"].startswith(f"{ws.runs / '20261127-100001-cut' / 'config.yaml'} "
+                                                             "cannot be read (")
+    assert rows["20261127-100002-list"]["error"].endswith("holds a list, not a run's settings.")
+    assert rows["20261127-100003-shapes"]["model"] == "?" and rows["20261127-100004-evals"]["exact match"] == ""
+    assert "nested too deeply" in rows["20261127-100006-deep"]["error"]
+    assert observe(ws.runs / "20261127-100005-huge").created is None  # not a time the studio wrote
+    assert rows["20261127-100007-state"]["status"] == "unknown" and rows["20261127-100007-state"]["steps"] == "0/?"

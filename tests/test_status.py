@@ -203,3 +203,53 @@ def test_a_dead_run_says_what_it_left_and_what_to_do(tmp_path):
     running = RunStatus(state=RunState.RUNNING, started=1.0, step=3)
     assert dead_note(tmp_path, running) == ("The training process ended without saying why (killed, or out of "
                                             "memory); see stdout.log. Resume continues from the latest checkpoint.")
+
+
+def test_a_stopped_run_is_not_resumed_while_its_process_ends_and_its_wait_does_not_queue_it_again(tmp_path):
+    """A queued run is stopped at once while its process may still be waiting: the waiting loop must not write it
+    back to queued, and a resume must wait for that process to end (two workers trained one folder)."""
+    import fcntl
+
+    from studio.errors import StudioError
+    from studio.train.worker import wait_for_device
+
+    ws, run_dir = finished_run_folder(tmp_path)
+    for part in ("adapter/adapter_config.json",):
+        (run_dir / part).unlink()
+    update_status(run_dir, state=RunState.QUEUED, launcher_pid=os.getpid(), launcher_start=process_start(os.getpid()))
+    update_status(run_dir, state=RunState.STOPPED, left_queue=time.time())  # as stop_run writes for a queued run
+    lock = ws.root / "train.lock"
+    with open(lock, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert wait_for_device(lock, run_dir, should_stop=lambda: True) is None
+    assert read_status(run_dir).state is RunState.STOPPED
+    with pytest.raises(StudioError, match=f"its process \\({os.getpid()}\\) is still ending; resume it in a moment"):
+        runner.prepare_resume(run_dir)
+    update_status(run_dir, left_queue=None)  # stopped by its own worker, which has said its last word: at once
+    assert runner.prepare_resume(run_dir).method.name and read_status(run_dir).state is RunState.QUEUED
+
+
+def test_an_active_run_that_names_no_process_is_dead_after_a_minute(tmp_path):
+    """A run left queued when its worker could not start names no process; it must not hold the queue forever."""
+    update_status(tmp_path, state=RunState.QUEUED)
+    assert not runner.observe(tmp_path, grace=0).dead  # its launcher may be recorded any moment
+    status = json.loads((tmp_path / "status.json").read_text())
+    status["updated"] = time.time() - 61
+    (tmp_path / "status.json").write_text(json.dumps(status))
+    seen = runner.observe(tmp_path, grace=0)
+    assert seen.dead and seen.shown_state == "dead"
+
+
+def test_an_attempt_stopped_before_it_began_adds_no_time_to_the_run(tmp_path):
+    """Resumed, then stopped while queued: that attempt never trained, so its wait is not the run's time (a run of
+    100 s read 2 hours after a stop in the queue)."""
+    ws, run_dir = finished_run_folder(tmp_path)
+    (run_dir / "adapter" / "adapter_config.json").unlink()
+    (run_dir / "status.json").write_text(json.dumps({
+        "state": "stopped", "started": 1000.0, "resumed": 5000.0, "finished": 9000.0, "earlier": 100.0}))
+    runner.prepare_resume(run_dir)
+    assert read_status(run_dir).earlier == 100.0
+    (run_dir / "status.json").write_text(json.dumps({  # an attempt that began: its time counts
+        "state": "stopped", "started": 6000.0, "resumed": 5000.0, "finished": 9000.0, "earlier": 100.0}))
+    runner.prepare_resume(run_dir)
+    assert read_status(run_dir).earlier == 3100.0

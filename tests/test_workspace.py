@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from studio.errors import StudioError
@@ -55,6 +57,9 @@ def test_runs_are_found_by_name_once_and_not_past_the_workspace(tmp_path):
     assert describe_target("lr 3e-4", ws)[1] == b and describe_target("tiny", ws)[1] is None
     (b / "details.json").write_text('{"title": "Qwen/Qwen2.5-0.5B"}')  # a hub id is never taken for a run
     assert describe_target("Qwen/Qwen2.5-0.5B", ws)[1] is None
+    for shifty in ("..", ".", "~", a.name[:-2] + "xx"):  # paths, and another (maybe deleted) run's id
+        (b / "details.json").write_text(json.dumps({"title": shifty}))
+        assert ws.named_run(shifty) is None
     (b / "details.json").write_text('{"title": "walk-sft"}')
     with pytest.raises(StudioError, match="2 runs are called 'walk-sft' .*: name one by its id") as refused:
         run_id_only(ws, "walk-sft")

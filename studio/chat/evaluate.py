@@ -81,17 +81,19 @@ def save_result(ws: Any, result: EvalResult, data: str, split: str = "") -> Path
 
 
 def evaluations(run_dir: Path) -> list[dict[str, Any]]:
-    """A run's saved evaluations, oldest first."""
+    """A run's saved evaluations, oldest first (lines that are not one evaluation's record are passed over)."""
     try:
-        lines = (Path(run_dir) / EVALUATIONS).read_text(encoding="utf-8").splitlines()
+        lines = (Path(run_dir) / EVALUATIONS).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
     out = []
     for line in lines:
         try:
-            out.append(json.loads(line))
-        except ValueError:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
             continue
+        if isinstance(record, dict):
+            out.append(record)
     return out
 
 

@@ -17,12 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from studio.errors import StudioError
 from studio.train.metrics import read_all
 from studio.train.runner import observe
-from studio.workspace import DETAILS, read_run_config
+from studio.workspace import DETAILS, nameable, read_run_config
 
 LOG = "stdout.log"
 
@@ -44,6 +42,10 @@ def set_details(run_dir: Path, title: str | None = None, notes: str | None = Non
         title = " ".join(title.split())
         if len(title) > 120:
             raise StudioError("A run's name is at most 120 characters.")
+        if title and not nameable(title):
+            raise StudioError("A run's name cannot look like a run's id or a path (starting with a date and time, "
+                              "'.' or '~', or holding / \\ or @), nor hold control or text-direction characters: "
+                              "choose another.")
         now["title"] = title
     if notes is not None:
         if len(notes) > 20_000:
@@ -126,23 +128,25 @@ def delete_run(run_dir: Path) -> None:
 
 def runs_needing(run_dir: Path) -> list[tuple[str, str]]:
     """(run id, why) for each run of the same workspace that still needs `run_dir`: one yet to start or still
-    training from it, and one whose adapter sits on its full model (a parent's adapter is merged and kept beside
+    training from it or scored by it (a reward model), and one whose adapter sits on its full model (a parent's adapter is merged and kept beside
     the run that starts from it, so that one needs it no more once it has started)."""
     found = []
     for other in sorted(run_dir.parent.iterdir()):
         if other == run_dir or other.name.startswith(".") or not (other / "config.yaml").is_file():
             continue
         try:
-            cfg = yaml.safe_load((other / "config.yaml").read_text(encoding="utf-8")) or {}
+            cfg = read_run_config(other)
             parent = str((cfg.get("model") or {}).get("parent_run") or "")
-        except (OSError, ValueError, yaml.YAMLError, AttributeError):
+            scorer = str((cfg.get("rl") or {}).get("reward_model") or "")
+        except (StudioError, AttributeError):
             continue
-        if not parent or Path(parent).name != run_dir.name:
+        starts, scores = Path(parent).name == run_dir.name, Path(scorer).name == run_dir.name
+        if not (starts or scores):
             continue
         status = observe(other)
         if status.active:
-            found.append((other.name, f"is {status.shown_state} and starts from"))
-        elif not (other / "parent-merged" / "config.json").exists() and (run_dir / "model").is_dir() \
+            found.append((other.name, f"is {status.shown_state} and {'starts from' if starts else 'is scored by'}"))
+        elif starts and not (other / "parent-merged" / "config.json").exists() and (run_dir / "model").is_dir() \
                 and (other / "adapter").is_dir():
             found.append((other.name, "holds an adapter trained on the model of"))
     return found

@@ -250,8 +250,19 @@ def start_run(ws: Workspace, cfg: RunConfig, label: str | None = None, started_b
     record_queued(run_dir, cfg, started_by=started_by)
     cmd = worker_command(config_path, run_dir, ws, num_processes=cfg.train.num_processes,
                          accelerate_config=launch_config(cfg))
-    record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
+    record_launcher(run_dir, launched(run_dir, cmd))
     return run_dir
+
+
+def launched(run_dir: Path, cmd: list[str]) -> int:
+    """Start a run's worker; when it cannot start, the run is failed with the reason (left queued with no process,
+    it would hold the queue)."""
+    try:
+        return spawn(cmd, run_dir / "stdout.log")
+    except OSError as err:
+        update_status(run_dir, state=RunState.FAILED, finished=time.time(),
+                      error=f"Its training process could not be started: {err.strerror or err}.")
+        raise StudioError(f"Run {run_dir.name} could not start its training process: {err.strerror or err}.") from None
 
 
 def record_queued(run_dir: Path, cfg: RunConfig, launcher: int | None = None, **fields: Any) -> None:
@@ -275,6 +286,12 @@ def prepare_resume(run_dir: Path) -> RunConfig:
     status = observe(run_dir)
     if status.active:
         raise StudioError(f"Run {run_dir.name} is still {status.shown_state}; stop it before resuming.")
+    still = [pid for pid, started in ((status.pid, status.pid_start), (status.launcher_pid, status.launcher_start))
+             if status.left_queue and is_process(pid, started)]
+    if still:  # taken out of the queue while its process still waits: it writes once more as it ends, and two
+        # processes would hold one run (a worker that stopped itself has written its last word already)
+        raise StudioError(f"Run {run_dir.name} is {status.shown_state}, but its process ({still[0]}) is still ending; "
+                          "resume it in a moment.")
     if status.state is RunState.COMPLETED or run_result(run_dir) is not None:  # its final weights say so too
         raise StudioError(f"Run {run_dir.name} has completed: there is nothing to resume. To train it further, "
                           "start a new run from it (Start from an earlier run, or model.parent_run).")
@@ -284,9 +301,11 @@ def prepare_resume(run_dir: Path) -> RunConfig:
     (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it is spent
     # compare-and-set: only if nobody moved the run since we looked (a dead run is still "running" on disk)
     ended = status.finished or status.updated or time.time()
-    spent = status.earlier + (max(0.0, float(ended) - float(status.started)) if status.started else 0.0)
+    began = status.started if status.started and status.started >= (status.resumed or 0.0) else None
+    spent = status.earlier + (max(0.0, float(ended) - float(began)) if began else 0.0)  # an attempt that never
+    # began training (stopped while queued) adds nothing; its `started` is the attempt's before
     after = update_status(run_dir, expect={status.state}, state=RunState.QUEUED, error=None,
-                          resumed=time.time(), finished=None, waiting_for=None, earlier=spent)
+                          resumed=time.time(), finished=None, waiting_for=None, earlier=spent, left_queue=None)
     if after.state is not RunState.QUEUED:
         raise StudioError(f"Run {run_dir.name} changed meanwhile (now {after.shown_state}); look again before "
                           "resuming.")
@@ -317,7 +336,7 @@ def stop_run(run_dir: Path) -> RunStatus:
     after = update_status(run_dir, expect={RunState.QUEUED}, state=RunState.STOPPED) \
         if status.state is RunState.QUEUED else status
     if after.state is RunState.STOPPED and status.state is RunState.QUEUED:
-        after = update_status(run_dir, finished=after.finished or time.time(), waiting_for=None)
+        after = update_status(run_dir, finished=after.finished or time.time(), waiting_for=None, left_queue=time.time())
     for pid, started in ((status.pid, status.pid_start), (status.launcher_pid, status.launcher_start)):
         if is_process(pid, started):
             try:
@@ -349,6 +368,11 @@ def is_process(pid: int | None, started: str | None) -> bool:
     return started is None or process_start(pid) in (None, started)
 
 
+NO_PROCESS_GRACE = 60.0
+"""Seconds an active run that names no process at all is believed: a launcher is recorded within a moment of the
+first status; past this the run was left behind (its worker never started) and is dead, not holding the queue."""
+
+
 def observe(run_dir: Path, grace: float = 5.0) -> RunStatus:
     """The run's status as recorded, with `dead` set when it claims to be active but none of its
     processes is alive. Nothing is written: the record stays the worker's."""
@@ -356,9 +380,10 @@ def observe(run_dir: Path, grace: float = 5.0) -> RunStatus:
     if status.state not in ACTIVE:
         return status
     procs = [(status.pid, status.pid_start), (status.launcher_pid, status.launcher_start)]
-    if not any(pid for pid, _ in procs) or any(is_process(pid, started) for pid, started in procs):
+    if any(is_process(pid, started) for pid, started in procs):
         return status
-    if time.time() - float(status.updated or 0) < grace:
+    named = any(pid for pid, _ in procs)  # none named yet: between the first status and the launcher's record
+    if time.time() - float(status.updated or 0) < (grace if named else max(grace, NO_PROCESS_GRACE)):
         return status  # the worker may be writing its final state right now
     again = read_status(run_dir)
     again.dead = again.state in ACTIVE

@@ -22,7 +22,7 @@ from studio.stages import chat_stage
 from studio.train.metrics import FILE, read_all
 from studio.train.runner import observe
 from studio.train.status import RunState, RunStatus, read_status
-from studio.workspace import Workspace, run_result
+from studio.workspace import Workspace, read_run_config, run_result
 
 # Keys the trainer logs that are not curves worth drawing.
 _NOT_CURVES = {"step", "epoch", "time", "total_flos", "train_runtime", "train_samples_per_second",
@@ -31,35 +31,51 @@ _NOT_CURVES = {"step", "epoch", "time", "total_flos", "train_runtime", "train_sa
 
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
+    """One row of the runs table. A run folder whose files were damaged (a crash, a hand edit) still gives a row,
+    its error naming the file that cannot be read; it never takes the table down."""
     status = observe(run_dir)
+    problem = ""
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        cfg = {}
+        cfg = read_run_config(run_dir)
+    except StudioError as err:
+        cfg, problem = {}, str(err)
+    model, method = _section(cfg, "model"), _section(cfg, "method")
     from studio.chat.evaluate import final_evaluations
+    from studio.train.experiments import details
 
     loss = last_loss(run_dir)
     started = status.started or status.created
     ended = status.finished or (time.time() if status.active else status.updated)
-    scored = final_evaluations(run_dir)
+    scored = [e for e in final_evaluations(run_dir) if _number(e.get("exact_match")) and _number(e.get("rows"))]
     last = scored[-1] if scored else None
-    from studio.train.experiments import details
-
     return {
         "run": run_dir.name,
-        "name": details(run_dir)["title"] or cfg.get("name") or "",
-        "stage": (cfg.get("method") or {}).get("stage", status.stage or "?"),
-        "model": (cfg.get("model") or {}).get("name", status.model or "?"),
-        "method": (cfg.get("method") or {}).get("name", status.method or "?"),
+        "name": details(run_dir)["title"] or _text(cfg.get("name")),
+        "stage": _text(method.get("stage")) or status.stage or "?",
+        "model": _text(model.get("name")) or status.model or "?",
+        "method": _text(method.get("name")) or status.method or "?",
         "status": status.shown_state,
         "steps": f"{status.step}/{status.total_steps or '?'}",
         "final loss": round(loss, 4) if loss is not None else None,
         "duration": _duration(status.earlier + ended - started) if started and ended else "",
         "exact match": f"{last['exact_match']:.1%} of {last['rows']}" if last else "",
-        "ROUGE-L": f"{last['rouge_l']:.3f}" if last and isinstance(last.get("rouge_l"), float) else "",
-        "parent": Path((cfg.get("model") or {}).get("parent_run") or "").name,
-        "error": status.shown_error,
+        "ROUGE-L": f"{last['rouge_l']:.3f}" if last and _number(last.get("rouge_l")) else "",
+        "parent": Path(_text(model.get("parent_run"))).name,
+        "error": status.shown_error or problem,
     }
+
+
+def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
+    value = cfg.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def last_loss(run_dir: Path, tail: int = 65536) -> float | None:

@@ -20,6 +20,7 @@ import dataclasses
 import enum
 import fcntl
 import json
+import math
 import os
 import time
 from collections.abc import Collection
@@ -95,6 +96,8 @@ class RunStatus:
     """Seconds the run spent in attempts before its latest resume (so a resumed run's clock goes on)."""
     waiting_for: str | None = None
     """The run holding the device while this one is queued."""
+    left_queue: float | None = None
+    """When a Stop took the run out of the queue (its process may still be waiting, to end at its next look)."""
     error: str | None = None
     output: str | None = None
     system_rows: int | None = None
@@ -144,7 +147,7 @@ class RunStatus:
             if key == "state":
                 try:
                     out.state = RunState(value)
-                except ValueError:
+                except (ValueError, TypeError):
                     out.state = None
             elif key in known and key not in DERIVED and _fits(value, known[key].type):
                 setattr(out, key, value)
@@ -156,10 +159,10 @@ def _fits(value: Any, type_text: str) -> bool:
         return "None" in str(type_text)
     if isinstance(value, bool):
         return False
-    if "int" in str(type_text):
-        return isinstance(value, int)
-    if "float" in str(type_text):
-        return isinstance(value, (int, float))
+    if "int" in str(type_text):  # steps, pids: anything past 2**53 was not written by the studio
+        return isinstance(value, int) and abs(value) < 2**53
+    if "float" in str(type_text):  # times and seconds, finite and of a sane size (1e308 overflows a clock)
+        return isinstance(value, (int, float)) and math.isfinite(value) and abs(value) < 1e12
     return isinstance(value, str)
 
 
@@ -175,8 +178,9 @@ def read_status(run_dir: str | os.PathLike) -> RunStatus:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return RunStatus()
-    except (OSError, ValueError) as err:
-        why = "it is not JSON" if isinstance(err, ValueError) else (getattr(err, "strerror", None) or str(err))
+    except (OSError, ValueError, RecursionError) as err:
+        why = "it is not JSON" if isinstance(err, ValueError) else "it is nested too deeply" \
+            if isinstance(err, RecursionError) else (getattr(err, "strerror", None) or str(err))
         return RunStatus(unreadable=f"{path} cannot be read ({why}); the run's adapter, checkpoints and metrics are "
                                     "as they were.")
     if not isinstance(raw, dict):

@@ -191,16 +191,18 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any =
     fh = open(lock_path, "a+")
     owner = lock_path.with_suffix(".owner")
     while True:
+        earlier = queued_before(run_dir)  # first come, first served: a run queued earlier takes the device first
         try:
-            if queued_before(run_dir):  # first come, first served: a run queued earlier takes the device first
+            if earlier:
                 raise BlockingIOError
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             owner.write_text(run_dir.name, encoding="utf-8")
             return fh
         except BlockingIOError:
-            holder = (owner.read_text(encoding="utf-8").strip() if owner.exists() else "") or "another run"
-            update_status(run_dir, state=RunState.QUEUED, pid=os.getpid(), pid_start=process_start(os.getpid()),
-                          waiting_for=holder)
+            holder = earlier or (owner.read_text(encoding="utf-8").strip() if owner.exists() else "") or "another run"
+            # only while still queued: a run stopped meanwhile stays stopped (this loop would queue it again)
+            update_status(run_dir, expect={RunState.QUEUED}, state=RunState.QUEUED, pid=os.getpid(),
+                          pid_start=process_start(os.getpid()), waiting_for=holder)
             if say is not None and holder != told:
                 say(f"queued: waiting for {holder} to finish (one training at a time)")
                 told = holder
@@ -210,8 +212,9 @@ def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any =
             time.sleep(1.0)
 
 
-def queued_before(run_dir: Path) -> bool:
-    """Whether another run of the same workspace was queued before this one and still waits (its process alive)."""
+def queued_before(run_dir: Path) -> str:
+    """Another run of the same workspace queued before this one that still waits (its process alive), by its id;
+    '' when there is none."""
     from studio.train.runner import observe
 
     def queued_at(status: Any) -> float:
@@ -224,8 +227,8 @@ def queued_before(run_dir: Path) -> bool:
         status = observe(other)
         if status.state is RunState.QUEUED and not status.dead and \
                 (queued_at(status), other.name) < (mine, run_dir.name):
-            return True
-    return False
+            return other.name
+    return ""
 
 
 def run_training(cfg: RunConfig, run_dir: Path, resume: bool = False, show_progress: bool = False,

@@ -97,9 +97,11 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
 
     def do_clone(run_id):
         try:
-            raw = experiments.run_config_dict(run_id_only(ctx.workspace, run_id or ""))
+            run_dir = run_id_only(ctx.workspace, run_id or "")
+            raw = experiments.run_config_dict(run_dir)
             raw.pop("name", None)
-            return [*clone(raw), f"The form now holds the config of {run_id}: change what you like and press Start."]
+            return [*clone(raw), f"The form now holds the config of {run_dir.name}: change what you like and press "
+                                 "Start."]
         except (StudioError, ValueError) as err:
             return [*[gr.skip()] * len(clone_outputs), f"⚠️ {err}"]
 
@@ -112,11 +114,12 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
     def do_delete(run_id):
         hide = [gr.update(visible=False), gr.update(visible=False)]
         try:
-            experiments.delete_run(run_id_only(ctx.workspace, run_id or ""))
+            run_dir = run_id_only(ctx.workspace, run_id or "")
+            experiments.delete_run(run_dir)
         except StudioError as err:
             return [f"⚠️ {err}", *hide, gr.skip()]
         ids = [p.name for p in ctx.workspace.list_runs()]
-        return [f"Deleted run {run_id}.", *hide,
+        return [f"Deleted run {run_dir.name}.", *hide,
                 gr.update(choices=labelled_runs(ctx.workspace, ids), value=ids[0] if ids else None)]
 
     confirm.click(do_delete, watch, [said, confirm, cancel, watch], **action("run_delete")).then(

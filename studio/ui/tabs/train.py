@@ -336,7 +336,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             runner.resume_run(ctx.workspace, run_dir)
         except (StudioError, ValueError) as err:
             return f"⚠️ {err}"
-        return f"Resumed {run_id} from its latest checkpoint at {time.strftime('%H:%M:%S')}."
+        return f"Resumed {run_dir.name} from its latest checkpoint at {time.strftime('%H:%M:%S')}."
 
     stop.click(on_stop, watch, message, show_progress="hidden", **action("train_stop"))
     resume.click(on_resume, watch, message, show_progress="hidden", **action("train_resume")).then(
