@@ -335,3 +335,19 @@ def test_a_file_the_server_cannot_write_is_named_as_the_machines_fault(server):
     with pytest.raises(AppError, match="The server could not read or write a file .*details.tmp.*Check that the "
                                        "workspace is writable"):
         c.predict(run_dir.name, "new name", "", api_name="/run_rename")
+
+
+def test_a_name_two_runs_share_is_saved_with_a_warning(server):
+    """Giving a run the name another has is allowed (names are labels) but said: the name no longer finds either."""
+    url, ws = server
+    made = []
+    for tag in ("twin-a", "twin-b"):
+        run_dir = Workspace.open(ws).new_run_dir(tag)
+        (run_dir / "config.yaml").write_text("model: {name: tiny}\n", encoding="utf-8")
+        made.append(run_dir.name)
+    c = client(url, "adm", "admin-pw")
+    said, _ = c.predict(made[0], "same name", "", api_name="/run_rename")
+    assert said == f"Saved the name and notes of {made[0]}."
+    said, _ = c.predict(made[1], "same name", "", api_name="/run_rename")
+    assert said == (f"Saved the name and notes of {made[1]}. ⚠️ Run {made[0]} is called that too: the name finds "
+                    "neither now; pick them by id, or give one another name.")

@@ -128,7 +128,7 @@ def test_saved_folders_keep_their_own_splits(tmp_path):
                            eval_fraction=0.2)
     assert len(read_rows(version, "eval").rows) == 2 and len(read_rows(version).rows) == 8
     assert read_rows(version, "train[:3]").lines == [1, 2, 3]
-    with pytest.raises(DataError, match=r"v1: no split 'test' \(it has train, eval\)."):
+    with pytest.raises(DataError, match=r"^The saved dataset qa v1: no split 'test' \(it has train, eval\)."):
         read_rows(version, "test")
 
 

@@ -116,6 +116,9 @@ def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
     assert unkept.iloc[0]["saved"] == "not kept: Read-only file system" and unkept.iloc[0]["loss"] == "7.679"
     wide = answers_frame([result])
     assert list(wide.columns) == ["reference", run_dir.name, "prompt"]
+    from studio.ui.evaluate_panel import answers_update
+
+    assert answers_update(wide)["column_widths"] == ["44%", "44%", "12%"]  # each answer in sight, side by side
     assert list(wide[run_dir.name]) == ["On its way.", "✗ No idea."] and len(wide["prompt"][0]) == 120
     maths = [{"prompt": "2+2?", "reference": "Add them: \\boxed{4}", "answer": "It is 4.", "final": "4", "right": "yes"},
              {"prompt": "3+3?", "reference": "Add them: \\boxed{6}", "answer": "7", "final": "6", "right": "no"}]

@@ -86,10 +86,11 @@ def _ranges(path: Path, split: str, parts: dict[str, Any]) -> list[tuple[str, in
 def _version_splits(path: Path, split: str) -> list[str]:
     """The splits of a saved version (train, and eval when it was saved with a share) that `split` names."""
     present = [n for n in ("train", "eval") if (path / f"{n}.jsonl").is_file()]
-    wanted = list(dict.fromkeys(split_names(split, path.name)))
+    label = f"The saved dataset {path.parent.name} {path.name}"  # its name and version, as the Data tab says them
+    wanted = list(dict.fromkeys(split_names(split, label)))
     for name in wanted:
         if name not in present:
-            raise DataError(f"{path.name}: no split '{name}' (it has {', '.join(present)}).")
+            raise DataError(f"{label}: no split '{name}' (it has {', '.join(present)}).")
     return wanted
 
 

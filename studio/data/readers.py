@@ -107,7 +107,7 @@ def refuse_choice_in_a_file(path: Path, split: str, subset: str | None) -> None:
                         "a dataset folder (leave it empty).")
     if split != "train":
         raise DataError(f"{what} is one file, with no splits: the split '{split}' is chosen in a hub dataset or a "
-                        "dataset folder (leave it as train).")
+                        "dataset folder (leave it empty, or train).")
 
 
 def source_name(path: Path, source: str) -> str:

@@ -40,8 +40,10 @@ class AppContext:
 
     def picker(self, dropdown: Any, choices: Callable[[], list[Any]]) -> Any:
         """A dropdown of the workspace's runs, datasets or models, its choices filled when a page opens. It
-        takes any value too: an API client's session has no page that filled it, and every handler checks
-        the value it gets on the server (run_id_only, readable_model, readable_data ...)."""
-        dropdown.allow_custom_value = True
+        takes any value too (create it with allow_custom_value=True, which the page reads from the start): a name
+        typed in place of an id, and an API client's session, which has no page that filled it; every handler
+        checks the value it gets on the server (run_id_only, readable_model, readable_data ...)."""
+        if not dropdown.allow_custom_value:
+            raise ValueError(f"The picker {dropdown.label!r} must be created with allow_custom_value=True.")
         self.pickers.append((dropdown, choices))
         return dropdown

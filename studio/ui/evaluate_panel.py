@@ -71,6 +71,14 @@ def with_checkpoints(ctx: AppContext, names: list[str]) -> list[str]:
     return out
 
 
+def answers_update(wide: pd.DataFrame) -> Any:
+    """The answers table with its columns sharing the width (left to the content, one long answer took a screen's
+    width and pushed the other models' answers out of sight): the prompt narrow, the rest alike."""
+    others = len(wide.columns) - 1
+    share = f"{max(10, (100 - 12) // max(1, others))}%"
+    return gr.update(value=wide, column_widths=[share] * others + ["12%"])
+
+
 def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: list[str]) -> None:
     with gr.Accordion("Evaluate on held-out data", open=False):
         with gr.Row():
@@ -81,7 +89,8 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             limit = gr.Number(100, label="Rows (0 = all)", precision=0, scale=1)
             go = gr.Button("Evaluate", variant="primary", scale=1)
         with gr.Row():
-            judge = gr.Dropdown([NO_JUDGE], value=NO_JUDGE, label="Judge (grades each answer 1-5)", scale=2)
+            judge = gr.Dropdown([NO_JUDGE], value=NO_JUDGE, label="Judge (grades each answer 1-5)",
+                                allow_custom_value=True, scale=2)
             rubric = gr.Textbox("", label="The judge's rubric", placeholder=RUBRIC, scale=3)
             each = gr.Checkbox(False, label="Each saved checkpoint too", scale=1)
         with gr.Row():
@@ -124,7 +133,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
         except (StudioError, ValueError, OSError) as err:
             return message_frame(f"⚠️ {err}"), gr.skip()
         return scores_frame(results, saved, f"{source}" + (f" · {split_kept}" if split_kept else "")), \
-            answers_frame(results)
+            answers_update(answers_frame(results))
 
     gr.on([go.click, limit.submit, split.submit, subset.submit], run_eval,  # Enter in a field starts it too
           [data, models, limit, judge, rubric, each, split, subset], [scores, answers], **action("evaluate"))

@@ -15,8 +15,19 @@ from studio.train import experiments
 from studio.train.runs import labelled_runs
 from studio.ui.api import action, glue
 from studio.ui.context import AppContext
+from studio.workspace import read_run_config, run_names
 
 DIFF_COLUMNS = ["setting", "this run", "the other run"]
+NAME_HINT = "e.g. lr 3e-4, more data"
+
+
+def started_name(run_dir: Any) -> str:
+    """The name a run was started with (its config's `name:`), '' when it has none or its config is unreadable."""
+    try:
+        name = read_run_config(run_dir).get("name")
+    except StudioError:
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable[[dict[str, Any]], list[Any]],
@@ -26,13 +37,13 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
     nothing trains). Returns the clone event, for the Method tab to follow it as it follows a loaded preset."""
     with gr.Accordion("The watched run: name, notes, metrics, log, compare, clone, delete", open=False) as panel:
         with gr.Row():
-            title = gr.Textbox(label="Name", placeholder="e.g. lr 3e-4, more data", scale=2)
+            title = gr.Textbox(label="Name", placeholder=NAME_HINT, scale=2)
             notes = gr.Textbox(label="Notes", lines=2, scale=4)
             save = gr.Button("Save name and notes", scale=1)
         said = gr.Markdown(elem_id="run-details-message")
         with gr.Row():
             clone_btn = gr.Button("Clone into the form", scale=1)
-            other = gr.Dropdown([], label="Compare its config with", allow_custom_value=False, scale=2)
+            other = gr.Dropdown([], label="Compare its config with", allow_custom_value=True, scale=2)
             delete = gr.Button("Delete this run…", variant="stop", scale=1)
             confirm = gr.Button("Yes, delete it with its checkpoints", variant="stop", visible=False, scale=1)
             cancel = gr.Button("Keep it", visible=False, scale=1)
@@ -51,10 +62,12 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
         try:
             run_dir = run_id_only(ctx.workspace, run_id or "")
         except StudioError:
-            return "", "", pd.DataFrame(columns=["step", "loss"]), "", gr.update(visible=False), gr.update(visible=False)
+            return (gr.update(value="", placeholder=NAME_HINT), "", pd.DataFrame(columns=["step", "loss"]), "",
+                    gr.update(visible=False), gr.update(visible=False))
         d = experiments.details(run_dir)
         table = pd.DataFrame(experiments.metrics_table(run_dir))
-        return (d["title"], d["notes"], table if len(table) else pd.DataFrame(columns=["step", "loss"]),
+        began = started_name(run_dir)  # shown, not filled in: saving the notes gives no run a name it was not given
+        return (gr.update(value=d["title"], placeholder=f"started as {began}" if began else NAME_HINT), d["notes"], table if len(table) else pd.DataFrame(columns=["step", "loss"]),
                 experiments.log_tail(run_dir), gr.update(visible=False), gr.update(visible=False))
 
     shown = [title, notes, metrics, log, confirm, cancel]
@@ -72,16 +85,19 @@ def build(ctx: AppContext, watch: Any, clone_outputs: list[Any], clone: Callable
     def save_details(run_id, new_title, new_notes):
         try:
             run_dir = run_id_only(ctx.workspace, run_id or "")
-            experiments.set_details(run_dir, new_title or "", new_notes or "")
+            saved = experiments.set_details(run_dir, new_title or "", new_notes or "")
         except StudioError as err:
             return f"⚠️ {err}", gr.skip()
         # the picker says the new name now (and holds the id: a name typed into it may have changed)
         ids = [p.name for p in ctx.workspace.list_runs()]
-        return f"Saved the name and notes of {run_dir.name}.", gr.update(choices=labelled_runs(ctx.workspace, ids),
-                                                                         value=run_dir.name)
+        twins = [p.name for p in ctx.workspace.list_runs() if p != run_dir and saved["title"] in run_names(p)]
+        shared = f" ⚠️ Run {twins[0]} is called that too{f' (and {len(twins) - 1} more)' if len(twins) > 1 else ''}: " \
+                 "the name finds neither now; pick them by id, or give one another name." if twins else ""
+        return f"Saved the name and notes of {run_dir.name}.{shared}", \
+            gr.update(choices=labelled_runs(ctx.workspace, ids), value=run_dir.name)
 
-    save.click(save_details, [watch, title, notes], [said, watch], **action("run_rename")).then(
-        runs_now, None, runs, show_progress="hidden", **glue("run_rename_table"))
+    gr.on([save.click, title.submit], save_details, [watch, title, notes], [said, watch],  # Enter in Name saves too
+          **action("run_rename")).then(runs_now, None, runs, show_progress="hidden", **glue("run_rename_table"))
 
     def compare(run_id, with_id):
         if not run_id or not with_id:

@@ -161,9 +161,11 @@ def test_a_run_as_an_experiment_named_compared_cloned_and_deleted(page, app_url,
 
     page.get_by_text("The watched run: name, notes").click()
     expect(page.locator("#run-log textarea")).to_have_value(re.compile(f"run {second}"))  # opened: it shows the run
-    page.get_by_label("Name", exact=True).fill("lower lr")
+    name = page.get_by_label("Name", exact=True)
+    expect(name).to_have_attribute("placeholder", re.compile(r"^(started as .+|e\.g\. lr 3e-4, more data)$"))
     page.get_by_label("Notes", exact=True).fill("a quick try")
-    page.get_by_role("button", name="Save name and notes").click()
+    name.fill("lower lr")
+    name.press("Enter")  # Enter in Name saves, as the button does
     expect(page.locator("#run-details-message")).to_contain_text(f"Saved the name and notes of {second}")
     expect(page.locator("#train-runs")).to_contain_text("lower lr", timeout=5_000)  # redrawn at once, not at the next tick
     # the picker says the new name beside the id

@@ -219,7 +219,7 @@ EXPORT_KINDS = ["merged model", "adapter only", "GGUF f16", "GGUF q8_0"]
 def _export_panel(ctx: AppContext) -> None:
     with gr.Accordion("Export", open=False):
         with gr.Row():
-            run = gr.Dropdown([], label="Run", allow_custom_value=False, scale=3)
+            run = gr.Dropdown([], label="Run", allow_custom_value=True, scale=3)
             kind = gr.Radio(EXPORT_KINDS, value="merged model", label="What", scale=2,
                             info="GGUF: one file for llama.cpp and Ollama, with a Modelfile beside it")
             folder = gr.Textbox(label="Name (a folder or file inside the workspace's exports/)", scale=2)

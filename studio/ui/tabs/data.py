@@ -129,7 +129,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             hub_btn = gr.Button("Load from hub", size="sm")
         with gr.Column(scale=1):
             saved = ctx.picker(gr.Dropdown(label="…or a saved dataset", choices=[],
-                                           allow_custom_value=False), lambda: _saved_names(ctx))
+                                           allow_custom_value=True), lambda: _saved_names(ctx))
             saved_btn = gr.Button("Open saved", size="sm")
     with gr.Row():
         fmt = gr.Dropdown([AUTO, *SPECS], value=AUTO, label="Format", scale=2,

@@ -234,7 +234,7 @@ def _train_panel(ctx: AppContext) -> Any:
         with gr.Row():
             stage = gr.Radio([("DPO", "dpo"), ("KTO (also uses thumbs up/down)", "kto"), ("Reward model", "reward")],
                              value="dpo", label="Stage")
-            parent = gr.Dropdown([], label="Start from this SFT run", allow_custom_value=False)
+            parent = gr.Dropdown([], label="Start from this SFT run", allow_custom_value=True)
             steps = gr.Number(None, label="Max steps (blank: the stage's own)", minimum=1, precision=0)
             start = gr.Button("Start the run", variant="primary")
         started = gr.Markdown(elem_id="prefs-started")

@@ -227,7 +227,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
             with gr.Row():
                 f["name"] = gr.Textbox(label="Run name", placeholder="optional", scale=2)
                 f["model.parent_run"] = gr.Dropdown([], value=None, label="Start from an earlier run",
-                                                    allow_custom_value=False, scale=2)
+                                                    allow_custom_value=True, scale=2)
             with gr.Row():
                 start = gr.Button("Start", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -362,7 +362,8 @@ def build(ctx: AppContext) -> dict[str, Any]:
                 status = runner.observe(run_dir)
             except StudioError:
                 status, run_dir = None, None
-        table_sig = "|".join(":".join(map(str, row)) for row in table[["run", "name", "status", "steps", "exact match"]].values) \
+        table_sig = "|".join(":".join(map(str, row)) for row in
+                             table[["run", "name", "status", "steps", "exact match", "ROUGE-L"]].values) \
             + f"|{run_id}:{rewards_panel.samples_size(run_dir)}"
         wanted = list(dict.fromkeys(([run_id] if status else []) + [c for c in (chosen or []) if c in ids]))
         curves_now = read_curves(ctx, rds, wanted) if wanted else {}
