@@ -21,7 +21,7 @@ from studio.errors import StudioError
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from studio.chat.engine import describe_target, leave_out_bitsandbytes, load_for_chat, with_checkpoints
-    from studio.chat.evaluate import eval_rows, evaluate_model, save_result, scored_split
+    from studio.chat.evaluate import eval_rows, evaluate_model, save_result, scored_split, trained_on
     from studio.data.load import eval_source
     from studio.workspace import Workspace
 
@@ -36,6 +36,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise StudioError(f"--checkpoints needs a run; {args.target} is not a run of this workspace.")
         targets = with_checkpoints(run_dir)
     leave_out_bitsandbytes([*targets, *([args.judge] if args.judge else [])], ws)
+    _, run_dir, _ = describe_target(args.target.partition("@")[0], ws)
+    seen = trained_on(run_dir, rows) if run_dir is not None else None
+    if seen:
+        print(f"warning: {seen} of the {len(rows)} eval rows ask what run {run_dir.name} trained on: its scores on "
+              "them are not held out", file=sys.stderr, flush=True)
     judge = load_for_chat(args.judge, ws) if args.judge else None
     results = []
     for target in targets:
@@ -51,7 +56,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     final = results[-1]
     if args.json:
         out = {**final.to_dict(with_answers=args.answers), "data": args.data, **({"split": split_kept} if split_kept
-                                                                                  else {})}
+                                                                                  else {}),
+               **({"trained_on": seen} if seen is not None else {})}
         if args.checkpoints:
             out["checkpoints"] = [r.to_dict(with_answers=args.answers) for r in results[:-1]]
         print_json(out)

@@ -128,9 +128,25 @@ def test_cli_eval_json(trained):
         assert out.returncode == 0, out.stderr
         got = json.loads(out.stdout)
         assert set(got) >= {"exact_match", "loss", "perplexity", "rows"} and got["rows"] == 4
-        assert got["model"] == run_dir.name
+        assert got["model"] == run_dir.name and got["trained_on"] == 0  # the eval file is held out
+        assert "not held out" not in out.stderr
     kept = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
     assert [e["model"] for e in kept] == [run_dir.name, run_dir.name] and kept[0]["loss"] == kept[1]["loss"]
+
+
+def test_eval_rows_a_run_trained_on_are_counted(trained):
+    """Scores on rows a run trained on are not held-out figures: the evaluation counts them (the demo's eval file
+    shares none with its training file; the training file itself is all seen; whitespace and a system message of
+    the run's own do not hide a row)."""
+    from studio.chat.evaluate import trained_on
+
+    ws, run_dir = trained
+    assert trained_on(run_dir, eval_rows(str(EVAL), limit=20)) == 0
+    seen = eval_rows(str(ROOT / "assets" / "data" / "support_sft.jsonl"), limit=6)
+    respaced = [{"messages": [{"role": "system", "content": "Be brief."},
+                              *[{**m, "content": f"  {m['content']} "} for m in r["messages"]]]} for r in seen]
+    assert trained_on(run_dir, seen) == trained_on(run_dir, respaced) == 6
+    assert trained_on(ws.runs / "no-such-run", seen) is None
 
 
 def test_cache_holds_and_unloads():

@@ -112,6 +112,8 @@ def test_an_evaluation_is_kept_with_the_run_and_shown_readably(tmp_path):
                                         "ROUGE-L": "0.000",
                                         "BLEU": "0.0", "judge (1-5)": "", "loss": "7.679", "perplexity": "2161.55",
                                         "saved": "with the run"}
+    warned = scores_frame([result], data="split · eval", seen={run_dir.name: 2})
+    assert warned.iloc[0]["data"] == "split · eval · ⚠️ 2 of 2 rows trained on"
     unkept = scores_frame([result], {run_dir.name: "not kept: Read-only file system"})  # the figures still show
     assert unkept.iloc[0]["saved"] == "not kept: Read-only file system" and unkept.iloc[0]["loss"] == "7.679"
     wide = answers_frame([result])

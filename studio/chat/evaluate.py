@@ -102,6 +102,38 @@ def final_evaluations(run_dir: Path) -> list[dict[str, Any]]:
     return [e for e in evaluations(run_dir) if not e.get("checkpoint")]
 
 
+TRAINING_READ_BYTES = 64 * 2**20
+"""The largest training data (unpacked) read to see whether eval rows were trained on."""
+
+
+def _prompt_key(messages: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """A conversation up to its last answer, without system messages (a run may add its own)."""
+    return tuple((str(m.get("role")), " ".join(str(m.get("content") or "").split())) for m in messages[:-1]
+                 if m.get("role") != "system")
+
+
+def trained_on(run_dir: Path, rows: list[dict[str, Any]]) -> int | None:
+    """How many of the eval `rows` ask what the run's own training data asks (so their scores are not held out);
+    None where that cannot be told cheaply: hub data, data over TRAINING_READ_BYTES, data that is not
+    conversations (a DPO run's pairs), or a run config that cannot be read."""
+    from studio.data.load import resolve_project_path
+    from studio.data.readers import data_bytes
+    from studio.errors import StudioError
+    from studio.workspace import read_run_config
+
+    try:
+        data = read_run_config(run_dir).get("data") or {}
+        path = resolve_project_path(str(data.get("train") or ""))
+        if not data.get("train") or not path.exists() or data_bytes(path, TRAINING_READ_BYTES) > TRAINING_READ_BYTES:
+            return None
+        records, _ = load_records(str(path), ("sft",), data.get("split") or "train", data.get("subset"),
+                                  fmt=data.get("format"), mapping=data.get("map"), purpose="evaluation")
+    except (StudioError, ValueError, OSError, AttributeError, TypeError):
+        return None
+    seen = {_prompt_key(r["messages"]) for r in records}
+    return sum(_prompt_key(r["messages"]) in seen for r in rows)
+
+
 def eval_rows(source: str, limit: int | None = None, split: str = "train", subset: str | None = None
               ) -> list[dict[str, Any]]:
     """Conversations ending in an assistant turn, from any SFT-shaped file (or a dataset folder's or hub

@@ -12,7 +12,7 @@ import pandas as pd
 from studio.access import read_here, readable_model
 from studio.chat.engine import describe_target
 from studio.chat.engine import with_checkpoints as with_run_checkpoints
-from studio.chat.evaluate import eval_rows, evaluate_model, save_result, scored_split
+from studio.chat.evaluate import eval_rows, evaluate_model, save_result, scored_split, trained_on
 from studio.chat.scores import RUBRIC
 from studio.data.load import eval_source
 from studio.errors import StudioError
@@ -28,11 +28,19 @@ def message_frame(text: str) -> pd.DataFrame:
     return pd.DataFrame([{"model": text}], columns=SCORE_COLUMNS).fillna("")
 
 
-def scores_frame(results: list[Any], saved: Any = (), data: str = "") -> pd.DataFrame:
-    """One row per model, figures rounded for reading; 'data' says what was scored (and which split); 'saved'
-    whether the run keeps the result (the models kept, or a mapping of model to what to say)."""
+def scores_frame(results: list[Any], saved: Any = (), data: str = "", seen: dict[str, int] | None = None
+                 ) -> pd.DataFrame:
+    """One row per model, figures rounded for reading; 'data' says what was scored (and which split), and for a
+    run, how many rows ask what it trained on (`seen`); 'saved' whether the run keeps the result (the models kept,
+    or a mapping of model to what to say)."""
     saved = saved if isinstance(saved, dict) else dict.fromkeys(saved, "with the run")
-    return pd.DataFrame([{"model": r.model, "rows": r.rows, "data": data, "exact match": f"{r.exact_match:.1%}",
+    seen = seen or {}
+
+    def scored(r: Any) -> str:
+        n = seen.get(r.model)
+        return f"{data} · ⚠️ {n} of {r.rows} rows trained on" if n else data
+
+    return pd.DataFrame([{"model": r.model, "rows": r.rows, "data": scored(r), "exact match": f"{r.exact_match:.1%}",
                           "final answer": f"{r.final_answer:.1%}" if r.final_answer is not None else "",
                           "ROUGE-L": f"{r.rouge_l:.3f}", "BLEU": f"{r.bleu:.1f}",
                           "judge (1-5)": f"{r.judge:.2f}" if r.judge is not None else "",
@@ -120,9 +128,16 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             targets = with_checkpoints(ctx, list(names)) if checkpoints else list(names)
             results: list[Any] = []
             saved: dict[str, str] = {}
+            seen: dict[str, int] = {}
+            by_run: dict[Any, int | None] = {}  # a run's checkpoints share its training data
             for i, name in enumerate(targets):
                 progress(i / len(targets), desc=f"evaluating {name}")
                 loaded = ctx.models.get(name, ctx.workspace)
+                run_dir = describe_target(name.partition("@")[0], ctx.workspace)[1]
+                if run_dir is not None and run_dir not in by_run:
+                    by_run[run_dir] = trained_on(run_dir, rows)
+                if run_dir is not None and by_run[run_dir]:
+                    seen[loaded.name] = by_run[run_dir]
                 results.append(evaluate_model(loaded.name, loaded.model, loaded.tokenizer, rows, judge=grader,
                                               rubric=str(rubric_text or ""), system=loaded.system))
                 try:
@@ -132,7 +147,7 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
                     saved[results[-1].model] = f"not kept: {err.strerror or err}"
         except (StudioError, ValueError, OSError) as err:
             return message_frame(f"⚠️ {err}"), gr.skip()
-        return scores_frame(results, saved, f"{source}" + (f" · {split_kept}" if split_kept else "")), \
+        return scores_frame(results, saved, f"{source}" + (f" · {split_kept}" if split_kept else ""), seen), \
             answers_update(answers_frame(results))
 
     gr.on([go.click, limit.submit, split.submit, subset.submit], run_eval,  # Enter in a field starts it too
