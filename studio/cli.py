@@ -53,14 +53,24 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from studio.train.worker import EARLY_STOP, hold_stop_signals, stop_signals
+
+    before = hold_stop_signals()  # a Stop (or Ctrl+C) while the libraries load ends the run as stopped, not half-way
+    try:
+        return _train(args)
+    finally:  # this process may go on (a caller of main()): its own handlers again, no stop left pending
+        stop_signals(before)
+        EARLY_STOP.clear()
+
+
+def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from studio.config import load_config, save_config
     from studio.train.runner import preflight, prepare_resume, record_launcher, record_queued, resolve_inputs
-    from studio.train.worker import hold_stop_signals, leave_out_bitsandbytes, run_training
+    from studio.train.worker import leave_out_bitsandbytes, run_training
     from studio.workspace import Workspace
 
-    hold_stop_signals()  # a Stop (or Ctrl+C) while the libraries load ends the run as stopped, not half-way
     ws = Workspace.open(args.workspace)
     if args.resume and args.set and not args.run_dir:
         raise StudioError("--set cannot change a run being resumed (it continues with its own config.yaml); "

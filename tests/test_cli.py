@@ -74,8 +74,13 @@ def test_model_names_that_are_neither_folder_nor_hub_id():
 
 
 def test_main_returns_nonzero_for_missing_config(capsys, tmp_path):
+    import signal
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     assert main(["train", str(tmp_path / "none.yaml"), "--workspace", str(tmp_path)]) == 1
     assert "does not exist" in capsys.readouterr().err
+    # the stop signals the command holds while it loads are given back: a caller of main() is still stoppable
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
 
 
 def test_missing_data_file_is_caught_before_a_run_exists(tmp_path):

@@ -166,9 +166,10 @@ def quiet_output() -> None:
     os.close(null)
 
 
-def hold_stop_signals() -> None:
+def hold_stop_signals() -> dict[int, Any]:
     """Before a training process loads its libraries: a stop asked for then is kept for run_training, which marks
-    the run stopped before it begins (the default action would end the process with the run still 'stopping')."""
+    the run stopped before it begins (the default action would end the process with the run still 'stopping').
+    Returns the handlers there were, for stop_signals to put back."""
     def early(signum: int, frame: Any) -> None:
         EARLY_STOP["flag"] = True
         if signum == getattr(signal, "SIGHUP", None):
@@ -176,7 +177,7 @@ def hold_stop_signals() -> None:
         if signum == signal.SIGINT:  # a second Ctrl+C quits at once
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    stop_signals(early)
+    return stop_signals(early)
 
 
 def wait_for_device(lock_path: Path, run_dir: Path, should_stop: Any, say: Any = None) -> Any:
