@@ -244,8 +244,8 @@ ENV_PROBLEMS: list[str] = []
 
 
 def env_megabytes(name: str, default: float) -> int:
-    """Bytes from a setting in megabytes ($NAME); a value that is not a positive number is noted in ENV_PROBLEMS
-    (said when the studio launches) and the default is used."""
+    """Bytes from a setting in megabytes ($NAME); a value that is not a positive number is noted in ENV_PROBLEMS,
+    and the default stands in until app.launch refuses to start with it (an import never fails on it)."""
     raw = os.environ.get(name, "").strip()
     try:
         value = float(raw) if raw else float(default)
@@ -258,11 +258,12 @@ def env_megabytes(name: str, default: float) -> int:
 
 
 WEB_READ_BYTES = env_megabytes("STUDIO_WEB_READ_MB", 128)
-WEB_HUB_ROWS = 50_000
-"""The most rows the web app streams from the start of a hub dataset's split (and no more than WEB_READ_BYTES of
-their text): a split can be terabytes, and runs read it whole in their own process."""
 """The most a data file may unpack to where the web app reads it in its own process (Data tab, Preferences,
 evaluation): rows in memory take several times their bytes, and one server serves everyone."""
+WEB_HUB_ROWS = 50_000
+"""The most rows the Data tab's hub box streams from the start of a hub dataset's split (and no more than
+WEB_READ_BYTES of their text): a split can be terabytes, and runs read it whole in their own process. (The Chat
+tab's evaluation and the Preferences prompts read the hub split they are given whole.)"""
 
 
 def read_here(ws: Any, source: str | None, what: str = "The data") -> str | None:
@@ -285,8 +286,9 @@ def read_here(ws: Any, source: str | None, what: str = "The data") -> str | None
 
 
 def readable_model(ws: Any, name: str | None) -> str | None:
-    """`name` if the web app may load it as a model (or read its config and tokenizer); StudioError
-    otherwise. Run ids of the workspace count as models."""
+    """What the web app may load as a model (or read the config and tokenizer of), as it should be loaded: `name`
+    itself, or the id of the run (and checkpoint) a run's name stands for, so that a cache or a result never keeps
+    a name that may later mean another run; StudioError otherwise. Run ids of the workspace count as models."""
     from studio.models import registry
     from studio.paths import ASSETS
 
@@ -297,13 +299,17 @@ def readable_model(ws: Any, name: str | None) -> str | None:
         return name
     if "@" in text:  # one checkpoint of a run of this workspace: RUN@checkpoint-N, nothing else
         run, _, checkpoint = text.partition("@")
-        if re.fullmatch(r"checkpoint-\d+", checkpoint) and \
-                ((RUN_ID.match(run) and (ws.runs / run).is_dir()) or ws.named_run(run) is not None):
-            return name
+        if re.fullmatch(r"checkpoint-\d+", checkpoint):
+            if RUN_ID.match(run) and (ws.runs / run).is_dir():
+                return name
+            named = ws.named_run(run)
+            if named is not None:
+                return f"{named.name}@{checkpoint}"
         raise StudioError(f"{text!r} is not a checkpoint of a run in this workspace (RUN@checkpoint-N).")
     path = _local(text)
     if path is None:
-        return name  # a hub id
+        named = ws.named_run(text)
+        return named.name if named is not None else name  # a run's name, else a hub id
     if not _inside(path, ws.runs, ws.exports, ASSETS):
         raise StudioError(OUTSIDE_MODEL.format(source=text))
     return name

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from studio import __version__
@@ -99,6 +100,14 @@ def _train(args: argparse.Namespace) -> int:
     if main and not os.environ.get("STUDIO_SAID_RUN"):  # under a foreground multi-process run the parent said it
         print(f"run {run_dir.name}\nfolder {run_dir}", flush=True)
     if cfg.train.num_processes > 1 and "LOCAL_RANK" not in os.environ:
+        from studio.train.worker import EARLY_STOP
+
+        if EARLY_STOP.get("flag"):  # stopped (Ctrl+C) before the processes were launched
+            from studio.train.status import RunState, update_status
+
+            update_status(run_dir, state=RunState.STOPPED, finished=time.time())
+            print("stopped before its first checkpoint: nothing was saved", flush=True)
+            return 0
         return _train_in_processes(cfg, run_dir, ws, args.resume)
     out = run_training(cfg, run_dir, resume=args.resume, show_progress=not args.quiet,
                        lock_path=ws.root / "train.lock")

@@ -351,3 +351,15 @@ def test_a_name_two_runs_share_is_saved_with_a_warning(server):
     said, _ = c.predict(made[1], "same name", "", api_name="/run_rename")
     assert said == (f"Saved the name and notes of {made[1]}. ⚠️ Run {made[0]} is called that too: the name finds "
                     "neither now; pick them by id, or give one another name.")
+
+
+def test_network_errors_are_not_called_disk_problems():
+    """The server's sentence for an OSError: the network's (requests', the hub client's) are named as such."""
+    import requests
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from studio.ui.roles import network_error
+
+    assert network_error(requests.ConnectionError("no route")) and network_error(TimeoutError())
+    assert network_error(LocalEntryNotFoundError("not cached")) and network_error(ConnectionRefusedError())
+    assert not network_error(OSError(28, "No space left on device")) and not network_error(PermissionError())

@@ -342,7 +342,8 @@ def test_the_web_page_streams_only_the_first_rows_of_a_hub_split(tmp_path):
     cut = read_hub(str(folder), "train", first=(10, 10**6))
     assert [r["prompt"] for r in cut.rows] == [f"q{i}" for i in range(10)]
     assert cut.notes == [f"the first 10 rows of {folder} (train) were read: the web page reads no more of a hub "
-                         "dataset; a run reads the whole split"]
+                         "dataset (a dataset saved from here holds these rows only); a run reads the whole split"]
+    assert cut.source == f"{folder} (its first 10 rows)"
     assert len(read_hub(str(folder), "train", first=(30, 10**6)).rows) == 30  # all of it: nothing to say
     assert read_hub(str(folder), "train", first=(30, 10**6)).notes == []
     asked = read_hub(str(folder), "train[:5]", first=(10, 10**6))

@@ -35,6 +35,11 @@ def test_name_notes_diff_metrics_and_log(tmp_path):
     assert labelled_runs(ws, [a.name, b.name]) == [(f"lr 3e-4 · {a.name}", a.name), (b.name, b.name)]
     experiments.set_details(b, title="sft")
     assert labelled_runs(ws, [b.name]) == [(b.name, b.name)] and ws.run_dir("lr 3e-4") == a
+    c = ws.runs / "20261127-120000-lr-3e-4"  # started with a name its id spells otherwise: labelled as the table does
+    c.mkdir()
+    save_config(RunConfig.from_dict({"name": "lr 3e-4 warm"}).validate(), c / "config.yaml")
+    assert labelled_runs(ws, [c.name]) == [(f"lr 3e-4 warm · {c.name}", c.name)]
+    assert next(r for r in list_runs(ws) if r["run"] == c.name)["name"] == "lr 3e-4 warm"
     with pytest.raises(StudioError, match="at most 120 characters"):
         experiments.set_details(a, title="x" * 121)
     # a name that could be read as another run's id, a path, a checkpoint, or show as something else, is refused:
@@ -83,7 +88,7 @@ def test_a_run_another_still_needs_is_not_deleted(tmp_path):
     save_config(RunConfig.from_dict({"model": {"parent_run": str(parent)}}).validate(), child / "config.yaml")
     update_status(child, state=RunState.QUEUED, pid=os.getpid())  # waiting in this (live) process
     with pytest.raises(StudioError, match=f"Run {child.name} is queued and starts from run {parent.name}: "
-                                          "delete it first, or keep this one"):
+                                          "stop it or let it finish first, or keep this one"):
         experiments.delete_run(parent)
     update_status(child, state=RunState.COMPLETED)
     (child / "adapter").mkdir()
@@ -148,6 +153,9 @@ def test_damaged_run_files_never_take_the_runs_table_down(tmp_path):
                                                              "cannot be read (")
     assert rows["20261127-100002-list"]["error"].endswith("holds a list, not a run's settings.")
     assert rows["20261127-100003-shapes"]["model"] == "?" and rows["20261127-100004-evals"]["exact match"] == ""
+    from studio.chat.export import model_card
+
+    assert "Held-out evaluation" not in model_card(ws.runs / "20261127-100004-evals", "adapter")  # not a KeyError
     assert "nested too deeply" in rows["20261127-100006-deep"]["error"]
     assert observe(ws.runs / "20261127-100005-huge").created is None  # not a time the studio wrote
     assert rows["20261127-100007-state"]["status"] == "unknown" and rows["20261127-100007-state"]["steps"] == "0/?"

@@ -48,6 +48,9 @@ def test_progress_after_a_resume_keeps_the_clock_and_paces_from_the_restart():
     assert progress(status, now=110.0)["eta"] is None and progress(status)["state"] == "dead"
     # a dead run's clock stopped at its last word: asking later does not add the time since
     assert progress(status, now=500.0)["elapsed"] == progress(status, now=900.0)["elapsed"] == 310.0
+    # resumed, then stopped in the queue: that attempt never trained, its `started` is the attempt's before
+    stopped = RunStatus(state=RunState.STOPPED, started=1000.0, resumed=2000.0, finished=2100.0, earlier=500.0)
+    assert stopped.attempt_started is None and progress(stopped, now=3000.0)["elapsed"] == 500.0
 
 
 def test_resuming_carries_the_time_already_spent(tmp_path):

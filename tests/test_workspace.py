@@ -53,7 +53,8 @@ def test_runs_are_found_by_name_once_and_not_past_the_workspace(tmp_path):
     (b / "config.yaml").write_text("model: {name: tiny}\n")
     (b / "details.json").write_text('{"title": "  lr   3e-4 ", "notes": ""}')
     assert ws.run_dir("walk-sft") == a and ws.run_dir("other") == b and ws.run_dir("lr 3e-4") == b
-    assert run_id_only(ws, " walk-sft ") == a and readable_model(ws, "walk-sft@checkpoint-2") == "walk-sft@checkpoint-2"
+    assert run_id_only(ws, " walk-sft ") == a and readable_model(ws, "walk-sft@checkpoint-2") == f"{a.name}@checkpoint-2"
+    assert readable_model(ws, "walk-sft") == a.name and readable_model(ws, "org/model") == "org/model"  # loaded by id
     assert describe_target("lr 3e-4", ws)[1] == b and describe_target("tiny", ws)[1] is None
     (b / "details.json").write_text('{"title": "Qwen/Qwen2.5-0.5B"}')  # a hub id is never taken for a run
     assert describe_target("Qwen/Qwen2.5-0.5B", ws)[1] is None

@@ -98,8 +98,13 @@ def evaluations(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def final_evaluations(run_dir: Path) -> list[dict[str, Any]]:
-    """A run's evaluations of its final model (not of a checkpoint), oldest first."""
-    return [e for e in evaluations(run_dir) if not e.get("checkpoint")]
+    """A run's evaluations of its final model (not of a checkpoint), oldest first; records without the figures
+    every evaluation writes (rows, exact match, loss, perplexity: a hand edit, a damaged line) are passed over."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+    return [e for e in evaluations(run_dir) if not e.get("checkpoint")
+            and all(number(e.get(k)) for k in ("rows", "exact_match", "loss", "perplexity"))]
 
 
 TRAINING_READ_BYTES = 64 * 2**20

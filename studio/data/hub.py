@@ -172,5 +172,6 @@ def _first_rows(dataset_id: str, split: str, subset: str | None, most_rows: int,
     except Exception as err:
         raise DataError(f"Hub dataset '{dataset_id}' could not be loaded: {hub_reason(err)}.") from None
     notes = [f"the first {len(rows):,} rows of {dataset_id} ({name}) were read: the web page reads no more of a hub "
-             "dataset; a run reads the whole split"] if more else []
-    return joined(ReadResult(rows, dataset_id, "hub", notes=notes))
+             "dataset (a dataset saved from here holds these rows only); a run reads the whole split"] if more else []
+    source = f"{dataset_id} (its first {len(rows):,} rows)" if more else dataset_id
+    return joined(ReadResult(rows, source, "hub", notes=notes))

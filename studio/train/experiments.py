@@ -19,7 +19,7 @@ from typing import Any
 
 from studio.errors import StudioError
 from studio.train.metrics import read_all
-from studio.train.runner import observe
+from studio.train.runner import observe, refuse_while_ending
 from studio.workspace import DETAILS, nameable, read_run_config
 
 LOG = "stdout.log"
@@ -114,12 +114,14 @@ def delete_run(run_dir: Path) -> None:
     status = observe(run_dir)
     if status.active:
         raise StudioError(f"Run {run_dir.name} is {status.shown_state}: stop it before deleting it.")
+    refuse_while_ending(run_dir, status, "delete")
     if not (run_dir / "config.yaml").exists():
         raise StudioError(f"{run_dir} is not a run folder.")
     needed = runs_needing(run_dir)
     if needed:
         child, why = needed[0]
-        raise StudioError(f"Run {child} {why} run {run_dir.name}: delete it first"
+        then = "delete it first" if why.startswith("holds") else "stop it or let it finish first"
+        raise StudioError(f"Run {child} {why} run {run_dir.name}: {then}"
                           f"{f' (and {len(needed) - 1} more)' if len(needed) > 1 else ''}, or keep this one.")
     trash = run_dir.with_name(f".deleting-{run_dir.name}")
     os.replace(run_dir, trash)  # gone from every list at once, even if removing the files takes a while

@@ -286,12 +286,7 @@ def prepare_resume(run_dir: Path) -> RunConfig:
     status = observe(run_dir)
     if status.active:
         raise StudioError(f"Run {run_dir.name} is still {status.shown_state}; stop it before resuming.")
-    still = [pid for pid, started in ((status.pid, status.pid_start), (status.launcher_pid, status.launcher_start))
-             if status.left_queue and is_process(pid, started)]
-    if still:  # taken out of the queue while its process still waits: it writes once more as it ends, and two
-        # processes would hold one run (a worker that stopped itself has written its last word already)
-        raise StudioError(f"Run {run_dir.name} is {status.shown_state}, but its process ({still[0]}) is still ending; "
-                          "resume it in a moment.")
+    refuse_while_ending(run_dir, status, "resume")
     if status.state is RunState.COMPLETED or run_result(run_dir) is not None:  # its final weights say so too
         raise StudioError(f"Run {run_dir.name} has completed: there is nothing to resume. To train it further, "
                           "start a new run from it (Start from an earlier run, or model.parent_run).")
@@ -301,9 +296,8 @@ def prepare_resume(run_dir: Path) -> RunConfig:
     (run_dir / STOP_FILE).unlink(missing_ok=True)  # the request that stopped it is spent
     # compare-and-set: only if nobody moved the run since we looked (a dead run is still "running" on disk)
     ended = status.finished or status.updated or time.time()
-    began = status.started if status.started and status.started >= (status.resumed or 0.0) else None
-    spent = status.earlier + (max(0.0, float(ended) - float(began)) if began else 0.0)  # an attempt that never
-    # began training (stopped while queued) adds nothing; its `started` is the attempt's before
+    began = status.attempt_started  # an attempt that never began training (stopped while queued) adds nothing
+    spent = status.earlier + (max(0.0, float(ended) - float(began)) if began else 0.0)
     after = update_status(run_dir, expect={status.state}, state=RunState.QUEUED, error=None,
                           resumed=time.time(), finished=None, waiting_for=None, earlier=spent, left_queue=None)
     if after.state is not RunState.QUEUED:
@@ -312,12 +306,23 @@ def prepare_resume(run_dir: Path) -> RunConfig:
     return cfg
 
 
+def refuse_while_ending(run_dir: Path, status: RunStatus, what: str) -> None:
+    """A run taken out of the queue while its process still waits or loads writes once more as that process ends
+    (and may make its folder again): it is neither resumed (two processes would hold one run) nor deleted until
+    then. A worker that stopped itself has written its last word already."""
+    still = [pid for pid, started in ((status.pid, status.pid_start), (status.launcher_pid, status.launcher_start))
+             if status.left_queue and is_process(pid, started)]
+    if still:
+        raise StudioError(f"Run {run_dir.name} is {status.shown_state}, but its process ({still[0]}) is still ending; "
+                          f"{what} it in a moment.")
+
+
 def resume_run(ws: Workspace, run_dir: Path) -> Path:
     """Continue a stopped, failed or dead run from its latest checkpoint, in a new child process."""
     cfg = prepare_resume(run_dir)
     cmd = worker_command(run_dir / "config.yaml", run_dir, ws, resume=True, num_processes=cfg.train.num_processes,
                          accelerate_config=launch_config(cfg))
-    record_launcher(run_dir, spawn(cmd, run_dir / "stdout.log"))
+    record_launcher(run_dir, launched(run_dir, cmd))
     return run_dir
 
 
@@ -396,7 +401,7 @@ def dead_note(run_dir: Path, status: RunStatus) -> str:
     """Why a dead run is dead, as far as its folder tells, and what can be done: resume from a checkpoint if it
     saved one, else start again."""
     log = "; see stdout.log" if (run_dir / "stdout.log").is_file() else ""
-    if status.state is RunState.QUEUED and not status.started:
+    if status.state is RunState.QUEUED and not status.attempt_started:
         said = f"Its process ended before it began training (the machine restarted, or it was killed){log}."
     else:
         said = f"The training process ended without saying why (killed, or out of memory){log}."

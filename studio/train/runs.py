@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from studio.errors import StudioError
 from studio.stages import chat_stage
 from studio.train.metrics import FILE, read_all
@@ -41,23 +39,23 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
         cfg, problem = {}, str(err)
     model, method = _section(cfg, "model"), _section(cfg, "method")
     from studio.chat.evaluate import final_evaluations
-    from studio.train.experiments import details
 
     loss = last_loss(run_dir)
-    started = status.started or status.created
+    started = status.attempt_started or (None if status.resumed else status.created)
     ended = status.finished or (time.time() if status.active else status.updated)
-    scored = [e for e in final_evaluations(run_dir) if _number(e.get("exact_match")) and _number(e.get("rows"))]
+    scored = final_evaluations(run_dir)
     last = scored[-1] if scored else None
     return {
         "run": run_dir.name,
-        "name": details(run_dir)["title"] or _text(cfg.get("name")),
+        "name": run_name(run_dir, cfg),
         "stage": _text(method.get("stage")) or status.stage or "?",
         "model": _text(model.get("name")) or status.model or "?",
         "method": _text(method.get("name")) or status.method or "?",
         "status": status.shown_state,
         "steps": f"{status.step}/{status.total_steps or '?'}",
         "final loss": round(loss, 4) if loss is not None else None,
-        "duration": _duration(status.earlier + ended - started) if started and ended else "",
+        "duration": _duration(status.earlier + (ended - started if started and ended else 0.0))
+        if started or status.earlier else "",
         "exact match": f"{last['exact_match']:.1%} of {last['rows']}" if last else "",
         "ROUGE-L": f"{last['rouge_l']:.3f}" if last and _number(last.get("rouge_l")) else "",
         "parent": Path(_text(model.get("parent_run"))).name,
@@ -117,9 +115,8 @@ def finished_runs(ws: Workspace, chat_models: bool = False) -> list[str]:
 
 def _config_stage(run_dir: Path) -> str:
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        return str((cfg.get("method") or {}).get("stage") or "sft")
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return _text(_section(read_run_config(run_dir), "method").get("stage")) or "sft"
+    except StudioError:
         return ""
 
 
@@ -128,11 +125,22 @@ def run_label(run_id: str, name: str) -> str:
     return f"{name} · {run_id}" if name and name not in run_id else run_id
 
 
-def labelled_runs(ws: Workspace, run_ids: list[str]) -> list[tuple[str, str]]:
-    """(label, run id) for a picker: a run renamed after it started is found by the name it was given."""
+def run_name(run_dir: Path, cfg: dict[str, Any] | None = None) -> str:
+    """The name a run goes by: the one given in its details, else its config's `name:` ('' when neither)."""
     from studio.train.experiments import details
 
-    return [(run_label(run_id, details(ws.runs / run_id)["title"]), run_id) for run_id in run_ids]
+    if cfg is None:
+        try:
+            cfg = read_run_config(run_dir)
+        except StudioError:
+            cfg = {}
+    return details(run_dir)["title"] or _text(cfg.get("name"))
+
+
+def labelled_runs(ws: Workspace, run_ids: list[str]) -> list[tuple[str, str]]:
+    """(label, run id) for a picker, labelled as the runs table's tick labels them: a run renamed after it started
+    is found by the name it was given."""
+    return [(run_label(run_id, run_name(ws.runs / run_id)), run_id) for run_id in run_ids]
 
 
 def reward_model_runs(ws: Workspace) -> list[str]:
@@ -192,7 +200,7 @@ def progress(status: RunStatus, now: float | None = None) -> dict[str, Any]:
     """Step, total, elapsed (earlier attempts included) and ETA for the progress bar."""
     now = now or time.time()
     step, total = status.step, status.total_steps
-    started = status.started
+    started = status.attempt_started
     # a dead run's clock stops at its last word (as the runs table's duration does), not at the time of asking
     ended = status.finished or (status.updated if status.dead and status.updated else now)
     elapsed = status.earlier + (max(0.0, ended - started) if started else 0.0)

@@ -3,8 +3,10 @@
     status = read_status(run_dir)                 # RunStatus; state None when there is no status yet
     update_status(run_dir, state=RunState.RUNNING, step=12)
 
-Who writes what: the runner writes `queued` when it creates or resumes a run and `stopping` when a
-stop is asked for; the worker writes everything else (starting, running, progress, the final state).
+Who writes what: the runner writes `queued` when it creates or resumes a run, `stopping` when a stop is
+asked for (`stopped` at once for a run still queued, which has trained nothing), and `failed` when the
+worker's process cannot be started; the worker writes everything else (starting, running, progress, the
+final state), and while it waits in the queue only as long as the run is still queued.
 Each write is a read-modify-write under a lock on the run's status.lock, and a state only moves
 along `NEXT`: a worker's progress report after a stop request leaves the run `stopping`, and nothing
 a late writer says can undo a final state except a resume. Readers never write; a run whose process
@@ -112,6 +114,14 @@ class RunStatus:
     """Derived by readers, never stored: why status.json could not be read ('' when it could, or is not there)."""
     dead_note: str = ""
     """Derived by readers, never stored: what a dead run left and what to do (DEAD_ERROR when not worked out)."""
+
+    @property
+    def attempt_started(self) -> float | None:
+        """When the latest attempt began training; None while it has not (queued, or stopped in the queue after a
+        resume: `started` is then the attempt's before, whose time `earlier` holds already)."""
+        if self.started and self.started >= (self.resumed or 0.0):
+            return self.started
+        return None
 
     @property
     def active(self) -> bool:

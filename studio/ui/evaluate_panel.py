@@ -119,12 +119,10 @@ def build(ctx: AppContext, eval_choices: Any, model_choices: Any, demo_choices: 
             subset_read = str(subset_name or "").strip() or None
             rows = eval_rows(path, int(n) or None, split_read, subset_read)
             split_kept = scored_split(path, split_read, subset_read)
-            for name in names:
-                readable_model(ctx.workspace, name)
+            names = [readable_model(ctx.workspace, name) for name in names]  # runs' names as their ids
             grader = None
             if judge_name and judge_name != NO_JUDGE:
-                readable_model(ctx.workspace, judge_name)
-                grader = ctx.models.get(judge_name, ctx.workspace)
+                grader = ctx.models.get(readable_model(ctx.workspace, judge_name), ctx.workspace)
             targets = with_checkpoints(ctx, list(names)) if checkpoints else list(names)
             results: list[Any] = []
             saved: dict[str, str] = {}

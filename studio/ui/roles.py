@@ -57,9 +57,13 @@ class GatedBlocks(gr.Blocks):
             raise
         except StudioError as err:  # a sentence written for the user, from deeper than the handler caught
             raise gr.Error(str(err), print_exception=False) from None
-        except OSError as err:  # the machine, not the input: a full or read-only disk, a file gone
+        except OSError as err:  # the machine, not the input: a full or read-only disk, a file gone; or the network
             print(f"{getattr(handler, '__name__', 'this action')} failed:\n{traceback.format_exc()}", file=sys.stderr,
                   flush=True)
+            if network_error(err):
+                first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+                raise gr.Error(f"The server could not reach the network ({first}): try again when it can.",
+                               print_exception=False) from None
             where = f" ({err.filename})" if err.filename else ""
             raise gr.Error(f"The server could not read or write a file{where}: {err.strerror or err}. Check that the "
                            "workspace is writable and its disk has room.", print_exception=False) from None
@@ -67,6 +71,15 @@ class GatedBlocks(gr.Blocks):
             name = getattr(handler, "__name__", "this action")
             print(f"{name} failed on input it could not use:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             raise gr.Error(UNEXPECTED.format(kind=type(err).__name__), print_exception=False) from None
+
+
+NETWORK_ERRORS = {"ConnectionError", "TimeoutError", "RequestException", "HTTPError", "HfHubHTTPError",
+                  "LocalEntryNotFoundError", "TransportError"}
+"""OSError subclasses that the network raises (the standard library's, requests', httpx's, the hub client's)."""
+
+
+def network_error(err: BaseException) -> bool:
+    return bool({k.__name__ for k in type(err).__mro__} & NETWORK_ERRORS)
 
 
 def is_admin(logins: Logins, request: gr.Request | None) -> bool:

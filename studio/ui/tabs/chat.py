@@ -105,7 +105,7 @@ def build(ctx: AppContext) -> dict[str, Any]:
         loaded = []
         for name, _ in targets:
             try:
-                readable_model(ctx.workspace, name)
+                name = readable_model(ctx.workspace, name)  # a run's name loads (and is cached) by its id
                 loaded.append(ctx.models.get(name, ctx.workspace,
                                              lambda f, t, n=name: progress(f, desc=f"{n}: {t}")))
             except (StudioError, OSError, ValueError) as err:

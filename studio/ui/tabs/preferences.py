@@ -187,8 +187,7 @@ def _make_pairs_panel(ctx: AppContext) -> Any:
 
     def generate(source, text, a, b, n, temp, k, request: gr.Request):
         try:
-            readable_model(ctx.workspace, a)
-            readable_model(ctx.workspace, b)
+            a, b = readable_model(ctx.workspace, a), readable_model(ctx.workspace, b)  # runs' names as their ids
             if (text or "").strip():
                 chosen = typed_prompts(text)[: int(n)]
             else:
