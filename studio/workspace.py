@@ -39,6 +39,11 @@ def run_result(run_dir: Path) -> tuple[str, Path] | None:
     return None
 
 
+def run_slug(name: str) -> str:
+    """A name as a run's id spells it after the time ('dpo on votes' -> 'dpo-on-votes')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:48]
+
+
 def read_run_config(run_dir: Path) -> dict:
     """A run's config.yaml as a mapping; StudioError naming the file when it is missing or cannot be read."""
     import yaml
@@ -165,7 +170,7 @@ class Workspace:
 
     def new_run_dir(self, label: str = "run") -> Path:
         """Create and return a fresh run folder named by time and label, e.g. 20261126-153000-sft-lora."""
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:48] or "run"
+        slug = run_slug(label) or "run"
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1000):
             run_id = f"{stamp}-{slug}" if n == 0 else f"{stamp}-{slug}-{n}"

@@ -39,6 +39,10 @@ def test_name_notes_diff_metrics_and_log(tmp_path):
     c.mkdir()
     save_config(RunConfig.from_dict({"name": "lr 3e-4 warm"}).validate(), c / "config.yaml")
     assert labelled_runs(ws, [c.name]) == [(f"lr 3e-4 warm · {c.name}", c.name)]
+    d = ws.runs / "20261127-130000-dpo-on-votes"  # a name its id spells already is not said twice
+    d.mkdir()
+    save_config(RunConfig.from_dict({"name": "dpo on votes"}).validate(), d / "config.yaml")
+    assert labelled_runs(ws, [d.name]) == [(d.name, d.name)]
     assert next(r for r in list_runs(ws) if r["run"] == c.name)["name"] == "lr 3e-4 warm"
     with pytest.raises(StudioError, match="at most 120 characters"):
         experiments.set_details(a, title="x" * 121)

@@ -20,7 +20,7 @@ from studio.stages import chat_stage
 from studio.train.metrics import FILE, read_all
 from studio.train.runner import observe
 from studio.train.status import RunState, RunStatus, read_status
-from studio.workspace import Workspace, read_run_config, run_result
+from studio.workspace import Workspace, read_run_config, run_result, run_slug
 
 # Keys the trainer logs that are not curves worth drawing.
 _NOT_CURVES = {"step", "epoch", "time", "total_flos", "train_runtime", "train_samples_per_second",
@@ -122,7 +122,7 @@ def _config_stage(run_dir: Path) -> str:
 
 def run_label(run_id: str, name: str) -> str:
     """What a picker shows for a run: its id, after the name given it where the id does not say it already."""
-    return f"{name} · {run_id}" if name and name not in run_id else run_id
+    return f"{name} · {run_id}" if name and name not in run_id and run_slug(name) not in run_id else run_id
 
 
 def run_name(run_dir: Path, cfg: dict[str, Any] | None = None) -> str:
