@@ -99,21 +99,23 @@ def run_names(run_dir: Path) -> set[str]:
     return _NAMES[key]
 
 
-def _read_names(run_dir: Path) -> set[str]:
+def read_details(run_dir: Path) -> dict[str, str]:
+    """A run's details.json: {'title': ..., 'notes': ...} ('' where none was given or the file cannot be read)."""
     import json
 
-    import yaml
-
-    names = {_STAMP.sub("", run_dir.name)}
     try:
-        details = json.loads((run_dir / DETAILS).read_text(encoding="utf-8"))
-        names.add(str(details.get("title") or "") if isinstance(details, dict) else "")
+        raw = json.loads((Path(run_dir) / DETAILS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        pass
+        raw = {}
+    raw = raw if isinstance(raw, dict) else {}
+    return {"title": str(raw.get("title") or ""), "notes": str(raw.get("notes") or "")}
+
+
+def _read_names(run_dir: Path) -> set[str]:
+    names = {_STAMP.sub("", run_dir.name), read_details(run_dir)["title"]}
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        names.add(str(cfg.get("name") or "") if isinstance(cfg, dict) else "")
-    except (OSError, ValueError, yaml.YAMLError):
+        names.add(str(read_run_config(run_dir).get("name") or ""))
+    except StudioError:
         pass
     return {" ".join(n.split()) for n in names} - {""}
 

@@ -20,19 +20,14 @@ from typing import Any
 from studio.errors import StudioError
 from studio.train.metrics import read_all
 from studio.train.runner import observe, refuse_while_ending
-from studio.workspace import DETAILS, nameable, read_run_config
+from studio.workspace import DETAILS, nameable, read_details, read_run_config
 
 LOG = "stdout.log"
 
 
 def details(run_dir: Path) -> dict[str, str]:
     """{'title': ..., 'notes': ...} ('' where none was given)."""
-    try:
-        raw = json.loads((Path(run_dir) / DETAILS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raw = {}
-    raw = raw if isinstance(raw, dict) else {}
-    return {"title": str(raw.get("title") or ""), "notes": str(raw.get("notes") or "")}
+    return read_details(run_dir)
 
 
 def set_details(run_dir: Path, title: str | None = None, notes: str | None = None) -> dict[str, str]:
